@@ -1,0 +1,31 @@
+//! Confab's actors and store.
+//!
+//! Supervision tree of one node (every arrow is `spawn_linked`; a supervisor restarts a failed
+//! child, counts the restart in `Metrics`, and reloads the child's state from storage):
+//!
+//! ```text
+//! WriterSupervisor ── BatchWriter            (one per node; batches commits, answers when durable)
+//! RoomSupervisor ──┬─ RoomActor(room)        (one per active room: the room's only sequencer)
+//!                  └─ ModerationQueue(room)  (one per active room: reports)
+//! SessionSupervisor ── SessionActor(conn)    (one per WebSocket connection)
+//! ```
+//!
+//! The store (`store`) is the only code that talks to the database; the history cache (`history`)
+//! keeps immutable pages of room history in foyer. This crate knows nothing of HTTP or gossip:
+//! gateways and the cluster talk to it only through the handles in `system`.
+
+pub mod error;
+pub mod history;
+pub mod metrics;
+pub mod moderation;
+pub mod outbound;
+pub mod room;
+pub mod session;
+pub mod store;
+pub mod system;
+pub mod writer;
+
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use store::Store;
+pub use system::{ActorSystem, SystemConfig};

@@ -1,0 +1,175 @@
+//! Node metrics: lock-free counters and gauges, rendered as Prometheus text.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds (µs) of the commit-latency histogram buckets.
+const COMMIT_BUCKETS_US: [u64; 12] =
+    [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
+
+/// Every metric of a node. Shared as `Arc<Metrics>`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub connections: AtomicI64,
+    pub active_rooms: AtomicI64,
+    pub messages_committed: AtomicU64,
+    /// Messages committed during the last whole second, set by a sampler.
+    pub messages_per_second: AtomicU64,
+    pub writer_batches: AtomicU64,
+    pub writer_batch_items: AtomicU64,
+    pub writer_batch_max: AtomicU64,
+    pub writer_failures: AtomicU64,
+    commit_buckets: [AtomicU64; 12],
+    commit_sum_us: AtomicU64,
+    pub room_restarts: AtomicU64,
+    pub session_restarts: AtomicU64,
+    pub writer_restarts: AtomicU64,
+    pub moderation_restarts: AtomicU64,
+    pub sessions_closed_lagging: AtomicU64,
+    pub ephemeral_dropped: AtomicU64,
+    pub history_cache_hits: AtomicU64,
+    pub history_cache_misses: AtomicU64,
+    pub frames_in: AtomicU64,
+    pub protocol_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one committed batch.
+    pub fn record_batch(&self, items: usize, micros: u64) {
+        self.writer_batches.fetch_add(1, Relaxed);
+        self.writer_batch_items.fetch_add(items as u64, Relaxed);
+        self.writer_batch_max.fetch_max(items as u64, Relaxed);
+        self.commit_sum_us.fetch_add(micros, Relaxed);
+        let idx = COMMIT_BUCKETS_US.iter().position(|&b| micros <= b).unwrap_or(COMMIT_BUCKETS_US.len() - 1);
+        self.commit_buckets[idx].fetch_add(1, Relaxed);
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let mut gauge = |name: &str, help: &str, kind: &str, v: i128| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        };
+        gauge("confab_connections", "Open WebSocket connections.", "gauge", self.connections.load(Relaxed) as i128);
+        gauge(
+            "confab_active_rooms",
+            "Room actors running on this node.",
+            "gauge",
+            self.active_rooms.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_messages_committed_total",
+            "Chat messages made durable.",
+            "counter",
+            self.messages_committed.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_messages_per_second",
+            "Messages committed during the last second.",
+            "gauge",
+            self.messages_per_second.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_writer_batches_total",
+            "Batches committed by the writer.",
+            "counter",
+            self.writer_batches.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_writer_batch_items_total",
+            "Writes committed in batches.",
+            "counter",
+            self.writer_batch_items.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_writer_batch_max",
+            "Largest batch committed.",
+            "gauge",
+            self.writer_batch_max.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_writer_failures_total",
+            "Batches that failed to commit.",
+            "counter",
+            self.writer_failures.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_sessions_closed_lagging_total",
+            "Sessions closed because they fell behind.",
+            "counter",
+            self.sessions_closed_lagging.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_ephemeral_dropped_total",
+            "Typing/presence frames shed under backpressure.",
+            "counter",
+            self.ephemeral_dropped.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_history_cache_hits_total",
+            "History pages served from the cache.",
+            "counter",
+            self.history_cache_hits.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_history_cache_misses_total",
+            "History pages read from the database.",
+            "counter",
+            self.history_cache_misses.load(Relaxed) as i128,
+        );
+        gauge("confab_frames_in_total", "Client frames received.", "counter", self.frames_in.load(Relaxed) as i128);
+        gauge(
+            "confab_protocol_errors_total",
+            "Error frames sent to clients.",
+            "counter",
+            self.protocol_errors.load(Relaxed) as i128,
+        );
+
+        let _ = writeln!(
+            out,
+            "# HELP confab_actor_restarts_total Actors restarted by their supervisor.\n# TYPE confab_actor_restarts_total counter"
+        );
+        for (kind, v) in [
+            ("room", &self.room_restarts),
+            ("session", &self.session_restarts),
+            ("writer", &self.writer_restarts),
+            ("moderation", &self.moderation_restarts),
+        ] {
+            let _ = writeln!(out, "confab_actor_restarts_total{{kind=\"{kind}\"}} {}", v.load(Relaxed));
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP confab_writer_commit_seconds Commit latency of writer batches.\n# TYPE confab_writer_commit_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bound) in COMMIT_BUCKETS_US.iter().enumerate() {
+            cumulative += self.commit_buckets[i].load(Relaxed);
+            let le = if *bound == u64::MAX { "+Inf".to_owned() } else { format!("{}", *bound as f64 / 1e6) };
+            let _ = writeln!(out, "confab_writer_commit_seconds_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "confab_writer_commit_seconds_sum {}", self.commit_sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "confab_writer_commit_seconds_count {cumulative}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.record_batch(10, 800);
+        m.record_batch(3, 30_000);
+        m.room_restarts.fetch_add(2, Relaxed);
+        let text = m.render();
+        assert!(text.contains("confab_writer_batch_items_total 13"));
+        assert!(text.contains("confab_writer_batch_max 10"));
+        assert!(text.contains("confab_actor_restarts_total{kind=\"room\"} 2"));
+        assert!(text.contains("confab_writer_commit_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("confab_writer_commit_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("confab_writer_commit_seconds_count 2"));
+    }
+}

@@ -1,0 +1,236 @@
+//! `SessionActor`: one per client connection.
+//!
+//! It owns the user's identity, the rooms the connection joined and the outbound queue (the
+//! socket's writer task drains it). The gateway's reader task parses frames and hands them over;
+//! at most `INBOUND_PERMITS` frames wait for the actor, so a flooding client slows only itself.
+//! It validates what can be checked without the room (body length, cid, room count) and forwards
+//! the rest to room actors.
+//!
+//! A session actor is not restarted in place: its state *is* the connection. When it fails or is
+//! killed, its supervisor sends the client a `reconnect` frame and closes the socket; the client
+//! resumes with `join … since`, which replays exactly what it missed.
+
+use crate::outbound::Outbound;
+use crate::room::{RoomMsg, Subscriber};
+use crate::store::CursorWrite;
+use crate::system::Ctx;
+use crate::writer::WriterMsg;
+use confab_schemas::wire::{close_frame, encode_server_frame};
+use confab_schemas::{ClientFrame, ErrorCode, RoomId, ServerFrame, UserId, UserRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// Frames a reader may hand over before waiting for the session to catch up.
+pub const INBOUND_PERMITS: usize = 64;
+/// Longest client message id.
+pub const MAX_CID_LEN: usize = 64;
+
+/// Messages of a session actor.
+pub enum SessionMsg {
+    /// A parsed client frame; the permit returns to the reader once handled.
+    Frame(ClientFrame, Option<OwnedSemaphorePermit>),
+    /// A room stopped feeding this session: it fell behind after `last_seq`.
+    Lagging { room: RoomId, last_seq: u64 },
+    /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
+    Close { reason: String, reconnect: bool },
+}
+
+pub struct SessionArgs {
+    pub ctx: Arc<Ctx>,
+    pub id: u64,
+    pub user: UserRef,
+    pub out: Outbound,
+}
+
+pub struct SessionActor;
+
+pub struct SessionState {
+    ctx: Arc<Ctx>,
+    id: u64,
+    user: UserRef,
+    out: Outbound,
+    rooms: HashMap<RoomId, ActorRef<RoomMsg>>,
+    closing: bool,
+}
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionState;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(&self, _me: ActorRef<SessionMsg>, a: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
+        Ok(SessionState { ctx: a.ctx, id: a.id, user: a.user, out: a.out, rooms: HashMap::new(), closing: false })
+    }
+
+    async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        for room in st.rooms.values() {
+            let _ = room.cast(RoomMsg::Leave { session: st.id });
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        st: &mut SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Frame(frame, _permit) => {
+                if !st.closing {
+                    st.ctx.metrics.frames_in.fetch_add(1, Relaxed);
+                    st.frame(&me, frame).await;
+                }
+            }
+            SessionMsg::Lagging { room, last_seq } => {
+                let mut resume = BTreeMap::new();
+                resume.insert(room.to_string(), last_seq);
+                st.close(&me, "lagging", Some(resume));
+            }
+            SessionMsg::Close { reason, reconnect } => {
+                st.close(&me, &reason, reconnect.then(BTreeMap::new));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SessionState {
+    fn error(&self, code: ErrorCode, message: impl Into<String>, reference: Option<String>) {
+        self.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
+        let _ = self.out.push(encode_server_frame(&ServerFrame::error(code, message, reference)));
+    }
+
+    async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame) {
+        match frame {
+            ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
+            ClientFrame::Join { room, since } => self.join(me, room, since).await,
+            ClientFrame::Leave { room } => {
+                if let Some(actor) = self.rooms.remove(&room) {
+                    let _ = actor.cast(RoomMsg::Leave { session: self.id });
+                    let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
+                } else {
+                    self.error(ErrorCode::NotJoined, "not in this room", None);
+                }
+            }
+            ClientFrame::Send { room, cid, body, reply_to } => self.send(room, cid, body, reply_to).await,
+            ClientFrame::Typing { room, on } => {
+                if let Some(actor) = self.rooms.get(&room) {
+                    let _ = actor.cast(RoomMsg::Typing { session: self.id, user: self.user.clone(), on });
+                }
+            }
+            ClientFrame::Read { room, seq } => {
+                if !self.rooms.contains_key(&room) {
+                    return self.error(ErrorCode::NotJoined, "join the room before marking it read", None);
+                }
+                if let Some(w) = self.ctx.writer.get() {
+                    let _ = w.cast(WriterMsg::Cursor(CursorWrite { user: self.user.id, room, seq }));
+                }
+            }
+            ClientFrame::Ping => {
+                let _ = self.out.push(encode_server_frame(&ServerFrame::Pong));
+            }
+        }
+    }
+
+    async fn join(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, since: Option<u64>) {
+        if !self.rooms.contains_key(&room) && self.rooms.len() >= self.ctx.config.max_rooms_per_session {
+            let max = self.ctx.config.max_rooms_per_session;
+            return self.error(ErrorCode::TooManyRooms, format!("a connection may join at most {max} rooms"), None);
+        }
+        // Two tries: a room that passivates or restarts between lookup and join answers no call.
+        for _ in 0..2 {
+            let actor = match self.ctx.activate(room).await {
+                Ok(a) => a,
+                Err((code, msg)) => return self.error(code, msg, None),
+            };
+            let sub = Subscriber {
+                session: self.id,
+                user: self.user.clone(),
+                out: self.out.clone(),
+                session_ref: me.clone(),
+            };
+            let call = actor.call(|reply| RoomMsg::Join { sub, since, reply }, Some(Duration::from_secs(10))).await;
+            match call {
+                Ok(ractor::rpc::CallResult::Success(Ok(_head))) => {
+                    self.rooms.insert(room, actor);
+                    return;
+                }
+                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) => return self.error(code, msg, None),
+                _ => continue,
+            }
+        }
+        self.error(ErrorCode::Retry, "the room is restarting; join again", None);
+    }
+
+    async fn send(&mut self, room: RoomId, cid: String, body: String, reply_to: Option<u64>) {
+        let reference = Some(cid.clone());
+        if cid.is_empty() || cid.len() > MAX_CID_LEN {
+            return self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), reference);
+        }
+        if body.trim().is_empty() {
+            return self.error(ErrorCode::EmptyBody, "the message is empty", reference);
+        }
+        let max = self.ctx.config.max_body_chars;
+        if body.len() > max && body.chars().count() > max {
+            return self.error(ErrorCode::TooLong, format!("messages are at most {max} characters"), reference);
+        }
+        let Some(actor) = self.rooms.get(&room).cloned() else {
+            return self.error(ErrorCode::NotJoined, "join the room before sending", reference);
+        };
+        let (cid, body): (Arc<str>, Arc<str>) = (cid.into(), body.into());
+        let msg = |cid: &Arc<str>, body: &Arc<str>| RoomMsg::Send {
+            session: self.id,
+            user: self.user.clone(),
+            out: self.out.clone(),
+            cid: cid.clone(),
+            body: body.clone(),
+            reply_to,
+        };
+        if actor.cast(msg(&cid, &body)).is_ok() {
+            return;
+        }
+        // The room actor was restarted: its subscribers survived, only the reference changed.
+        match self.ctx.activate(room).await {
+            Ok(actor) => {
+                self.rooms.insert(room, actor.clone());
+                if actor.cast(msg(&cid, &body)).is_err() {
+                    self.error(ErrorCode::Retry, "the room is restarting; send again", Some(cid.to_string()));
+                }
+            }
+            Err((code, m)) => self.error(code, m, Some(cid.to_string())),
+        }
+    }
+
+    /// Sends the last frames and stops: queued frames first, then the hint, then the close frame.
+    fn close(&mut self, me: &ActorRef<SessionMsg>, reason: &str, resume: Option<BTreeMap<String, u64>>) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        let out = self.out.clone();
+        let hint =
+            resume.map(|resume| encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));
+        let code = if hint.is_some() { 1012 } else { 1000 };
+        let close = close_frame(code, reason);
+        let me = me.clone();
+        tokio::spawn(async move {
+            let last_frames = async {
+                if let Some(hint) = hint {
+                    out.push_wait(hint).await?;
+                }
+                out.push_wait(close).await
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), last_frames).await;
+            me.stop(Some("closed".into()));
+        });
+    }
+
+    pub fn user_id(&self) -> UserId {
+        self.user.id
+    }
+}

@@ -1,0 +1,136 @@
+//! The batched commit: the only way chat messages and read cursors reach the database.
+//!
+//! One transaction per batch. It first reads the lease epoch of every room in the batch (under a
+//! share lock on PostgreSQL; SQLite's single writer connection serialises everything anyway), drops
+//! the writes of rooms whose epoch moved on (`Fenced`), then inserts the rest with multi-row inserts.
+
+use super::{Backend, Inner, Store, on_pool};
+use crate::error::Result;
+use confab_schemas::{RoomId, UserId};
+use sqlx::{QueryBuilder, Row};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A message the room actor has sequenced and wants durable.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: RoomId,
+    pub epoch: u64,
+    pub seq: u64,
+    pub sender: UserId,
+    pub cid: Arc<str>,
+    pub body: Arc<str>,
+    pub reply_to: Option<u64>,
+    pub ts: i64,
+}
+
+/// A read cursor to move forward (never backward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorWrite {
+    pub user: UserId,
+    pub room: RoomId,
+    pub seq: u64,
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Durable, with its database id.
+    Committed { id: i64 },
+    /// Refused: the room's lease has a newer epoch, so this writer's room actor is stale.
+    Fenced,
+}
+
+/// Rows per multi-row insert; 8 binds a row keeps far below SQLite's 32,766 bind limit.
+const INSERT_CHUNK: usize = 1000;
+
+impl Store {
+    /// Commits messages and cursors in one transaction; returns one outcome per message, in order.
+    pub async fn commit_batch(&self, msgs: &[NewMessage], cursors: &[CursorWrite]) -> Result<Vec<WriteOutcome>> {
+        let backend = self.backend();
+        let cursors = latest_cursors(cursors);
+        on_pool!(self, write, |p| {
+            let mut tx = p.begin().await?;
+
+            let mut rooms: Vec<i64> = msgs.iter().map(|m| m.room.0).collect();
+            rooms.sort_unstable();
+            rooms.dedup();
+            let mut epochs: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
+            for chunk in rooms.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new("SELECT room_id, epoch FROM room_leases WHERE room_id IN (");
+                let mut list = q.separated(", ");
+                for room in chunk {
+                    list.push_bind(*room);
+                }
+                q.push(")");
+                if backend == Backend::Postgres {
+                    q.push(" FOR SHARE");
+                }
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    epochs.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
+                }
+            }
+
+            let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
+            let live: Vec<usize> =
+                (0..msgs.len()).filter(|&i| epochs.get(&msgs[i].room.0) == Some(&msgs[i].epoch)).collect();
+            let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(live.len());
+            for chunk in live.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO messages (room_id, seq, sender_id, cid, body, reply_to, created_at) ",
+                );
+                q.push_values(chunk, |mut b, &i| {
+                    let m = &msgs[i];
+                    b.push_bind(m.room.0)
+                        .push_bind(m.seq as i64)
+                        .push_bind(m.sender.0)
+                        .push_bind(&*m.cid)
+                        .push_bind(&*m.body)
+                        .push_bind(m.reply_to.map(|s| s as i64))
+                        .push_bind(m.ts);
+                });
+                q.push(" RETURNING id, room_id, seq");
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
+                }
+            }
+            for i in live {
+                if let Some(id) = ids.get(&(msgs[i].room.0, msgs[i].seq as i64)) {
+                    outcomes[i] = WriteOutcome::Committed { id: *id };
+                }
+            }
+
+            for chunk in cursors.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new("INSERT INTO read_cursors (user_id, room_id, seq, updated_at) ");
+                let now = confab_schemas::now_ms();
+                q.push_values(chunk, |mut b, c| {
+                    b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
+                });
+                q.push(match backend {
+                    Backend::Sqlite => {
+                        " ON CONFLICT (user_id, room_id) DO UPDATE SET seq = MAX(read_cursors.seq, excluded.seq), \
+                         updated_at = excluded.updated_at"
+                    }
+                    Backend::Postgres => {
+                        " ON CONFLICT (user_id, room_id) DO UPDATE SET seq = GREATEST(read_cursors.seq, excluded.seq), \
+                         updated_at = excluded.updated_at"
+                    }
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+
+            tx.commit().await?;
+            Ok(outcomes)
+        })
+    }
+}
+
+/// One cursor per (user, room), the highest: PostgreSQL refuses to upsert a row twice in one statement.
+fn latest_cursors(cursors: &[CursorWrite]) -> Vec<CursorWrite> {
+    let mut best: HashMap<(UserId, RoomId), u64> = HashMap::new();
+    for c in cursors {
+        let e = best.entry((c.user, c.room)).or_insert(0);
+        *e = (*e).max(c.seq);
+    }
+    best.into_iter().map(|((user, room), seq)| CursorWrite { user, room, seq }).collect()
+}

@@ -1,0 +1,570 @@
+//! The store: every read and write of durable state, with one implementation for SQLite and one
+//! for PostgreSQL behind one API.
+//!
+//! Both backends run the same SQL text where the dialects agree (sqlx binds `$N` on SQLite too);
+//! the `on_pool!` macro instantiates each body once per backend, so the two can never drift apart
+//! silently. SQLite gets a single-connection write pool (the batching writer is then the only
+//! writer, and there is no `SQLITE_BUSY`) and a separate read pool. Chat messages are written only
+//! by the batching writer through `commit_batch`, which checks each room's lease epoch in the same
+//! transaction: a stale owner's writes are fenced off.
+
+mod batch;
+mod rows;
+
+pub use batch::{CursorWrite, NewMessage, WriteOutcome};
+
+use crate::error::{Error, Result};
+use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool of the backend (`read` or `write` side).
+macro_rules! on_pool {
+    ($store:expr, $side:ident, |$p:ident| $body:expr) => {
+        match &$store.inner {
+            Inner::Sqlite { read, write } => {
+                let _ = (&read, &write);
+                let $p = on_pool!(@side read, write, $side);
+                $body
+            }
+            Inner::Postgres(pg) => {
+                let $p = pg;
+                $body
+            }
+        }
+    };
+    (@side $read:ident, $write:ident, read) => { $read };
+    (@side $read:ident, $write:ident, write) => { $write };
+}
+pub(crate) use on_pool;
+
+/// How SQLite syncs a commit to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// fsync on every commit: durable across power loss.
+    Full,
+    /// fsync at checkpoints: durable across process crashes (`kill -9`), not power loss.
+    Normal,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies the migrations.
+    pub async fn connect(url: &str, sqlite_sync: SqliteSync) -> Result<Store> {
+        let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool =
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+            confab_schemas::POSTGRES_MIGRATOR.run(&pool).await?;
+            Store { inner: Inner::Postgres(pool) }
+        } else {
+            let opts = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match sqlite_sync {
+                    SqliteSync::Full => SqliteSynchronous::Full,
+                    SqliteSync::Normal => SqliteSynchronous::Normal,
+                })
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+            confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
+            let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+            Store { inner: Inner::Sqlite { read, write } }
+        };
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite { .. } => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Inner::Postgres(pg) => pg.close().await,
+        }
+    }
+
+    // ---- users and auth sessions ----
+
+    /// Creates a user; usernames are unique without regard to case.
+    pub async fn create_user(&self, username: &str, password_hash: &str, role: Role) -> Result<UserRow> {
+        let now = now_ms();
+        let res = on_pool!(self, write, |p| {
+            sqlx::query(
+                "INSERT INTO users (username, username_lower, password_hash, role, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(username)
+            .bind(username.to_lowercase())
+            .bind(password_hash)
+            .bind(role.as_str())
+            .bind(now)
+            .fetch_one(p)
+            .await
+            .map(|r| r.get::<i64, _>(0))
+        });
+        match res.map_err(Error::from) {
+            Ok(id) => Ok(UserRow {
+                id: UserId(id),
+                username: username.to_owned(),
+                role,
+                created_at: now,
+                password_hash: Some(password_hash.to_owned()),
+            }),
+            Err(e) if e.is_unique_violation() => Err(Error::Conflict("username")),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query(
+                "SELECT id, username, role, created_at, password_hash FROM users WHERE username_lower = $1",
+            )
+            .bind(username.to_lowercase())
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| rows::user(&r)).transpose()
+        })
+    }
+
+    pub async fn user_by_id(&self, id: UserId) -> Result<Option<UserRow>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query("SELECT id, username, role, created_at, password_hash FROM users WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?;
+            row.map(|r| rows::user(&r)).transpose()
+        })
+    }
+
+    pub async fn set_user_role(&self, id: UserId, role: Role) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("UPDATE users SET role = $1 WHERE id = $2").bind(role.as_str()).bind(id.0).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id.0).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Stores a login session under the hash of its token.
+    pub async fn create_auth_session(&self, token_hash: &str, user: UserId, expires_at: i64) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query(
+                "INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(user.0)
+            .bind(now_ms())
+            .bind(expires_at)
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The user of an unexpired login session.
+    pub async fn user_by_session(&self, token_hash: &str) -> Result<Option<UserRow>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query(
+                "SELECT u.id, u.username, u.role, u.created_at, u.password_hash FROM auth_sessions s \
+                 JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now_ms())
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| rows::user(&r)).transpose()
+        })
+    }
+
+    pub async fn delete_auth_session(&self, token_hash: &str) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1").bind(token_hash).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Ends every login session of a user (password reset, revocation).
+    pub async fn delete_user_sessions(&self, user: UserId) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user.0).execute(p).await?;
+        });
+        Ok(())
+    }
+
+    // ---- rooms and members ----
+
+    /// Creates a room; the owner (if any) becomes its first member with the role `owner`.
+    pub async fn create_room(
+        &self,
+        name: &str,
+        description: &str,
+        visibility: Visibility,
+        owner: Option<UserId>,
+    ) -> Result<RoomRow> {
+        let now = now_ms();
+        let res: Result<i64> = on_pool!(self, write, |p| {
+            async {
+                let mut tx = p.begin().await?;
+                let id: i64 = sqlx::query(
+                    "INSERT INTO rooms (name, name_lower, description, visibility, owner_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                )
+                .bind(name)
+                .bind(name.to_lowercase())
+                .bind(description)
+                .bind(visibility.as_str())
+                .bind(owner.map(|o| o.0))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+                if let Some(owner) = owner {
+                    sqlx::query(
+                        "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3)",
+                    )
+                    .bind(id)
+                    .bind(owner.0)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(id)
+            }
+            .await
+        });
+        match res {
+            Ok(id) => Ok(RoomRow {
+                id: RoomId(id),
+                name: name.to_owned(),
+                description: description.to_owned(),
+                visibility,
+                owner_id: owner,
+                created_at: now,
+            }),
+            Err(e) if e.is_unique_violation() => Err(Error::Conflict("room name")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates the public room `name` unless a room of that name exists.
+    pub async fn ensure_room(&self, name: &str, description: &str) -> Result<RoomRow> {
+        if let Some(room) = self.room_by_name(name).await? {
+            return Ok(room);
+        }
+        match self.create_room(name, description, Visibility::Public, None).await {
+            Err(Error::Conflict(_)) => self.room_by_name(name).await?.ok_or(Error::NotFound("room")),
+            other => other,
+        }
+    }
+
+    pub async fn room_by_id(&self, id: RoomId) -> Result<Option<RoomRow>> {
+        on_pool!(self, read, |p| {
+            let row =
+                sqlx::query("SELECT id, name, description, visibility, owner_id, created_at FROM rooms WHERE id = $1")
+                    .bind(id.0)
+                    .fetch_optional(p)
+                    .await?;
+            row.map(|r| rows::room(&r)).transpose()
+        })
+    }
+
+    pub async fn room_by_name(&self, name: &str) -> Result<Option<RoomRow>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query(
+                "SELECT id, name, description, visibility, owner_id, created_at FROM rooms WHERE name_lower = $1",
+            )
+            .bind(name.to_lowercase())
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| rows::room(&r)).transpose()
+        })
+    }
+
+    /// Rooms a user can see: every public room and the private rooms they belong to, with
+    /// membership, head seq and read cursor.
+    pub async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomListing>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, \
+                   (m.user_id IS NOT NULL) AS member, \
+                   COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = r.id), 0) AS head_seq, \
+                   COALESCE((SELECT seq FROM read_cursors c WHERE c.room_id = r.id AND c.user_id = $1), 0) AS read_seq \
+                 FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
+                 WHERE r.visibility = 'public' OR m.user_id IS NOT NULL ORDER BY r.id",
+            )
+            .bind(user.0)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RoomListing {
+                        room: rows::room(r)?,
+                        member: r.try_get::<bool, _>("member")?,
+                        head_seq: r.try_get::<i64, _>("head_seq")? as u64,
+                        read_seq: r.try_get::<i64, _>("read_seq")? as u64,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Members of a room with their role in it (`owner` or `member`).
+    pub async fn room_members(&self, room: RoomId) -> Result<Vec<(UserId, String, String)>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT u.id, u.username, m.role FROM room_members m JOIN users u ON u.id = m.user_id \
+                 WHERE m.room_id = $1 ORDER BY u.username_lower",
+            )
+            .bind(room.0)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok((UserId(r.try_get("id")?), r.try_get("username")?, r.try_get("role")?))).collect()
+        })
+    }
+
+    pub async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query("SELECT 1 FROM room_members WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .fetch_optional(p)
+                .await?;
+            Ok(row.is_some())
+        })
+    }
+
+    /// Adds a member; adding an existing member is not an error.
+    pub async fn add_member(&self, room: RoomId, user: UserId) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query(
+                "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'member', $3) \
+                 ON CONFLICT (room_id, user_id) DO NOTHING",
+            )
+            .bind(room.0)
+            .bind(user.0)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
+    // ---- messages ----
+
+    /// The highest committed seq of a room (0 when empty).
+    pub async fn head_seq(&self, room: RoomId) -> Result<u64> {
+        on_pool!(self, read, |p| {
+            let head: Option<i64> =
+                sqlx::query("SELECT MAX(seq) FROM messages WHERE room_id = $1").bind(room.0).fetch_one(p).await?.get(0);
+            Ok(head.unwrap_or(0) as u64)
+        })
+    }
+
+    /// Messages with `from <= seq <= to`, ascending, at most `limit`.
+    pub async fn messages_between(&self, room: RoomId, from: u64, to: u64, limit: u32) -> Result<Vec<MessageRow>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
+                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
+            )
+            .bind(room.0)
+            .bind(from as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
+            .bind(limit as i64)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| rows::message(r)).collect()
+        })
+    }
+
+    /// The newest `limit` messages with `seq < before`, ascending.
+    pub async fn messages_before(&self, room: RoomId, before: u64, limit: u32) -> Result<Vec<MessageRow>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
+                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
+            )
+            .bind(room.0)
+            .bind(before.min(i64::MAX as u64) as i64)
+            .bind(limit as i64)
+            .fetch_all(p)
+            .await?;
+            let mut out: Vec<MessageRow> = rows.iter().map(|r| rows::message(r)).collect::<Result<_>>()?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    /// A sender's newest `limit` messages in a room, for deduplication by `cid` after a restart.
+    pub async fn recent_by_sender(&self, room: RoomId, sender: UserId, limit: u32) -> Result<Vec<MessageRow>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
+                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3",
+            )
+            .bind(room.0)
+            .bind(sender.0)
+            .bind(limit as i64)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| rows::message(r)).collect()
+        })
+    }
+
+    /// The one message a sender posted under `cid`, if any.
+    pub async fn message_by_cid(&self, room: RoomId, sender: UserId, cid: &str) -> Result<Option<MessageRow>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query(
+                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
+                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3",
+            )
+            .bind(room.0)
+            .bind(sender.0)
+            .bind(cid)
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| rows::message(&r)).transpose()
+        })
+    }
+
+    /// A user's read cursor in a room (0 when never read).
+    pub async fn read_cursor(&self, user: UserId, room: RoomId) -> Result<u64> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query("SELECT seq FROM read_cursors WHERE user_id = $1 AND room_id = $2")
+                .bind(user.0)
+                .bind(room.0)
+                .fetch_optional(p)
+                .await?;
+            Ok(row.map(|r| r.get::<i64, _>(0) as u64).unwrap_or(0))
+        })
+    }
+
+    // ---- leases, moderation, audit ----
+
+    /// Takes a room's lease for `node`, returning the new, higher epoch. Writes carrying an older
+    /// epoch fail from now on.
+    pub async fn take_lease(&self, room: RoomId, node: &str, ttl_ms: i64) -> Result<u64> {
+        on_pool!(self, write, |p| {
+            let epoch: i64 = sqlx::query(
+                "INSERT INTO room_leases (room_id, owner_node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (room_id) DO UPDATE SET epoch = room_leases.epoch + 1, \
+                   owner_node = excluded.owner_node, expires_at = excluded.expires_at RETURNING epoch",
+            )
+            .bind(room.0)
+            .bind(node)
+            .bind(now_ms() + ttl_ms)
+            .fetch_one(p)
+            .await?
+            .get(0);
+            Ok(epoch as u64)
+        })
+    }
+
+    /// The current epoch and owner of a room's lease.
+    pub async fn lease(&self, room: RoomId) -> Result<Option<(u64, String)>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query("SELECT epoch, owner_node FROM room_leases WHERE room_id = $1")
+                .bind(room.0)
+                .fetch_optional(p)
+                .await?;
+            Ok(row.map(|r| (r.get::<i64, _>(0) as u64, r.get::<String, _>(1))))
+        })
+    }
+
+    /// Files a user's report about a room (and optionally one message).
+    pub async fn add_report(&self, room: RoomId, seq: Option<u64>, reporter: UserId, reason: &str) -> Result<i64> {
+        on_pool!(self, write, |p| {
+            let id: i64 = sqlx::query(
+                "INSERT INTO reports (room_id, seq, reporter_id, reason, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(room.0)
+            .bind(seq.map(|s| s as i64))
+            .bind(reporter.0)
+            .bind(reason)
+            .bind(now_ms())
+            .fetch_one(p)
+            .await?
+            .get(0);
+            Ok(id)
+        })
+    }
+
+    /// Appends to the audit log.
+    pub async fn audit(&self, actor: Option<UserId>, action: &str, room: Option<RoomId>, detail: &str) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("INSERT INTO audit_log (at, actor_id, action, room_id, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(now_ms())
+                .bind(actor.map(|a| a.0))
+                .bind(action)
+                .bind(room.map(|r| r.0))
+                .bind(detail)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Audit entries, newest first: (at, actor, action, room, detail).
+    pub async fn audit_entries(&self, limit: u32) -> Result<Vec<(i64, Option<i64>, String, Option<i64>, String)>> {
+        on_pool!(self, read, |p| {
+            let rows =
+                sqlx::query("SELECT at, actor_id, action, room_id, detail FROM audit_log ORDER BY id DESC LIMIT $1")
+                    .bind(limit as i64)
+                    .fetch_all(p)
+                    .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+                .collect()
+        })
+    }
+}
+
+/// A room as a user sees it in the room list.
+#[derive(Debug, Clone)]
+pub struct RoomListing {
+    pub room: RoomRow,
+    pub member: bool,
+    pub head_seq: u64,
+    pub read_seq: u64,
+}

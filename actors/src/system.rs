@@ -1,0 +1,590 @@
+//! The actor system of one node: its configuration, the shared context every actor reads, the
+//! room directory (the rooms' supervisor), the sessions' supervisor, and `ActorSystem`, the handle
+//! through which the gateway (and later the cluster) reach the actors.
+
+use crate::error::{Error, Result};
+use crate::history::HistoryCache;
+use crate::metrics::Metrics;
+use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
+use crate::outbound::Outbound;
+use crate::room::{Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
+use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionMsg};
+use crate::store::Store;
+use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
+use confab_schemas::wire::{close_frame, encode_server_frame};
+use confab_schemas::{ClientFrame, ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+/// Limits and tunables of the actors.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub node_id: String,
+    pub max_body_chars: usize,
+    pub max_rooms_per_session: usize,
+    pub outbound_capacity: usize,
+    pub tail_len: usize,
+    /// Largest gap replayed on join; a larger one gets `resync`.
+    pub max_replay: u64,
+    pub max_inflight_per_room: usize,
+    pub room_idle: Duration,
+    pub write_timeout: Duration,
+    pub lease_ttl_ms: i64,
+    /// Messages per user per room: bucket size and refill per second.
+    pub rate_burst: u32,
+    pub rate_per_sec: f64,
+    pub max_batch: usize,
+    /// Where foyer spills history pages (`None`: memory only).
+    pub cache_dir: Option<PathBuf>,
+    pub cache_memory_bytes: usize,
+    pub cache_disk_bytes: usize,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            node_id: "node".into(),
+            max_body_chars: 4000,
+            max_rooms_per_session: 100,
+            outbound_capacity: 1024,
+            tail_len: 512,
+            max_replay: 10_000,
+            max_inflight_per_room: 4096,
+            room_idle: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(10),
+            lease_ttl_ms: 30_000,
+            rate_burst: 20,
+            rate_per_sec: 5.0,
+            max_batch: 2000,
+            cache_dir: None,
+            cache_memory_bytes: 64 << 20,
+            cache_disk_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What every actor of the node shares.
+pub struct Ctx {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub config: SystemConfig,
+    pub writer: WriterSlot,
+    pub rooms: OnceLock<ActorRef<DirMsg>>,
+    pub history: HistoryCache,
+    next_session: AtomicU64,
+}
+
+impl Ctx {
+    /// The running actor of a room, started if needed.
+    pub async fn activate(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
+        let dir = self.rooms.get().ok_or((ErrorCode::Retry, "the node is starting".to_owned()))?;
+        match ractor::call_t!(dir, DirMsg::Activate, 15_000, room) {
+            Ok(res) => res,
+            Err(_) => Err((ErrorCode::Retry, "the node is busy; try again".into())),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Room directory: supervises room actors and their moderation queues.
+
+/// Messages of the room directory.
+pub enum DirMsg {
+    Activate(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
+    /// A room found itself idle; passivate it if it still is that incarnation.
+    Idle(RoomId, ActorId),
+    /// Try again to start a room whose restart failed.
+    Restart(RoomId),
+    /// Test and chaos hook: kill a room's actor (it is restarted).
+    Kill(RoomId, RpcReplyPort<bool>),
+    WriterRestarted,
+    MemberAdded(RoomId, UserId),
+    Report(RoomId, Option<u64>, UserId, String, RpcReplyPort<Result<i64, Refusal>>),
+    ActiveRooms(RpcReplyPort<Vec<RoomId>>),
+}
+
+struct RoomEntry {
+    row: RoomRow,
+    actor: Option<ActorRef<RoomMsg>>,
+    shared: Arc<RoomShared>,
+    moderation: Option<ActorRef<ModerationMsg>>,
+}
+
+pub struct RoomDirectory;
+
+pub struct DirState {
+    ctx: Arc<Ctx>,
+    rooms: HashMap<RoomId, RoomEntry>,
+    by_actor: HashMap<ActorId, RoomId>,
+}
+
+impl DirState {
+    async fn start_room(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<ActorRef<RoomMsg>, ActorProcessingErr> {
+        let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
+        let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
+        let name = format!("{}/room/{}", self.ctx.config.node_id, id);
+        let (actor, _) = Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?;
+        entry.actor = Some(actor.clone());
+        self.by_actor.insert(actor.get_id(), id);
+        if entry.moderation.is_none() {
+            let args = ModerationArgs { room: id, store: self.ctx.store.clone() };
+            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
+            self.by_actor.insert(m.get_id(), id);
+            entry.moderation = Some(m);
+        }
+        Ok(actor)
+    }
+
+    async fn activate(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
+        if let Some(actor) = self.rooms.get(&id).and_then(|e| e.actor.clone()) {
+            return Ok(actor);
+        }
+        if !self.rooms.contains_key(&id) {
+            let row = match self.ctx.store.room_by_id(id).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
+                Err(e) => return Err(storage_refusal(e)),
+            };
+            self.rooms.insert(id, RoomEntry { row, actor: None, shared: Arc::default(), moderation: None });
+        }
+        self.start_room(me, id).await.map_err(|e| {
+            warn!(room = %id, err = %e, "room failed to start");
+            (ErrorCode::Retry, "the room failed to start; try again".to_owned())
+        })
+    }
+}
+
+fn storage_refusal(e: Error) -> Refusal {
+    warn!(err = %e, "storage error");
+    (ErrorCode::Internal, "storage error; try again".into())
+}
+
+impl Actor for RoomDirectory {
+    type Msg = DirMsg;
+    type State = DirState;
+    type Arguments = Arc<Ctx>;
+
+    async fn pre_start(&self, _me: ActorRef<DirMsg>, ctx: Arc<Ctx>) -> Result<DirState, ActorProcessingErr> {
+        Ok(DirState { ctx, rooms: HashMap::new(), by_actor: HashMap::new() })
+    }
+
+    async fn handle(&self, me: ActorRef<DirMsg>, msg: DirMsg, st: &mut DirState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DirMsg::Activate(id, reply) => {
+                let res = st.activate(&me, id).await;
+                let _ = reply.send(res);
+            }
+            DirMsg::Idle(id, actor_id) => {
+                let Some(entry) = st.rooms.get(&id) else { return Ok(()) };
+                if entry.actor.as_ref().map(|a| a.get_id()) != Some(actor_id) || entry.shared.subscriber_count() > 0 {
+                    return Ok(());
+                }
+                let entry = st.rooms.remove(&id).expect("checked above");
+                for actor in
+                    entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
+                {
+                    st.by_actor.remove(&actor.get_id());
+                    let _ = actor.stop_and_wait(Some("idle".into()), Some(Duration::from_secs(5))).await;
+                }
+            }
+            DirMsg::Restart(id) => {
+                if st.rooms.get(&id).is_some_and(|e| e.actor.is_none())
+                    && let Err(e) = st.start_room(&me, id).await
+                {
+                    warn!(room = %id, err = %e, "room restart failed; trying again");
+                    me.send_after(Duration::from_millis(500), move || DirMsg::Restart(id));
+                }
+            }
+            DirMsg::Kill(id, reply) => {
+                let actor = st.rooms.get(&id).and_then(|e| e.actor.clone());
+                if let Some(a) = &actor {
+                    a.kill();
+                }
+                let _ = reply.send(actor.is_some());
+            }
+            DirMsg::WriterRestarted => {
+                for actor in st.rooms.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(RoomMsg::WriterRestarted);
+                }
+            }
+            DirMsg::MemberAdded(id, user) => {
+                if let Some(actor) = st.rooms.get(&id).and_then(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(RoomMsg::MemberAdded(user));
+                }
+            }
+            DirMsg::Report(id, seq, reporter, reason, reply) => {
+                if let Err(e) = st.activate(&me, id).await {
+                    let _ = reply.send(Err(e));
+                    return Ok(());
+                }
+                let Some(m) = st.rooms.get(&id).and_then(|e| e.moderation.clone()) else {
+                    let _ = reply.send(Err((ErrorCode::Retry, "moderation is restarting".into())));
+                    return Ok(());
+                };
+                // Answered by the queue itself, so the directory does not wait on storage.
+                tokio::spawn(async move {
+                    let call = m.call(
+                        |reply| ModerationMsg::Report { seq, reporter, reason, reply },
+                        Some(Duration::from_secs(10)),
+                    );
+                    let res = match call.await {
+                        Ok(ractor::rpc::CallResult::Success(Ok(id))) => Ok(id),
+                        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err((ErrorCode::Internal, e)),
+                        _ => Err((ErrorCode::Retry, "moderation is restarting".to_owned())),
+                    };
+                    let _ = reply.send(res);
+                });
+            }
+            DirMsg::ActiveRooms(reply) => {
+                let _ = reply.send(st.rooms.iter().filter(|(_, e)| e.actor.is_some()).map(|(id, _)| *id).collect());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<DirMsg>,
+        evt: SupervisionEvent,
+        st: &mut DirState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, why) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_default()),
+            _ => return Ok(()),
+        };
+        let Some(id) = st.by_actor.remove(&cell.get_id()) else { return Ok(()) };
+        let Some(entry) = st.rooms.get_mut(&id) else { return Ok(()) };
+        if entry.moderation.as_ref().is_some_and(|m| m.get_id() == cell.get_id()) {
+            st.ctx.metrics.moderation_restarts.fetch_add(1, Relaxed);
+            let args = ModerationArgs { room: id, store: st.ctx.store.clone() };
+            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
+            st.by_actor.insert(m.get_id(), id);
+            entry.moderation = Some(m);
+            return Ok(());
+        }
+        entry.actor = None;
+        st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
+        info!(room = %id, reason = %why, "room actor stopped; restarting it");
+        if let Err(e) = st.start_room(&me, id).await {
+            warn!(room = %id, err = %e, "room restart failed; trying again");
+            me.send_after(Duration::from_millis(200), move || DirMsg::Restart(id));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, me: ActorRef<DirMsg>, _st: &mut DirState) -> Result<(), ActorProcessingErr> {
+        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Session supervisor.
+
+pub enum SessSupMsg {
+    Spawn(SessionArgs, RpcReplyPort<Result<ActorRef<SessionMsg>, String>>),
+    /// Close every session (of one user, or all), with a reconnect hint or for good.
+    Close {
+        user: Option<UserId>,
+        reason: String,
+        reconnect: bool,
+    },
+    Count(RpcReplyPort<usize>),
+    /// Test and chaos hook: kill one session of a user.
+    KillOne(UserId, RpcReplyPort<bool>),
+}
+
+pub struct SessionSupervisor;
+
+pub struct SessSupState {
+    ctx: Arc<Ctx>,
+    sessions: HashMap<ActorId, (ActorRef<SessionMsg>, UserId, Outbound)>,
+}
+
+impl Actor for SessionSupervisor {
+    type Msg = SessSupMsg;
+    type State = SessSupState;
+    type Arguments = Arc<Ctx>;
+
+    async fn pre_start(&self, _me: ActorRef<SessSupMsg>, ctx: Arc<Ctx>) -> Result<SessSupState, ActorProcessingErr> {
+        Ok(SessSupState { ctx, sessions: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<SessSupMsg>,
+        msg: SessSupMsg,
+        st: &mut SessSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessSupMsg::Spawn(args, reply) => {
+                let (user, out) = (args.user.id, args.out.clone());
+                let res = Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await;
+                let res = res.map(|(actor, _)| {
+                    st.sessions.insert(actor.get_id(), (actor.clone(), user, out));
+                    actor
+                });
+                let _ = reply.send(res.map_err(|e| e.to_string()));
+            }
+            SessSupMsg::Close { user, reason, reconnect } => {
+                for (actor, uid, _) in st.sessions.values() {
+                    if user.is_none_or(|u| u == *uid) {
+                        let _ = actor.cast(SessionMsg::Close { reason: reason.clone(), reconnect });
+                    }
+                }
+            }
+            SessSupMsg::Count(reply) => {
+                let _ = reply.send(st.sessions.len());
+            }
+            SessSupMsg::KillOne(user, reply) => {
+                let victim = st.sessions.values().find(|(_, u, _)| *u == user).map(|(a, _, _)| a.clone());
+                if let Some(a) = &victim {
+                    a.kill();
+                }
+                let _ = reply.send(victim.is_some());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _me: ActorRef<SessSupMsg>,
+        evt: SupervisionEvent,
+        st: &mut SessSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, failed) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                warn!(%err, "session actor failed");
+                (cell, true)
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.as_deref() == Some("killed")),
+            _ => return Ok(()),
+        };
+        let Some((_, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
+        if failed {
+            // The connection is the session's state: hand the client a resume hint and close.
+            st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
+            let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: BTreeMap::new() };
+            let _ = out.push(encode_server_frame(&hint));
+            let _ = out.push(close_frame(1011, "session restart"));
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, me: ActorRef<SessSupMsg>, _st: &mut SessSupState) -> Result<(), ActorProcessingErr> {
+        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The handle.
+
+/// A connection's session, as its socket reader sees it.
+#[derive(Clone)]
+pub struct SessionHandle {
+    actor: ActorRef<SessionMsg>,
+    permits: Arc<Semaphore>,
+    out: Outbound,
+}
+
+impl SessionHandle {
+    /// The connection's outbound queue.
+    pub fn out(&self) -> &Outbound {
+        &self.out
+    }
+
+    /// Hands a parsed frame to the session, waiting while too many are unhandled. False once the
+    /// session is gone.
+    pub async fn deliver(&self, frame: ClientFrame) -> bool {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else { return false };
+        self.actor.cast(SessionMsg::Frame(frame, Some(permit))).is_ok()
+    }
+
+    /// Ends the session (the socket closed).
+    pub fn stop(&self) {
+        self.actor.stop(Some("disconnected".into()));
+    }
+}
+
+/// The actors of one node.
+pub struct ActorSystem {
+    ctx: Arc<Ctx>,
+    writer_sup: ActorRef<WriterSupMsg>,
+    rooms: ActorRef<DirMsg>,
+    sessions: ActorRef<SessSupMsg>,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+impl ActorSystem {
+    /// Starts the supervision tree on `store`.
+    pub async fn start(store: Store, config: SystemConfig) -> Result<ActorSystem> {
+        if let Some(dir) = &config.cache_dir {
+            // The cache is never the record: start it empty, whatever a previous run left.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let history =
+            HistoryCache::open(config.cache_dir.as_deref(), config.cache_memory_bytes, config.cache_disk_bytes).await?;
+        let metrics = Arc::new(Metrics::default());
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            writer: WriterSlot::default(),
+            rooms: OnceLock::new(),
+            history,
+            next_session: AtomicU64::new(1),
+            config,
+        });
+        let node = ctx.config.node_id.clone();
+        let spawn_err = |e: ractor::SpawnErr| Error::Actor(e.to_string());
+        let (rooms, _) =
+            Actor::spawn(Some(format!("{node}/rooms")), RoomDirectory, ctx.clone()).await.map_err(spawn_err)?;
+        let _ = ctx.rooms.set(rooms.clone());
+        let on_restart = {
+            let rooms = rooms.clone();
+            Arc::new(move || {
+                let _ = rooms.cast(DirMsg::WriterRestarted);
+            })
+        };
+        let writer_args = WriterArgs { store, metrics: metrics.clone(), max_batch: ctx.config.max_batch };
+        let sup_args =
+            WriterSupArgs { writer: writer_args, slot: ctx.writer.clone(), name: format!("{node}/writer"), on_restart };
+        let (writer_sup, _) =
+            Actor::spawn(Some(format!("{node}/writer-sup")), WriterSupervisor, sup_args).await.map_err(spawn_err)?;
+        let (sessions, _) =
+            Actor::spawn(Some(format!("{node}/sessions")), SessionSupervisor, ctx.clone()).await.map_err(spawn_err)?;
+        let sampler = tokio::spawn(async move {
+            let mut last = metrics.messages_committed.load(Relaxed);
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let now = metrics.messages_committed.load(Relaxed);
+                metrics.messages_per_second.store(now - last, Relaxed);
+                last = now;
+            }
+        });
+        Ok(ActorSystem { ctx, writer_sup, rooms, sessions, sampler })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.ctx.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.ctx.metrics
+    }
+
+    pub fn config(&self) -> &SystemConfig {
+        &self.ctx.config
+    }
+
+    /// Starts the session actor of a new connection whose frames go to `out`.
+    pub async fn spawn_session(&self, user: UserRef, out: Outbound) -> Result<SessionHandle> {
+        let id = self.ctx.next_session.fetch_add(1, Relaxed);
+        let args = SessionArgs { ctx: self.ctx.clone(), id, user, out: out.clone() };
+        let actor = ractor::call_t!(self.sessions, SessSupMsg::Spawn, 10_000, args)
+            .map_err(|e| Error::Actor(e.to_string()))?
+            .map_err(Error::Actor)?;
+        Ok(SessionHandle { actor, permits: Arc::new(Semaphore::new(INBOUND_PERMITS)), out })
+    }
+
+    /// Committed history of a room: `after` (ascending from it) or else the page before `before`
+    /// (default: the newest page). Returns the rows and whether older ones exist.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<MessageRow>, bool)> {
+        let head = self.ctx.store.head_seq(room).await?;
+        let limit = limit.clamp(1, 100) as u64;
+        let (from, to) = match after {
+            Some(after) => (after + 1, after.saturating_add(limit)),
+            None => {
+                let before = before.unwrap_or(head + 1).min(head + 1);
+                (before.saturating_sub(limit).max(1), before.saturating_sub(1))
+            }
+        };
+        let rows = self.ctx.history.range(&self.ctx.store, &self.ctx.metrics, room, from, to, head).await?;
+        let first = rows.first().map(|r| r.seq).unwrap_or(from);
+        Ok((rows, first > 1))
+    }
+
+    /// Tells an active room that a member was added (private rooms check membership in memory).
+    pub fn member_added(&self, room: RoomId, user: UserId) {
+        let _ = self.rooms.cast(DirMsg::MemberAdded(room, user));
+    }
+
+    /// Files a report through the room's moderation queue.
+    pub async fn report(
+        &self,
+        room: RoomId,
+        seq: Option<u64>,
+        reporter: UserId,
+        reason: String,
+    ) -> Result<i64, Refusal> {
+        ractor::call_t!(self.rooms, DirMsg::Report, 15_000, room, seq, reporter, reason)
+            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+    }
+
+    /// Closes the sessions of one user (logout, revocation) or of everyone.
+    pub fn close_sessions(&self, user: Option<UserId>, reason: &str, reconnect: bool) {
+        let _ = self.sessions.cast(SessSupMsg::Close { user, reason: reason.into(), reconnect });
+    }
+
+    pub async fn session_count(&self) -> usize {
+        ractor::call_t!(self.sessions, SessSupMsg::Count, 5_000).unwrap_or(0)
+    }
+
+    pub async fn active_rooms(&self) -> Vec<RoomId> {
+        ractor::call_t!(self.rooms, DirMsg::ActiveRooms, 5_000).unwrap_or_default()
+    }
+
+    /// Chaos hook: kills a room's actor; its supervisor restarts it.
+    pub async fn kill_room(&self, room: RoomId) -> bool {
+        ractor::call_t!(self.rooms, DirMsg::Kill, 5_000, room).unwrap_or(false)
+    }
+
+    /// Chaos hook: kills the batching writer; its supervisor restarts it.
+    pub fn kill_writer(&self) -> bool {
+        self.ctx.writer.get().map(|w| w.kill()).is_some()
+    }
+
+    /// Chaos hook: kills one session actor of a user.
+    pub async fn kill_session(&self, user: UserId) -> bool {
+        ractor::call_t!(self.sessions, SessSupMsg::KillOne, 5_000, user).unwrap_or(false)
+    }
+
+    /// Commits everything the writer holds.
+    pub async fn sync_writer(&self) -> bool {
+        self.ctx.writer.sync().await
+    }
+
+    /// Graceful stop: close every session with a reconnect hint, let in-flight writes commit,
+    /// stop the rooms, flush and stop the writer, close the cache and the store.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.close_sessions(None, "shutdown", true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.session_count().await > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.ctx.writer.sync().await;
+        let _ = self.rooms.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        let _ = self.sessions.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        let _ = ractor::call_t!(self.writer_sup, WriterSupMsg::Shutdown, 30_000);
+        self.sampler.abort();
+        self.ctx.history.close().await;
+        self.ctx.store.close().await;
+        info!("actors stopped");
+    }
+}

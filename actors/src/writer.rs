@@ -1,0 +1,278 @@
+//! The batching writer: one per node, the only path by which chat messages and read cursors
+//! become durable.
+//!
+//! Batching: the first write into an empty buffer casts `Flush` to the writer itself. That `Flush`
+//! queues behind every write already in the mailbox, so one commit takes all of them: under load
+//! batches grow by themselves, and an idle writer commits a lone message at once. A buffer that
+//! reaches `max_batch` is committed without waiting for the `Flush`.
+//!
+//! Answers: after each commit the writer casts one `RoomMsg::Committed` per room, in seq order.
+//! A failed commit answers every write in it with a failure and *poisons* the (room, epoch) pairs
+//! it held: later writes of that incarnation fail too, so a room can never commit seq N+1 after
+//! losing seq N. The room actor restarts with a new epoch and resumes from storage.
+//!
+//! The writer must never be stopped with a non-empty buffer except by a kill; `post_stop` commits
+//! what is left.
+
+use crate::metrics::Metrics;
+use crate::room::RoomMsg;
+use crate::store::{CursorWrite, NewMessage, Store, WriteOutcome};
+use confab_schemas::RoomId;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use tracing::{error, info, warn};
+
+/// Messages of the batching writer.
+pub enum WriterMsg {
+    /// Make a sequenced message durable and answer `reply` once it is (or is not).
+    Message(NewMessage, ActorRef<RoomMsg>),
+    /// Move a read cursor (no answer).
+    Cursor(CursorWrite),
+    /// Commit everything buffered (self-cast).
+    Flush,
+    /// Commit everything buffered, then answer: used at shutdown and by tests.
+    Sync(RpcReplyPort<()>),
+}
+
+/// Result of one write, as the room actor receives it.
+pub type WriteResult = Result<WriteOutcome, ()>;
+
+/// The writer currently running, swapped by its supervisor on restart.
+#[derive(Clone, Default)]
+pub struct WriterSlot(Arc<RwLock<Option<ActorRef<WriterMsg>>>>);
+
+impl WriterSlot {
+    pub fn get(&self) -> Option<ActorRef<WriterMsg>> {
+        self.0.read().ok().and_then(|g| g.clone())
+    }
+
+    fn set(&self, writer: Option<ActorRef<WriterMsg>>) {
+        if let Ok(mut g) = self.0.write() {
+            *g = writer;
+        }
+    }
+
+    /// Commits everything buffered so far and waits for it.
+    pub async fn sync(&self) -> bool {
+        match self.get() {
+            Some(w) => ractor::call_t!(w, WriterMsg::Sync, 30_000).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// Arguments shared by every incarnation of the writer.
+#[derive(Clone)]
+pub struct WriterArgs {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub max_batch: usize,
+}
+
+pub struct BatchWriter;
+
+pub struct WriterState {
+    args: WriterArgs,
+    msgs: Vec<(NewMessage, ActorRef<RoomMsg>)>,
+    cursors: Vec<CursorWrite>,
+    flush_queued: bool,
+    /// Room incarnations whose writes failed: their later writes fail too.
+    poisoned: HashMap<RoomId, u64>,
+}
+
+impl Actor for BatchWriter {
+    type Msg = WriterMsg;
+    type State = WriterState;
+    type Arguments = WriterArgs;
+
+    async fn pre_start(&self, _me: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
+        Ok(WriterState { args, msgs: Vec::new(), cursors: Vec::new(), flush_queued: false, poisoned: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<WriterMsg>,
+        msg: WriterMsg,
+        st: &mut WriterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WriterMsg::Message(m, reply) => {
+                if st.poisoned.get(&m.room).is_some_and(|&e| e >= m.epoch) {
+                    let _ = reply.cast(RoomMsg::Committed { epoch: m.epoch, results: vec![(m.seq, Err(()))] });
+                    return Ok(());
+                }
+                st.poisoned.remove(&m.room);
+                st.msgs.push((m, reply));
+                if st.msgs.len() >= st.args.max_batch {
+                    st.commit().await;
+                } else {
+                    st.queue_flush(&me);
+                }
+            }
+            WriterMsg::Cursor(c) => {
+                st.cursors.push(c);
+                if st.cursors.len() >= st.args.max_batch {
+                    st.commit().await;
+                } else {
+                    st.queue_flush(&me);
+                }
+            }
+            WriterMsg::Flush => {
+                st.flush_queued = false;
+                st.commit().await;
+            }
+            WriterMsg::Sync(reply) => {
+                st.commit().await;
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _me: ActorRef<WriterMsg>, st: &mut WriterState) -> Result<(), ActorProcessingErr> {
+        st.commit().await;
+        Ok(())
+    }
+}
+
+impl WriterState {
+    fn queue_flush(&mut self, me: &ActorRef<WriterMsg>) {
+        if !self.flush_queued {
+            self.flush_queued = me.cast(WriterMsg::Flush).is_ok();
+        }
+    }
+
+    /// Commits the buffer in one transaction and answers every waiter.
+    async fn commit(&mut self) {
+        if self.msgs.is_empty() && self.cursors.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.msgs);
+        let cursors = std::mem::take(&mut self.cursors);
+        let news: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
+        let started = Instant::now();
+        let outcome = self.args.store.commit_batch(&news, &cursors).await;
+        let micros = started.elapsed().as_micros() as u64;
+        let results: Vec<WriteResult> = match outcome {
+            Ok(outcomes) => {
+                self.args.metrics.record_batch(batch.len() + cursors.len(), micros);
+                let committed = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Committed { .. })).count();
+                self.args.metrics.messages_committed.fetch_add(committed as u64, Relaxed);
+                outcomes.into_iter().map(Ok).collect()
+            }
+            Err(err) => {
+                self.args.metrics.writer_failures.fetch_add(1, Relaxed);
+                error!(%err, writes = batch.len(), "batch commit failed");
+                for (m, _) in &batch {
+                    self.poisoned.insert(m.room, m.epoch);
+                }
+                vec![Err(()); batch.len()]
+            }
+        };
+        answer_rooms(batch, results);
+    }
+}
+
+/// One `Committed` per (room actor, epoch), each in seq order.
+fn answer_rooms(batch: Vec<(NewMessage, ActorRef<RoomMsg>)>, results: Vec<WriteResult>) {
+    let mut per_room: Vec<(ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>)> = Vec::new();
+    for ((m, reply), result) in batch.into_iter().zip(results) {
+        match per_room.iter_mut().find(|(r, e, _)| r.get_id() == reply.get_id() && *e == m.epoch) {
+            Some((_, _, list)) => list.push((m.seq, result)),
+            None => per_room.push((reply, m.epoch, vec![(m.seq, result)])),
+        }
+    }
+    for (reply, epoch, results) in per_room {
+        let _ = reply.cast(RoomMsg::Committed { epoch, results });
+    }
+}
+
+/// Supervises the writer: restarts it when it fails or is killed, and tells the rooms.
+pub struct WriterSupervisor;
+
+pub struct WriterSupArgs {
+    pub writer: WriterArgs,
+    pub slot: WriterSlot,
+    pub name: String,
+    /// Called after every restart (the room supervisor makes rooms with pending writes resync).
+    pub on_restart: Arc<dyn Fn() + Send + Sync>,
+}
+
+pub struct WriterSupState {
+    args: WriterSupArgs,
+    stopping: bool,
+}
+
+/// Stops the writer gracefully (its `post_stop` commits the buffer) and then the supervisor.
+pub enum WriterSupMsg {
+    Shutdown(RpcReplyPort<()>),
+}
+
+impl Actor for WriterSupervisor {
+    type Msg = WriterSupMsg;
+    type State = WriterSupState;
+    type Arguments = WriterSupArgs;
+
+    async fn pre_start(
+        &self,
+        me: ActorRef<WriterSupMsg>,
+        args: WriterSupArgs,
+    ) -> Result<WriterSupState, ActorProcessingErr> {
+        let (writer, _) =
+            Actor::spawn_linked(Some(args.name.clone()), BatchWriter, args.writer.clone(), me.get_cell()).await?;
+        args.slot.set(Some(writer));
+        Ok(WriterSupState { args, stopping: false })
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<WriterSupMsg>,
+        msg: WriterSupMsg,
+        st: &mut WriterSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WriterSupMsg::Shutdown(reply) => {
+                st.stopping = true;
+                st.args.slot.set(None);
+                me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+                let _ = reply.send(());
+                me.stop(None);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        me: ActorRef<WriterSupMsg>,
+        evt: SupervisionEvent,
+        st: &mut WriterSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        let why = match &evt {
+            SupervisionEvent::ActorFailed(_, err) => err.to_string(),
+            SupervisionEvent::ActorTerminated(_, _, reason) => reason.clone().unwrap_or_default(),
+            _ => return Ok(()),
+        };
+        if st.stopping {
+            return Ok(());
+        }
+        warn!(reason = %why, "writer stopped; restarting it");
+        st.args.slot.set(None);
+        st.args.writer.metrics.writer_restarts.fetch_add(1, Relaxed);
+        let (writer, _) =
+            Actor::spawn_linked(Some(st.args.name.clone()), BatchWriter, st.args.writer.clone(), me.get_cell()).await?;
+        st.args.slot.set(Some(writer));
+        info!("writer restarted");
+        (st.args.on_restart)();
+        Ok(())
+    }
+
+    async fn post_stop(&self, me: ActorRef<WriterSupMsg>, st: &mut WriterSupState) -> Result<(), ActorProcessingErr> {
+        st.stopping = true;
+        me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+        Ok(())
+    }
+}

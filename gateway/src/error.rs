@@ -1,0 +1,105 @@
+//! The one error type of the gateway: every refusal becomes an HTTP status and a JSON body
+//! `{"error": {"code": "...", "message": "..."}}` with a stable code. Internal errors reach the
+//! client as a generic message; the details go to the log.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use confab_schemas::ErrorCode;
+use serde_json::json;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{1}")]
+    Refused(ErrorCode, String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError::Refused(code, message.into())
+    }
+
+    fn status(code: ErrorCode) -> StatusCode {
+        use ErrorCode::*;
+        match code {
+            NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
+            Forbidden | NotMember => StatusCode::FORBIDDEN,
+            NotFound | UnknownRoom => StatusCode::NOT_FOUND,
+            Conflict => StatusCode::CONFLICT,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Overloaded | Retry => StatusCode::SERVICE_UNAVAILABLE,
+            Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            ApiError::Refused(code, message) => (code, message),
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (ErrorCode::Internal, "internal error".to_owned())
+            }
+        };
+        (Self::status(code), Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    }
+}
+
+impl From<confab_actors::Error> for ApiError {
+    fn from(e: confab_actors::Error) -> ApiError {
+        match e {
+            confab_actors::Error::Conflict(what) => ApiError::new(ErrorCode::Conflict, format!("{what} is taken")),
+            confab_actors::Error::NotFound(what) => ApiError::new(ErrorCode::NotFound, format!("{what} not found")),
+            confab_actors::Error::Invalid(m) => ApiError::new(ErrorCode::Invalid, m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<(ErrorCode, String)> for ApiError {
+    fn from((code, message): (ErrorCode, String)) -> ApiError {
+        ApiError::Refused(code, message)
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        let code =
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE { ErrorCode::FrameTooLarge } else { ErrorCode::Invalid };
+        ApiError::new(code, r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::new(ErrorCode::Invalid, r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::new(ErrorCode::Invalid, r.body_text())
+    }
+}
+
+/// `Json` whose rejection is an `ApiError`.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// `Query` whose rejection is an `ApiError`.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path` whose rejection is an `ApiError`.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);

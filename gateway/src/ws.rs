@@ -1,0 +1,314 @@
+//! `GET /ws`: the WebSocket endpoint of protocol v1.
+//!
+//! Each connection has two tasks. The reader (fastwebsockets, fragments collected, messages
+//! capped at `max_frame_bytes`) authenticates, parses JSON frames, answers malformed ones with an
+//! `error` frame and hands good ones to the `SessionActor`. The writer drains the session's
+//! bounded outbound queue: it takes every frame already queued (up to a cap) and writes them with
+//! one system call. Frames arrive pre-encoded (header and payload), the same bytes for every
+//! recipient of a room message. Nothing a client sends can stall another client.
+
+use crate::AppState;
+use crate::auth::{cookie_token, request_token, user_for_token};
+use crate::error::ApiError;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use confab_actors::outbound::Outbound;
+use confab_schemas::client::{HelloUser, parse_client_frame};
+use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
+use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserRef, UserRow};
+use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
+use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Role, WebSocketError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+/// Frames written with one system call at most.
+const WRITE_BATCH: usize = 256;
+/// How long a socket without cookie or bearer has to send its `auth` frame.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/ws", get(ws_route))
+}
+
+/// `GET /ws` → 101 and protocol v1; 400 when it is not a WebSocket upgrade; 403 when a
+/// cookie-authenticated upgrade comes from another origin.
+async fn ws_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<IncomingUpgrade, StatusCode>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return ApiError::new(ErrorCode::Invalid, "this endpoint speaks WebSocket only").into_response();
+    };
+    // A cookie rides along on cross-site upgrades too: only the page's own origin may use it.
+    if cookie_token(&headers).is_some() && !same_origin(&headers) {
+        return ApiError::new(ErrorCode::Forbidden, "cross-origin WebSocket refused").into_response();
+    }
+    let user = match request_token(&headers) {
+        Some(token) => match user_for_token(&state, &token).await {
+            Ok(Some(user)) => Some(user),
+            Ok(None) => {
+                return ApiError::new(ErrorCode::NotAuthenticated, "the session is invalid or expired").into_response();
+            }
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    match upgrade.upgrade() {
+        Ok((resp, fut)) => {
+            tokio::spawn(run_socket(state, fut, user));
+            resp.into_response()
+        }
+        Err(e) => ApiError::new(ErrorCode::Invalid, e.to_string()).into_response(),
+    }
+}
+
+/// True when the Origin header (if any) names the host the request was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+}
+
+async fn run_socket(state: AppState, fut: UpgradeFut, user: Option<UserRow>) {
+    let ws = match fut.await {
+        Ok(ws) => ws,
+        Err(e) => return debug!(err = %e, "upgrade failed"),
+    };
+    let metrics = state.system.metrics().clone();
+    metrics.connections.fetch_add(1, Relaxed);
+    let (read_half, write_half) = tokio::io::split(ws.into_inner());
+    let (mut reader, _) = fastwebsockets::after_handshake_split(read_half, tokio::io::sink(), Role::Server);
+    reader.set_max_message_size(state.config.max_frame_bytes);
+    reader.set_auto_pong(false);
+    reader.set_auto_close(false);
+    let mut reader = FragmentCollectorRead::new(reader);
+
+    let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
+    let done = CancellationToken::new();
+    let mut writer = tokio::spawn(write_loop(write_half, rx, done.clone()));
+    // Whichever ends first ends the connection: a closed socket, or a close frame written.
+    tokio::select! {
+        _ = run_reader(&state, &mut reader, out, user) => {}
+        _ = &mut writer => {}
+    }
+    done.cancel();
+    let _ = writer.await;
+    metrics.connections.fetch_sub(1, Relaxed);
+}
+
+type Reader = FragmentCollectorRead<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// What the reader made of one WebSocket message.
+enum Incoming {
+    Frame(ClientFrame),
+    /// Answered already (ping, bad frame); keep reading.
+    Handled,
+    /// The connection is over.
+    End,
+}
+
+async fn read_one(reader: &mut Reader, out: &Outbound) -> Incoming {
+    let mut ignore = |_: Frame<'_>| async { Ok::<(), std::io::Error>(()) };
+    let frame = match reader.read_frame(&mut ignore).await {
+        Ok(frame) => frame,
+        Err(WebSocketError::FrameTooLarge) => {
+            let err = ServerFrame::error(ErrorCode::FrameTooLarge, "the frame is larger than the server accepts", None);
+            let _ = out.push(encode_server_frame(&err));
+            let _ = out.push(close_frame(1009, "frame too large"));
+            return Incoming::End;
+        }
+        Err(e) => {
+            debug!(err = %e, "socket read ended");
+            return Incoming::End;
+        }
+    };
+    match frame.opcode {
+        OpCode::Text => match parse_client_frame(&frame.payload) {
+            Ok(f) => Incoming::Frame(f),
+            Err((code, message)) => {
+                let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
+                Incoming::Handled
+            }
+        },
+        OpCode::Binary => {
+            let err = ServerFrame::error(ErrorCode::BadFrame, "frames are JSON text", None);
+            let _ = out.push(encode_server_frame(&err));
+            Incoming::Handled
+        }
+        OpCode::Ping => {
+            let _ = out.push(ws_frame(Opcode::Pong, &frame.payload));
+            Incoming::Handled
+        }
+        OpCode::Close => {
+            let _ = out.push(close_frame(1000, ""));
+            Incoming::End
+        }
+        _ => Incoming::Handled,
+    }
+}
+
+async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, user: Option<UserRow>) {
+    let user = match user {
+        Some(u) => u,
+        None => match authenticate_by_frame(state, reader, &out).await {
+            Some(u) => u,
+            None => return,
+        },
+    };
+    let hello = ServerFrame::Hello {
+        user: HelloUser { id: user.id, username: user.username.clone(), role: user.role },
+        node: state.config.node_id.clone(),
+        protocol: PROTOCOL_VERSION,
+    };
+    let _ = out.push(encode_server_frame(&hello));
+    let user_ref = UserRef { id: user.id, username: user.username.as_str().into() };
+    let session = match state.system.spawn_session(user_ref, out.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::Retry, e.to_string(), None)));
+            let _ = out.push(close_frame(1011, "try again"));
+            return;
+        }
+    };
+    drop(out);
+    let _stop = StopOnDrop(&session);
+    loop {
+        match read_one(reader, session_out(&session)).await {
+            Incoming::Frame(frame) => {
+                if !session.deliver(frame).await {
+                    break;
+                }
+            }
+            Incoming::Handled => {}
+            Incoming::End => break,
+        }
+    }
+}
+
+/// Stops the session actor however the reader ends (returns, or is dropped by `select!`).
+struct StopOnDrop<'a>(&'a confab_actors::system::SessionHandle);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// The session's outbound queue, for the reader's own answers (pongs, parse errors).
+fn session_out(session: &confab_actors::system::SessionHandle) -> &Outbound {
+    session.out()
+}
+
+/// Waits for `{"type":"auth","token":…}` as the first frame.
+async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outbound) -> Option<UserRow> {
+    let refuse = |message: &str| {
+        let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::NotAuthenticated, message, None)));
+        let _ = out.push(close_frame(1008, "not authenticated"));
+    };
+    loop {
+        match tokio::time::timeout(AUTH_TIMEOUT, read_one(reader, out)).await {
+            Err(_) => {
+                refuse("authenticate with a cookie, a bearer token or a first auth frame");
+                return None;
+            }
+            Ok(Incoming::Frame(ClientFrame::Auth { token })) => {
+                return match user_for_token(state, &token).await {
+                    Ok(Some(user)) => Some(user),
+                    _ => {
+                        refuse("the token is invalid or expired");
+                        None
+                    }
+                };
+            }
+            Ok(Incoming::Frame(_)) => {
+                refuse("send an auth frame first");
+                return None;
+            }
+            Ok(Incoming::Handled) => {}
+            Ok(Incoming::End) => return None,
+        }
+    }
+}
+
+/// Writes queued frames, batching whatever is already queued into one write, until a close frame
+/// is written, the queue closes, the socket fails, or the reader is done.
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
+    let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            f = rx.recv() => f,
+            _ = done.cancelled() => rx.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < WRITE_BATCH && !is_close(batch.last().expect("non-empty")) {
+            match rx.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        let closing = is_close(batch.last().expect("non-empty"));
+        let res = if batch.len() == 1 {
+            w.write_all(&batch[0]).await
+        } else {
+            buf.clear();
+            for f in &batch {
+                buf.extend_from_slice(f);
+            }
+            w.write_all(&buf).await
+        };
+        batch.clear();
+        if buf.capacity() > 1 << 20 {
+            buf = Vec::new();
+        }
+        if res.is_err() || closing {
+            break;
+        }
+    }
+    let _ = w.shutdown().await;
+}
+
+fn is_close(frame: &Bytes) -> bool {
+    frame.first() == Some(&(0x80 | Opcode::Close as u8))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_must_match_host() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, "127.0.0.1:8080".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(ORIGIN, "https://evil.example".parse().unwrap());
+        assert!(!same_origin(&h));
+    }
+
+    #[tokio::test]
+    async fn writer_batches_and_stops_after_close() {
+        let (out, rx) = Outbound::channel(16);
+        out.push(ws_frame(Opcode::Text, b"a")).unwrap();
+        out.push(ws_frame(Opcode::Text, b"b")).unwrap();
+        out.push(close_frame(1000, "")).unwrap();
+        out.push(ws_frame(Opcode::Text, b"never")).unwrap();
+        let mut sink = Vec::new();
+        write_loop(&mut sink, rx, CancellationToken::new()).await;
+        let expected: Vec<u8> =
+            [ws_frame(Opcode::Text, b"a"), ws_frame(Opcode::Text, b"b"), close_frame(1000, "")].concat();
+        assert_eq!(sink, expected);
+    }
+}

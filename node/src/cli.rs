@@ -1,0 +1,74 @@
+//! The command line of `confab`: parse, then serve (the default) or run a subcommand.
+
+use crate::{NodeConfig, ServeArgs};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Confab: a real-time chat server, a cluster of actor nodes.
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a node (what `confab` alone does).
+    Serve(ServeArgs),
+}
+
+/// Runs the command line; the `confab` binary is only this.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.cmd {
+        Some(Cmd::Serve(args)) => args,
+        None => cli.serve,
+    };
+    let config = match NodeConfig::resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("confab: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let filter = config.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(serve(config)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("confab: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: NodeConfig) -> anyhow::Result<bool> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    crate::run(config, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,257 @@
+//! Node configuration: defaults ← TOML file (`--config`) ← environment (`CONFAB_*`) ← flags,
+//! validated into one `NodeConfig`.
+//!
+//! Every option is declared once, in `ServeArgs`: clap reads flags and environment from it, serde
+//! reads the file into the same struct (kebab-case keys, unknown keys refused), and `merge` lets
+//! the flag or env value win over the file's. Defaults are applied last, in `NodeConfig::resolve`.
+
+use anyhow::{Context, bail};
+use confab_actors::SystemConfig;
+use confab_actors::store::SqliteSync;
+use confab_gateway::GatewayConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Options of `confab serve`.
+#[derive(clap::Args, Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServeArgs {
+    /// TOML file with any of these options (kebab-case keys); flags and env override it.
+    #[arg(long, env = "CONFAB_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// HTTP and WebSocket listen address [default: 127.0.0.1:8080].
+    #[arg(long, env = "CONFAB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database, the node id and the history cache [default: ./data].
+    #[arg(long, env = "CONFAB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: SQLite at <data-dir>/confab.db].
+    #[arg(long, env = "CONFAB_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// This node's id [default: generated once and kept in <data-dir>/node-id].
+    #[arg(long, env = "CONFAB_NODE_ID")]
+    pub node_id: Option<String>,
+    /// SQLite durability: `full` (fsync every commit; survives power loss) or `normal`
+    /// (survives process crashes only) [default: full].
+    #[arg(long, env = "CONFAB_SQLITE_SYNC")]
+    pub sqlite_sync: Option<String>,
+    /// Longest chat message, in characters [default: 4000].
+    #[arg(long, env = "CONFAB_MAX_BODY_CHARS")]
+    pub max_body_chars: Option<usize>,
+    /// Largest WebSocket message, in bytes [default: 65536].
+    #[arg(long, env = "CONFAB_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Most rooms one connection may join [default: 100].
+    #[arg(long, env = "CONFAB_MAX_ROOMS_PER_SESSION")]
+    pub max_rooms_per_session: Option<usize>,
+    /// Messages a user may send in a burst, per room [default: 20].
+    #[arg(long, env = "CONFAB_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Messages per second a user's burst refills, per room [default: 5].
+    #[arg(long, env = "CONFAB_RATE_PER_SEC")]
+    pub rate_per_sec: Option<f64>,
+    /// Frames queued for one connection before it counts as lagging [default: 1024].
+    #[arg(long, env = "CONFAB_OUTBOUND_QUEUE")]
+    pub outbound_queue: Option<usize>,
+    /// Most writes in one database transaction [default: 2000].
+    #[arg(long, env = "CONFAB_MAX_BATCH")]
+    pub max_batch: Option<usize>,
+    /// Seconds without subscribers before a room actor passivates [default: 120].
+    #[arg(long, env = "CONFAB_ROOM_IDLE_SECS")]
+    pub room_idle_secs: Option<u64>,
+    /// Seconds to drain connections and flush on SIGINT/SIGTERM [default: 10].
+    #[arg(long, env = "CONFAB_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+    /// Mark cookies Secure (set this behind a TLS-terminating proxy) [default: false].
+    #[arg(long, env = "CONFAB_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Log filter, e.g. `info` or `confab=debug` [default: info, or RUST_LOG].
+    #[arg(long, env = "CONFAB_LOG")]
+    pub log: Option<String>,
+}
+
+macro_rules! merge {
+    ($hi:expr, $lo:expr, $($f:ident),*) => { ServeArgs { config: $hi.config.clone(), $($f: $hi.$f.clone().or($lo.$f.clone())),* } };
+}
+
+impl ServeArgs {
+    /// These options over the file's (when `--config` names one).
+    pub fn with_file(&self) -> anyhow::Result<ServeArgs> {
+        let Some(path) = &self.config else { return Ok(self.clone()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        Ok(merge!(
+            self,
+            file,
+            listen,
+            data_dir,
+            database_url,
+            node_id,
+            sqlite_sync,
+            max_body_chars,
+            max_frame_bytes,
+            max_rooms_per_session,
+            rate_burst,
+            rate_per_sec,
+            outbound_queue,
+            max_batch,
+            room_idle_secs,
+            shutdown_grace_secs,
+            secure_cookies,
+            log
+        ))
+    }
+}
+
+/// A validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub sqlite_sync: SqliteSync,
+    pub shutdown_grace: Duration,
+    pub log: Option<String>,
+    pub system: SystemConfig,
+    pub gateway: GatewayConfig,
+}
+
+impl NodeConfig {
+    /// Applies the file, then the defaults, and validates.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
+        let a = args.with_file()?;
+        let data_dir = a.data_dir.clone().unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url =
+            a.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("confab.db").display()));
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            bail!("--database-url must start with sqlite:, postgres:// or postgresql://");
+        }
+        let sqlite_sync = match a.sqlite_sync.as_deref().unwrap_or("full") {
+            "full" => SqliteSync::Full,
+            "normal" => SqliteSync::Normal,
+            other => bail!("--sqlite-sync must be full or normal, not {other}"),
+        };
+        let node_id = match &a.node_id {
+            Some(id) => id.clone(),
+            None => persistent_node_id(&data_dir)?,
+        };
+        if node_id.is_empty()
+            || node_id.len() > 64
+            || !node_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            bail!("--node-id: 1 to 64 letters, digits, - or _");
+        }
+        let d = SystemConfig::default();
+        let g = GatewayConfig::default();
+        let system = SystemConfig {
+            node_id: node_id.clone(),
+            max_body_chars: positive(a.max_body_chars.unwrap_or(d.max_body_chars), "max-body-chars")?,
+            max_rooms_per_session: positive(
+                a.max_rooms_per_session.unwrap_or(d.max_rooms_per_session),
+                "max-rooms-per-session",
+            )?,
+            outbound_capacity: positive(a.outbound_queue.unwrap_or(d.outbound_capacity), "outbound-queue")?,
+            rate_burst: positive(a.rate_burst.unwrap_or(d.rate_burst) as usize, "rate-burst")? as u32,
+            rate_per_sec: a.rate_per_sec.unwrap_or(d.rate_per_sec),
+            max_batch: positive(a.max_batch.unwrap_or(d.max_batch), "max-batch")?,
+            room_idle: a.room_idle_secs.map(Duration::from_secs).unwrap_or(d.room_idle),
+            cache_dir: Some(data_dir.join("cache")),
+            ..d
+        };
+        if !(system.rate_per_sec > 0.0 && system.rate_per_sec.is_finite()) {
+            bail!("--rate-per-sec must be a positive number");
+        }
+        let gateway = GatewayConfig {
+            node_id,
+            max_frame_bytes: positive(a.max_frame_bytes.unwrap_or(g.max_frame_bytes), "max-frame-bytes")?,
+            secure_cookies: a.secure_cookies.unwrap_or(false),
+            ..g
+        };
+        Ok(NodeConfig {
+            listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
+            data_dir,
+            database_url,
+            sqlite_sync,
+            shutdown_grace: Duration::from_secs(a.shutdown_grace_secs.unwrap_or(10)),
+            log: a.log.clone(),
+            system,
+            gateway,
+        })
+    }
+}
+
+fn positive(v: usize, name: &str) -> anyhow::Result<usize> {
+    if v == 0 { bail!("--{name} must be at least 1") } else { Ok(v) }
+}
+
+/// The node id kept in the data dir, generated on first start.
+fn persistent_node_id(data_dir: &Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_owned());
+    }
+    let id = format!("node-{:016x}", rand_u64());
+    std::fs::write(&path, &id).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("confab.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\nmax-body-chars = 100\nnode-id = \"n1\"\n").unwrap();
+        let args = ServeArgs { config: Some(file.clone()), data_dir: Some(dir.path().into()), ..Default::default() };
+        let c = NodeConfig::resolve(&args).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.system.max_body_chars, 100);
+        assert_eq!(c.system.max_rooms_per_session, 100);
+        assert!(c.database_url.ends_with("confab.db"));
+        let args = ServeArgs {
+            config: Some(file),
+            max_body_chars: Some(7),
+            data_dir: Some(dir.path().into()),
+            ..Default::default()
+        };
+        assert_eq!(NodeConfig::resolve(&args).unwrap().system.max_body_chars, 7);
+    }
+
+    #[test]
+    fn refuses_bad_values_and_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ServeArgs { data_dir: Some(dir.path().into()), node_id: Some("n".into()), ..Default::default() };
+        assert!(NodeConfig::resolve(&ServeArgs { database_url: Some("mysql://x".into()), ..base.clone() }).is_err());
+        assert!(NodeConfig::resolve(&ServeArgs { sqlite_sync: Some("off".into()), ..base.clone() }).is_err());
+        assert!(NodeConfig::resolve(&ServeArgs { max_batch: Some(0), ..base.clone() }).is_err());
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(NodeConfig::resolve(&ServeArgs { config: Some(file), ..base }).is_err());
+    }
+
+    #[test]
+    fn node_id_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs { data_dir: Some(dir.path().into()), ..Default::default() };
+        let a = NodeConfig::resolve(&args).unwrap().system.node_id;
+        let b = NodeConfig::resolve(&args).unwrap().system.node_id;
+        assert_eq!(a, b);
+        assert!(a.starts_with("node-"));
+    }
+}

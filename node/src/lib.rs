@@ -1,0 +1,107 @@
+//! The Confab node: wiring of store, actors and gateway, and the node's lifecycle.
+//!
+//! `start` takes a bound listener and returns a `Node` handle, so tests start nodes on port 0 and
+//! stop them without signals; `main` only parses the command line, binds, and waits for a signal.
+
+pub mod cli;
+pub mod config;
+
+use anyhow::Context;
+use confab_actors::{ActorSystem, Store};
+use confab_gateway::{AppInner, router};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::{NodeConfig, ServeArgs};
+
+/// The description of the room every node makes sure exists.
+const GENERAL_DESCRIPTION: &str = "Everyone's room";
+
+/// A running node.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub system: Arc<ActorSystem>,
+    pub config: NodeConfig,
+    stop: CancellationToken,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Connects the store, starts the actors and serves HTTP on `listener`.
+pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = Store::connect(&config.database_url, config.sqlite_sync)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
+    let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
+    let addr = listener.local_addr()?;
+    let app = router(Arc::new(AppInner { system: system.clone(), config: config.gateway.clone() }));
+    let stop = CancellationToken::new();
+    let http = tokio::spawn(
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
+    );
+    info!(
+        listen = %addr,
+        database = %redact(&config.database_url),
+        node = %config.system.node_id,
+        "confab listening on http://{addr}"
+    );
+    Ok(Node { addr, system, config, stop, http })
+}
+
+impl Node {
+    /// Graceful stop: stop accepting, tell connected clients to reconnect elsewhere, flush the
+    /// writer, close the database. Returns false when it did not finish within the grace period.
+    pub async fn shutdown(self) -> bool {
+        info!("shutting down");
+        self.stop.cancel();
+        let grace = self.config.shutdown_grace;
+        let clean =
+            tokio::time::timeout(grace + std::time::Duration::from_secs(10), self.system.shutdown(grace)).await.is_ok();
+        if !clean {
+            warn!("shutdown did not finish in time");
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.http).await;
+        clean
+    }
+}
+
+/// Runs a node until `shutdown` resolves.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<bool> {
+    let node = start(config, listener).await?;
+    shutdown.await;
+    Ok(node.shutdown().await)
+}
+
+/// The URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://h/db"), "postgres://h/db");
+        assert_eq!(super::redact("sqlite://data/confab.db"), "sqlite://data/confab.db");
+    }
+}

@@ -1,0 +1,5 @@
+//! `confab`: the chat node binary. Everything is in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    confab::cli::main()
+}

@@ -1,0 +1,253 @@
+//! The client protocol v1: JSON text frames on `/ws`, tagged by `"type"`.
+//!
+//! `ClientFrame` is what browsers send; `ServerFrame` is what they receive. Error codes are stable
+//! strings (`ErrorCode`), shared with the REST API's error bodies.
+
+use crate::ids::{RoomId, UserId};
+use crate::rows::{MessageRow, Role};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A frame from a client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Authenticate a socket that came without cookie or bearer header.
+    Auth {
+        token: String,
+    },
+    /// Subscribe to a room and replay every message with `seq > since`.
+    Join {
+        room: RoomId,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        room: RoomId,
+    },
+    /// Post a message; `cid` is the client's idempotency key.
+    Send {
+        room: RoomId,
+        cid: String,
+        body: String,
+        #[serde(default)]
+        reply_to: Option<u64>,
+    },
+    Typing {
+        room: RoomId,
+        on: bool,
+    },
+    /// Move the user's read cursor.
+    Read {
+        room: RoomId,
+        seq: u64,
+    },
+    Ping,
+}
+
+/// A user as the protocol names one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    pub id: UserId,
+    pub username: Arc<str>,
+}
+
+/// Who the server authenticated, in `hello`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HelloUser {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+}
+
+/// A frame to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello {
+        user: HelloUser,
+        node: String,
+        protocol: u32,
+    },
+    /// Answer to `join`: the room's head and who is online (at most `ONLINE_LIST_MAX` listed).
+    Joined {
+        room: RoomId,
+        head: u64,
+        online: Vec<UserRef>,
+        online_count: usize,
+    },
+    Left {
+        room: RoomId,
+    },
+    Message {
+        room: RoomId,
+        seq: u64,
+        id: i64,
+        from: UserRef,
+        body: Arc<str>,
+        ts: i64,
+        reply_to: Option<u64>,
+    },
+    Ack {
+        cid: Arc<str>,
+        room: RoomId,
+        seq: u64,
+        id: i64,
+        ts: i64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+    },
+    Typing {
+        room: RoomId,
+        user: UserRef,
+        on: bool,
+    },
+    Presence {
+        room: RoomId,
+        user: UserRef,
+        online: bool,
+    },
+    /// The client should reconnect and rejoin each room with `since` = the given seq.
+    Reconnect {
+        reason: String,
+        resume: BTreeMap<String, u64>,
+    },
+    /// The gap is too large to replay: reload history over REST and rejoin from `head`.
+    Resync {
+        room: RoomId,
+        head: u64,
+    },
+    Pong,
+}
+
+/// The most online users listed in a `joined` frame; `online_count` has the total.
+pub const ONLINE_LIST_MAX: usize = 100;
+
+impl ServerFrame {
+    /// The `message` frame of a committed row.
+    pub fn message(m: &MessageRow) -> ServerFrame {
+        ServerFrame::Message {
+            room: m.room,
+            seq: m.seq,
+            id: m.id,
+            from: UserRef { id: m.sender, username: m.sender_name.clone() },
+            body: m.body.clone(),
+            ts: m.ts,
+            reply_to: m.reply_to,
+        }
+    }
+
+    /// The `ack` frame of a committed row.
+    pub fn ack(m: &MessageRow) -> ServerFrame {
+        ServerFrame::Ack { cid: m.cid.clone(), room: m.room, seq: m.seq, id: m.id, ts: m.ts }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> ServerFrame {
+        ServerFrame::Error { code, message: message.into(), reference }
+    }
+}
+
+/// Stable, machine-readable error codes of the protocol and the REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadFrame,
+    UnknownType,
+    MissingField,
+    FrameTooLarge,
+    TooLong,
+    EmptyBody,
+    UnknownRoom,
+    NotMember,
+    NotJoined,
+    TooManyRooms,
+    NotAuthenticated,
+    AuthFailed,
+    Forbidden,
+    RateLimited,
+    Overloaded,
+    Retry,
+    Conflict,
+    NotFound,
+    Invalid,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::MissingField => "missing_field",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::TooLong => "too_long",
+            ErrorCode::EmptyBody => "empty_body",
+            ErrorCode::UnknownRoom => "unknown_room",
+            ErrorCode::NotMember => "not_member",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Retry => "retry",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// Parses a client frame and classifies a failure into the protocol's error codes.
+pub fn parse_client_frame(text: &[u8]) -> Result<ClientFrame, (ErrorCode, String)> {
+    match serde_json::from_slice::<ClientFrame>(text) {
+        Ok(frame) => Ok(frame),
+        Err(err) => {
+            let msg = err.to_string();
+            let code = if msg.starts_with("unknown variant") {
+                ErrorCode::UnknownType
+            } else if msg.starts_with("missing field") {
+                ErrorCode::MissingField
+            } else {
+                ErrorCode::BadFrame
+            };
+            Err((code, msg))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_client_frame() {
+        let join = parse_client_frame(br#"{"type":"join","room":3,"since":7}"#).unwrap();
+        assert_eq!(join, ClientFrame::Join { room: RoomId(3), since: Some(7) });
+        let send = parse_client_frame(br#"{"type":"send","room":1,"cid":"a","body":"hi"}"#).unwrap();
+        assert_eq!(send, ClientFrame::Send { room: RoomId(1), cid: "a".into(), body: "hi".into(), reply_to: None });
+        assert_eq!(parse_client_frame(br#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        assert_eq!(parse_client_frame(br#"{"type":"dance"}"#).unwrap_err().0, ErrorCode::UnknownType);
+        assert_eq!(parse_client_frame(br#"{"type":"send","room":1}"#).unwrap_err().0, ErrorCode::MissingField);
+        assert_eq!(parse_client_frame(b"not json").unwrap_err().0, ErrorCode::BadFrame);
+        assert_eq!(parse_client_frame(br#"{"room":1}"#).unwrap_err().0, ErrorCode::MissingField);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_their_names() {
+        for code in [ErrorCode::BadFrame, ErrorCode::NotMember, ErrorCode::RateLimited, ErrorCode::Retry] {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared types of Confab: ids, the client JSON protocol (v1), the node-to-node postcard protocol,
+//! storage rows, pre-encoded WebSocket frames and the SQL migrations for SQLite and PostgreSQL.
+//!
+//! This crate owns no behaviour beyond encoding and decoding; it must never depend on another
+//! Confab crate.
+
+pub mod client;
+pub mod ids;
+pub mod node;
+pub mod rows;
+pub mod wire;
+
+pub use client::{ClientFrame, ErrorCode, ServerFrame, UserRef};
+pub use ids::{RoomId, UserId};
+pub use rows::{MessageRow, Role, RoomRow, UserRow, Visibility};
+
+/// Version of the client WebSocket protocol spoken on `/ws`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Migrations for the embedded SQLite database.
+pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+/// Migrations for PostgreSQL.
+pub static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Milliseconds since the Unix epoch, the one time unit of storage and protocol.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -1,0 +1,98 @@
+//! Storage rows as the store returns them, and their JSON shape in the REST API.
+
+use crate::ids::{RoomId, UserId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A user's role, from least to most privileged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Moderator,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Moderator => "moderator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses the stored form; anything unknown is the least privileged role.
+    pub fn parse(s: &str) -> Role {
+        match s {
+            "admin" => Role::Admin,
+            "moderator" => Role::Moderator,
+            _ => Role::User,
+        }
+    }
+}
+
+/// Who may see and join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed to everyone; joining makes a user a member.
+    Public,
+    /// Listed to members only; the owner adds members.
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+/// A user account. The password hash never leaves the store through serde.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRow {
+    pub id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub created_at: i64,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+}
+
+/// A room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomRow {
+    pub id: RoomId,
+    pub name: String,
+    pub description: String,
+    pub visibility: Visibility,
+    pub owner_id: Option<UserId>,
+    pub created_at: i64,
+}
+
+/// A committed chat message. `body` and `username` are shared so fan-out and caches clone cheaply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageRow {
+    pub id: i64,
+    pub room: RoomId,
+    pub seq: u64,
+    pub sender: UserId,
+    pub sender_name: Arc<str>,
+    pub cid: Arc<str>,
+    pub body: Arc<str>,
+    pub reply_to: Option<u64>,
+    pub ts: i64,
+    pub edited_at: Option<i64>,
+    pub deleted: bool,
+}

@@ -1,0 +1,77 @@
+//! Nodes as separate processes of the `confab-test-node` binary, for tests that SIGKILL or
+//! SIGTERM a node. The process is killed when the handle drops.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct NodeProcess {
+    pub child: Child,
+    pub base: String,
+    pub ws_url: String,
+}
+
+impl NodeProcess {
+    /// Starts `bin serve` on a free port of 127.0.0.1 and waits until it answers `/readyz`.
+    pub async fn spawn(bin: &str, data_dir: &Path, database_url: &str, extra: &[&str]) -> NodeProcess {
+        let port = free_port();
+        let mut child = Command::new(bin)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--database-url")
+            .arg(database_url)
+            .args(["--rate-burst", "100000", "--rate-per-sec", "100000"])
+            .args(extra)
+            .env("CONFAB_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn node process");
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(err).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[node {port}] {line}");
+                }
+            });
+        }
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        crate::eventually("the node process to be ready", || {
+            let http = http.clone();
+            let url = format!("{base}/readyz");
+            async move { http.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        NodeProcess { child, ws_url: format!("ws://127.0.0.1:{port}/ws"), base }
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, and the exit code once it exits (within 30 s).
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().expect("running") as i32;
+        // `unsafe` is forbidden in the workspace, so send the signal with kill(1).
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait");
+        status.code()
+    }
+}
+
+/// A port that was free a moment ago (the process binds it itself).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -1,0 +1,229 @@
+//! Single-node chat behaviour: ordering under concurrent senders, idempotent sends, resume,
+//! history paging, membership and presence.
+
+use confab_tests::{NodeOpts, TestNode, Ws, unique};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+fn seqs(frames: &[Value]) -> Vec<u64> {
+    frames.iter().map(|f| f["seq"].as_u64().expect("seq")).collect()
+}
+
+/// Sends `n` messages with cids `{prefix}-{i}` and waits for every ack; returns cid → ack.
+async fn send_all(ws: &mut Ws, room: i64, prefix: &str, n: usize) -> HashMap<String, Value> {
+    for i in 0..n {
+        ws.send(
+            json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} says {i}")}),
+        )
+        .await;
+    }
+    let mut acks = HashMap::new();
+    while acks.len() < n {
+        let ack = ws.recv_type("ack").await;
+        acks.insert(ack["cid"].as_str().expect("cid").to_owned(), ack);
+    }
+    acks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_every_receiver_sees_every_message_once_in_order() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("obs")).await;
+    let room = api.room_id("general").await;
+    let mut observers = Vec::new();
+    for _ in 0..3 {
+        let mut ws = api.ws(&node.ws_url).await;
+        ws.join(room, None).await;
+        observers.push(ws);
+    }
+    const SENDERS: usize = 5;
+    const EACH: usize = 40;
+    let mut tasks = Vec::new();
+    for s in 0..SENDERS {
+        let user = node.user(&unique(&format!("s{s}_"))).await;
+        let url = node.ws_url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ws = user.ws(&url).await;
+            // Others may have sent already: replay from the start.
+            ws.join(room, Some(0)).await;
+            let acks = send_all(&mut ws, room, &format!("u{s}"), EACH).await;
+            (acks, ws.messages(room, SENDERS * EACH).await)
+        }));
+    }
+    let mut all_acked = Vec::new();
+    for t in tasks {
+        let (acks, seen) = t.await.expect("sender task");
+        all_acked.extend(acks.values().map(|a| a["seq"].as_u64().unwrap()));
+        assert_eq!(seqs(&seen), (1..=(SENDERS * EACH) as u64).collect::<Vec<_>>(), "a sender's view");
+    }
+    all_acked.sort_unstable();
+    assert_eq!(all_acked, (1..=(SENDERS * EACH) as u64).collect::<Vec<_>>(), "acks are the seqs, once each");
+    for ws in observers.iter_mut() {
+        let seen = ws.messages(room, SENDERS * EACH).await;
+        assert_eq!(seqs(&seen), (1..=(SENDERS * EACH) as u64).collect::<Vec<_>>());
+        // Per sender, the order of cids follows their sending order.
+        for s in 0..SENDERS {
+            let mine: Vec<&str> =
+                seen.iter().map(|m| m["body"].as_str().unwrap()).filter(|b| b.starts_with(&format!("u{s} "))).collect();
+            let expected: Vec<String> = (0..EACH).map(|i| format!("u{s} says {i}")).collect();
+            assert_eq!(mine, expected);
+        }
+    }
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_cid_gets_the_original_ack_and_stores_one_message() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("dup")).await;
+    let room = api.room_id("general").await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    let send = json!({"type": "send", "room": room, "cid": "same-cid", "body": "once"});
+    ws.send(send.clone()).await;
+    let first = ws.recv_type("ack").await;
+    ws.send(send.clone()).await;
+    let second = ws.recv_type("ack").await;
+    assert_eq!(first, second);
+    // Also after reconnecting: the new session gets the same ack.
+    ws.close().await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, Some(1)).await;
+    ws.send(send).await;
+    assert_eq!(ws.recv_type("ack").await, first);
+    let (_, history) = api.get(&format!("/api/rooms/{room}/messages")).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 1);
+    // And after a restart of the node, from storage.
+    let db = node.stop().await;
+    let node = TestNode::start_on(db, NodeOpts::default()).await;
+    let api = confab_tests::Api { base: node.base.clone(), ..api };
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, Some(1)).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "same-cid", "body": "once"})).await;
+    assert_eq!(ws.recv_type("ack").await, first);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_since_replays_exactly_the_gap() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (a, b) = (node.user(&unique("a")).await, node.user(&unique("b")).await);
+    let room = a.create_room(&unique("resume"), "public").await;
+    let mut wa = a.ws(&node.ws_url).await;
+    let mut wb = b.ws(&node.ws_url).await;
+    wa.join(room, None).await;
+    wb.join(room, None).await;
+    send_all(&mut wb, room, "before", 5).await;
+    let seen = wa.messages(room, 5).await;
+    let last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    wa.close().await;
+    send_all(&mut wb, room, "gap", 7).await;
+    let mut wa = a.ws(&node.ws_url).await;
+    let joined = wa.join(room, Some(last)).await;
+    assert_eq!(joined["head"], 12);
+    let replayed = wa.messages(room, 7).await;
+    assert_eq!(seqs(&replayed), (6..=12).collect::<Vec<_>>());
+    // Live traffic continues right after the replay, with nothing in between.
+    send_all(&mut wb, room, "after", 1).await;
+    assert_eq!(wa.messages(room, 1).await[0]["seq"], 13);
+    assert!(wa.backlog.iter().all(|f| f["type"] != "message"), "no duplicate: {:?}", wa.backlog);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_reach_the_first_message_and_use_the_cache() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("hist")).await;
+    let room = api.create_room(&unique("long"), "public").await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    send_all(&mut ws, room, "m", 230).await;
+    let mut collected = Vec::new();
+    let (_, mut page) = api.get(&format!("/api/rooms/{room}/messages?limit=100")).await;
+    loop {
+        let msgs = page["messages"].as_array().unwrap().clone();
+        assert!(!msgs.is_empty());
+        let first = msgs[0]["seq"].as_u64().unwrap();
+        collected.splice(0..0, msgs);
+        if !page["has_more"].as_bool().unwrap() {
+            break;
+        }
+        page = api.get(&format!("/api/rooms/{room}/messages?before={first}&limit=100")).await.1;
+    }
+    assert_eq!(seqs(&collected), (1..=230).collect::<Vec<_>>());
+    assert_eq!(collected[0]["body"], "m says 0");
+    assert_eq!(collected[0]["from"]["username"], api.username);
+    // `after` reads forward.
+    let (_, fwd) = api.get(&format!("/api/rooms/{room}/messages?after=200&limit=10")).await;
+    assert_eq!(seqs(fwd["messages"].as_array().unwrap()), (201..=210).collect::<Vec<_>>());
+    // The second read of the same old pages comes from the cache.
+    let hits = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("confab_history_cache_hits_total"))
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = hits(&reqwest::get(format!("{}/metrics", node.base)).await.unwrap().text().await.unwrap());
+    api.get(&format!("/api/rooms/{room}/messages?before=65&limit=64")).await;
+    let after = hits(&reqwest::get(format!("{}/metrics", node.base)).await.unwrap().text().await.unwrap());
+    assert!(after > before, "cache hits {before} -> {after}");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_rooms_need_the_owner_to_add_members() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (owner, guest) = (node.user(&unique("own")).await, node.user(&unique("gst")).await);
+    let room = owner.create_room(&unique("secret"), "private").await;
+    let (status, body) = guest.get(&format!("/api/rooms/{room}/messages")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_member")));
+    let mut ws = guest.ws(&node.ws_url).await;
+    ws.send(json!({"type": "join", "room": room})).await;
+    ws.expect_error("not_member").await;
+    let (status, _) = guest.post(&format!("/api/rooms/{room}/members"), json!({"username": guest.username})).await;
+    assert_eq!(status, 403, "only the owner adds members");
+    let (status, _) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": guest.username})).await;
+    assert_eq!(status, 204);
+    let joined = ws.join(room, None).await;
+    assert_eq!(joined["head"], 0);
+    let (status, listing) = guest.get("/api/rooms").await;
+    assert_eq!(status, 200);
+    assert!(listing["rooms"].as_array().unwrap().iter().any(|r| r["id"] == room && r["member"] == true));
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_typing_and_unread_counts() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (a, b) = (node.user(&unique("pa")).await, node.user(&unique("pb")).await);
+    let room = a.create_room(&unique("lobby"), "public").await;
+    let mut wa = a.ws(&node.ws_url).await;
+    wa.join(room, None).await;
+    let mut wb = b.ws(&node.ws_url).await;
+    let joined = wb.join(room, None).await;
+    assert_eq!(joined["online_count"], 2);
+    let p = wa.recv_type("presence").await;
+    assert_eq!((p["user"]["id"].as_i64(), p["online"].as_bool()), (Some(b.user_id), Some(true)));
+    wb.send(json!({"type": "typing", "room": room, "on": true})).await;
+    let t = wa.recv_type("typing").await;
+    assert_eq!(t["user"]["username"], b.username);
+    send_all(&mut wb, room, "unread", 3).await;
+    wa.messages(room, 3).await;
+    let unread = |v: &Value| {
+        v["rooms"].as_array().unwrap().iter().find(|r| r["id"] == room).unwrap()["unread"].as_u64().unwrap()
+    };
+    assert_eq!(unread(&a.get("/api/rooms").await.1), 3);
+    wa.send(json!({"type": "read", "room": room, "seq": 2})).await;
+    confab_tests::eventually("the read cursor to be stored", || async {
+        (unread(&a.get("/api/rooms").await.1) == 1).then_some(())
+    })
+    .await;
+    wb.close().await;
+    let p = wa.recv_where("offline presence", |f| f["type"] == "presence" && f["online"] == false).await;
+    assert_eq!(p["user"]["id"], b.user_id);
+    node.stop().await;
+}
