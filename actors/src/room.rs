@@ -54,10 +54,11 @@ pub enum RoomMsg {
     Leave {
         session: u64,
     },
+    /// Post a message; the outcome (ack or error) goes back to `reply` as `SendResult`.
     Send {
         session: u64,
         user: UserRef,
-        out: Outbound,
+        reply: ActorRef<SessionMsg>,
         cid: Arc<str>,
         body: Arc<str>,
         reply_to: Option<u64>,
@@ -100,7 +101,8 @@ struct Sub {
 
 struct Pending {
     row: MessageRow,
-    session: u64,
+    /// The session to answer (the last one that sent this cid).
+    reply: ActorRef<SessionMsg>,
     sent_at: Instant,
 }
 
@@ -216,10 +218,11 @@ impl Actor for RoomActor {
                 let _ = reply.send(res);
             }
             RoomMsg::Leave { session } => st.leave(session),
-            RoomMsg::Send { session, user, out, cid, body, reply_to } => {
+            RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
                 st.last_activity = Instant::now();
-                if let Err((code, msg)) = st.send(&me, session, user, cid.clone(), body, reply_to).await {
-                    let _ = out.push(encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string()))));
+                if let Err((code, msg)) = st.send(&me, session, user, &reply, cid.clone(), body, reply_to).await {
+                    let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
+                    let _ = reply.cast(SessionMsg::SendResult { room: st.room.id, cid, frame });
                     st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
                 }
             }
@@ -260,28 +263,17 @@ impl RoomState {
         let older = if has_subs { self.rows_before_tail(min_last).await? } else { Vec::new() };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
+        // What the previous incarnation committed is acked now; the rest its senders' sessions
+        // send again when told of the restart (the cid makes that idempotent).
         let pending: Vec<Pending> = sh.pending.drain(..).collect();
-        for p in pending {
-            let Some(out) = sh.subs.iter().find(|s| s.s.session == p.session).map(|s| s.s.out.clone()) else {
-                continue;
-            };
-            let frame = if p.row.seq <= self.head {
-                match self.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
-                    Some(row) => ServerFrame::ack(row),
-                    None => ServerFrame::error(
-                        ErrorCode::Retry,
-                        "send again with the same cid",
-                        Some(p.row.cid.to_string()),
-                    ),
-                }
-            } else {
-                ServerFrame::error(
-                    ErrorCode::Retry,
-                    "the room restarted before this message was stored; send it again",
-                    Some(p.row.cid.to_string()),
-                )
-            };
-            let _ = out.push(encode_server_frame(&frame));
+        for p in pending.into_iter().filter(|p| p.row.seq <= self.head) {
+            if let Some(row) = self.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
+                let frame = encode_server_frame(&ServerFrame::ack(row));
+                let _ = p.reply.cast(SessionMsg::SendResult { room: self.room.id, cid: p.row.cid.clone(), frame });
+            }
+        }
+        for sub in &sh.subs {
+            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id });
         }
         let head = self.head;
         let room = self.room_id();
@@ -382,11 +374,7 @@ impl RoomState {
 
     fn leave(&mut self, session: u64) {
         let shared = self.shared.clone();
-        let mut sh = shared.lock();
-        if let Some(i) = sh.subs.iter().position(|s| s.s.session == session) {
-            let sub = sh.subs.swap_remove(i);
-            self.offline(&mut sh, sub.s.user.id, &sub.s.user);
-        }
+        self.remove_sub(&mut shared.lock(), session);
     }
 
     /// One fewer subscription of `user`; announces them offline when it was the last.
@@ -414,11 +402,13 @@ impl RoomState {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         me: &ActorRef<RoomMsg>,
         session: u64,
         user: UserRef,
+        reply: &ActorRef<SessionMsg>,
         cid: Arc<str>,
         body: Arc<str>,
         reply_to: Option<u64>,
@@ -443,10 +433,9 @@ impl RoomState {
         }
         match self.recent.get(&key) {
             Some(Recent::Committed { seq, id, ts }) => {
-                let ack = ServerFrame::Ack { cid, room: self.room_id(), seq: *seq, id: *id, ts: *ts };
-                if let Some(sub) = self.shared.lock().subs.iter().find(|s| s.s.session == session) {
-                    let _ = sub.s.out.push(encode_server_frame(&ack));
-                }
+                let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq: *seq, id: *id, ts: *ts };
+                let _ =
+                    reply.cast(SessionMsg::SendResult { room: self.room_id(), cid, frame: encode_server_frame(&ack) });
                 return Ok(());
             }
             Some(Recent::Pending) => {
@@ -454,7 +443,7 @@ impl RoomState {
                 if let Some(p) =
                     self.shared.lock().pending.iter_mut().find(|p| p.row.sender == user.id && p.row.cid == cid)
                 {
-                    p.session = session;
+                    p.reply = reply.clone();
                 }
                 return Ok(());
             }
@@ -496,7 +485,7 @@ impl RoomState {
             return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
         }
         self.next_seq += 1;
-        self.shared.lock().pending.push_back(Pending { row, session, sent_at: Instant::now() });
+        self.shared.lock().pending.push_back(Pending { row, reply: reply.clone(), sent_at: Instant::now() });
         self.remember(key, Recent::Pending);
         Ok(())
     }
@@ -555,8 +544,9 @@ impl RoomState {
             p.row.id = id;
             self.head = seq;
             let frame = encode_server_frame(&ServerFrame::message(&p.row));
+            self.fan_out(&mut sh, frame, seq);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            self.fan_out(&mut sh, frame, seq, p.session, ack);
+            let _ = p.reply.cast(SessionMsg::SendResult { room, cid: p.row.cid.clone(), frame: ack });
             self.remember((p.row.sender, p.row.cid.clone()), Recent::Committed { seq, id, ts: p.row.ts });
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {
@@ -566,24 +556,30 @@ impl RoomState {
         Ok(())
     }
 
-    /// Sends one committed message to every subscriber (and the ack to its sender's session).
-    fn fan_out(&mut self, sh: &mut Shared, frame: Bytes, seq: u64, sender_session: u64, ack: Bytes) {
+    /// Sends one committed message to every subscriber: the same bytes to each.
+    fn fan_out(&mut self, sh: &mut Shared, frame: Bytes, seq: u64) {
         let mut lagging = Vec::new();
+        let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {
             match sub.s.out.push(frame.clone()) {
                 Ok(()) => sub.last_seq = seq,
-                Err(Refused::Full) => {
-                    lagging.push(sub.s.session);
-                    continue;
-                }
-                Err(Refused::Closed) => continue,
-            }
-            if sub.s.session == sender_session && sub.s.out.push(ack.clone()).is_err() {
-                lagging.push(sub.s.session);
+                Err(Refused::Full) => lagging.push(sub.s.session),
+                Err(Refused::Closed) => gone.push(sub.s.session),
             }
         }
         for session in lagging {
             self.drop_lagging(sh, self.room.id, session);
+        }
+        for session in gone {
+            self.remove_sub(sh, session);
+        }
+    }
+
+    /// Forgets a subscriber (it left, or its connection is gone).
+    fn remove_sub(&mut self, sh: &mut Shared, session: u64) {
+        if let Some(i) = sh.subs.iter().position(|s| s.s.session == session) {
+            let sub = sh.subs.swap_remove(i);
+            self.offline(sh, sub.s.user.id, &sub.s.user);
         }
     }
 

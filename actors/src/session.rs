@@ -15,10 +15,11 @@ use crate::room::{RoomMsg, Subscriber};
 use crate::store::CursorWrite;
 use crate::system::Ctx;
 use crate::writer::WriterMsg;
+use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
 use confab_schemas::{ClientFrame, ErrorCode, RoomId, ServerFrame, UserId, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -28,6 +29,8 @@ use tokio::sync::OwnedSemaphorePermit;
 pub const INBOUND_PERMITS: usize = 64;
 /// Longest client message id.
 pub const MAX_CID_LEN: usize = 64;
+/// Unanswered sends a connection may have per room (below the room's per-sender dedupe window).
+pub const MAX_IN_FLIGHT: usize = 128;
 
 /// Messages of a session actor.
 pub enum SessionMsg {
@@ -37,6 +40,17 @@ pub enum SessionMsg {
     Lagging { room: RoomId, last_seq: u64 },
     /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
     Close { reason: String, reconnect: bool },
+    /// A room's answer to one of this session's sends: an `ack` or an `error` frame.
+    SendResult { room: RoomId, cid: Arc<str>, frame: Bytes },
+    /// A room actor restarted: sends it had not answered are sent again.
+    RoomRestarted { room: RoomId },
+}
+
+/// A send the room has not answered yet.
+struct InFlight {
+    cid: Arc<str>,
+    body: Arc<str>,
+    reply_to: Option<u64>,
 }
 
 pub struct SessionArgs {
@@ -54,6 +68,8 @@ pub struct SessionState {
     user: UserRef,
     out: Outbound,
     rooms: HashMap<RoomId, ActorRef<RoomMsg>>,
+    /// Per room, the sends not answered yet, oldest first.
+    in_flight: HashMap<RoomId, VecDeque<InFlight>>,
     closing: bool,
 }
 
@@ -63,7 +79,15 @@ impl Actor for SessionActor {
     type Arguments = SessionArgs;
 
     async fn pre_start(&self, _me: ActorRef<SessionMsg>, a: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
-        Ok(SessionState { ctx: a.ctx, id: a.id, user: a.user, out: a.out, rooms: HashMap::new(), closing: false })
+        Ok(SessionState {
+            ctx: a.ctx,
+            id: a.id,
+            user: a.user,
+            out: a.out,
+            rooms: HashMap::new(),
+            in_flight: HashMap::new(),
+            closing: false,
+        })
     }
 
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
@@ -94,6 +118,17 @@ impl Actor for SessionActor {
             SessionMsg::Close { reason, reconnect } => {
                 st.close(&me, &reason, reconnect.then(BTreeMap::new));
             }
+            SessionMsg::SendResult { room, cid, frame } => {
+                if let Some(q) = st.in_flight.get_mut(&room)
+                    && let Some(i) = q.iter().position(|f| f.cid == cid)
+                {
+                    q.remove(i);
+                }
+                if st.out.push(frame).is_err() {
+                    st.close(&me, "lagging", Some(BTreeMap::new()));
+                }
+            }
+            SessionMsg::RoomRestarted { room } => st.resend(&me, room).await,
         }
         Ok(())
     }
@@ -111,13 +146,15 @@ impl SessionState {
             ClientFrame::Join { room, since } => self.join(me, room, since).await,
             ClientFrame::Leave { room } => {
                 if let Some(actor) = self.rooms.remove(&room) {
+                    // Answers to sends already made still arrive; they are just not resent.
+                    self.in_flight.remove(&room);
                     let _ = actor.cast(RoomMsg::Leave { session: self.id });
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
                     self.error(ErrorCode::NotJoined, "not in this room", None);
                 }
             }
-            ClientFrame::Send { room, cid, body, reply_to } => self.send(room, cid, body, reply_to).await,
+            ClientFrame::Send { room, cid, body, reply_to } => self.send(me, room, cid, body, reply_to).await,
             ClientFrame::Typing { room, on } => {
                 if let Some(actor) = self.rooms.get(&room) {
                     let _ = actor.cast(RoomMsg::Typing { session: self.id, user: self.user.clone(), on });
@@ -167,7 +204,14 @@ impl SessionState {
         self.error(ErrorCode::Retry, "the room is restarting; join again", None);
     }
 
-    async fn send(&mut self, room: RoomId, cid: String, body: String, reply_to: Option<u64>) {
+    async fn send(
+        &mut self,
+        me: &ActorRef<SessionMsg>,
+        room: RoomId,
+        cid: String,
+        body: String,
+        reply_to: Option<u64>,
+    ) {
         let reference = Some(cid.clone());
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
             return self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), reference);
@@ -179,30 +223,81 @@ impl SessionState {
         if body.len() > max && body.chars().count() > max {
             return self.error(ErrorCode::TooLong, format!("messages are at most {max} characters"), reference);
         }
-        let Some(actor) = self.rooms.get(&room).cloned() else {
+        if !self.rooms.contains_key(&room) {
             return self.error(ErrorCode::NotJoined, "join the room before sending", reference);
+        }
+        let q = self.in_flight.entry(room).or_default();
+        if q.len() >= MAX_IN_FLIGHT {
+            return self.error(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks", reference);
+        }
+        q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to });
+        let last = q.len() - 1;
+        self.forward(me, room, last..last + 1).await;
+    }
+
+    /// Casts the in-flight sends `range` of `room` to the room actor, looking the actor up again
+    /// when the one we knew is gone.
+    async fn forward(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, range: std::ops::Range<usize>) {
+        for attempt in 0..2 {
+            let actor = match (attempt, self.rooms.get(&room)) {
+                (0, Some(a)) => a.clone(),
+                _ => match self.ctx.activate(room).await {
+                    Ok(a) => {
+                        self.rooms.insert(room, a.clone());
+                        a
+                    }
+                    Err((code, m)) => return self.fail_in_flight(room, range, code, &m),
+                },
+            };
+            let Some(q) = self.in_flight.get(&room) else { return };
+            let all_sent = q.range(range.clone()).all(|f| {
+                let msg = RoomMsg::Send {
+                    session: self.id,
+                    user: self.user.clone(),
+                    reply: me.clone(),
+                    cid: f.cid.clone(),
+                    body: f.body.clone(),
+                    reply_to: f.reply_to,
+                };
+                actor.cast(msg).is_ok()
+            });
+            if all_sent {
+                return;
+            }
+            // The room actor was replaced: its subscribers survived, only the reference changed.
+        }
+        self.fail_in_flight(room, range, ErrorCode::Retry, "the room is restarting; send again");
+    }
+
+    /// Gives up on some in-flight sends: each gets an error frame naming its cid.
+    fn fail_in_flight(&mut self, room: RoomId, range: std::ops::Range<usize>, code: ErrorCode, message: &str) {
+        let failed: Vec<InFlight> = match self.in_flight.get_mut(&room) {
+            Some(q) => q.drain(range).collect(),
+            None => return,
         };
-        let (cid, body): (Arc<str>, Arc<str>) = (cid.into(), body.into());
-        let msg = |cid: &Arc<str>, body: &Arc<str>| RoomMsg::Send {
-            session: self.id,
-            user: self.user.clone(),
-            out: self.out.clone(),
-            cid: cid.clone(),
-            body: body.clone(),
-            reply_to,
-        };
-        if actor.cast(msg(&cid, &body)).is_ok() {
+        for f in failed {
+            self.error(code, message, Some(f.cid.to_string()));
+        }
+    }
+
+    /// After a room actor restart, every unanswered send goes to the new one, in the original
+    /// order. Ones that did commit are recognised by their cid and just acked again.
+    async fn resend(&mut self, me: &ActorRef<SessionMsg>, room: RoomId) {
+        if !self.rooms.contains_key(&room) {
             return;
         }
-        // The room actor was restarted: its subscribers survived, only the reference changed.
         match self.ctx.activate(room).await {
             Ok(actor) => {
-                self.rooms.insert(room, actor.clone());
-                if actor.cast(msg(&cid, &body)).is_err() {
-                    self.error(ErrorCode::Retry, "the room is restarting; send again", Some(cid.to_string()));
-                }
+                self.rooms.insert(room, actor);
             }
-            Err((code, m)) => self.error(code, m, Some(cid.to_string())),
+            Err((code, m)) => {
+                let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
+                return self.fail_in_flight(room, 0..n, code, &m);
+            }
+        }
+        let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
+        if n > 0 {
+            self.forward(me, room, 0..n).await;
         }
     }
 

@@ -146,33 +146,42 @@ impl WriterState {
     }
 
     /// Commits the buffer in one transaction and answers every waiter.
+    ///
+    /// The commit runs in its own task: killing the writer mid-commit must not drop a transaction
+    /// halfway (it would hold the database connection in an unknown state). A killed writer's last
+    /// batch still completes and answers its rooms; the rooms resync anyway when told of the restart.
     async fn commit(&mut self) {
         if self.msgs.is_empty() && self.cursors.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.msgs);
         let cursors = std::mem::take(&mut self.cursors);
-        let news: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
-        let started = Instant::now();
-        let outcome = self.args.store.commit_batch(&news, &cursors).await;
-        let micros = started.elapsed().as_micros() as u64;
-        let results: Vec<WriteResult> = match outcome {
-            Ok(outcomes) => {
-                self.args.metrics.record_batch(batch.len() + cursors.len(), micros);
-                let committed = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Committed { .. })).count();
-                self.args.metrics.messages_committed.fetch_add(committed as u64, Relaxed);
-                outcomes.into_iter().map(Ok).collect()
-            }
-            Err(err) => {
-                self.args.metrics.writer_failures.fetch_add(1, Relaxed);
-                error!(%err, writes = batch.len(), "batch commit failed");
-                for (m, _) in &batch {
-                    self.poisoned.insert(m.room, m.epoch);
+        let (store, metrics) = (self.args.store.clone(), self.args.metrics.clone());
+        let task = tokio::spawn(async move {
+            let news: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
+            let started = Instant::now();
+            let outcome = store.commit_batch(&news, &cursors).await;
+            let micros = started.elapsed().as_micros() as u64;
+            let (results, failed): (Vec<WriteResult>, Vec<(RoomId, u64)>) = match outcome {
+                Ok(outcomes) => {
+                    metrics.record_batch(batch.len() + cursors.len(), micros);
+                    let committed = outcomes.iter().filter(|o| matches!(o, WriteOutcome::Committed { .. })).count();
+                    metrics.messages_committed.fetch_add(committed as u64, Relaxed);
+                    (outcomes.into_iter().map(Ok).collect(), Vec::new())
                 }
-                vec![Err(()); batch.len()]
-            }
-        };
-        answer_rooms(batch, results);
+                Err(err) => {
+                    metrics.writer_failures.fetch_add(1, Relaxed);
+                    error!(%err, writes = batch.len(), "batch commit failed");
+                    (vec![Err(()); batch.len()], batch.iter().map(|(m, _)| (m.room, m.epoch)).collect())
+                }
+            };
+            answer_rooms(batch, results);
+            failed
+        });
+        match task.await {
+            Ok(failed) => self.poisoned.extend(failed),
+            Err(e) => error!(err = %e, "commit task failed"),
+        }
     }
 }
 

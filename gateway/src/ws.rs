@@ -97,12 +97,14 @@ async fn run_socket(state: AppState, fut: UpgradeFut, user: Option<UserRow>) {
     let done = CancellationToken::new();
     let mut writer = tokio::spawn(write_loop(write_half, rx, done.clone()));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
-    tokio::select! {
-        _ = run_reader(&state, &mut reader, out, user) => {}
-        _ = &mut writer => {}
-    }
+    let writer_done = tokio::select! {
+        _ = run_reader(&state, &mut reader, out, user) => false,
+        _ = &mut writer => true,
+    };
     done.cancel();
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
     metrics.connections.fetch_sub(1, Relaxed);
 }
 

@@ -109,6 +109,11 @@ impl Ws {
         self.stream.send(Message::text(frame.to_string())).await.expect("ws send");
     }
 
+    /// Sends a frame; false when the connection is gone.
+    pub async fn try_send(&mut self, frame: Value) -> bool {
+        self.stream.send(Message::text(frame.to_string())).await.is_ok()
+    }
+
     pub async fn send_raw(&mut self, msg: Message) {
         let _ = self.stream.send(msg).await;
     }

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod db;
+pub mod load;
 pub mod process;
 
 pub use client::{Api, Ws};
