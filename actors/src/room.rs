@@ -533,6 +533,9 @@ impl RoomState {
                 Ok(WriteOutcome::Fenced) => {
                     return Err(format!("room {room}: lease epoch {} was fenced", self.epoch).into());
                 }
+                Ok(WriteOutcome::Gap) => {
+                    return Err(format!("room {room}: seq {seq} does not follow the stored head; resyncing").into());
+                }
                 Err(()) => return Err(format!("room {room}: write of seq {seq} failed").into()),
             };
             let Some(mut p) = sh.pending.pop_front() else {

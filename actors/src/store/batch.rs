@@ -2,7 +2,9 @@
 //!
 //! One transaction per batch. It first reads the lease epoch of every room in the batch (under a
 //! share lock on PostgreSQL; SQLite's single writer connection serialises everything anyway), drops
-//! the writes of rooms whose epoch moved on (`Fenced`), then inserts the rest with multi-row inserts.
+//! the writes of rooms whose epoch moved on (`Fenced`), checks that each room's writes continue its
+//! stored head without a hole (`Gap`), then inserts the rest with multi-row inserts. So the database
+//! itself refuses a gap in a room's sequence, whatever an actor got wrong.
 
 use super::{Backend, Inner, Store, on_pool};
 use crate::error::Result;
@@ -39,6 +41,9 @@ pub enum WriteOutcome {
     Committed { id: i64 },
     /// Refused: the room's lease has a newer epoch, so this writer's room actor is stale.
     Fenced,
+    /// Refused: the seq does not follow the room's stored head (an earlier write was lost), so
+    /// committing it would leave a gap.
+    Gap,
 }
 
 /// Rows per multi-row insert; 8 binds a row keeps far below SQLite's 32,766 bind limit.
@@ -71,9 +76,37 @@ impl Store {
                 }
             }
 
+            let mut heads: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
+            for chunk in rooms.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new("SELECT room_id, MAX(seq) FROM messages WHERE room_id IN (");
+                let mut list = q.separated(", ");
+                for room in chunk {
+                    list.push_bind(*room);
+                }
+                q.push(") GROUP BY room_id");
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    heads.insert(row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0) as u64);
+                }
+            }
+
             let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
-            let live: Vec<usize> =
-                (0..msgs.len()).filter(|&i| epochs.get(&msgs[i].room.0) == Some(&msgs[i].epoch)).collect();
+            let mut live: Vec<usize> = Vec::with_capacity(msgs.len());
+            let mut next: HashMap<i64, Option<u64>> = HashMap::with_capacity(rooms.len());
+            for (i, m) in msgs.iter().enumerate() {
+                if epochs.get(&m.room.0) != Some(&m.epoch) {
+                    continue;
+                }
+                // `None` once a room hit a hole: nothing after it in this batch may commit.
+                let expected =
+                    next.entry(m.room.0).or_insert_with(|| Some(heads.get(&m.room.0).copied().unwrap_or(0) + 1));
+                if *expected == Some(m.seq) {
+                    *expected = Some(m.seq + 1);
+                    live.push(i);
+                } else {
+                    *expected = None;
+                    outcomes[i] = WriteOutcome::Gap;
+                }
+            }
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(live.len());
             for chunk in live.chunks(INSERT_CHUNK) {
                 let mut q = QueryBuilder::new(
