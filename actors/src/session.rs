@@ -31,6 +31,9 @@ pub const INBOUND_PERMITS: usize = 64;
 pub const MAX_CID_LEN: usize = 64;
 /// Unanswered sends a connection may have per room (below the room's per-sender dedupe window).
 pub const MAX_IN_FLIGHT: usize = 128;
+/// Room restarts a send may live through before the session gives up on it (a message that
+/// makes its room fail every time must not loop forever).
+pub const MAX_RESENDS: u8 = 3;
 
 /// Messages of a session actor.
 pub enum SessionMsg {
@@ -51,6 +54,8 @@ struct InFlight {
     cid: Arc<str>,
     body: Arc<str>,
     reply_to: Option<u64>,
+    /// Room restarts this send has lived through.
+    resends: u8,
 }
 
 pub struct SessionArgs {
@@ -216,6 +221,9 @@ impl SessionState {
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
             return self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), reference);
         }
+        if body.contains('\0') || cid.contains('\0') {
+            return self.error(ErrorCode::Invalid, "messages may not contain NUL characters", reference);
+        }
         if body.trim().is_empty() {
             return self.error(ErrorCode::EmptyBody, "the message is empty", reference);
         }
@@ -230,7 +238,7 @@ impl SessionState {
         if q.len() >= MAX_IN_FLIGHT {
             return self.error(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks", reference);
         }
-        q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to });
+        q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to, resends: 0 });
         let last = q.len() - 1;
         self.forward(me, room, last..last + 1).await;
     }
@@ -294,6 +302,20 @@ impl SessionState {
                 let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
                 return self.fail_in_flight(room, 0..n, code, &m);
             }
+        }
+        let mut gave_up = Vec::new();
+        if let Some(q) = self.in_flight.get_mut(&room) {
+            q.retain_mut(|f| {
+                f.resends += 1;
+                let keep = f.resends <= MAX_RESENDS;
+                if !keep {
+                    gave_up.push(f.cid.to_string());
+                }
+                keep
+            });
+        }
+        for cid in gave_up {
+            self.error(ErrorCode::Internal, "the message could not be stored", Some(cid));
         }
         let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
         if n > 0 {

@@ -97,8 +97,8 @@ async fn create_route(
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
         return Err(ApiError::new(ErrorCode::Invalid, "name: 1 to 64 characters, no control characters"));
     }
-    if new.description.chars().count() > 500 {
-        return Err(ApiError::new(ErrorCode::Invalid, "description: at most 500 characters"));
+    if new.description.chars().count() > 500 || new.description.contains('\0') {
+        return Err(ApiError::new(ErrorCode::Invalid, "description: at most 500 characters, no NUL"));
     }
     let visibility = match new.visibility.as_deref() {
         None => Visibility::Public,
@@ -210,8 +210,8 @@ async fn report_route(
     ApiPath(id): ApiPath<i64>,
     ApiJson(r): ApiJson<NewReport>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if r.reason.trim().is_empty() || r.reason.chars().count() > 1000 {
-        return Err(ApiError::new(ErrorCode::Invalid, "reason: 1 to 1000 characters"));
+    if r.reason.trim().is_empty() || r.reason.chars().count() > 1000 || r.reason.contains('\0') {
+        return Err(ApiError::new(ErrorCode::Invalid, "reason: 1 to 1000 characters, no NUL"));
     }
     let room = visible_room(&state, &user, RoomId(id)).await?;
     let report = state.system.report(room.id, r.seq, user.id, r.reason).await?;

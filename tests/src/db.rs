@@ -12,24 +12,32 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// PostgreSQL when `CONFAB_TEST_DATABASE_URL` is set, else SQLite.
     pub async fn create() -> TestDb {
-        let dir = tempfile::tempdir().expect("temp dir");
-        match std::env::var("CONFAB_TEST_DATABASE_URL") {
-            Ok(server) if server.starts_with("postgres") => {
-                let name = format!("confab_test_{}_{}", std::process::id(), rand::random::<u32>());
-                let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to CONFAB_TEST_DATABASE_URL");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create database");
-                let url = with_database(&server, &name);
-                TestDb { dir, url, pg: Some((server, name)) }
-            }
-            _ => {
-                let url = format!("sqlite://{}", dir.path().join("confab.db").display());
-                TestDb { dir, url, pg: None }
-            }
+        match Self::postgres().await {
+            Some(db) => db,
+            None => Self::sqlite(),
         }
+    }
+
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("confab.db").display());
+        TestDb { dir, url, pg: None }
+    }
+
+    /// A fresh database on the server of `CONFAB_TEST_DATABASE_URL`, if that is set.
+    pub async fn postgres() -> Option<TestDb> {
+        let server = std::env::var("CONFAB_TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = format!("confab_test_{}_{}", std::process::id(), rand::random::<u32>());
+        let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to CONFAB_TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let url = with_database(&server, &name);
+        Some(TestDb { dir, url, pg: Some((server, name)) })
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -248,12 +248,15 @@ async fn bodies_are_stored_and_returned_verbatim() {
         "<img src=x onerror=alert(1)>",
         "'; DROP TABLE messages; --",
         "Robert'); DELETE FROM users WHERE ('1'='1",
-        "emoji 🎉 and \u{0} nul and \"quotes\"\nnew line",
+        "emoji 🎉 and \u{1} control and \"quotes\"\nnew line\ttab",
     ];
     for (i, b) in bodies.iter().enumerate() {
         ws.send(json!({"type": "send", "room": room, "cid": format!("v{i}"), "body": b})).await;
         ws.recv_where("ack", |f| f["type"] == "ack" && f["cid"] == format!("v{i}")).await;
     }
+    // NUL cannot be stored by PostgreSQL: refused on every backend alike.
+    ws.send(json!({"type": "send", "room": room, "cid": "nul", "body": "a \u{0} b"})).await;
+    assert_eq!(ws.expect_error("invalid").await["ref"], "nul");
     let live = ws.messages(room, bodies.len()).await;
     let (_, history) = api.get(&format!("/api/rooms/{room}/messages")).await;
     for (i, b) in bodies.iter().enumerate() {

@@ -9,16 +9,16 @@ fn seqs(frames: &[Value]) -> Vec<u64> {
     frames.iter().map(|f| f["seq"].as_u64().expect("seq")).collect()
 }
 
-/// Sends `n` messages with cids `{prefix}-{i}` and waits for every ack; returns cid → ack.
+/// Sends `n` messages with cids `{prefix}-{i}` (at most 64 unacknowledged, as a client should)
+/// and waits for every ack; returns cid → ack.
 async fn send_all(ws: &mut Ws, room: i64, prefix: &str, n: usize) -> HashMap<String, Value> {
-    for i in 0..n {
-        ws.send(
-            json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} says {i}")}),
-        )
-        .await;
-    }
     let mut acks = HashMap::new();
+    let mut sent = 0;
     while acks.len() < n {
+        while sent < n && sent - acks.len() < 64 {
+            ws.send(json!({"type": "send", "room": room, "cid": format!("{prefix}-{sent}"), "body": format!("{prefix} says {sent}")})).await;
+            sent += 1;
+        }
         let ack = ws.recv_type("ack").await;
         acks.insert(ack["cid"].as_str().expect("cid").to_owned(), ack);
     }

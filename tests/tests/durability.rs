@@ -1,0 +1,68 @@
+//! Durability and lifecycle of real node processes: an ack means durable even across SIGKILL,
+//! and SIGTERM drains (clients get a reconnect hint) and exits 0.
+
+use confab_tests::process::NodeProcess;
+use confab_tests::{Api, TestDb, Ws, unique};
+use serde_json::json;
+use std::collections::HashMap;
+
+const BIN: &str = env!("CARGO_BIN_EXE_confab-test-node");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_messages_survive_kill_9() {
+    let db = TestDb::create().await;
+    // SQLite with its default durability (fsync on every commit).
+    let mut node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, &[]).await;
+    let api = Api::register(&node.base, &unique("dur")).await;
+    let room = api.room_id("general").await;
+    const N: usize = 200;
+    let acked = confab_tests::load::send_reliably(&api, &node.ws_url, room, "k", N, 32).await;
+    let acks: HashMap<u64, String> = acked
+        .iter()
+        .map(|(cid, ack)| (ack["seq"].as_u64().unwrap(), format!("k #{}", cid.trim_start_matches("k-"))))
+        .collect();
+    assert_eq!(acks.len(), N);
+    // Kill the instant the last ack arrived: nothing gets a chance to flush on the way out.
+    node.kill9().await;
+
+    let node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, &[]).await;
+    let api = Api { base: node.base.clone(), ..api };
+    let (status, page) = api.get(&format!("/api/rooms/{room}/messages?after=0&limit=100")).await;
+    assert_eq!(status, 200);
+    let (_, page2) = api.get(&format!("/api/rooms/{room}/messages?after=100&limit=100")).await;
+    let stored: Vec<_> =
+        page["messages"].as_array().unwrap().iter().chain(page2["messages"].as_array().unwrap()).cloned().collect();
+    assert_eq!(stored.len(), N);
+    for m in &stored {
+        let seq = m["seq"].as_u64().unwrap();
+        assert_eq!(Some(m["body"].as_str().unwrap()), acks.get(&seq).map(String::as_str), "seq {seq}");
+    }
+    // The sequence continues after the restart.
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, Some(N as u64)).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "after-restart", "body": "next"})).await;
+    assert_eq!(ws.recv_type("ack").await["seq"], N as u64 + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_tells_clients_to_reconnect_and_exits_zero() {
+    let db = TestDb::create().await;
+    let mut node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, &[]).await;
+    let api = Api::register(&node.base, &unique("term")).await;
+    let room = api.room_id("general").await;
+    let mut ws: Ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "last", "body": "before shutdown"})).await;
+    let ack = ws.recv_type("ack").await;
+    let code = node.terminate().await;
+    let frames = ws.until_closed().await;
+    assert!(
+        frames.iter().any(|f| f["type"] == "reconnect" && f["reason"] == "shutdown"),
+        "a reconnect hint before the close: {frames:?}"
+    );
+    assert_eq!(code, Some(0), "exit code");
+    let node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, &[]).await;
+    let api = Api { base: node.base.clone(), ..api };
+    let (_, page) = api.get(&format!("/api/rooms/{room}/messages")).await;
+    assert_eq!(page["messages"][0]["seq"], ack["seq"]);
+}

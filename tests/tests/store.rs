@@ -1,0 +1,131 @@
+//! The store suite: the same checks against SQLite and PostgreSQL (the latter when
+//! `CONFAB_TEST_DATABASE_URL` names a server; CI sets it).
+
+use confab_actors::store::{CursorWrite, NewMessage, SqliteSync, Store, WriteOutcome};
+use confab_schemas::{Role, RoomId, UserId, Visibility};
+use confab_tests::TestDb;
+use std::sync::Arc;
+
+fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, cid: &str) -> NewMessage {
+    NewMessage {
+        room,
+        epoch,
+        seq,
+        sender,
+        cid: Arc::from(cid),
+        body: Arc::from(format!("body of {cid}")),
+        reply_to: None,
+        ts: 1_000 + seq as i64,
+    }
+}
+
+async fn suite(db: &TestDb) {
+    let store = Store::connect(&db.url, SqliteSync::Normal).await.expect("connect and migrate");
+    // Migrations are idempotent.
+    Store::connect(&db.url, SqliteSync::Normal).await.expect("second connect");
+
+    // Users: unique without regard to case.
+    let ann = store.create_user("Ann", "hash-a", Role::User).await.unwrap();
+    assert!(matches!(store.create_user("ANN", "x", Role::User).await, Err(confab_actors::Error::Conflict(_))));
+    assert_eq!(store.user_by_name("aNn").await.unwrap().unwrap().id, ann.id);
+    let bob = store.create_user("bob", "hash-b", Role::User).await.unwrap();
+    store.set_user_role(bob.id, Role::Moderator).await.unwrap();
+    assert_eq!(store.user_by_id(bob.id).await.unwrap().unwrap().role, Role::Moderator);
+
+    // Auth sessions expire.
+    store.create_auth_session("live", ann.id, i64::MAX).await.unwrap();
+    store.create_auth_session("dead", ann.id, 1).await.unwrap();
+    assert_eq!(store.user_by_session("live").await.unwrap().unwrap().id, ann.id);
+    assert!(store.user_by_session("dead").await.unwrap().is_none());
+    store.delete_user_sessions(ann.id).await.unwrap();
+    assert!(store.user_by_session("live").await.unwrap().is_none());
+
+    // Rooms: the owner is a member; private rooms are listed to members only.
+    let general = store.ensure_room("general", "all").await.unwrap();
+    assert_eq!(store.ensure_room("general", "all").await.unwrap().id, general.id);
+    let secret = store.create_room("secret", "", Visibility::Private, Some(ann.id)).await.unwrap();
+    assert!(matches!(
+        store.create_room("SECRET", "", Visibility::Public, None).await,
+        Err(confab_actors::Error::Conflict(_))
+    ));
+    assert!(store.is_member(secret.id, ann.id).await.unwrap());
+    assert!(!store.is_member(secret.id, bob.id).await.unwrap());
+    let bobs: Vec<_> = store.rooms_for(bob.id).await.unwrap().into_iter().map(|l| l.room.id).collect();
+    assert_eq!(bobs, vec![general.id]);
+    store.add_member(secret.id, bob.id).await.unwrap();
+    store.add_member(secret.id, bob.id).await.unwrap();
+    assert_eq!(store.room_members(secret.id).await.unwrap().len(), 2);
+    assert_eq!(store.rooms_for(bob.id).await.unwrap().len(), 2);
+
+    // Leases: every take raises the epoch.
+    let e1 = store.take_lease(general.id, "n1", 1000).await.unwrap();
+    let e2 = store.take_lease(general.id, "n2", 1000).await.unwrap();
+    assert_eq!(e2, e1 + 1);
+    assert_eq!(store.lease(general.id).await.unwrap(), Some((e2, "n2".to_owned())));
+
+    // Commits: fenced by epoch, refused across a gap, cursors only move forward.
+    let g = general.id;
+    let out = store.commit_batch(&[msg(g, e2, 1, ann.id, "a1"), msg(g, e2, 2, bob.id, "b1")], &[]).await.unwrap();
+    assert!(out.iter().all(|o| matches!(o, WriteOutcome::Committed { .. })), "{out:?}");
+    let out = store.commit_batch(&[msg(g, e1, 3, ann.id, "stale")], &[]).await.unwrap();
+    assert_eq!(out, vec![WriteOutcome::Fenced]);
+    let out =
+        store.commit_batch(&[msg(g, e2, 5, ann.id, "hole"), msg(g, e2, 6, ann.id, "after-hole")], &[]).await.unwrap();
+    assert_eq!(out, vec![WriteOutcome::Gap, WriteOutcome::Gap]);
+    let out = store.commit_batch(&[msg(g, e2, 3, ann.id, "a2"), msg(g, e2, 5, ann.id, "skip")], &[]).await.unwrap();
+    assert!(matches!(out[0], WriteOutcome::Committed { .. }) && out[1] == WriteOutcome::Gap, "{out:?}");
+    assert_eq!(store.head_seq(g).await.unwrap(), 3);
+    // A repeated cid is refused by the database, and the batch with it fails as a whole.
+    assert!(store.commit_batch(&[msg(g, e2, 4, ann.id, "a1")], &[]).await.is_err());
+    assert_eq!(store.head_seq(g).await.unwrap(), 3);
+
+    let cursors = [
+        CursorWrite { user: ann.id, room: g, seq: 2 },
+        CursorWrite { user: ann.id, room: g, seq: 3 },
+        CursorWrite { user: ann.id, room: g, seq: 1 },
+    ];
+    store.commit_batch(&[], &cursors).await.unwrap();
+    assert_eq!(store.read_cursor(ann.id, g).await.unwrap(), 3);
+    store.commit_batch(&[], &[CursorWrite { user: ann.id, room: g, seq: 1 }]).await.unwrap();
+    assert_eq!(store.read_cursor(ann.id, g).await.unwrap(), 3, "cursors never move back");
+
+    // Reads.
+    let all = store.messages_between(g, 1, 10, 100).await.unwrap();
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(all[1].sender_name.as_ref(), "bob");
+    assert_eq!(all[0].body.as_ref(), "body of a1");
+    let older = store.messages_before(g, 3, 1).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![2]);
+    let anns = store.recent_by_sender(g, ann.id, 10).await.unwrap();
+    assert_eq!(anns.iter().map(|m| m.cid.as_ref()).collect::<Vec<_>>(), vec!["a2", "a1"]);
+    assert_eq!(store.message_by_cid(g, bob.id, "b1").await.unwrap().unwrap().seq, 2);
+    let listing = store.rooms_for(ann.id).await.unwrap().into_iter().find(|l| l.room.id == g).unwrap();
+    assert_eq!((listing.head_seq, listing.read_seq), (3, 3));
+
+    // Many rows in one batch (more than one multi-row insert chunk).
+    let e3 = store.take_lease(secret.id, "n1", 1000).await.unwrap();
+    let batch: Vec<_> = (1..=2500).map(|s| msg(secret.id, e3, s, ann.id, &format!("bulk{s}"))).collect();
+    let out = store.commit_batch(&batch, &[]).await.unwrap();
+    assert_eq!(out.iter().filter(|o| matches!(o, WriteOutcome::Committed { .. })).count(), 2500);
+    assert_eq!(store.head_seq(secret.id).await.unwrap(), 2500);
+
+    // Moderation and audit.
+    store.add_report(g, Some(2), ann.id, "spam").await.unwrap();
+    store.audit(Some(ann.id), "report", Some(g), "spam").await.unwrap();
+    let entries = store.audit_entries(10).await.unwrap();
+    assert_eq!(entries[0].2, "report");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    suite(&TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn store_suite_on_postgres() {
+    match TestDb::postgres().await {
+        Some(db) => suite(&db).await,
+        None => eprintln!("CONFAB_TEST_DATABASE_URL is not set: the PostgreSQL run of the store suite is skipped"),
+    }
+}
