@@ -456,9 +456,14 @@ function handleFrame(f) {
       onAck(f);
       break;
     case 'error': {
-      showBanner(f.message || f.code || 'Something went wrong');
       const p = f.ref != null && pending.get(f.ref);
-      if (p) { pending.delete(f.ref); p.el.classList.replace('pending', 'failed'); } // rejected: never resend
+      if (p && (f.code === 'retry' || f.code === 'overloaded')) {
+        // Not refused, just not now: send the same frame again shortly (the cid keeps it once).
+        setTimeout(() => { if (pending.has(f.ref)) wsSend(p.frame); }, 300 + Math.random() * 700);
+        break;
+      }
+      showBanner(f.message || f.code || 'Something went wrong');
+      if (p) { pending.delete(f.ref); p.el.classList.replace('pending', 'failed'); } // refused: never resend
       if (f.code === 'not_authenticated') sessionLost();
       break;
     }
