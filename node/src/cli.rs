@@ -18,6 +18,8 @@ struct Cli {
 enum Cmd {
     /// Run a node (what `confab` alone does).
     Serve(ServeArgs),
+    /// Load generator: a real client of the public protocol (issue 3).
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Runs the command line; the `confab` binary is only this.
@@ -25,6 +27,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.cmd {
         Some(Cmd::Serve(args)) => args,
+        Some(Cmd::Bench(args)) => return crate::bench::main(args),
         None => cli.serve,
     };
     let config = match NodeConfig::resolve(&args) {
