@@ -8,6 +8,7 @@ pub mod config;
 
 use anyhow::Context;
 use confab_actors::{ActorSystem, Store};
+use confab_gateway::mail::Mailer;
 use confab_gateway::{AppInner, router};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +39,10 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
     let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
     let addr = listener.local_addr()?;
-    let app = router(Arc::new(AppInner { system: system.clone(), config: config.gateway.clone() }));
+    let mailer = Mailer::new(config.smtp_url.as_deref(), &config.smtp_from, config.data_dir.join("outbox"))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    info!(mail = %mailer.describe(), "sign-in codes");
+    let app = router(Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer)));
     let stop = CancellationToken::new();
     let http = tokio::spawn(
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -8,9 +8,11 @@
 //! by the batching writer through `commit_batch`, which checks each room's lease epoch in the same
 //! transaction: a stale owner's writes are fenced off.
 
+mod auth;
 mod batch;
 mod rows;
 
+pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 
 use crate::error::{Error, Result};
@@ -177,52 +179,6 @@ impl Store {
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
         on_pool!(self, write, |p| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id.0).execute(p).await?;
-        });
-        Ok(())
-    }
-
-    /// Stores a login session under the hash of its token.
-    pub async fn create_auth_session(&self, token_hash: &str, user: UserId, expires_at: i64) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query(
-                "INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(user.0)
-            .bind(now_ms())
-            .bind(expires_at)
-            .execute(p)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// The user of an unexpired login session.
-    pub async fn user_by_session(&self, token_hash: &str) -> Result<Option<UserRow>> {
-        on_pool!(self, read, |p| {
-            let row = sqlx::query(
-                "SELECT u.id, u.username, u.role, u.created_at, u.password_hash FROM auth_sessions s \
-                 JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
-            )
-            .bind(token_hash)
-            .bind(now_ms())
-            .fetch_optional(p)
-            .await?;
-            row.map(|r| rows::user(&r)).transpose()
-        })
-    }
-
-    pub async fn delete_auth_session(&self, token_hash: &str) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1").bind(token_hash).execute(p).await?;
-        });
-        Ok(())
-    }
-
-    /// Ends every login session of a user (password reset, revocation).
-    pub async fn delete_user_sessions(&self, user: UserId) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user.0).execute(p).await?;
         });
         Ok(())
     }
