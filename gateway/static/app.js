@@ -21,11 +21,14 @@ let room = null;               // selected room object
 let roomReady = false;         // newest page loaded -> safe to join with `since`
 let loadFailed = false;        // REST history failed -> join without `since`
 let reloadAfterJoin = false;   // retry REST history once after joining (e.g. became member)
+let joinedRoom = null;         // room id the current socket has a `joined` answer for
+let joinWaiting = null;        // room id of a `join` sent and not yet answered
 let loadToken = 0;             // invalidates in-flight loads when switching rooms
 let shown = new Set();         // seqs displayed in the selected room
 let maxSeq = 0, minSeq = 0, hasMore = false, loadingOlder = false;
 const pending = new Map();     // cid -> {frame, el}: sent but not yet acked
 const online = new Map();      // user id -> username
+let onlineHidden = 0;          // online users the `joined` list left out (it is capped)
 const typers = new Map();      // user id -> {name, timer}
 const lastRead = new Map();    // room id -> last seq reported as read
 
@@ -53,6 +56,17 @@ async function api(method, path, body) {
 
 const handleApiError = (e) => (e.status === 401 ? sessionLost() : showBanner(e.message));
 
+// The session cookie is HttpOnly, so the page cannot see it. This flag only remembers that the
+// page logged in, so a logged-out visit does not start with a failing GET /api/me (a 401 in the
+// console). Without storage we just ask the server.
+const SESSION_HINT = 'confab.session';
+function setSessionHint(on) {
+  try { if (on) localStorage.setItem(SESSION_HINT, '1'); else localStorage.removeItem(SESSION_HINT); } catch { /* no storage */ }
+}
+function hasSessionHint() {
+  try { return localStorage.getItem(SESSION_HINT) !== null; } catch { return true; }
+}
+
 // ---- auth -------------------------------------------------------------------
 function showAuth(message) {
   $('app').hidden = true;
@@ -65,6 +79,10 @@ async function authenticate(kind) {
   const username = $('username').value.trim(), password = $('password').value;
   showText('auth-error', '');
   if (!username || !password) return showText('auth-error', 'Enter a username and a password.');
+  if (kind === 'register') { // the server's rules, checked here first to save a round trip
+    if (!/^[A-Za-z0-9_]{3,32}$/.test(username)) return showText('auth-error', 'Username: 3 to 32 letters, digits or _.');
+    if ([...password].length < 8) return showText('auth-error', 'Password: at least 8 characters.');
+  }
   $('login').disabled = $('register').disabled = true;
   try {
     const data = await api('POST', `/api/auth/${kind}`, { username, password });
@@ -79,6 +97,7 @@ async function authenticate(kind) {
 
 function startApp(user) {
   me = user;
+  setSessionHint(true);
   stopped = everConnected = false;
   backoff = 500;
   $('auth').hidden = true;
@@ -92,6 +111,11 @@ function startApp(user) {
 }
 
 async function logout() {
+  if (stopped) return;
+  // The server closes our socket when the session ends: that must not look like a dropped
+  // connection (reconnect, GET /api/me -> 401 -> "Your session has ended").
+  stopped = true;
+  clearTimeout(retryTimer);
   try { await api('POST', '/api/auth/logout'); } catch { /* leave anyway */ }
   teardown();
   showAuth('');
@@ -105,16 +129,18 @@ function teardown() {
   const s = ws;
   stopped = true;
   ws = me = room = null;
+  joinedRoom = joinWaiting = null;
   helloed = false;
+  setSessionHint(false);
   s?.close();
   clearTimeout(retryTimer);
   clearInterval(pingTimer);
   rooms = [];
   loadToken++;
-  for (const m of [pending, online, lastRead]) m.clear();
+  for (const m of [pending, lastRead]) m.clear();
   clearTypers();
   resetMessages();
-  renderOnline();
+  clearOnline();
   hideBanner();
   $('rooms').replaceChildren();
   $('room-title').textContent = '';
@@ -147,13 +173,12 @@ async function selectRoom(id) {
   $('app').classList.remove('rooms-open');
   if (!r || r.id === room?.id) return;
   stopTyping();
-  if (room) wsSend({ type: 'leave', room: room.id });
+  if (room && (joinedRoom === room.id || joinWaiting === room.id)) wsSend({ type: 'leave', room: room.id });
   room = r;
   renderRooms();
   $('room-title').textContent = r.name;
   document.title = `#${r.name} · Confab`;
-  online.clear();
-  renderOnline();
+  clearOnline();
   clearTypers();
   hideBanner();
   await loadNewest(true);
@@ -194,6 +219,7 @@ function resetMessages() {
 async function loadNewest(retry) {
   const token = ++loadToken, id = room.id;
   roomReady = reloadAfterJoin = false;
+  joinedRoom = joinWaiting = null; // sends wait for the `joined` of the (re)join below
   resetMessages();
   let data;
   try {
@@ -289,10 +315,28 @@ function sendMessage() {
   pending.set(frame.cid, { frame, el: node });
   $('messages').append(node);
   scrollToBottom();
-  wsSend(frame); // if offline it stays pending and is resent (same cid) after reconnect
+  // Not joined yet: it stays pending and goes out (same cid) on `joined`. Not even joining (a
+  // refused join): join again, which either works or fails this message with the reason.
+  if (!sendPending(frame) && !joinWaiting) joinCurrent();
   box.value = '';
   stopTyping();
   box.focus();
+}
+
+// The server refuses sends to a room this socket has not joined: wait for its `joined`.
+function sendPending(frame) {
+  return joinedRoom === frame.room && wsSend(frame);
+}
+
+// A send the server refused: never resent; say why on the message itself.
+function failPending(cid, message) {
+  const p = pending.get(cid);
+  if (!p) return;
+  pending.delete(cid);
+  p.el.classList.replace('pending', 'failed');
+  p.el.append(el('div', 'send-error', `Not sent: ${message}`));
+  const box = $('composer');
+  if (room && p.frame.room === room.id && !box.value) box.value = p.frame.body; // let them edit it
 }
 
 function onAck(f) {
@@ -351,14 +395,23 @@ function renderTyping() {
 
 function renderOnline() {
   const users = [...online.entries()].sort((a, b) => a[1].localeCompare(b[1]));
-  $('online').replaceChildren(...users.map(([id, name]) => el('li', id === me?.id ? 'self' : '', name)));
-  $('online-count').textContent = users.length ? `(${users.length})` : '';
+  const items = users.map(([id, name]) => el('li', id === me?.id ? 'self' : '', name));
+  if (onlineHidden > 0) items.push(el('li', 'more', `and ${onlineHidden} more`));
+  $('online').replaceChildren(...items);
+  const n = users.length + onlineHidden;
+  $('online-count').textContent = n ? `(${n})` : '';
+}
+
+function clearOnline() {
+  online.clear();
+  onlineHidden = 0;
+  renderOnline();
 }
 
 function scheduleRead() { clearTimeout(readTimer); readTimer = setTimeout(sendRead, 400); }
 
 function sendRead() {
-  if (!room || !maxSeq || document.visibilityState !== 'visible') return;
+  if (!room || !maxSeq || joinedRoom !== room.id || document.visibilityState !== 'visible') return;
   if ((lastRead.get(room.id) || 0) >= maxSeq) return;
   if (wsSend({ type: 'read', room: room.id, seq: maxSeq })) lastRead.set(room.id, maxSeq);
 }
@@ -379,6 +432,7 @@ function connect() {
   const sock = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
   ws = sock;
   helloed = false;
+  joinedRoom = joinWaiting = null;
   sock.addEventListener('open', () => {
     lastRecv = Date.now();
     clearInterval(pingTimer);
@@ -398,11 +452,11 @@ function handleClose(sock) {
   if (sock !== ws) return; // stale socket, or already handled
   ws = null;
   helloed = false;
+  joinedRoom = joinWaiting = null;
   clearInterval(pingTimer);
   if (stopped) return;
   setStatus('reconnecting');
-  online.clear();
-  renderOnline();
+  clearOnline();
   clearTypers();
   retryTimer = setTimeout(connect, nextDelay || backoff);
   nextDelay = 0;
@@ -426,26 +480,35 @@ function joinCurrent() {
   if (!room || !roomReady || !helloed) return;
   const frame = { type: 'join', room: room.id };
   if (!loadFailed || maxSeq > 0) frame.since = maxSeq;
-  wsSend(frame);
+  if (wsSend(frame)) joinWaiting = room.id;
 }
+
+// What a refused `join` can answer. Join errors carry no `ref`, so while a join is unanswered
+// (and nothing else ref-less can fail: reads wait for `joined`), a ref-less one of these is its answer.
+const JOIN_ERRORS = new Set(['retry', 'overloaded', 'internal', 'unknown_room', 'not_member', 'too_many_rooms', 'forbidden']);
 
 function handleFrame(f) {
   const here = !!room && f.room === room.id;
   switch (f.type) {
     case 'hello':
+      if (everConnected) loadRooms(); // rooms created meanwhile
       helloed = everConnected = true;
       backoff = 500;
       if (f.user) $('me').textContent = (me = f.user).username;
       setStatus('online');
-      joinCurrent(); // since = highest displayed seq: no gap, no duplicates
-      for (const p of pending.values()) wsSend(p.frame); // same cid: server dedupes
+      joinCurrent(); // since = highest displayed seq: no gap, no duplicates; pending sends follow `joined`
       break;
     case 'joined': {
       if (!here) break;
+      joinedRoom = room.id;
+      joinWaiting = null;
       online.clear();
       for (const u of f.online || []) online.set(u.id, u.username);
+      if (me) online.set(me.id, me.username); // the list leaves out the joiner
+      onlineHidden = Math.max(0, (f.online_count || 0) - online.size);
       renderOnline();
       if (!room.member) { room.member = true; renderRooms(); }
+      for (const p of pending.values()) sendPending(p.frame); // same cid: the server dedupes
       if (reloadAfterJoin) loadNewest(false); else scheduleRead();
       break;
     }
@@ -457,13 +520,28 @@ function handleFrame(f) {
       break;
     case 'error': {
       const p = f.ref != null && pending.get(f.ref);
-      if (p && (f.code === 'retry' || f.code === 'overloaded')) {
+      const again = f.code === 'retry' || f.code === 'overloaded';
+      const text = f.message || f.code || 'Something went wrong';
+      if (p && again) {
         // Not refused, just not now: send the same frame again shortly (the cid keeps it once).
-        setTimeout(() => { if (pending.has(f.ref)) wsSend(p.frame); }, 300 + Math.random() * 700);
+        setTimeout(() => { if (pending.has(f.ref)) sendPending(p.frame); }, 300 + Math.random() * 700);
         break;
       }
-      showBanner(f.message || f.code || 'Something went wrong');
-      if (p) { pending.delete(f.ref); p.el.classList.replace('pending', 'failed'); } // refused: never resend
+      if (f.ref == null && joinWaiting != null && JOIN_ERRORS.has(f.code)) {
+        const id = joinWaiting;
+        joinWaiting = null;
+        if (again) { // e.g. the room actor is restarting: join again shortly
+          setTimeout(() => { if (room?.id === id && joinedRoom !== id && !joinWaiting) joinCurrent(); }, 300 + Math.random() * 700);
+          break;
+        }
+        for (const [cid, q] of pending) if (q.frame.room === id) failPending(cid, text);
+      }
+      if (p) { // refused: never resend
+        const inView = room && p.frame.room === room.id;
+        failPending(f.ref, text);
+        if (inView) break; // said on the message itself
+      }
+      showBanner(text);
       if (f.code === 'not_authenticated') sessionLost();
       break;
     }
@@ -503,7 +581,11 @@ $('logout').addEventListener('click', logout);
 $('new-room').addEventListener('submit', createRoom);
 $('load-older').addEventListener('click', loadOlder);
 $('error-banner').addEventListener('click', hideBanner);
-$('toggle-rooms').addEventListener('click', () => $('app').classList.toggle('rooms-open'));
+$('toggle-rooms').addEventListener('click', () => {
+  if ($('app').classList.toggle('rooms-open') && me) loadRooms();
+});
+document.querySelector('.chat').addEventListener('pointerdown', () => $('app').classList.remove('rooms-open'));
+document.addEventListener('keydown', (e) => { if (e.key === 'Escape') $('app').classList.remove('rooms-open'); });
 scroller.addEventListener('scroll', () => { if (scroller.scrollTop < 40) loadOlder(); });
 
 function onRoomPick(e) {
@@ -521,7 +603,15 @@ $('composer').addEventListener('keydown', (e) => {
 });
 $('composer').addEventListener('input', onComposerInput);
 $('composer').addEventListener('blur', stopTyping);
-document.addEventListener('visibilitychange', sendRead);
+document.addEventListener('visibilitychange', () => {
+  sendRead();
+  if (document.visibilityState === 'visible' && me && !stopped) loadRooms(); // rooms others created
+});
 
 // ---- boot: are we already logged in (cookie)? -------------------------------
-api('GET', '/api/me').then((data) => startApp(data.user)).catch(() => showAuth(''));
+if (hasSessionHint()) {
+  api('GET', '/api/me').then((data) => startApp(data.user)).catch((e) => {
+    if (e.status === 401) setSessionHint(false);
+    showAuth(e.status === 401 ? '' : e.message);
+  });
+} else showAuth('');
