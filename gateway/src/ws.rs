@@ -36,6 +36,8 @@ use tracing::debug;
 
 /// Frames written with one system call at most.
 const WRITE_BATCH: usize = 256;
+/// How long a connection may stay silent (clients ping every 25–30 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a socket without cookie or bearer has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -223,7 +225,16 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: 
     drop(out);
     let _stop = StopOnDrop(&session);
     loop {
-        match read_one(reader, session_out(&session)).await {
+        // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone: close.
+        let next = tokio::time::timeout(IDLE_TIMEOUT, read_one(reader, session_out(&session))).await;
+        let Ok(next) = next else {
+            let err =
+                ServerFrame::error(ErrorCode::Invalid, "no frame for too long; send a ping at least every 60 s", None);
+            let _ = session_out(&session).push(encode_server_frame(&err));
+            let _ = session_out(&session).push(close_frame(1001, "idle"));
+            break;
+        };
+        match next {
             Incoming::Frame(ClientFrame::Auth { token }) => {
                 // Re-authentication on a live socket, before the access token runs out.
                 let frame = match user_for_token(state, &token).await {

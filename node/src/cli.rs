@@ -18,6 +18,8 @@ struct Cli {
 enum Cmd {
     /// Run a node (what `confab` alone does).
     Serve(ServeArgs),
+    /// Administer accounts in the database (create-admin, reset-password, set-role).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Runs the command line; the `confab` binary is only this.
@@ -25,6 +27,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let args = match cli.cmd {
         Some(Cmd::Serve(args)) => args,
+        Some(Cmd::Admin(admin)) => return run_admin(admin),
         None => cli.serve,
     };
     let config = match NodeConfig::resolve(&args) {
@@ -70,5 +73,17 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+fn run_admin(args: crate::admin::AdminArgs) -> std::process::ExitCode {
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::new("warn")).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(crate::admin::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab admin: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! `start` takes a bound listener and returns a `Node` handle, so tests start nodes on port 0 and
 //! stop them without signals; `main` only parses the command line, binds, and waits for a signal.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 
