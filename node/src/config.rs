@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Sender of sign-in mail [default: Confab <noreply@localhost>].
     #[arg(long, env = "CONFAB_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// Serve HTTPS and wss:// with this PEM certificate chain (needs --tls-key) [default: plain HTTP].
+    #[arg(long, env = "CONFAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CONFAB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
     /// How long an emailed sign-in code is valid, in seconds [default: 600].
     #[arg(long, env = "CONFAB_CODE_TTL_SECS")]
     pub code_ttl_secs: Option<u64>,
@@ -144,7 +150,9 @@ impl ServeArgs {
             max_connections_per_ip,
             login_free_attempts,
             code_free_requests,
-            code_ttl_secs
+            code_ttl_secs,
+            tls_cert,
+            tls_key
         ))
     }
 }
@@ -162,6 +170,8 @@ pub struct NodeConfig {
     pub gateway: GatewayConfig,
     pub smtp_url: Option<String>,
     pub smtp_from: String,
+    /// Certificate chain and key files when the node serves TLS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl NodeConfig {
@@ -226,10 +236,16 @@ impl NodeConfig {
         {
             bail!("--allowed-origins: {bad} is not an origin like https://chat.example.com");
         }
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         let gateway = GatewayConfig {
             node_id,
+            tls: tls.is_some(),
             max_frame_bytes: positive(a.max_frame_bytes.unwrap_or(g.max_frame_bytes), "max-frame-bytes")?,
-            secure_cookies: a.secure_cookies.unwrap_or(false),
+            secure_cookies: a.secure_cookies.unwrap_or(false) || tls.is_some(),
             token_key: confab_gateway::tokens::TokenKey::new(secret),
             access_ttl: Duration::from_secs(
                 positive(a.access_ttl_secs.unwrap_or(900) as usize, "access-ttl-secs")? as u64
@@ -253,6 +269,7 @@ impl NodeConfig {
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs.unwrap_or(10)),
             log: a.log.clone(),
             smtp_url: a.smtp_url.clone(),
+            tls,
             smtp_from: a.smtp_from.clone().unwrap_or_else(|| "Confab <noreply@localhost>".into()),
             system,
             gateway,

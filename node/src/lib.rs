@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod tls;
 
 use anyhow::Context;
 use confab_actors::{ActorSystem, Store};
@@ -45,16 +46,20 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     info!(mail = %mailer.describe(), "sign-in codes");
     let app = router(Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer)));
     let stop = CancellationToken::new();
-    let http = tokio::spawn(
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let http = match &config.tls {
+        Some((cert, key)) => tokio::spawn(tls::serve(listener, tls::acceptor(cert, key)?, app, stop.clone())),
+        None => tokio::spawn(
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        ),
+    };
     info!(
         listen = %addr,
         database = %redact(&config.database_url),
         node = %config.system.node_id,
-        "confab listening on http://{addr}"
+        "confab listening on {}://{addr}",
+        if config.tls.is_some() { "https" } else { "http" }
     );
     Ok(Node { addr, system, config, stop, http })
 }
