@@ -7,7 +7,7 @@
 
 use anyhow::{Context, bail};
 use confab_actors::SystemConfig;
-use confab_actors::store::SqliteSync;
+use confab_actors::store::{Cipher, SqliteSync};
 use confab_gateway::GatewayConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -98,6 +98,13 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "CONFAB_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Encrypt message bodies at rest with the 32-byte key in this file (64 hex digits or base64);
+    /// or give the key itself in the env CONFAB_ENCRYPTION_KEY [default: bodies stored in clear].
+    #[arg(long, env = "CONFAB_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Earlier keys, comma-separated files, still used to read bodies stored under them.
+    #[arg(long, env = "CONFAB_ENCRYPTION_OLD_KEY_FILES", value_delimiter = ',')]
+    pub encryption_old_key_files: Option<Vec<PathBuf>>,
     /// How long an emailed sign-in code is valid, in seconds [default: 600].
     #[arg(long, env = "CONFAB_CODE_TTL_SECS")]
     pub code_ttl_secs: Option<u64>,
@@ -152,7 +159,9 @@ impl ServeArgs {
             code_free_requests,
             code_ttl_secs,
             tls_cert,
-            tls_key
+            tls_key,
+            encryption_key_file,
+            encryption_old_key_files
         ))
     }
 }
@@ -172,6 +181,8 @@ pub struct NodeConfig {
     pub smtp_from: String,
     /// Certificate chain and key files when the node serves TLS itself.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Encryption at rest of message bodies.
+    pub cipher: Option<Cipher>,
 }
 
 impl NodeConfig {
@@ -236,6 +247,22 @@ impl NodeConfig {
         {
             bail!("--allowed-origins: {bad} is not an origin like https://chat.example.com");
         }
+        let read_key = |path: &PathBuf| -> anyhow::Result<[u8; 32]> {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Cipher::parse_key(&text).with_context(|| format!("the key in {}", path.display()))
+        };
+        let current = match (&a.encryption_key_file, std::env::var("CONFAB_ENCRYPTION_KEY")) {
+            (Some(path), _) => Some(read_key(path)?),
+            (None, Ok(text)) => Some(Cipher::parse_key(&text).context("CONFAB_ENCRYPTION_KEY")?),
+            (None, Err(_)) => None,
+        };
+        let older: Vec<[u8; 32]> =
+            a.encryption_old_key_files.iter().flatten().map(read_key).collect::<anyhow::Result<_>>()?;
+        let cipher = match current {
+            Some(k) => Some(Cipher::new(k, &older)),
+            None if older.is_empty() => None,
+            None => bail!("--encryption-old-key-files needs a current key (--encryption-key-file)"),
+        };
         let tls = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (None, None) => None,
@@ -270,6 +297,7 @@ impl NodeConfig {
             log: a.log.clone(),
             smtp_url: a.smtp_url.clone(),
             tls,
+            cipher,
             smtp_from: a.smtp_from.clone().unwrap_or_else(|| "Confab <noreply@localhost>".into()),
             system,
             gateway,

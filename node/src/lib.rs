@@ -35,9 +35,13 @@ pub struct Node {
 /// Connects the store, starts the actors and serves HTTP on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Store::connect(&config.database_url, config.sqlite_sync)
+    let mut store = Store::connect(&config.database_url, config.sqlite_sync)
         .await
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    if let Some(cipher) = config.cipher.clone() {
+        info!(key = cipher.current_id(), "message bodies are encrypted at rest");
+        store = store.with_cipher(cipher);
+    }
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
     let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
     let addr = listener.local_addr()?;

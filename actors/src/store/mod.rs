@@ -10,10 +10,12 @@
 
 mod auth;
 mod batch;
+mod cipher;
 mod rows;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
+pub use cipher::Cipher;
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
@@ -21,12 +23,15 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Inner,
+    /// Encrypts message bodies at rest when set.
+    cipher: Option<Arc<Cipher>>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,7 +83,7 @@ impl Store {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             confab_schemas::POSTGRES_MIGRATOR.run(&pool).await?;
-            Store { inner: Inner::Postgres(pool) }
+            Store { inner: Inner::Postgres(pool), cipher: None }
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -92,9 +97,15 @@ impl Store {
             let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
             let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-            Store { inner: Inner::Sqlite { read, write } }
+            Store { inner: Inner::Sqlite { read, write }, cipher: None }
         };
         Ok(store)
+    }
+
+    /// This store with message bodies encrypted at rest under `cipher`.
+    pub fn with_cipher(mut self, cipher: Cipher) -> Store {
+        self.cipher = Some(Arc::new(cipher));
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -358,7 +369,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
             )
             .bind(room.0)
@@ -367,7 +378,7 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            rows.iter().map(|r| rows::message(r)).collect()
+            rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
         })
     }
 
@@ -376,7 +387,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -384,7 +395,8 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            let mut out: Vec<MessageRow> = rows.iter().map(|r| rows::message(r)).collect::<Result<_>>()?;
+            let mut out: Vec<MessageRow> =
+                rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect::<Result<_>>()?;
             out.reverse();
             Ok(out)
         })
@@ -395,7 +407,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -403,7 +415,7 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            rows.iter().map(|r| rows::message(r)).collect()
+            rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
         })
     }
 
@@ -412,7 +424,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let row = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3",
             )
             .bind(room.0)
@@ -420,7 +432,7 @@ impl Store {
             .bind(cid)
             .fetch_optional(p)
             .await?;
-            row.map(|r| rows::message(&r)).transpose()
+            row.map(|r| rows::message(&r, self.cipher.as_deref())).transpose()
         })
     }
 
