@@ -314,9 +314,12 @@ pub enum SessSupMsg {
 
 pub struct SessionSupervisor;
 
+/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue.
+type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound);
+
 pub struct SessSupState {
     ctx: Arc<Ctx>,
-    sessions: HashMap<ActorId, (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound)>,
+    sessions: HashMap<ActorId, SessionEntry>,
 }
 
 impl Actor for SessionSupervisor {

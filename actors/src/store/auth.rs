@@ -6,7 +6,7 @@
 //! and codes are stored.
 
 use super::{Inner, Store, on_pool, rows};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use confab_schemas::{Role, UserId, UserRow, now_ms};
 use sqlx::Row;
 
@@ -160,30 +160,7 @@ impl Store {
 
     /// Creates a user who signs in by email code (no password).
     pub async fn create_email_user(&self, username: &str, email: &str) -> Result<UserRow> {
-        let now = now_ms();
-        let res = on_pool!(self, write, |p| {
-            sqlx::query(
-                "INSERT INTO users (username, username_lower, email, role, created_at) VALUES ($1, $2, $3, 'user', $4) RETURNING id",
-            )
-            .bind(username)
-            .bind(username.to_lowercase())
-            .bind(email)
-            .bind(now)
-            .fetch_one(p)
-            .await
-            .map(|r| r.get::<i64, _>(0))
-        });
-        match res.map_err(Error::from) {
-            Ok(id) => Ok(UserRow {
-                id: UserId(id),
-                username: username.to_owned(),
-                role: Role::User,
-                created_at: now,
-                password_hash: None,
-            }),
-            Err(e) if e.is_unique_violation() => Err(Error::Conflict("username or email")),
-            Err(e) => Err(e),
-        }
+        self.insert_user(username, Some(email), None, Role::User).await
     }
 
     /// Stores a new code for `email`, replacing any earlier one (and its attempt count).

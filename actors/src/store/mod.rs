@@ -130,14 +130,26 @@ impl Store {
 
     /// Creates a user; usernames are unique without regard to case.
     pub async fn create_user(&self, username: &str, password_hash: &str, role: Role) -> Result<UserRow> {
+        self.insert_user(username, None, Some(password_hash), role).await
+    }
+
+    /// Inserts a user with a password, an email, or both.
+    async fn insert_user(
+        &self,
+        username: &str,
+        email: Option<&str>,
+        password_hash: Option<&str>,
+        role: Role,
+    ) -> Result<UserRow> {
         let now = now_ms();
         let res = on_pool!(self, write, |p| {
             sqlx::query(
-                "INSERT INTO users (username, username_lower, password_hash, role, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO users (username, username_lower, email, password_hash, role, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(username)
             .bind(username.to_lowercase())
+            .bind(email)
             .bind(password_hash)
             .bind(role.as_str())
             .bind(now)
@@ -151,9 +163,11 @@ impl Store {
                 username: username.to_owned(),
                 role,
                 created_at: now,
-                password_hash: Some(password_hash.to_owned()),
+                password_hash: password_hash.map(str::to_owned),
             }),
-            Err(e) if e.is_unique_violation() => Err(Error::Conflict("username")),
+            Err(e) if e.is_unique_violation() => {
+                Err(Error::Conflict(if email.is_some() { "username or email" } else { "username" }))
+            }
             Err(e) => Err(e),
         }
     }
