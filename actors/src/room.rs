@@ -326,11 +326,15 @@ impl RoomState {
         let older = self.rows_before_tail(from).await.map_err(internal)?;
 
         let room = self.room_id();
-        let online_list: Vec<UserRef> = self
-            .online
-            .iter()
+        // The joiner first: they are online in this room from now on.
+        let online_list: Vec<UserRef> = std::iter::once(sub.user.clone())
+            .chain(
+                self.online
+                    .iter()
+                    .filter(|(id, _)| **id != user)
+                    .map(|(id, (name, _))| UserRef { id: *id, username: name.clone() }),
+            )
             .take(ONLINE_LIST_MAX)
-            .map(|(id, (name, _))| UserRef { id: *id, username: name.clone() })
             .collect();
         let online_count = self.online.len() + usize::from(!self.online.contains_key(&user));
         let shared = self.shared.clone();

@@ -62,6 +62,8 @@ pub struct SessionArgs {
     pub ctx: Arc<Ctx>,
     pub id: u64,
     pub user: UserRef,
+    /// The login family the connection authenticated with.
+    pub family: Option<Arc<str>>,
     pub out: Outbound,
 }
 

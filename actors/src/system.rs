@@ -289,11 +289,21 @@ impl Actor for RoomDirectory {
 // ---------------------------------------------------------------------------------------------
 // Session supervisor.
 
+/// Which sessions to close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseTarget {
+    All,
+    /// Every session of a user (password change, ban).
+    User(UserId),
+    /// The sessions of one login family (logout, refresh-token reuse).
+    Family(Arc<str>),
+}
+
 pub enum SessSupMsg {
     Spawn(SessionArgs, RpcReplyPort<Result<ActorRef<SessionMsg>, String>>),
-    /// Close every session (of one user, or all), with a reconnect hint or for good.
+    /// Close sessions, with a reconnect hint or for good.
     Close {
-        user: Option<UserId>,
+        target: CloseTarget,
         reason: String,
         reconnect: bool,
     },
@@ -304,9 +314,12 @@ pub enum SessSupMsg {
 
 pub struct SessionSupervisor;
 
+/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue.
+type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound);
+
 pub struct SessSupState {
     ctx: Arc<Ctx>,
-    sessions: HashMap<ActorId, (ActorRef<SessionMsg>, UserId, Outbound)>,
+    sessions: HashMap<ActorId, SessionEntry>,
 }
 
 impl Actor for SessionSupervisor {
@@ -326,17 +339,22 @@ impl Actor for SessionSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessSupMsg::Spawn(args, reply) => {
-                let (user, out) = (args.user.id, args.out.clone());
+                let (user, family, out) = (args.user.id, args.family.clone(), args.out.clone());
                 let res = Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await;
                 let res = res.map(|(actor, _)| {
-                    st.sessions.insert(actor.get_id(), (actor.clone(), user, out));
+                    st.sessions.insert(actor.get_id(), (actor.clone(), user, family, out));
                     actor
                 });
                 let _ = reply.send(res.map_err(|e| e.to_string()));
             }
-            SessSupMsg::Close { user, reason, reconnect } => {
-                for (actor, uid, _) in st.sessions.values() {
-                    if user.is_none_or(|u| u == *uid) {
+            SessSupMsg::Close { target, reason, reconnect } => {
+                for (actor, uid, family, _) in st.sessions.values() {
+                    let hit = match &target {
+                        CloseTarget::All => true,
+                        CloseTarget::User(u) => u == uid,
+                        CloseTarget::Family(f) => family.as_ref() == Some(f),
+                    };
+                    if hit {
                         let _ = actor.cast(SessionMsg::Close { reason: reason.clone(), reconnect });
                     }
                 }
@@ -345,7 +363,7 @@ impl Actor for SessionSupervisor {
                 let _ = reply.send(st.sessions.len());
             }
             SessSupMsg::KillOne(user, reply) => {
-                let victim = st.sessions.values().find(|(_, u, _)| *u == user).map(|(a, _, _)| a.clone());
+                let victim = st.sessions.values().find(|(_, u, _, _)| *u == user).map(|(a, _, _, _)| a.clone());
                 if let Some(a) = &victim {
                     a.kill();
                 }
@@ -369,7 +387,7 @@ impl Actor for SessionSupervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.as_deref() == Some("killed")),
             _ => return Ok(()),
         };
-        let Some((_, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
+        let Some((_, _, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
         if failed {
             // The connection is the session's state: hand the client a resume hint and close.
             st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
@@ -488,9 +506,10 @@ impl ActorSystem {
     }
 
     /// Starts the session actor of a new connection whose frames go to `out`.
-    pub async fn spawn_session(&self, user: UserRef, out: Outbound) -> Result<SessionHandle> {
+    /// `family` names the login the connection authenticated with, so logout closes it.
+    pub async fn spawn_session(&self, user: UserRef, family: Option<Arc<str>>, out: Outbound) -> Result<SessionHandle> {
         let id = self.ctx.next_session.fetch_add(1, Relaxed);
-        let args = SessionArgs { ctx: self.ctx.clone(), id, user, out: out.clone() };
+        let args = SessionArgs { ctx: self.ctx.clone(), id, user, family, out: out.clone() };
         let actor = ractor::call_t!(self.sessions, SessSupMsg::Spawn, 10_000, args)
             .map_err(|e| Error::Actor(e.to_string()))?
             .map_err(Error::Actor)?;
@@ -537,9 +556,9 @@ impl ActorSystem {
             .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
     }
 
-    /// Closes the sessions of one user (logout, revocation) or of everyone.
-    pub fn close_sessions(&self, user: Option<UserId>, reason: &str, reconnect: bool) {
-        let _ = self.sessions.cast(SessSupMsg::Close { user, reason: reason.into(), reconnect });
+    /// Closes sessions (logout, revocation, shutdown).
+    pub fn close_sessions(&self, target: CloseTarget, reason: &str, reconnect: bool) {
+        let _ = self.sessions.cast(SessSupMsg::Close { target, reason: reason.into(), reconnect });
     }
 
     pub async fn session_count(&self) -> usize {
@@ -573,7 +592,7 @@ impl ActorSystem {
     /// Graceful stop: close every session with a reconnect hint, let in-flight writes commit,
     /// stop the rooms, flush and stop the writer, close the cache and the store.
     pub async fn shutdown(&self, grace: Duration) {
-        self.close_sessions(None, "shutdown", true);
+        self.close_sessions(CloseTarget::All, "shutdown", true);
         let deadline = tokio::time::Instant::now() + grace;
         while self.session_count().await > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -187,7 +187,8 @@ impl WriterState {
 
 /// One `Committed` per (room actor, epoch), each in seq order.
 fn answer_rooms(batch: Vec<(NewMessage, ActorRef<RoomMsg>)>, results: Vec<WriteResult>) {
-    let mut per_room: Vec<(ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>)> = Vec::new();
+    type RoomAnswer = (ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>);
+    let mut per_room: Vec<RoomAnswer> = Vec::new();
     for ((m, reply), result) in batch.into_iter().zip(results) {
         match per_room.iter_mut().find(|(r, e, _)| r.get_id() == reply.get_id() && *e == m.epoch) {
             Some((_, _, list)) => list.push((m.seq, result)),

@@ -1,41 +1,57 @@
-//! Accounts and login sessions: register, login, logout, `me`, and how a request proves who it
-//! is (the `confab_session` cookie, or `Authorization: Bearer <token>`).
+//! Accounts and logins: register, password login, email one-time codes, refresh, password
+//! change, logout, `me`, and how a request proves who it is.
 //!
-//! Passwords are hashed with Argon2id off the async threads. A login session is an opaque random
-//! token; only its SHA-256 is stored, so a leaked database does not leak sessions.
+//! A login starts a *family*: a short-lived signed access token (`tokens`) plus a single-use
+//! refresh token that rotates on every refresh; reusing a refresh token revokes the family.
+//! Browsers get both as HttpOnly `SameSite=Strict` cookies, plus a readable `confab_csrf` cookie
+//! whose value they echo in `X-CSRF-Token` (see `security`). API clients use the JSON body and
+//! `Authorization: Bearer`. Passwords are hashed with Argon2id off the async threads; login and
+//! code requests are throttled per IP and per account with exponential backoff.
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
+use crate::tokens::{Claims, now_secs};
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_schemas::{ErrorCode, Role, UserRow, now_ms};
-use rand::RngCore;
+use confab_actors::store::RefreshUse;
+use confab_actors::system::CloseTarget;
+use confab_schemas::{ErrorCode, Role, UserId, UserRow, now_ms};
+use rand::{Rng, RngCore};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-pub const COOKIE_NAME: &str = "confab_session";
+pub const ACCESS_COOKIE: &str = "confab_access";
+pub const REFRESH_COOKIE: &str = "confab_refresh";
+pub const CSRF_COOKIE: &str = "confab_csrf";
+
+/// How many wrong guesses an email code survives.
+const CODE_MAX_ATTEMPTS: i64 = 5;
+
+static COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/auth/register", post(register_route))
         .route("/api/auth/login", post(login_route))
         .route("/api/auth/logout", post(logout_route))
+        .route("/api/auth/refresh", post(refresh_route))
+        .route("/api/auth/password", post(password_route))
+        .route("/api/auth/email/request", post(email_request_route))
+        .route("/api/auth/email/verify", post(email_verify_route))
         .route("/api/me", get(me_route))
 }
 
-#[derive(Deserialize)]
-pub struct Credentials {
-    username: String,
-    password: String,
-}
+// ---- validation and hashing ----
 
 /// Checks a username: 3–32 letters, digits or `_`.
 pub fn validate_username(name: &str) -> Result<(), ApiError> {
@@ -43,14 +59,17 @@ pub fn validate_username(name: &str) -> Result<(), ApiError> {
     if ok { Ok(()) } else { Err(ApiError::new(ErrorCode::Invalid, "username: 3 to 32 letters, digits or _")) }
 }
 
-/// Checks a password: 8 to 1024 characters.
+/// Checks a password: 8 to 1024 characters, not one of the most common passwords.
 pub fn validate_password(pw: &str) -> Result<(), ApiError> {
     let n = pw.chars().count();
-    if (8..=1024).contains(&n) {
-        Ok(())
-    } else {
-        Err(ApiError::new(ErrorCode::Invalid, "password: 8 to 1024 characters"))
+    if !(8..=1024).contains(&n) {
+        return Err(ApiError::new(ErrorCode::Invalid, "password: 8 to 1024 characters"));
     }
+    let lower = pw.to_lowercase();
+    if COMMON_PASSWORDS.lines().any(|c| c == lower) {
+        return Err(ApiError::new(ErrorCode::WeakPassword, "this password is too common; choose another"));
+    }
+    Ok(())
 }
 
 /// Argon2id hash of a password, computed on a blocking thread.
@@ -64,119 +83,396 @@ pub async fn hash_password(pw: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-async fn verify_password(pw: String, hash: String) -> bool {
+async fn verify_password(pw: String, hash: Option<String>) -> bool {
+    // Without a hash, still spend the time of one verification: timing must not reveal accounts.
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
+    let real = hash.is_some();
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        let hash = hash.unwrap_or_else(|| DUMMY.to_owned());
+        let ok = PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok());
+        ok && real
     })
     .await
     .unwrap_or(false)
 }
 
-/// The stored form of a session token.
-pub fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// SHA-256 of a secret (refresh token, email code), as stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn new_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut buf);
+    hex::encode(buf)
 }
 
 fn user_json(u: &UserRow) -> serde_json::Value {
     json!({"id": u.id, "username": u.username, "role": u.role})
 }
 
-/// Starts a login session: the token in the body and in an HttpOnly cookie.
-async fn login_response(state: &AppState, user: &UserRow, status: StatusCode) -> Result<Response, ApiError> {
-    let token = new_token();
-    let ttl = state.config.session_ttl;
-    state.system.store().create_auth_session(&token_hash(&token), user.id, now_ms() + ttl.as_millis() as i64).await?;
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE_NAME}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}", ttl.as_secs());
-    let mut resp = (status, Json(json!({"token": token, "user": user_json(user)}))).into_response();
-    resp.headers_mut()
-        .insert(SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?);
+// ---- issuing logins ----
+
+fn cookie_header(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: u64,
+    http_only: bool,
+    secure: bool,
+) -> Result<HeaderValue, ApiError> {
+    let http_only = if http_only { "; HttpOnly" } else { "" };
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={max_age}; SameSite=Strict{http_only}{secure}"
+    ))
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// The answer to a successful login or refresh: tokens in the body and as cookies.
+fn login_response(
+    state: &AppState,
+    user: &UserRow,
+    family: &str,
+    refresh: &str,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    let cfg = &state.config;
+    let expires = now_secs() + cfg.access_ttl.as_secs() as i64;
+    let access = cfg.token_key.sign(&Claims { user: user.id, family: family.to_owned(), expires });
+    let csrf = random_hex(16);
+    let body = json!({
+        "token": access, "refresh_token": refresh, "csrf_token": csrf,
+        "expires_in": cfg.access_ttl.as_secs(), "user": user_json(user),
+    });
+    let mut resp = (status, Json(body)).into_response();
+    let secure = cfg.secure_cookies;
+    let h = resp.headers_mut();
+    h.append(SET_COOKIE, cookie_header(ACCESS_COOKIE, &access, "/", cfg.access_ttl.as_secs(), true, secure)?);
+    h.append(SET_COOKIE, cookie_header(REFRESH_COOKIE, refresh, "/api/auth", cfg.refresh_ttl.as_secs(), true, secure)?);
+    h.append(SET_COOKIE, cookie_header(CSRF_COOKIE, &csrf, "/", cfg.refresh_ttl.as_secs(), false, secure)?);
     Ok(resp)
 }
 
-/// `POST /api/auth/register {"username","password"}` → 201 `{"token","user"}` and the cookie.
+/// Starts a new login family for `user`.
+async fn new_login(state: &AppState, user: &UserRow, status: StatusCode) -> Result<Response, ApiError> {
+    let family = random_hex(16);
+    let refresh = random_hex(32);
+    let expires = now_ms() + state.config.refresh_ttl.as_millis() as i64;
+    state.system.store().create_family(&family, user.id, &secret_hash(&refresh), expires).await?;
+    login_response(state, user, &family, &refresh, status)
+}
+
+fn clear_cookies(resp: &mut Response, secure: bool) -> Result<(), ApiError> {
+    let h = resp.headers_mut();
+    h.append(SET_COOKIE, cookie_header(ACCESS_COOKIE, "", "/", 0, true, secure)?);
+    h.append(SET_COOKIE, cookie_header(REFRESH_COOKIE, "", "/api/auth", 0, true, secure)?);
+    h.append(SET_COOKIE, cookie_header(CSRF_COOKIE, "", "/", 0, false, secure)?);
+    Ok(())
+}
+
+// ---- routes ----
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/auth/register {"username","password"}` → 201, logged in (as login answers).
 async fn register_route(State(state): State<AppState>, ApiJson(c): ApiJson<Credentials>) -> Result<Response, ApiError> {
     validate_username(&c.username)?;
     validate_password(&c.password)?;
     let hash = hash_password(c.password).await?;
     let user = state.system.store().create_user(&c.username, &hash, Role::User).await?;
     state.system.store().audit(Some(user.id), "register", None, &user.username).await?;
-    login_response(&state, &user, StatusCode::CREATED).await
+    new_login(&state, &user, StatusCode::CREATED).await
 }
 
-/// `POST /api/auth/login {"username","password"}` → 200 `{"token","user"}` and the cookie.
-async fn login_route(State(state): State<AppState>, ApiJson(c): ApiJson<Credentials>) -> Result<Response, ApiError> {
+/// `POST /api/auth/login {"username","password"}` → 200 `{"token","refresh_token","csrf_token",
+/// "expires_in","user"}` and the cookies. Throttled per IP and per account.
+async fn login_route(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    let keys = [format!("ip:{}", addr.ip()), format!("user:{}", c.username.to_lowercase())];
+    check_throttle(&state.login_throttle, &keys)?;
     let user = state.system.store().user_by_name(&c.username).await?;
-    let ok = match user.as_ref().and_then(|u| u.password_hash.clone()) {
-        Some(hash) => verify_password(c.password, hash).await,
-        None => false,
-    };
+    let ok = verify_password(c.password, user.as_ref().and_then(|u| u.password_hash.clone())).await;
     match user {
-        Some(user) if ok => login_response(&state, &user, StatusCode::OK).await,
-        _ => Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password")),
+        Some(user) if ok => {
+            keys.iter().for_each(|k| state.login_throttle.succeed(k));
+            new_login(&state, &user, StatusCode::OK).await
+        }
+        _ => {
+            keys.iter().for_each(|k| state.login_throttle.fail(k));
+            Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password"))
+        }
     }
 }
 
-/// `POST /api/auth/logout` → 204; ends the session and closes its sockets.
-async fn logout_route(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    if let Some(token) = request_token(&headers) {
-        let hash = token_hash(&token);
-        if let Some(user) = state.system.store().user_by_session(&hash).await? {
-            state.system.close_sessions(Some(user.id), "logged out", false);
+fn check_throttle(t: &crate::throttle::Throttle, keys: &[String]) -> Result<(), ApiError> {
+    for k in keys {
+        if let Err(wait) = t.check(k) {
+            return Err(ApiError::Throttled(
+                ErrorCode::RateLimited,
+                "too many attempts; wait before trying again".into(),
+                wait,
+            ));
         }
-        state.system.store().delete_auth_session(&hash).await?;
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, Default)]
+struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// `POST /api/auth/refresh {"refresh_token"?}` (or the refresh cookie) → a new access token and a
+/// new refresh token; the old one is spent. A spent token presented again revokes the login.
+async fn refresh_route(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: browsers send the cookie and no body.
+    let from_body = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<RefreshBody>(&body)
+            .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?
+            .refresh_token
+    };
+    let token = from_body.or_else(|| cookie(&headers, REFRESH_COOKIE));
+    let Some(token) = token.filter(|t| t.len() <= 256) else {
+        return Err(ApiError::new(ErrorCode::NotAuthenticated, "no refresh token"));
+    };
+    let next = random_hex(32);
+    let expires = now_ms() + state.config.refresh_ttl.as_millis() as i64;
+    let store = state.system.store();
+    match store.use_refresh(&secret_hash(&token), &secret_hash(&next), expires).await? {
+        RefreshUse::Rotated { family, user } => {
+            let user = store
+                .user_by_id(user)
+                .await?
+                .ok_or_else(|| ApiError::new(ErrorCode::NotAuthenticated, "no such user"))?;
+            login_response(&state, &user, &family, &next, StatusCode::OK)
+        }
+        RefreshUse::Reused { family, user } => {
+            store.audit(Some(user), "auth.refresh_reuse", None, &family).await?;
+            state.system.close_sessions(CloseTarget::Family(Arc::from(family.as_str())), "login revoked", false);
+            Err(ApiError::new(ErrorCode::NotAuthenticated, "this refresh token was already used: the login is revoked"))
+        }
+        RefreshUse::Invalid => {
+            Err(ApiError::new(ErrorCode::NotAuthenticated, "the refresh token is invalid or expired"))
+        }
+    }
+}
+
+/// `POST /api/auth/logout` → 204; revokes this login and closes its sockets.
+async fn logout_route(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    // An expired access token still names the family to revoke.
+    let family = request_token(&headers).and_then(|t| state.config.token_key.verify(&t, i64::MIN).map(|c| c.family));
+    if let Some(family) = family {
+        state.system.store().revoke_family(&family, "logout").await?;
+        state.system.close_sessions(CloseTarget::Family(Arc::from(family.as_str())), "logged out", false);
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    let clear = format!("{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    resp.headers_mut()
-        .insert(SET_COOKIE, HeaderValue::from_str(&clear).map_err(|e| ApiError::Internal(e.to_string()))?);
+    clear_cookies(&mut resp, state.config.secure_cookies)?;
     Ok(resp)
 }
 
-/// `GET /api/me` → `{"user"}`.
-async fn me_route(AuthUser(user): AuthUser) -> Json<serde_json::Value> {
-    Json(json!({"user": user_json(&user)}))
+#[derive(Deserialize)]
+struct PasswordChange {
+    #[serde(default)]
+    current_password: Option<String>,
+    new_password: String,
 }
 
-/// The session token of a request: bearer header first, then the cookie.
-pub fn request_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ")
+/// `POST /api/auth/password {"current_password","new_password"}` → 200 with a new login; every
+/// other login of the user is revoked and its sockets closed.
+async fn password_route(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(p): ApiJson<PasswordChange>,
+) -> Result<Response, ApiError> {
+    let user = auth.0;
+    let key = format!("user:{}", user.username.to_lowercase());
+    check_throttle(&state.login_throttle, std::slice::from_ref(&key))?;
+    if user.password_hash.is_some()
+        && !verify_password(p.current_password.unwrap_or_default(), user.password_hash.clone()).await
     {
-        return Some(t.trim().to_owned());
+        state.login_throttle.fail(&key);
+        return Err(ApiError::new(ErrorCode::AuthFailed, "the current password is wrong"));
     }
-    cookie_token(headers)
+    validate_password(&p.new_password)?;
+    let hash = hash_password(p.new_password).await?;
+    let store = state.system.store();
+    store.set_password_hash(user.id, &hash).await?;
+    store.revoke_user_families(user.id, "password changed").await?;
+    store.audit(Some(user.id), "auth.password_change", None, "").await?;
+    state.system.close_sessions(CloseTarget::User(user.id), "password changed", false);
+    new_login(&state, &user, StatusCode::OK).await
 }
 
-/// The session token carried by the cookie, if any.
-pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
+#[derive(Deserialize)]
+struct EmailRequest {
+    email: String,
+}
+
+fn normalize_email(email: &str) -> Result<String, ApiError> {
+    let e = email.trim().to_lowercase();
+    let valid = (3..=254).contains(&e.len())
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'));
+    if valid { Ok(e) } else { Err(ApiError::new(ErrorCode::Invalid, "not an email address")) }
+}
+
+/// `POST /api/auth/email/request {"email"}` → 202; mails a 6-digit code valid 10 minutes.
+/// Throttled per IP and per address. The answer is the same whether or not an account exists.
+async fn email_request_route(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(r): ApiJson<EmailRequest>,
+) -> Result<Response, ApiError> {
+    let email = normalize_email(&r.email)?;
+    let keys = [format!("ip:{}", addr.ip()), format!("email:{email}")];
+    check_throttle(&state.code_throttle, &keys)?;
+    keys.iter().for_each(|k| state.code_throttle.fail(k));
+    let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
+    state
+        .system
+        .store()
+        .put_email_code(
+            &email,
+            &secret_hash(&format!("{email}|{code}")),
+            now_ms() + state.config.code_ttl.as_millis() as i64,
+        )
+        .await?;
+    state.mailer.send_code(&email, &code).await.map_err(|e| ApiError::Internal(format!("sending mail: {e}")))?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"sent": true, "expires_in": state.config.code_ttl.as_secs()})))
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct EmailVerify {
+    email: String,
+    code: String,
+}
+
+/// `POST /api/auth/email/verify {"email","code"}` → 200 like login (201 when it created the
+/// account). A code works once, for 10 minutes, and dies after 5 wrong guesses.
+async fn email_verify_route(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(v): ApiJson<EmailVerify>,
+) -> Result<Response, ApiError> {
+    let email = normalize_email(&v.email)?;
+    let ip_key = format!("ip:{}", addr.ip());
+    let store = state.system.store();
+    let Some(pending) = store.email_code(&email).await? else {
+        return Err(ApiError::new(ErrorCode::AuthFailed, "no code is pending for this address; request one"));
+    };
+    if pending.expires_at <= now_ms() {
+        store.delete_email_code(&email).await?;
+        return Err(ApiError::new(ErrorCode::CodeExpired, "the code has expired; request a new one"));
+    }
+    if pending.attempts >= CODE_MAX_ATTEMPTS {
+        return Err(ApiError::new(ErrorCode::TooManyAttempts, "too many wrong codes; request a new one"));
+    }
+    // Guessing across many addresses from one IP is throttled like password guessing.
+    check_throttle(&state.login_throttle, std::slice::from_ref(&ip_key))?;
+    if secret_hash(&format!("{email}|{}", v.code.trim())) != pending.code_hash {
+        store.bump_email_attempts(&email).await?;
+        state.login_throttle.fail(&ip_key);
+        return Err(ApiError::new(ErrorCode::AuthFailed, "wrong code"));
+    }
+    if !store.delete_email_code(&email).await? {
+        return Err(ApiError::new(ErrorCode::AuthFailed, "the code was already used"));
+    }
+    state.code_throttle.succeed(&format!("email:{email}"));
+    let (user, status) = match store.user_by_email(&email).await? {
+        Some(u) => (u, StatusCode::OK),
+        None => (create_email_user(&state, &email).await?, StatusCode::CREATED),
+    };
+    store.audit(Some(user.id), "auth.email_login", None, &email).await?;
+    new_login(&state, &user, status).await
+}
+
+/// An account for a verified address, named after its local part (made unique if taken).
+async fn create_email_user(state: &AppState, email: &str) -> Result<UserRow, ApiError> {
+    let local: String = email
+        .split('@')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect();
+    let base = if local.len() >= 3 { local } else { format!("user{local}") };
+    for attempt in 0..8 {
+        let name =
+            if attempt == 0 { base.clone() } else { format!("{base}_{}", rand::thread_rng().gen_range(1000..10000)) };
+        match state.system.store().create_email_user(&name, email).await {
+            Ok(u) => return Ok(u),
+            Err(confab_actors::Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(ErrorCode::Conflict, "could not find a free username"))
+}
+
+/// `GET /api/me` → `{"user"}`.
+async fn me_route(auth: AuthUser) -> Json<serde_json::Value> {
+    Json(json!({"user": user_json(&auth.0)}))
+}
+
+// ---- who is asking ----
+
+/// A cookie's value.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE_NAME)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
 }
 
-/// The user behind a token, if the session is live.
-pub async fn user_for_token(state: &AppState, token: &str) -> Result<Option<UserRow>, ApiError> {
-    if token.len() > 256 {
-        return Ok(None);
+/// The access token of a request: bearer header first, then the cookie.
+pub fn request_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && let Some(t) = v.strip_prefix("Bearer ")
+    {
+        return Some(t.trim().to_owned());
     }
-    Ok(state.system.store().user_by_session(&token_hash(token)).await?)
+    cookie(headers, ACCESS_COOKIE)
+}
+
+/// The user and claims of a valid access token whose login is not revoked.
+pub async fn user_for_token(state: &AppState, token: &str) -> Result<Option<(UserRow, Claims)>, ApiError> {
+    let Some(claims) = state.config.token_key.verify(token, now_secs()) else { return Ok(None) };
+    match state.system.store().family_user(&claims.family).await? {
+        Some(user) if user.id == claims.user => Ok(Some((user, claims))),
+        _ => Ok(None),
+    }
 }
 
 /// An authenticated user; rejects with 401 `not_authenticated`.
-pub struct AuthUser(pub UserRow);
+pub struct AuthUser(pub UserRow, pub Claims);
+
+impl AuthUser {
+    pub fn id(&self) -> UserId {
+        self.0.id
+    }
+}
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -185,8 +481,11 @@ impl FromRequestParts<AppState> for AuthUser {
         let token =
             request_token(&parts.headers).ok_or_else(|| ApiError::new(ErrorCode::NotAuthenticated, "log in first"))?;
         match user_for_token(state, &token).await? {
-            Some(user) => Ok(AuthUser(user)),
-            None => Err(ApiError::new(ErrorCode::NotAuthenticated, "the session is invalid or expired; log in again")),
+            Some((user, claims)) => Ok(AuthUser(user, claims)),
+            None => Err(ApiError::new(
+                ErrorCode::NotAuthenticated,
+                "the token is invalid, expired or revoked; refresh or log in",
+            )),
         }
     }
 }
@@ -196,30 +495,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_and_passwords() {
+    fn usernames_passwords_emails() {
         assert!(validate_username("ann_99").is_ok());
         for bad in ["ab", "a b", "x".repeat(33).as_str(), "ann!", "<script>"] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
-        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password("correct horse").is_ok());
         assert!(validate_password("1234567").is_err());
+        assert!(matches!(validate_password("Password123"), Err(ApiError::Refused(ErrorCode::WeakPassword, _))));
+        assert_eq!(normalize_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        for bad in ["ann", "@x.io", "ann@x", "a b@x.io", "a@x.io>"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn tokens_from_bearer_or_cookie() {
         let mut h = HeaderMap::new();
-        h.insert(COOKIE, HeaderValue::from_static("a=1; confab_session=abc; b=2"));
+        h.insert(COOKIE, HeaderValue::from_static("a=1; confab_access=abc; b=2"));
         assert_eq!(request_token(&h).as_deref(), Some("abc"));
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
         assert_eq!(request_token(&h).as_deref(), Some("xyz"));
-        assert_eq!(cookie_token(&h).as_deref(), Some("abc"));
     }
 
     #[tokio::test]
     async fn argon2_roundtrip() {
         let hash = hash_password("correct horse".into()).await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), hash.clone()).await);
-        assert!(!verify_password("wrong horse".into(), hash).await);
+        assert!(verify_password("correct horse".into(), Some(hash.clone())).await);
+        assert!(!verify_password("wrong horse".into(), Some(hash)).await);
+        assert!(!verify_password("anything".into(), None).await);
     }
 }

@@ -16,6 +16,9 @@ pub enum ApiError {
     Refused(ErrorCode, String),
     #[error("internal: {0}")]
     Internal(String),
+    /// Too many attempts: HTTP 429 with `Retry-After`.
+    #[error("{1}")]
+    Throttled(ErrorCode, String, std::time::Duration),
 }
 
 impl ApiError {
@@ -27,7 +30,8 @@ impl ApiError {
         use ErrorCode::*;
         match code {
             NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
-            Forbidden | NotMember => StatusCode::FORBIDDEN,
+            Forbidden | NotMember | CsrfFailed => StatusCode::FORBIDDEN,
+            TooManyConnections | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             NotFound | UnknownRoom => StatusCode::NOT_FOUND,
             Conflict => StatusCode::CONFLICT,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -42,6 +46,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, message) = match self {
+            ApiError::Throttled(code, message, wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let body = Json(json!({"error": {"code": code, "message": message, "retry_after": secs}}));
+                return (StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, secs.to_string())], body)
+                    .into_response();
+            }
             ApiError::Refused(code, message) => (code, message),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

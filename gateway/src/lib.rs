@@ -7,14 +7,20 @@
 pub mod auth;
 pub mod error;
 pub mod health;
+pub mod mail;
 pub mod rooms;
+pub mod security;
+pub mod throttle;
+pub mod tokens;
 pub mod web;
 pub mod ws;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use confab_actors::ActorSystem;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::ApiError;
@@ -27,10 +33,24 @@ pub struct GatewayConfig {
     pub max_frame_bytes: usize,
     /// Largest REST request body (bytes).
     pub max_body_bytes: usize,
-    /// How long a login session lasts.
-    pub session_ttl: Duration,
-    /// Mark cookies `Secure` (set when served over TLS).
+    /// Signs access tokens; every node of a cluster must have the same.
+    pub token_key: tokens::TokenKey,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    /// How long an emailed sign-in code is valid.
+    pub code_ttl: Duration,
+    /// Mark cookies `Secure` (always when the node serves TLS).
     pub secure_cookies: bool,
+    /// The node serves TLS itself: adds HSTS.
+    pub tls: bool,
+    /// Origins (`https://chat.example.com`) besides the node's own that may use the API and `/ws`.
+    pub allowed_origins: Vec<String>,
+    /// Wrong logins per IP or account before backoff starts.
+    pub login_free_attempts: u32,
+    /// Code requests per IP or address before backoff starts.
+    pub code_free_requests: u32,
+    /// Open WebSockets per client IP (0: no limit).
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for GatewayConfig {
@@ -39,8 +59,16 @@ impl Default for GatewayConfig {
             node_id: "node".into(),
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
-            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            token_key: tokens::TokenKey::new(Vec::new()),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            code_ttl: Duration::from_secs(600),
             secure_cookies: false,
+            tls: false,
+            allowed_origins: Vec::new(),
+            login_free_attempts: 5,
+            code_free_requests: 3,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -49,6 +77,21 @@ impl Default for GatewayConfig {
 pub struct AppInner {
     pub system: Arc<ActorSystem>,
     pub config: GatewayConfig,
+    pub mailer: mail::Mailer,
+    pub login_throttle: throttle::Throttle,
+    pub code_throttle: throttle::Throttle,
+    /// Open WebSockets per client IP.
+    pub connections: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl AppInner {
+    pub fn new(system: Arc<ActorSystem>, config: GatewayConfig, mailer: mail::Mailer) -> AppInner {
+        let login_throttle =
+            throttle::Throttle::new(config.login_free_attempts, Duration::from_secs(1), Duration::from_secs(15 * 60));
+        let code_throttle =
+            throttle::Throttle::new(config.code_free_requests, Duration::from_secs(30), Duration::from_secs(3600));
+        AppInner { system, config, mailer, login_throttle, code_throttle, connections: Mutex::new(HashMap::new()) }
+    }
 }
 
 pub type AppState = Arc<AppInner>;
@@ -63,6 +106,6 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn(web::security_headers))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::web_defences))
         .with_state(state)
 }

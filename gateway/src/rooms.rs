@@ -59,7 +59,7 @@ async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<Ro
 
 /// `GET /api/rooms` → `{"rooms": [...]}`: public rooms and the user's private rooms, with
 /// membership, head seq, read cursor and unread count.
-async fn list_route(State(state): State<AppState>, AuthUser(user): AuthUser) -> Result<Json<Value>, ApiError> {
+async fn list_route(State(state): State<AppState>, AuthUser(user, _): AuthUser) -> Result<Json<Value>, ApiError> {
     let rooms = state.system.store().rooms_for(user.id).await?;
     let rooms: Vec<Value> = rooms
         .iter()
@@ -90,7 +90,7 @@ struct NewRoom {
 /// `POST /api/rooms {"name","description"?,"visibility"?}` → 201 room; the creator owns it.
 async fn create_route(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     ApiJson(new): ApiJson<NewRoom>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = new.name.trim();
@@ -120,7 +120,7 @@ async fn create_route(
 /// `GET /api/rooms/{id}` → the room with its members and head seq.
 async fn room_route(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     let room = visible_room(&state, &user, RoomId(id)).await?;
@@ -148,7 +148,7 @@ struct AddMember {
 /// `POST /api/rooms/{id}/members {"username"}` → 204; the owner (or an admin) adds a member.
 async fn add_member_route(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<StatusCode, ApiError> {
@@ -179,7 +179,7 @@ struct HistoryQuery {
 /// `limit` is 1 to 100 (default 50).
 async fn messages_route(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
@@ -206,7 +206,7 @@ struct NewReport {
 /// moderation queue.
 async fn report_route(
     State(state): State<AppState>,
-    AuthUser(user): AuthUser,
+    AuthUser(user, _): AuthUser,
     ApiPath(id): ApiPath<i64>,
     ApiJson(r): ApiJson<NewReport>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {

@@ -8,11 +8,12 @@
 //! recipient of a room message. Nothing a client sends can stall another client.
 
 use crate::AppState;
-use crate::auth::{cookie_token, request_token, user_for_token};
+use crate::auth::{request_token, user_for_token};
 use crate::error::ApiError;
+use crate::security::origin_allowed;
+use crate::tokens::{Claims, now_secs};
 use axum::Router;
-use axum::extract::State;
-use axum::http::header::{HOST, ORIGIN};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,6 +24,9 @@ use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
 use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserRef, UserRow};
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
 use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Role, WebSocketError};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -32,6 +36,8 @@ use tracing::debug;
 
 /// Frames written with one system call at most.
 const WRITE_BATCH: usize = 256;
+/// How long a connection may stay silent (clients ping every 25–30 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a socket without cookie or bearer has to send its `auth` frame.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,25 +45,30 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(ws_route))
 }
 
-/// `GET /ws` → 101 and protocol v1; 400 when it is not a WebSocket upgrade; 403 when a
-/// cookie-authenticated upgrade comes from another origin.
+/// `GET /ws` → 101 and protocol v1; 400 when it is not a WebSocket upgrade; 403 from an Origin
+/// that is neither this host nor allow-listed; 401 for a bad token; 429 past the per-IP limit.
 async fn ws_route(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
     let Ok(upgrade) = upgrade else {
         return ApiError::new(ErrorCode::Invalid, "this endpoint speaks WebSocket only").into_response();
     };
-    // A cookie rides along on cross-site upgrades too: only the page's own origin may use it.
-    if cookie_token(&headers).is_some() && !same_origin(&headers) {
-        return ApiError::new(ErrorCode::Forbidden, "cross-origin WebSocket refused").into_response();
+    // Browsers always send Origin: a page elsewhere must not ride on this user's cookies.
+    if !origin_allowed(&headers, &state.config.allowed_origins) {
+        return ApiError::new(ErrorCode::Forbidden, "WebSocket from a foreign origin refused").into_response();
     }
-    let user = match request_token(&headers) {
+    let Some(slot) = ConnectionSlot::take(&state, addr.ip()) else {
+        return ApiError::new(ErrorCode::TooManyConnections, "too many connections from this address").into_response();
+    };
+    let auth = match request_token(&headers) {
         Some(token) => match user_for_token(&state, &token).await {
-            Ok(Some(user)) => Some(user),
+            Ok(Some(auth)) => Some(auth),
             Ok(None) => {
-                return ApiError::new(ErrorCode::NotAuthenticated, "the session is invalid or expired").into_response();
+                return ApiError::new(ErrorCode::NotAuthenticated, "the token is invalid, expired or revoked")
+                    .into_response();
             }
             Err(e) => return e.into_response(),
         },
@@ -65,21 +76,45 @@ async fn ws_route(
     };
     match upgrade.upgrade() {
         Ok((resp, fut)) => {
-            tokio::spawn(run_socket(state, fut, user));
+            tokio::spawn(run_socket(state, fut, auth, slot));
             resp.into_response()
         }
         Err(e) => ApiError::new(ErrorCode::Invalid, e.to_string()).into_response(),
     }
 }
 
-/// True when the Origin header (if any) names the host the request was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+/// One open connection counted against its client IP; released on drop.
+struct ConnectionSlot {
+    state: AppState,
+    ip: IpAddr,
 }
 
-async fn run_socket(state: AppState, fut: UpgradeFut, user: Option<UserRow>) {
+impl ConnectionSlot {
+    fn take(state: &AppState, ip: IpAddr) -> Option<ConnectionSlot> {
+        let max = state.config.max_connections_per_ip;
+        let mut conns = state.connections.lock().unwrap_or_else(|p| p.into_inner());
+        let n = conns.entry(ip).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ConnectionSlot { state: state.clone(), ip })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut conns = self.state.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = conns.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                conns.remove(&self.ip);
+            }
+        }
+    }
+}
+
+async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Auth>, _slot: ConnectionSlot) {
     let ws = match fut.await {
         Ok(ws) => ws,
         Err(e) => return debug!(err = %e, "upgrade failed"),
@@ -98,7 +133,7 @@ async fn run_socket(state: AppState, fut: UpgradeFut, user: Option<UserRow>) {
     let mut writer = tokio::spawn(write_loop(write_half, rx, done.clone()));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
     let writer_done = tokio::select! {
-        _ = run_reader(&state, &mut reader, out, user) => false,
+        _ = run_reader(&state, &mut reader, out, auth) => false,
         _ = &mut writer => true,
     };
     done.cancel();
@@ -159,11 +194,13 @@ async fn read_one(reader: &mut Reader, out: &Outbound) -> Incoming {
     }
 }
 
-async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, user: Option<UserRow>) {
-    let user = match user {
-        Some(u) => u,
+type Auth = (UserRow, Claims);
+
+async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: Option<Auth>) {
+    let (user, claims) = match auth {
+        Some(a) => a,
         None => match authenticate_by_frame(state, reader, &out).await {
-            Some(u) => u,
+            Some(a) => a,
             None => return,
         },
     };
@@ -174,7 +211,8 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, user: 
     };
     let _ = out.push(encode_server_frame(&hello));
     let user_ref = UserRef { id: user.id, username: user.username.as_str().into() };
-    let session = match state.system.spawn_session(user_ref, out.clone()).await {
+    let family: Arc<str> = Arc::from(claims.family.as_str());
+    let session = match state.system.spawn_session(user_ref, Some(family), out.clone()).await {
         Ok(s) => s,
         Err(e) => {
             let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::Retry, e.to_string(), None)));
@@ -182,10 +220,36 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, user: 
             return;
         }
     };
+    let expires = Arc::new(AtomicI64::new(claims.expires));
+    let watcher = AbortOnDrop(tokio::spawn(watch_expiry(expires.clone(), out.clone())));
     drop(out);
     let _stop = StopOnDrop(&session);
     loop {
-        match read_one(reader, session_out(&session)).await {
+        // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone: close.
+        let next = tokio::time::timeout(IDLE_TIMEOUT, read_one(reader, session_out(&session))).await;
+        let Ok(next) = next else {
+            let err =
+                ServerFrame::error(ErrorCode::Invalid, "no frame for too long; send a ping at least every 60 s", None);
+            let _ = session_out(&session).push(encode_server_frame(&err));
+            let _ = session_out(&session).push(close_frame(1001, "idle"));
+            break;
+        };
+        match next {
+            Incoming::Frame(ClientFrame::Auth { token }) => {
+                // Re-authentication on a live socket, before the access token runs out.
+                let frame = match user_for_token(state, &token).await {
+                    Ok(Some((u, c))) if u.id == user.id => {
+                        expires.store(c.expires, Relaxed);
+                        ServerFrame::Authenticated { expires_in: c.expires - now_secs() }
+                    }
+                    _ => ServerFrame::error(
+                        ErrorCode::NotAuthenticated,
+                        "that token is not valid for this connection",
+                        None,
+                    ),
+                };
+                let _ = session_out(&session).push(encode_server_frame(&frame));
+            }
             Incoming::Frame(frame) => {
                 if !session.deliver(frame).await {
                     break;
@@ -194,6 +258,39 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, user: 
             Incoming::Handled => {}
             Incoming::End => break,
         }
+    }
+    drop(watcher);
+}
+
+/// Asks the client to re-authenticate before its access token expires (a minute before, or
+/// halfway for short lifetimes), and closes the socket when it expires without a new token.
+async fn watch_expiry(expires: Arc<AtomicI64>, out: Outbound) {
+    loop {
+        let exp = expires.load(Relaxed);
+        let left = exp - now_secs();
+        let lead = (left / 2).clamp(0, 60);
+        tokio::time::sleep(Duration::from_secs((left - lead).max(0) as u64)).await;
+        if expires.load(Relaxed) != exp {
+            continue;
+        }
+        let _ = out.push(encode_server_frame(&ServerFrame::Reauth { expires_in: (exp - now_secs()).max(0) }));
+        tokio::time::sleep(Duration::from_secs((exp - now_secs()).max(0) as u64)).await;
+        if expires.load(Relaxed) != exp {
+            continue;
+        }
+        let err =
+            ServerFrame::error(ErrorCode::NotAuthenticated, "the access token expired; reconnect with a new one", None);
+        let _ = out.push(encode_server_frame(&err));
+        let _ = out.push(close_frame(1008, "token expired"));
+        return;
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -212,7 +309,7 @@ fn session_out(session: &confab_actors::system::SessionHandle) -> &Outbound {
 }
 
 /// Waits for `{"type":"auth","token":…}` as the first frame.
-async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outbound) -> Option<UserRow> {
+async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outbound) -> Option<Auth> {
     let refuse = |message: &str| {
         let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::NotAuthenticated, message, None)));
         let _ = out.push(close_frame(1008, "not authenticated"));
@@ -225,9 +322,9 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
             }
             Ok(Incoming::Frame(ClientFrame::Auth { token })) => {
                 return match user_for_token(state, &token).await {
-                    Ok(Some(user)) => Some(user),
+                    Ok(Some(auth)) => Some(auth),
                     _ => {
-                        refuse("the token is invalid or expired");
+                        refuse("the token is invalid, expired or revoked");
                         None
                     }
                 };
@@ -288,17 +385,6 @@ fn is_close(frame: &Bytes) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn origin_must_match_host() {
-        let mut h = HeaderMap::new();
-        h.insert(HOST, "127.0.0.1:8080".parse().unwrap());
-        assert!(same_origin(&h));
-        h.insert(ORIGIN, "http://127.0.0.1:8080".parse().unwrap());
-        assert!(same_origin(&h));
-        h.insert(ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(!same_origin(&h));
-    }
 
     #[tokio::test]
     async fn writer_batches_and_stops_after_close() {

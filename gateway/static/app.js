@@ -37,8 +37,16 @@ let backoff = 500, nextDelay = 0, retryTimer = 0, pingTimer = 0, lastRecv = 0;
 let typingSentAt = 0, typingIdle = 0, readTimer = 0, bannerTimer = 0;
 
 // ---- REST -------------------------------------------------------------------
-async function api(method, path, body) {
+// Writes carry the CSRF token: the readable `confab_csrf` cookie, echoed in a header that a
+// page on another site can neither read nor set.
+function csrfToken() {
+  const m = document.cookie.match(/(?:^|;\s*)confab_csrf=([^;]+)/);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+async function rawApi(method, path, body) {
   const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (method !== 'GET') opts.headers['X-CSRF-Token'] = csrfToken();
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -52,6 +60,23 @@ async function api(method, path, body) {
     throw err;
   }
   return data;
+}
+
+// Access tokens live 15 minutes: on a 401, rotate the refresh cookie once and try again.
+let refreshing = null;
+function refreshLogin() {
+  refreshing ??= rawApi('POST', '/api/auth/refresh').finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function api(method, path, body) {
+  try {
+    return await rawApi(method, path, body);
+  } catch (e) {
+    if (e.status !== 401 || path.startsWith('/api/auth/')) throw e;
+    await refreshLogin();
+    return rawApi(method, path, body);
+  }
 }
 
 const handleApiError = (e) => (e.status === 401 ? sessionLost() : showBanner(e.message));
@@ -490,6 +515,11 @@ const JOIN_ERRORS = new Set(['retry', 'overloaded', 'internal', 'unknown_room', 
 function handleFrame(f) {
   const here = !!room && f.room === room.id;
   switch (f.type) {
+    case 'reauth': // the socket's access token is about to expire: refresh and re-authenticate
+      refreshLogin().then((d) => wsSend({ type: 'auth', token: d.token })).catch(() => sessionLost());
+      break;
+    case 'authenticated':
+      break;
     case 'hello':
       if (everConnected) loadRooms(); // rooms created meanwhile
       helloed = everConnected = true;

@@ -20,6 +20,8 @@ enum Cmd {
     Serve(ServeArgs),
     /// Load generator: a real client of the public protocol (issue 3).
     Bench(crate::bench::BenchArgs),
+    /// Administer accounts in the database (create-admin, reset-password, set-role).
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Runs the command line; the `confab` binary is only this.
@@ -28,6 +30,7 @@ pub fn main() -> std::process::ExitCode {
     let args = match cli.cmd {
         Some(Cmd::Serve(args)) => args,
         Some(Cmd::Bench(args)) => return crate::bench::main(args),
+        Some(Cmd::Admin(admin)) => return run_admin(admin),
         None => cli.serve,
     };
     let config = match NodeConfig::resolve(&args) {
@@ -73,5 +76,17 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+fn run_admin(args: crate::admin::AdminArgs) -> std::process::ExitCode {
+    tracing_subscriber::fmt().with_env_filter(EnvFilter::new("warn")).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(crate::admin::run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("confab admin: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -7,7 +7,7 @@
 
 use anyhow::{Context, bail};
 use confab_actors::SystemConfig;
-use confab_actors::store::SqliteSync;
+use confab_actors::store::{Cipher, SqliteSync};
 use confab_gateway::GatewayConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -71,6 +71,52 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `confab=debug` [default: info, or RUST_LOG].
     #[arg(long, env = "CONFAB_LOG")]
     pub log: Option<String>,
+    /// File holding the secret that signs access tokens; every node of a cluster needs the same
+    /// [default: generated once in <data-dir>/auth-secret].
+    #[arg(long, env = "CONFAB_AUTH_SECRET_FILE")]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Lifetime of access tokens, in seconds [default: 900].
+    #[arg(long, env = "CONFAB_ACCESS_TTL_SECS")]
+    pub access_ttl_secs: Option<u64>,
+    /// Lifetime of refresh tokens, in seconds [default: 2592000, 30 days].
+    #[arg(long, env = "CONFAB_REFRESH_TTL_SECS")]
+    pub refresh_ttl_secs: Option<u64>,
+    /// Other origins allowed to call the API and open /ws, comma-separated
+    /// (`https://chat.example.com`) [default: none; the node's own origin is always allowed].
+    #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// SMTP server for sign-in codes, `smtp://[user:pass@]host[:port]` [default: none: codes are
+    /// written to the log and to <data-dir>/outbox/].
+    #[arg(long, env = "CONFAB_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Sender of sign-in mail [default: Confab <noreply@localhost>].
+    #[arg(long, env = "CONFAB_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Serve HTTPS and wss:// with this PEM certificate chain (needs --tls-key) [default: plain HTTP].
+    #[arg(long, env = "CONFAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "CONFAB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Encrypt message bodies at rest with the 32-byte key in this file (64 hex digits or base64);
+    /// or give the key itself in the env CONFAB_ENCRYPTION_KEY [default: bodies stored in clear].
+    #[arg(long, env = "CONFAB_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+    /// Earlier keys, comma-separated files, still used to read bodies stored under them.
+    #[arg(long, env = "CONFAB_ENCRYPTION_OLD_KEY_FILES", value_delimiter = ',')]
+    pub encryption_old_key_files: Option<Vec<PathBuf>>,
+    /// How long an emailed sign-in code is valid, in seconds [default: 600].
+    #[arg(long, env = "CONFAB_CODE_TTL_SECS")]
+    pub code_ttl_secs: Option<u64>,
+    /// Open WebSockets per client IP, 0 for no limit [default: 256].
+    #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Wrong logins per IP or account before exponential backoff [default: 5].
+    #[arg(long, env = "CONFAB_LOGIN_FREE_ATTEMPTS")]
+    pub login_free_attempts: Option<u32>,
+    /// Sign-in code requests per IP or address before exponential backoff [default: 3].
+    #[arg(long, env = "CONFAB_CODE_FREE_REQUESTS")]
+    pub code_free_requests: Option<u32>,
 }
 
 macro_rules! merge {
@@ -101,7 +147,21 @@ impl ServeArgs {
             room_idle_secs,
             shutdown_grace_secs,
             secure_cookies,
-            log
+            log,
+            auth_secret_file,
+            access_ttl_secs,
+            refresh_ttl_secs,
+            allowed_origins,
+            smtp_url,
+            smtp_from,
+            max_connections_per_ip,
+            login_free_attempts,
+            code_free_requests,
+            code_ttl_secs,
+            tls_cert,
+            tls_key,
+            encryption_key_file,
+            encryption_old_key_files
         ))
     }
 }
@@ -117,6 +177,12 @@ pub struct NodeConfig {
     pub log: Option<String>,
     pub system: SystemConfig,
     pub gateway: GatewayConfig,
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+    /// Certificate chain and key files when the node serves TLS itself.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Encryption at rest of message bodies.
+    pub cipher: Option<Cipher>,
 }
 
 impl NodeConfig {
@@ -167,10 +233,59 @@ impl NodeConfig {
         if !(system.rate_per_sec > 0.0 && system.rate_per_sec.is_finite()) {
             bail!("--rate-per-sec must be a positive number");
         }
+        let secret = match &a.auth_secret_file {
+            Some(path) => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            None => persistent_secret(&data_dir)?,
+        };
+        if secret.len() < 32 {
+            bail!("the auth secret must be at least 32 bytes");
+        }
+        let allowed_origins: Vec<String> = a.allowed_origins.clone().unwrap_or_default();
+        if let Some(bad) = allowed_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            bail!("--allowed-origins: {bad} is not an origin like https://chat.example.com");
+        }
+        let read_key = |path: &PathBuf| -> anyhow::Result<[u8; 32]> {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Cipher::parse_key(&text).with_context(|| format!("the key in {}", path.display()))
+        };
+        let current = match (&a.encryption_key_file, std::env::var("CONFAB_ENCRYPTION_KEY")) {
+            (Some(path), _) => Some(read_key(path)?),
+            (None, Ok(text)) => Some(Cipher::parse_key(&text).context("CONFAB_ENCRYPTION_KEY")?),
+            (None, Err(_)) => None,
+        };
+        let older: Vec<[u8; 32]> =
+            a.encryption_old_key_files.iter().flatten().map(read_key).collect::<anyhow::Result<_>>()?;
+        let cipher = match current {
+            Some(k) => Some(Cipher::new(k, &older)),
+            None if older.is_empty() => None,
+            None => bail!("--encryption-old-key-files needs a current key (--encryption-key-file)"),
+        };
+        let tls = match (&a.tls_cert, &a.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         let gateway = GatewayConfig {
             node_id,
+            tls: tls.is_some(),
             max_frame_bytes: positive(a.max_frame_bytes.unwrap_or(g.max_frame_bytes), "max-frame-bytes")?,
-            secure_cookies: a.secure_cookies.unwrap_or(false),
+            secure_cookies: a.secure_cookies.unwrap_or(false) || tls.is_some(),
+            token_key: confab_gateway::tokens::TokenKey::new(secret),
+            access_ttl: Duration::from_secs(
+                positive(a.access_ttl_secs.unwrap_or(900) as usize, "access-ttl-secs")? as u64
+            ),
+            refresh_ttl: Duration::from_secs(positive(
+                a.refresh_ttl_secs.unwrap_or(30 * 24 * 3600) as usize,
+                "refresh-ttl-secs",
+            )? as u64),
+            allowed_origins,
+            code_ttl: Duration::from_secs(a.code_ttl_secs.unwrap_or(600)),
+            max_connections_per_ip: a.max_connections_per_ip.unwrap_or(g.max_connections_per_ip),
+            login_free_attempts: a.login_free_attempts.unwrap_or(g.login_free_attempts),
+            code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
             ..g
         };
         Ok(NodeConfig {
@@ -180,6 +295,10 @@ impl NodeConfig {
             sqlite_sync,
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs.unwrap_or(10)),
             log: a.log.clone(),
+            smtp_url: a.smtp_url.clone(),
+            tls,
+            cipher,
+            smtp_from: a.smtp_from.clone().unwrap_or_else(|| "Confab <noreply@localhost>".into()),
             system,
             gateway,
         })
@@ -188,6 +307,23 @@ impl NodeConfig {
 
 fn positive(v: usize, name: &str) -> anyhow::Result<usize> {
     if v == 0 { bail!("--{name} must be at least 1") } else { Ok(v) }
+}
+
+/// The token-signing secret kept in the data dir (owner-only), generated on first start.
+fn persistent_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("auth-secret");
+    if let Ok(s) = std::fs::read(&path) {
+        return Ok(s);
+    }
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let secret = hex::encode(raw).into_bytes();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(&path).with_context(|| format!("creating {}", path.display()))?, &secret)?;
+    Ok(secret)
 }
 
 /// The node id kept in the data dir, generated on first start.

@@ -3,12 +3,15 @@
 //! `start` takes a bound listener and returns a `Node` handle, so tests start nodes on port 0 and
 //! stop them without signals; `main` only parses the command line, binds, and waits for a signal.
 
+pub mod admin;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod tls;
 
 use anyhow::Context;
 use confab_actors::{ActorSystem, Store};
+use confab_gateway::mail::Mailer;
 use confab_gateway::{AppInner, router};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,24 +36,35 @@ pub struct Node {
 /// Connects the store, starts the actors and serves HTTP on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = Store::connect(&config.database_url, config.sqlite_sync)
+    let mut store = Store::connect(&config.database_url, config.sqlite_sync)
         .await
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    if let Some(cipher) = config.cipher.clone() {
+        info!(key = cipher.current_id(), "message bodies are encrypted at rest");
+        store = store.with_cipher(cipher);
+    }
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
     let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
     let addr = listener.local_addr()?;
-    let app = router(Arc::new(AppInner { system: system.clone(), config: config.gateway.clone() }));
+    let mailer = Mailer::new(config.smtp_url.as_deref(), &config.smtp_from, config.data_dir.join("outbox"))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    info!(mail = %mailer.describe(), "sign-in codes");
+    let app = router(Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer)));
     let stop = CancellationToken::new();
-    let http = tokio::spawn(
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
-    );
+    let http = match &config.tls {
+        Some((cert, key)) => tokio::spawn(tls::serve(listener, tls::acceptor(cert, key)?, app, stop.clone())),
+        None => tokio::spawn(
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .into_future(),
+        ),
+    };
     info!(
         listen = %addr,
         database = %redact(&config.database_url),
         node = %config.system.node_id,
-        "confab listening on http://{addr}"
+        "confab listening on {}://{addr}",
+        if config.tls.is_some() { "https" } else { "http" }
     );
     Ok(Node { addr, system, config, stop, http })
 }

@@ -123,6 +123,14 @@ pub enum ServerFrame {
         head: u64,
     },
     Pong,
+    /// The access token expires in `expires_in` seconds: refresh it and send a new `auth` frame.
+    Reauth {
+        expires_in: i64,
+    },
+    /// A new `auth` frame was accepted.
+    Authenticated {
+        expires_in: i64,
+    },
 }
 
 /// The most online users listed in a `joined` frame; `online_count` has the total.
@@ -176,6 +184,11 @@ pub enum ErrorCode {
     NotFound,
     Invalid,
     Internal,
+    CsrfFailed,
+    WeakPassword,
+    CodeExpired,
+    TooManyAttempts,
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -201,6 +214,11 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Invalid => "invalid",
             ErrorCode::Internal => "internal",
+            ErrorCode::CsrfFailed => "csrf_failed",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::CodeExpired => "code_expired",
+            ErrorCode::TooManyAttempts => "too_many_attempts",
+            ErrorCode::TooManyConnections => "too_many_connections",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod db;
 pub mod load;
 pub mod process;
+pub mod smtp;
 
 pub use client::{Api, Ws};
 pub use db::TestDb;

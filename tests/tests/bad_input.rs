@@ -76,8 +76,8 @@ async fn every_bad_frame_gets_its_error_code_and_the_connection_stays_usable() {
     let third = api.create_room(&unique("third"), "public").await;
     ws.send(json!({"type": "join", "room": third})).await;
     ws.expect_error("too_many_rooms").await;
-    ws.send(json!({"type": "auth", "token": "again"})).await;
-    ws.expect_error("invalid").await;
+    ws.send(json!({"type": "auth", "token": "forged"})).await;
+    ws.expect_error("not_authenticated").await;
 
     // Still a working connection: a good message goes through, and the observer saw only it.
     ws.send(send("good", "a fine message")).await;

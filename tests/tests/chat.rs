@@ -227,3 +227,46 @@ async fn presence_typing_and_unread_counts() {
     assert_eq!(p["user"]["id"], b.user_id);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_rooms_passivate_and_come_back_with_their_sequence() {
+    let args = confab::ServeArgs { room_idle_secs: Some(1), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let api = node.user(&unique("idle")).await;
+    let room = api.create_room(&unique("sleepy"), "public").await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    send_all(&mut ws, room, "before", 3).await;
+    ws.send(json!({"type": "leave", "room": room})).await;
+    ws.recv_type("left").await;
+    let rid = confab_schemas::RoomId(room);
+    confab_tests::eventually("the idle room to passivate", || async {
+        (!node.system().active_rooms().await.contains(&rid)).then_some(())
+    })
+    .await;
+    let joined = ws.join(room, Some(3)).await;
+    assert_eq!(joined["head"], 3);
+    assert!(node.system().active_rooms().await.contains(&rid), "activated again on use");
+    let acks = send_all(&mut ws, room, "after", 1).await;
+    assert_eq!(acks["after-0"]["seq"], 4);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_go_through_the_moderation_queue_to_the_audit_log() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("rep")).await;
+    let room = api.room_id("general").await;
+    let (status, body) =
+        api.post(&format!("/api/rooms/{room}/reports"), json!({"seq": 1, "reason": "spam links"})).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["id"].as_i64().unwrap() > 0);
+    let (status, _) = api.post(&format!("/api/rooms/{room}/reports"), json!({"reason": ""})).await;
+    assert_eq!(status, 400);
+    let audit = node.system().store().audit_entries(10).await.unwrap();
+    assert!(audit.iter().any(|(_, actor, action, r, detail)| action == "report"
+        && *actor == Some(api.user_id)
+        && *r == Some(room)
+        && detail.contains("spam links")));
+    node.stop().await;
+}

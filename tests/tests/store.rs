@@ -1,7 +1,7 @@
 //! The store suite: the same checks against SQLite and PostgreSQL (the latter when
 //! `CONFAB_TEST_DATABASE_URL` names a server; CI sets it).
 
-use confab_actors::store::{CursorWrite, NewMessage, SqliteSync, Store, WriteOutcome};
+use confab_actors::store::{CursorWrite, NewMessage, RefreshUse, SqliteSync, Store, WriteOutcome};
 use confab_schemas::{Role, RoomId, UserId, Visibility};
 use confab_tests::TestDb;
 use std::sync::Arc;
@@ -32,13 +32,42 @@ async fn suite(db: &TestDb) {
     store.set_user_role(bob.id, Role::Moderator).await.unwrap();
     assert_eq!(store.user_by_id(bob.id).await.unwrap().unwrap().role, Role::Moderator);
 
-    // Auth sessions expire.
-    store.create_auth_session("live", ann.id, i64::MAX).await.unwrap();
-    store.create_auth_session("dead", ann.id, 1).await.unwrap();
-    assert_eq!(store.user_by_session("live").await.unwrap().unwrap().id, ann.id);
-    assert!(store.user_by_session("dead").await.unwrap().is_none());
-    store.delete_user_sessions(ann.id).await.unwrap();
-    assert!(store.user_by_session("live").await.unwrap().is_none());
+    // Login families: refresh tokens rotate once; a reused one revokes the family.
+    store.create_family("fam1", ann.id, "r1", i64::MAX).await.unwrap();
+    assert_eq!(store.family_user("fam1").await.unwrap().unwrap().id, ann.id);
+    assert_eq!(
+        store.use_refresh("r1", "r2", i64::MAX).await.unwrap(),
+        RefreshUse::Rotated { family: "fam1".into(), user: ann.id }
+    );
+    assert_eq!(
+        store.use_refresh("r2", "r3", i64::MAX).await.unwrap(),
+        RefreshUse::Rotated { family: "fam1".into(), user: ann.id }
+    );
+    assert_eq!(
+        store.use_refresh("r1", "rx", i64::MAX).await.unwrap(),
+        RefreshUse::Reused { family: "fam1".into(), user: ann.id }
+    );
+    assert!(store.family_user("fam1").await.unwrap().is_none(), "reuse revoked the family");
+    assert_eq!(store.use_refresh("r3", "r4", i64::MAX).await.unwrap(), RefreshUse::Invalid, "even its newest token");
+    assert_eq!(store.use_refresh("unknown", "r5", i64::MAX).await.unwrap(), RefreshUse::Invalid);
+    store.create_family("fam2", ann.id, "s1", 1).await.unwrap();
+    assert_eq!(store.use_refresh("s1", "s2", i64::MAX).await.unwrap(), RefreshUse::Invalid, "expired");
+    store.create_family("fam3", ann.id, "t1", i64::MAX).await.unwrap();
+    store.revoke_user_families(ann.id, "test").await.unwrap();
+    assert!(store.family_user("fam3").await.unwrap().is_none());
+
+    // Email codes: one per address, attempts counted, single use.
+    store.put_email_code("a@x.io", "h1", i64::MAX).await.unwrap();
+    store.bump_email_attempts("a@x.io").await.unwrap();
+    assert_eq!(store.email_code("a@x.io").await.unwrap().unwrap().attempts, 1);
+    store.put_email_code("a@x.io", "h2", i64::MAX).await.unwrap();
+    let code = store.email_code("a@x.io").await.unwrap().unwrap();
+    assert_eq!((code.code_hash.as_str(), code.attempts), ("h2", 0), "a new code resets the attempts");
+    assert!(store.delete_email_code("a@x.io").await.unwrap());
+    assert!(!store.delete_email_code("a@x.io").await.unwrap(), "single use");
+    let eve = store.create_email_user("eve", "eve@x.io").await.unwrap();
+    assert_eq!(store.user_by_email("eve@x.io").await.unwrap().unwrap().id, eve.id);
+    assert!(store.create_email_user("eve2", "eve@x.io").await.is_err(), "one account per address");
 
     // Rooms: the owner is a member; private rooms are listed to members only.
     let general = store.ensure_room("general", "all").await.unwrap();

@@ -108,17 +108,27 @@ impl Store {
                 }
             }
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(live.len());
-            for chunk in live.chunks(INSERT_CHUNK) {
+            // Bodies as stored: sealed under the current key when encryption is on.
+            let stored: Vec<(Option<String>, Option<String>)> = match &self.cipher {
+                Some(c) => live
+                    .iter()
+                    .map(|&i| c.seal(msgs[i].room.0, msgs[i].seq, &msgs[i].body).map(|(k, b)| (Some(k), Some(b))))
+                    .collect::<Result<_>>()?,
+                None => vec![(None, None); live.len()],
+            };
+            for (n, chunk) in live.chunks(INSERT_CHUNK).enumerate() {
                 let mut q = QueryBuilder::new(
-                    "INSERT INTO messages (room_id, seq, sender_id, cid, body, reply_to, created_at) ",
+                    "INSERT INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) ",
                 );
-                q.push_values(chunk, |mut b, &i| {
+                let sealed = &stored[n * INSERT_CHUNK..];
+                q.push_values(chunk.iter().zip(sealed), |mut b, (&i, (key, body))| {
                     let m = &msgs[i];
                     b.push_bind(m.room.0)
                         .push_bind(m.seq as i64)
                         .push_bind(m.sender.0)
                         .push_bind(&*m.cid)
-                        .push_bind(&*m.body)
+                        .push_bind(body.as_deref().unwrap_or(&m.body))
+                        .push_bind(key.as_deref())
                         .push_bind(m.reply_to.map(|s| s as i64))
                         .push_bind(m.ts);
                 });

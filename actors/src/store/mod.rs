@@ -8,10 +8,14 @@
 //! by the batching writer through `commit_batch`, which checks each room's lease epoch in the same
 //! transaction: a stale owner's writes are fenced off.
 
+mod auth;
 mod batch;
+mod cipher;
 mod rows;
 
+pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
+pub use cipher::Cipher;
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
@@ -19,12 +23,15 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Inner,
+    /// Encrypts message bodies at rest when set.
+    cipher: Option<Arc<Cipher>>,
 }
 
 #[derive(Clone, Debug)]
@@ -76,7 +83,7 @@ impl Store {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             confab_schemas::POSTGRES_MIGRATOR.run(&pool).await?;
-            Store { inner: Inner::Postgres(pool) }
+            Store { inner: Inner::Postgres(pool), cipher: None }
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -90,9 +97,15 @@ impl Store {
             let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
             confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
             let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-            Store { inner: Inner::Sqlite { read, write } }
+            Store { inner: Inner::Sqlite { read, write }, cipher: None }
         };
         Ok(store)
+    }
+
+    /// This store with message bodies encrypted at rest under `cipher`.
+    pub fn with_cipher(mut self, cipher: Cipher) -> Store {
+        self.cipher = Some(Arc::new(cipher));
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -117,14 +130,26 @@ impl Store {
 
     /// Creates a user; usernames are unique without regard to case.
     pub async fn create_user(&self, username: &str, password_hash: &str, role: Role) -> Result<UserRow> {
+        self.insert_user(username, None, Some(password_hash), role).await
+    }
+
+    /// Inserts a user with a password, an email, or both.
+    async fn insert_user(
+        &self,
+        username: &str,
+        email: Option<&str>,
+        password_hash: Option<&str>,
+        role: Role,
+    ) -> Result<UserRow> {
         let now = now_ms();
         let res = on_pool!(self, write, |p| {
             sqlx::query(
-                "INSERT INTO users (username, username_lower, password_hash, role, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO users (username, username_lower, email, password_hash, role, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             )
             .bind(username)
             .bind(username.to_lowercase())
+            .bind(email)
             .bind(password_hash)
             .bind(role.as_str())
             .bind(now)
@@ -138,9 +163,11 @@ impl Store {
                 username: username.to_owned(),
                 role,
                 created_at: now,
-                password_hash: Some(password_hash.to_owned()),
+                password_hash: password_hash.map(str::to_owned),
             }),
-            Err(e) if e.is_unique_violation() => Err(Error::Conflict("username")),
+            Err(e) if e.is_unique_violation() => {
+                Err(Error::Conflict(if email.is_some() { "username or email" } else { "username" }))
+            }
             Err(e) => Err(e),
         }
     }
@@ -177,52 +204,6 @@ impl Store {
     pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
         on_pool!(self, write, |p| {
             sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2").bind(hash).bind(id.0).execute(p).await?;
-        });
-        Ok(())
-    }
-
-    /// Stores a login session under the hash of its token.
-    pub async fn create_auth_session(&self, token_hash: &str, user: UserId, expires_at: i64) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query(
-                "INSERT INTO auth_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(token_hash)
-            .bind(user.0)
-            .bind(now_ms())
-            .bind(expires_at)
-            .execute(p)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// The user of an unexpired login session.
-    pub async fn user_by_session(&self, token_hash: &str) -> Result<Option<UserRow>> {
-        on_pool!(self, read, |p| {
-            let row = sqlx::query(
-                "SELECT u.id, u.username, u.role, u.created_at, u.password_hash FROM auth_sessions s \
-                 JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
-            )
-            .bind(token_hash)
-            .bind(now_ms())
-            .fetch_optional(p)
-            .await?;
-            row.map(|r| rows::user(&r)).transpose()
-        })
-    }
-
-    pub async fn delete_auth_session(&self, token_hash: &str) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query("DELETE FROM auth_sessions WHERE token_hash = $1").bind(token_hash).execute(p).await?;
-        });
-        Ok(())
-    }
-
-    /// Ends every login session of a user (password reset, revocation).
-    pub async fn delete_user_sessions(&self, user: UserId) -> Result<()> {
-        on_pool!(self, write, |p| {
-            sqlx::query("DELETE FROM auth_sessions WHERE user_id = $1").bind(user.0).execute(p).await?;
         });
         Ok(())
     }
@@ -402,7 +383,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
             )
             .bind(room.0)
@@ -411,7 +392,7 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            rows.iter().map(|r| rows::message(r)).collect()
+            rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
         })
     }
 
@@ -420,7 +401,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -428,7 +409,8 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            let mut out: Vec<MessageRow> = rows.iter().map(|r| rows::message(r)).collect::<Result<_>>()?;
+            let mut out: Vec<MessageRow> =
+                rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect::<Result<_>>()?;
             out.reverse();
             Ok(out)
         })
@@ -439,7 +421,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -447,7 +429,7 @@ impl Store {
             .bind(limit as i64)
             .fetch_all(p)
             .await?;
-            rows.iter().map(|r| rows::message(r)).collect()
+            rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
         })
     }
 
@@ -456,7 +438,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let row = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3",
             )
             .bind(room.0)
@@ -464,7 +446,7 @@ impl Store {
             .bind(cid)
             .fetch_optional(p)
             .await?;
-            row.map(|r| rows::message(&r)).transpose()
+            row.map(|r| rows::message(&r, self.cipher.as_deref())).transpose()
         })
     }
 

@@ -1,5 +1,6 @@
 //! Decoding of rows into schema types, generic over the two backends.
 
+use super::Cipher;
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
@@ -51,7 +52,8 @@ where
     })
 }
 
-pub(super) fn message<R>(r: &R) -> Result<MessageRow>
+/// A message row; an encrypted body (with a `body_key`) is decrypted with `cipher`.
+pub(super) fn message<R>(r: &R, cipher: Option<&Cipher>) -> Result<MessageRow>
 where
     R: Row,
     for<'a> &'a str: ColumnIndex<R>,
@@ -60,14 +62,23 @@ where
     for<'r> Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
 {
+    let room: i64 = get(r, "room_id")?;
+    let seq = get::<R, i64>(r, "seq")? as u64;
+    let stored: String = get(r, "body")?;
+    let body = match get::<R, Option<String>>(r, "body_key")? {
+        None => stored,
+        Some(key) => cipher
+            .ok_or_else(|| Error::Invalid("an encrypted message body, but no encryption key is configured".into()))?
+            .open(&key, room, seq, &stored)?,
+    };
     Ok(MessageRow {
         id: get(r, "id")?,
-        room: RoomId(get(r, "room_id")?),
-        seq: get::<R, i64>(r, "seq")? as u64,
+        room: RoomId(room),
+        seq,
         sender: UserId(get(r, "sender_id")?),
         sender_name: Arc::from(get::<R, Option<String>>(r, "username")?.unwrap_or_default()),
         cid: Arc::from(get::<R, String>(r, "cid")?),
-        body: Arc::from(get::<R, String>(r, "body")?),
+        body: Arc::from(body),
         reply_to: get::<R, Option<i64>>(r, "reply_to")?.map(|s| s as u64),
         ts: get(r, "created_at")?,
         edited_at: get(r, "edited_at")?,

@@ -1,0 +1,104 @@
+//! `confab admin …`: account administration straight against the database (the same
+//! `--data-dir` / `--database-url` / `--config` as `serve`), for the operator at the console.
+//!
+//! Generated passwords are printed once and stored only as Argon2id hashes.
+
+use crate::config::{NodeConfig, ServeArgs};
+use anyhow::{Context, bail};
+use confab_actors::Store;
+use confab_gateway::auth::{hash_password, validate_username};
+use confab_schemas::Role;
+use rand::Rng;
+
+#[derive(clap::Args, Debug)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub cmd: AdminCmd,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AdminCmd {
+    /// Create an admin account and print its generated password (shown once).
+    CreateAdmin {
+        name: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Give an account a new generated password (printed once) and end all its logins.
+    ResetPassword {
+        name: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+    /// Set an account's role: user, moderator or admin.
+    SetRole {
+        name: String,
+        role: String,
+        #[command(flatten)]
+        db: ServeArgs,
+    },
+}
+
+impl AdminCmd {
+    fn db(&self) -> &ServeArgs {
+        match self {
+            AdminCmd::CreateAdmin { db, .. } | AdminCmd::ResetPassword { db, .. } | AdminCmd::SetRole { db, .. } => db,
+        }
+    }
+}
+
+/// A random password of 20 letters and digits (about 119 bits).
+fn generated_password() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let config = NodeConfig::resolve(args.cmd.db())?;
+    let store = Store::connect(&config.database_url, config.sqlite_sync)
+        .await
+        .with_context(|| format!("opening the database {}", crate::redact(&config.database_url)))?;
+    let result = command(&store, args.cmd).await;
+    store.close().await;
+    result
+}
+
+async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
+    match cmd {
+        AdminCmd::CreateAdmin { name, .. } => {
+            validate_username(&name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = generated_password();
+            let hash = hash_password(password.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user =
+                store.create_user(&name, &hash, Role::Admin).await.with_context(|| format!("creating {name}"))?;
+            store.audit(None, "admin.create_admin", None, &user.username).await?;
+            println!("created admin {} (id {})", user.username, user.id);
+            println!("password: {password}");
+            println!("it is shown only now; change it after the first login");
+        }
+        AdminCmd::ResetPassword { name, .. } => {
+            let user = store.user_by_name(&name).await?.with_context(|| format!("no user {name}"))?;
+            let password = generated_password();
+            let hash = hash_password(password.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.set_password_hash(user.id, &hash).await?;
+            store.revoke_user_families(user.id, "password reset by admin").await?;
+            store.audit(None, "admin.reset_password", None, &user.username).await?;
+            println!("new password for {}: {password}", user.username);
+            println!("every login of {} has ended", user.username);
+        }
+        AdminCmd::SetRole { name, role, .. } => {
+            let role = match role.as_str() {
+                "user" => Role::User,
+                "moderator" => Role::Moderator,
+                "admin" => Role::Admin,
+                other => bail!("role must be user, moderator or admin, not {other}"),
+            };
+            let user = store.user_by_name(&name).await?.with_context(|| format!("no user {name}"))?;
+            store.set_user_role(user.id, role).await?;
+            store.audit(None, "admin.set_role", None, &format!("{} {}", user.username, role.as_str())).await?;
+            println!("{} is now {}", user.username, role.as_str());
+        }
+    }
+    Ok(())
+}
