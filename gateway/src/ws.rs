@@ -342,7 +342,8 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
 /// is written, the queue closes, the socket fails, or the reader is done.
 async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
-    let mut batch: Vec<Bytes> = Vec::with_capacity(WRITE_BATCH);
+    // Grows only when frames queue up: an idle connection must stay small.
+    let mut batch: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let first = tokio::select! {
