@@ -49,6 +49,23 @@ pub enum WriteOutcome {
 /// Rows per multi-row insert; 8 binds a row keeps far below SQLite's 32,766 bind limit.
 const INSERT_CHUNK: usize = 1000;
 
+/// The rows of `$head <room ids…> $tail` over every room of the batch, chunked like inserts.
+macro_rules! rows_for_rooms {
+    ($tx:ident, $rooms:expr, $head:expr, $tail:expr) => {{
+        let mut rows = Vec::new();
+        for chunk in $rooms.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new($head);
+            let mut list = q.separated(", ");
+            for room in chunk {
+                list.push_bind(*room);
+            }
+            q.push($tail);
+            rows.extend(q.build().fetch_all(&mut *$tx).await?);
+        }
+        rows
+    }};
+}
+
 impl Store {
     /// Commits messages and cursors in one transaction; returns one outcome per message, in order.
     pub async fn commit_batch(&self, msgs: &[NewMessage], cursors: &[CursorWrite]) -> Result<Vec<WriteOutcome>> {
@@ -60,33 +77,15 @@ impl Store {
             let mut rooms: Vec<i64> = msgs.iter().map(|m| m.room.0).collect();
             rooms.sort_unstable();
             rooms.dedup();
+            let lock = if backend == Backend::Postgres { ") FOR SHARE" } else { ")" };
             let mut epochs: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            for chunk in rooms.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new("SELECT room_id, epoch FROM room_leases WHERE room_id IN (");
-                let mut list = q.separated(", ");
-                for room in chunk {
-                    list.push_bind(*room);
-                }
-                q.push(")");
-                if backend == Backend::Postgres {
-                    q.push(" FOR SHARE");
-                }
-                for row in q.build().fetch_all(&mut *tx).await? {
-                    epochs.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
-                }
+            for row in rows_for_rooms!(tx, rooms, "SELECT room_id, epoch FROM room_leases WHERE room_id IN (", lock) {
+                epochs.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
             }
-
             let mut heads: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            for chunk in rooms.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new("SELECT room_id, MAX(seq) FROM messages WHERE room_id IN (");
-                let mut list = q.separated(", ");
-                for room in chunk {
-                    list.push_bind(*room);
-                }
-                q.push(") GROUP BY room_id");
-                for row in q.build().fetch_all(&mut *tx).await? {
-                    heads.insert(row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0) as u64);
-                }
+            let max_seq = "SELECT room_id, MAX(seq) FROM messages WHERE room_id IN (";
+            for row in rows_for_rooms!(tx, rooms, max_seq, ") GROUP BY room_id") {
+                heads.insert(row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0) as u64);
             }
 
             let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
