@@ -59,7 +59,8 @@ impl Default for GatewayConfig {
             node_id: "node".into(),
             max_frame_bytes: 64 * 1024,
             max_body_bytes: 64 * 1024,
-            token_key: tokens::TokenKey::new(Vec::new()),
+            // Never an empty or fixed key: a default configuration signs with a fresh random one.
+            token_key: tokens::TokenKey::random(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             code_ttl: Duration::from_secs(600),

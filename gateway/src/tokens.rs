@@ -39,6 +39,13 @@ impl TokenKey {
         TokenKey { secret }
     }
 
+    /// A key of 32 random bytes (tokens it signs die with the process).
+    pub fn random() -> TokenKey {
+        let mut secret = vec![0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+        TokenKey { secret }
+    }
+
     fn mac(&self) -> HmacSha256 {
         HmacSha256::new_from_slice(&self.secret).expect("HMAC takes keys of any length")
     }
