@@ -1,10 +1,11 @@
 //! The batched commit: the only way chat messages and read cursors reach the database.
 //!
-//! One transaction per batch. It first reads the lease epoch of every room in the batch (under a
-//! share lock on PostgreSQL; SQLite's single writer connection serialises everything anyway), drops
-//! the writes of rooms whose epoch moved on (`Fenced`), checks that each room's writes continue its
-//! stored head without a hole (`Gap`), then inserts the rest with multi-row inserts. So the database
-//! itself refuses a gap in a room's sequence, whatever an actor got wrong.
+//! One transaction per batch. It first reads, in one query, the lease epoch and the stored head of
+//! every room in the batch (under a share lock on the lease rows on PostgreSQL; SQLite's single
+//! writer connection serialises everything anyway). It drops the writes of rooms whose epoch moved
+//! on (`Fenced`), checks that each room's writes continue its stored head without a hole (`Gap`),
+//! then inserts the rest with multi-row inserts. So the database itself refuses a gap in a room's
+//! sequence, whatever an actor got wrong.
 
 use super::{Backend, Inner, Store, on_pool};
 use crate::error::Result;
@@ -77,15 +78,16 @@ impl Store {
             let mut rooms: Vec<i64> = msgs.iter().map(|m| m.room.0).collect();
             rooms.sort_unstable();
             rooms.dedup();
-            let lock = if backend == Backend::Postgres { ") FOR SHARE" } else { ")" };
+            // One round trip for both checks: each room's lease epoch and its stored head.
+            let lock = if backend == Backend::Postgres { ") FOR SHARE OF l" } else { ")" };
+            let read = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id) \
+                        FROM room_leases l WHERE l.room_id IN (";
             let mut epochs: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            for row in rows_for_rooms!(tx, rooms, "SELECT room_id, epoch FROM room_leases WHERE room_id IN (", lock) {
-                epochs.insert(row.try_get(0)?, row.try_get::<i64, _>(1)? as u64);
-            }
             let mut heads: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            let max_seq = "SELECT room_id, MAX(seq) FROM messages WHERE room_id IN (";
-            for row in rows_for_rooms!(tx, rooms, max_seq, ") GROUP BY room_id") {
-                heads.insert(row.try_get(0)?, row.try_get::<Option<i64>, _>(1)?.unwrap_or(0) as u64);
+            for row in rows_for_rooms!(tx, rooms, read, lock) {
+                let room: i64 = row.try_get(0)?;
+                epochs.insert(room, row.try_get::<i64, _>(1)? as u64);
+                heads.insert(room, row.try_get::<Option<i64>, _>(2)?.unwrap_or(0) as u64);
             }
 
             let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
