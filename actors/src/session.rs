@@ -143,8 +143,17 @@ impl Actor for SessionActor {
 
 impl SessionState {
     fn error(&self, code: ErrorCode, message: impl Into<String>, reference: Option<String>) {
+        self.refuse(ServerFrame::error(code, message, reference));
+    }
+
+    /// Refuses a join, leave or read, naming its room.
+    fn room_error(&self, code: ErrorCode, message: impl Into<String>, room: RoomId) {
+        self.refuse(ServerFrame::room_error(code, message, room));
+    }
+
+    fn refuse(&self, frame: ServerFrame) {
         self.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
-        let _ = self.out.push(encode_server_frame(&ServerFrame::error(code, message, reference)));
+        let _ = self.out.push(encode_server_frame(&frame));
     }
 
     async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame) {
@@ -158,7 +167,7 @@ impl SessionState {
                     let _ = actor.cast(RoomMsg::Leave { session: self.id });
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
-                    self.error(ErrorCode::NotJoined, "not in this room", None);
+                    self.room_error(ErrorCode::NotJoined, "not in this room", room);
                 }
             }
             ClientFrame::Send { room, cid, body, reply_to } => self.send(me, room, cid, body, reply_to).await,
@@ -169,7 +178,7 @@ impl SessionState {
             }
             ClientFrame::Read { room, seq } => {
                 if !self.rooms.contains_key(&room) {
-                    return self.error(ErrorCode::NotJoined, "join the room before marking it read", None);
+                    return self.room_error(ErrorCode::NotJoined, "join the room before marking it read", room);
                 }
                 if let Some(w) = self.ctx.writer.get() {
                     let _ = w.cast(WriterMsg::Cursor(CursorWrite { user: self.user.id, room, seq }));
@@ -184,13 +193,17 @@ impl SessionState {
     async fn join(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, since: Option<u64>) {
         if !self.rooms.contains_key(&room) && self.rooms.len() >= self.ctx.config.max_rooms_per_session {
             let max = self.ctx.config.max_rooms_per_session;
-            return self.error(ErrorCode::TooManyRooms, format!("a connection may join at most {max} rooms"), None);
+            return self.room_error(
+                ErrorCode::TooManyRooms,
+                format!("a connection may join at most {max} rooms"),
+                room,
+            );
         }
         // Two tries: a room that passivates or restarts between lookup and join answers no call.
         for _ in 0..2 {
             let actor = match self.ctx.activate(room).await {
                 Ok(a) => a,
-                Err((code, msg)) => return self.error(code, msg, None),
+                Err((code, msg)) => return self.room_error(code, msg, room),
             };
             let sub = Subscriber {
                 session: self.id,
@@ -204,11 +217,11 @@ impl SessionState {
                     self.rooms.insert(room, actor);
                     return;
                 }
-                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) => return self.error(code, msg, None),
+                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) => return self.room_error(code, msg, room),
                 _ => continue,
             }
         }
-        self.error(ErrorCode::Retry, "the room is restarting; join again", None);
+        self.room_error(ErrorCode::Retry, "the room is restarting; join again", room);
     }
 
     async fn send(

@@ -99,8 +99,12 @@ pub enum ServerFrame {
     Error {
         code: ErrorCode,
         message: String,
+        /// The `cid` of the send it refuses.
         #[serde(rename = "ref")]
         reference: Option<String>,
+        /// The room of the join, leave or read it refuses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
     },
     Typing {
         room: RoomId,
@@ -156,7 +160,12 @@ impl ServerFrame {
     }
 
     pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> ServerFrame {
-        ServerFrame::Error { code, message: message.into(), reference }
+        ServerFrame::Error { code, message: message.into(), reference, room: None }
+    }
+
+    /// An error about a room-level request (join, leave, read): names the room.
+    pub fn room_error(code: ErrorCode, message: impl Into<String>, room: RoomId) -> ServerFrame {
+        ServerFrame::Error { code, message: message.into(), reference: None, room: Some(room) }
     }
 }
 

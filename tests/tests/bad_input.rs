@@ -53,7 +53,7 @@ async fn every_bad_frame_gets_its_error_code_and_the_connection_stays_usable() {
     ws.send(json!({"type": "send", "room": room, "cid": "r", "body": "hi", "reply_to": 999})).await;
     ws.expect_error("invalid").await;
     ws.send(json!({"type": "join", "room": 987654})).await;
-    ws.expect_error("unknown_room").await;
+    assert_eq!(ws.expect_error("unknown_room").await["room"], 987654, "a join's error names its room");
     let elsewhere = api.create_room(&unique("elsewhere"), "public").await;
     ws.send(
         send("nj", "hi")
@@ -71,7 +71,7 @@ async fn every_bad_frame_gets_its_error_code_and_the_connection_stays_usable() {
     ws.expect_error("not_joined").await;
     let private = other.create_room(&unique("priv"), "private").await;
     ws.send(json!({"type": "join", "room": private})).await;
-    ws.expect_error("not_member").await;
+    assert_eq!(ws.expect_error("not_member").await["room"], private);
     ws.join(elsewhere, None).await;
     let third = api.create_room(&unique("third"), "public").await;
     ws.send(json!({"type": "join", "room": third})).await;
