@@ -288,9 +288,7 @@ impl RoomState {
                 }
                 sub.last_seq = row.seq;
             }
-            let (name, n) = self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0));
-            let _ = name;
-            *n += 1;
+            self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
         }
         for session in lagging {
             self.drop_lagging(&mut sh, room, session);

@@ -17,7 +17,7 @@ use crate::system::Ctx;
 use crate::writer::WriterMsg;
 use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, RoomId, ServerFrame, UserId, UserRef};
+use confab_schemas::{ClientFrame, ErrorCode, RoomId, ServerFrame, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -360,9 +360,5 @@ impl SessionState {
             let _ = tokio::time::timeout(Duration::from_secs(5), last_frames).await;
             me.stop(Some("closed".into()));
         });
-    }
-
-    pub fn user_id(&self) -> UserId {
-        self.user.id
     }
 }

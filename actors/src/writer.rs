@@ -76,7 +76,9 @@ pub struct BatchWriter;
 
 pub struct WriterState {
     args: WriterArgs,
-    msgs: Vec<(NewMessage, ActorRef<RoomMsg>)>,
+    /// Buffered messages, and beside each (same index) the room actor to answer.
+    msgs: Vec<NewMessage>,
+    replies: Vec<ActorRef<RoomMsg>>,
     cursors: Vec<CursorWrite>,
     flush_queued: bool,
     /// Room incarnations whose writes failed: their later writes fail too.
@@ -89,7 +91,14 @@ impl Actor for BatchWriter {
     type Arguments = WriterArgs;
 
     async fn pre_start(&self, _me: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
-        Ok(WriterState { args, msgs: Vec::new(), cursors: Vec::new(), flush_queued: false, poisoned: HashMap::new() })
+        Ok(WriterState {
+            args,
+            msgs: Vec::new(),
+            replies: Vec::new(),
+            cursors: Vec::new(),
+            flush_queued: false,
+            poisoned: HashMap::new(),
+        })
     }
 
     async fn handle(
@@ -105,7 +114,8 @@ impl Actor for BatchWriter {
                     return Ok(());
                 }
                 st.poisoned.remove(&m.room);
-                st.msgs.push((m, reply));
+                st.msgs.push(m);
+                st.replies.push(reply);
                 if st.msgs.len() >= st.args.max_batch {
                     st.commit().await;
                 } else {
@@ -155,12 +165,12 @@ impl WriterState {
             return;
         }
         let batch = std::mem::take(&mut self.msgs);
+        let replies = std::mem::take(&mut self.replies);
         let cursors = std::mem::take(&mut self.cursors);
         let (store, metrics) = (self.args.store.clone(), self.args.metrics.clone());
         let task = tokio::spawn(async move {
-            let news: Vec<NewMessage> = batch.iter().map(|(m, _)| m.clone()).collect();
             let started = Instant::now();
-            let outcome = store.commit_batch(&news, &cursors).await;
+            let outcome = store.commit_batch(&batch, &cursors).await;
             let micros = started.elapsed().as_micros() as u64;
             let (results, failed): (Vec<WriteResult>, Vec<(RoomId, u64)>) = match outcome {
                 Ok(outcomes) => {
@@ -172,10 +182,10 @@ impl WriterState {
                 Err(err) => {
                     metrics.writer_failures.fetch_add(1, Relaxed);
                     error!(%err, writes = batch.len(), "batch commit failed");
-                    (vec![Err(()); batch.len()], batch.iter().map(|(m, _)| (m.room, m.epoch)).collect())
+                    (vec![Err(()); batch.len()], batch.iter().map(|m| (m.room, m.epoch)).collect())
                 }
             };
-            answer_rooms(batch, results);
+            answer_rooms(&batch, replies, results);
             failed
         });
         match task.await {
@@ -186,14 +196,16 @@ impl WriterState {
 }
 
 /// One `Committed` per (room actor, epoch), each in seq order.
-fn answer_rooms(batch: Vec<(NewMessage, ActorRef<RoomMsg>)>, results: Vec<WriteResult>) {
+fn answer_rooms(batch: &[NewMessage], replies: Vec<ActorRef<RoomMsg>>, results: Vec<WriteResult>) {
+    let mut index: HashMap<(ractor::ActorId, u64), usize> = HashMap::new();
     type RoomAnswer = (ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>);
     let mut per_room: Vec<RoomAnswer> = Vec::new();
-    for ((m, reply), result) in batch.into_iter().zip(results) {
-        match per_room.iter_mut().find(|(r, e, _)| r.get_id() == reply.get_id() && *e == m.epoch) {
-            Some((_, _, list)) => list.push((m.seq, result)),
-            None => per_room.push((reply, m.epoch, vec![(m.seq, result)])),
-        }
+    for ((m, reply), result) in batch.iter().zip(replies).zip(results) {
+        let i = *index.entry((reply.get_id(), m.epoch)).or_insert_with(|| {
+            per_room.push((reply, m.epoch, Vec::new()));
+            per_room.len() - 1
+        });
+        per_room[i].2.push((m.seq, result));
     }
     for (reply, epoch, results) in per_room {
         let _ = reply.cast(RoomMsg::Committed { epoch, results });

@@ -226,12 +226,12 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: 
     let _stop = StopOnDrop(&session);
     loop {
         // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone: close.
-        let next = tokio::time::timeout(IDLE_TIMEOUT, read_one(reader, session_out(&session))).await;
+        let next = tokio::time::timeout(IDLE_TIMEOUT, read_one(reader, session.out())).await;
         let Ok(next) = next else {
             let err =
                 ServerFrame::error(ErrorCode::Invalid, "no frame for too long; send a ping at least every 60 s", None);
-            let _ = session_out(&session).push(encode_server_frame(&err));
-            let _ = session_out(&session).push(close_frame(1001, "idle"));
+            let _ = session.out().push(encode_server_frame(&err));
+            let _ = session.out().push(close_frame(1001, "idle"));
             break;
         };
         match next {
@@ -248,7 +248,7 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: 
                         None,
                     ),
                 };
-                let _ = session_out(&session).push(encode_server_frame(&frame));
+                let _ = session.out().push(encode_server_frame(&frame));
             }
             Incoming::Frame(frame) => {
                 if !session.deliver(frame).await {
@@ -301,11 +301,6 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.stop();
     }
-}
-
-/// The session's outbound queue, for the reader's own answers (pongs, parse errors).
-fn session_out(session: &confab_actors::system::SessionHandle) -> &Outbound {
-    session.out()
 }
 
 /// Waits for `{"type":"auth","token":…}` as the first frame.

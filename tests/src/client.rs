@@ -9,6 +9,17 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// `POST /api/auth/login`: the status and the JSON answer.
+pub async fn login(base: &str, username: &str, password: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// A logged-in user's REST client.
 #[derive(Clone)]
 pub struct Api {

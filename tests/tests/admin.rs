@@ -1,8 +1,8 @@
 //! `confab admin`: create an admin, reset a password, set a role, against a real database.
 
+use confab_tests::client::login;
 use confab_tests::process::NodeProcess;
 use confab_tests::{TestDb, unique};
-use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_confab-test-node");
 
@@ -27,16 +27,6 @@ fn password_in(text: &str) -> String {
         .unwrap_or_else(|| panic!("no password in {text}"))
         .trim()
         .to_owned()
-}
-
-async fn login(base: &str, name: &str, password: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,14 +182,8 @@ async fn rest_refusals_are_json_with_stable_codes() {
         assert_eq!(r.status(), status, "{body}");
         assert_eq!(code(&r.json().await.unwrap()), c);
     }
-    let r = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"username": api.username, "password": "wrong password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(code(&r.json().await.unwrap()), "auth_failed");
+    let (status, v) = confab_tests::client::login(base, &api.username, "wrong password").await;
+    assert_eq!((status, code(&v).as_str()), (401, "auth_failed"));
     let r = http.get(format!("{base}/api/rooms")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(code(&r.json().await.unwrap()), "not_authenticated");

@@ -2,6 +2,7 @@
 //! reuse, CSRF, foreign origins, brute force, email-code expiry/reuse/guessing, connection limits.
 
 use confab::ServeArgs;
+use confab_tests::client::login;
 use confab_tests::smtp::SmtpSink;
 use confab_tests::{Api, NodeOpts, TestNode, Ws, eventually, unique};
 use reqwest::StatusCode;
@@ -53,16 +54,7 @@ async fn expired_access_tokens_are_refused_and_sockets_are_asked_to_reauthentica
     let args = ServeArgs { access_ttl_secs: Some(2), ..Default::default() };
     let node = TestNode::start(NodeOpts { args }).await;
     let api = node.user(&unique("exp")).await;
-    let login: Value = api
-        .http
-        .post(format!("{}/api/auth/login", node.base))
-        .json(&json!({"username": api.username, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, login) = login(&node.base, &api.username, "correct horse").await;
     let api = Api { token: login["token"].as_str().unwrap().into(), ..api };
     let mut ws = api.ws(&node.ws_url).await;
     // Before expiry the socket is asked to re-authenticate; a fresh token extends it.
@@ -293,22 +285,8 @@ async fn a_password_change_revokes_other_logins_and_closes_their_sockets() {
     assert_eq!(api.get("/api/me").await.0, 401, "the old login is revoked");
     let fresh = Api { token: v["token"].as_str().unwrap().into(), ..api.clone() };
     assert_eq!(fresh.get("/api/me").await.0, 200, "the answer carries a new login");
-    let r = api
-        .http
-        .post(format!("{}/api/auth/login", node.base))
-        .json(&json!({"username": api.username, "password": "correct horse"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = api
-        .http
-        .post(format!("{}/api/auth/login", node.base))
-        .json(&json!({"username": api.username, "password": "new horse battery"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(login(&node.base, &api.username, "correct horse").await.0, 401);
+    assert_eq!(login(&node.base, &api.username, "new horse battery").await.0, 200);
     node.stop().await;
 }
 
