@@ -5,20 +5,24 @@
 //!
 //! ```text
 //! WriterSupervisor ── BatchWriter            (one per node; batches commits, answers when durable)
-//! RoomSupervisor ──┬─ RoomActor(room)        (one per active room: the room's only sequencer)
+//! RoomSupervisor ──┬─ RoomActor(room)        (one per active room owned here: its only sequencer)
+//!                  ├─ RemoteRoom(room)       (one per active room owned by another node: a proxy)
 //!                  └─ ModerationQueue(room)  (one per active room: reports)
 //! SessionSupervisor ── SessionActor(conn)    (one per WebSocket connection)
 //! ```
 //!
 //! The store (`store`) is the only code that talks to the database; the history cache (`history`)
 //! keeps immutable pages of room history in foyer. This crate knows nothing of HTTP or gossip:
-//! gateways and the cluster talk to it only through the handles in `system`.
+//! gateways and the cluster talk to it only through the handles in `system`, and it asks the
+//! cluster where rooms live through `cluster::ClusterHooks`.
 
+pub mod cluster;
 pub mod error;
 pub mod history;
 pub mod metrics;
 pub mod moderation;
 pub mod outbound;
+pub mod remote;
 pub mod room;
 pub mod session;
 pub mod store;

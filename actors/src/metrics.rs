@@ -31,6 +31,12 @@ pub struct Metrics {
     pub history_cache_misses: AtomicU64,
     pub frames_in: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Rooms this node handed to another owner.
+    pub handoffs: AtomicU64,
+    /// Rooms this node took over from a node that was not live.
+    pub failovers: AtomicU64,
+    /// Sends forwarded to another node's room.
+    pub forwards: AtomicU64,
 }
 
 impl Metrics {
@@ -87,6 +93,14 @@ impl Metrics {
             "gauge",
             self.writer_batch_max.load(Relaxed) as i128,
         );
+        gauge("confab_handoffs_total", "Rooms handed off to another node.", "counter", self.handoffs.load(Relaxed) as i128);
+        gauge(
+            "confab_failovers_total",
+            "Rooms taken over from a node that was not live.",
+            "counter",
+            self.failovers.load(Relaxed) as i128,
+        );
+        gauge("confab_forwards_total", "Sends forwarded to a room's owner node.", "counter", self.forwards.load(Relaxed) as i128);
         gauge(
             "confab_writer_failures_total",
             "Batches that failed to commit.",

@@ -16,6 +16,7 @@
 //! The room must never block on a subscriber: fan-out uses `try_send`; a subscriber whose queue is
 //! full stops being fed and is told to close with its resume cursor.
 
+use crate::cluster::NodeLink;
 use crate::outbound::{Outbound, Refused};
 use crate::session::SessionMsg;
 use crate::store::{NewMessage, WriteOutcome};
@@ -23,6 +24,7 @@ use crate::system::Ctx;
 use crate::writer::{WriteResult, WriterMsg};
 use bytes::Bytes;
 use confab_schemas::client::ONLINE_LIST_MAX;
+use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef, Visibility, now_ms};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -44,6 +46,30 @@ pub struct Subscriber {
 /// A refusal: a protocol error code and a human message.
 pub type Refusal = (ErrorCode, String);
 
+/// Where the answer to a send goes: a local session, or the node a remote session is on.
+#[derive(Clone)]
+pub enum ReplyTo {
+    Session(ActorRef<SessionMsg>),
+    Node(NodeLink),
+}
+
+impl ReplyTo {
+    /// Sends `frame` (an `ack` or `error`) for `user`'s `cid`.
+    pub fn answer(&self, room: RoomId, user: UserId, cid: Arc<str>, frame: Bytes) {
+        match self {
+            ReplyTo::Session(s) => {
+                let _ = s.cast(SessionMsg::SendResult { room, cid, frame });
+            }
+            ReplyTo::Node(link) => {
+                let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
+            }
+        }
+    }
+}
+
+/// A session of another node, as the owner knows it: (node, that node's session id).
+type RemoteKey = (Arc<str>, u64);
+
 /// Messages of a room actor.
 pub enum RoomMsg {
     Join {
@@ -58,7 +84,7 @@ pub enum RoomMsg {
     Send {
         session: u64,
         user: UserRef,
-        reply: ActorRef<SessionMsg>,
+        reply: ReplyTo,
         cid: Arc<str>,
         body: Arc<str>,
         reply_to: Option<u64>,
@@ -79,6 +105,20 @@ pub enum RoomMsg {
     /// The committed head seq.
     Head(RpcReplyPort<u64>),
     Tick,
+    /// Another node wants this room's events (it has subscribers here).
+    NodeSubscribe(NodeLink),
+    NodeUnsubscribe(Arc<str>),
+    /// A session of another node joins; the answer goes back on the link.
+    RemoteJoin { link: NodeLink, req: u64, session: u64, user: UserRef },
+    RemoteLeave { node: Arc<str>, session: u64 },
+    RemoteTyping { node: Arc<str>, session: u64, user: UserRef, on: bool },
+    /// The connection to a node closed: forget its subscription and sessions.
+    PeerDown(Arc<str>),
+    /// This node no longer owns the room: flush, release the lease and stop (the directory
+    /// starts what the new placement needs, keeping the subscribers).
+    Handoff,
+    /// A frame from the room's owner (for a room sequenced elsewhere).
+    FromOwner(NodeFrame),
 }
 
 /// State that outlives one incarnation of a room actor.
@@ -88,32 +128,35 @@ pub struct RoomShared {
 }
 
 #[derive(Default)]
-struct Shared {
-    subs: Vec<Sub>,
+pub(crate) struct Shared {
+    pub(crate) subs: Vec<Sub>,
     pending: VecDeque<Pending>,
+    /// Nodes subscribed to this room's events (on the owner).
+    nodes: Vec<NodeLink>,
 }
 
-struct Sub {
-    s: Subscriber,
+pub(crate) struct Sub {
+    pub(crate) s: Subscriber,
     /// The last message seq enqueued to this subscriber.
-    last_seq: u64,
+    pub(crate) last_seq: u64,
 }
 
 struct Pending {
     row: MessageRow,
-    /// The session to answer (the last one that sent this cid).
-    reply: ActorRef<SessionMsg>,
+    /// Where to answer (the last one that sent this cid).
+    reply: ReplyTo,
     sent_at: Instant,
 }
 
 impl RoomShared {
-    fn lock(&self) -> MutexGuard<'_, Shared> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sessions subscribed right now.
+    /// Sessions and nodes subscribed right now.
     pub fn subscriber_count(&self) -> usize {
-        self.lock().subs.len()
+        let sh = self.lock();
+        sh.subs.len() + sh.nodes.len()
     }
 }
 
@@ -153,6 +196,10 @@ pub struct RoomState {
     online: HashMap<UserId, (Arc<str>, u32)>,
     last_activity: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// Sessions of other nodes joined to this room.
+    remote: HashMap<RemoteKey, UserRef>,
+    /// Handing off: sends are left unanswered (their sessions send them again to the new owner).
+    moving: bool,
 }
 
 /// Most recent `cid`s remembered per room before the oldest are forgotten.
@@ -168,7 +215,7 @@ impl Actor for RoomActor {
     async fn pre_start(&self, me: ActorRef<RoomMsg>, args: RoomArgs) -> Result<RoomState, ActorProcessingErr> {
         let ctx = args.ctx;
         let id = args.room.id;
-        let epoch = ctx.store.take_lease(id, &ctx.config.node_id, ctx.config.lease_ttl_ms).await?;
+        let epoch = acquire_lease(&ctx, id).await?;
         let head = ctx.store.head_seq(id).await?;
         let tail_len = ctx.config.tail_len as u64;
         let tail: VecDeque<MessageRow> = ctx
@@ -194,6 +241,8 @@ impl Actor for RoomActor {
             online: HashMap::new(),
             last_activity: Instant::now(),
             ticker: None,
+            remote: HashMap::new(),
+            moving: false,
         };
         st.recover().await?;
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
@@ -220,16 +269,56 @@ impl Actor for RoomActor {
             RoomMsg::Leave { session } => st.leave(session),
             RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
                 st.last_activity = Instant::now();
+                if st.moving {
+                    // Left unanswered: the session sends it again to the room's new owner.
+                    return Ok(());
+                }
+                let uid = user.id;
                 if let Err((code, msg)) = st.send(&me, session, user, &reply, cid.clone(), body, reply_to).await {
                     let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
-                    let _ = reply.cast(SessionMsg::SendResult { room: st.room.id, cid, frame });
+                    reply.answer(st.room.id, uid, cid, frame);
                     st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
                 }
             }
-            RoomMsg::Typing { session, user, on } => st.typing(session, user, on),
+            RoomMsg::Typing { session, user, on } => st.typing(Except::Local(session), user, on),
+            RoomMsg::RemoteTyping { node, session, user, on } => st.typing(Except::Remote(node, session), user, on),
+            RoomMsg::NodeSubscribe(link) => {
+                st.last_activity = Instant::now();
+                let shared = st.shared.clone();
+                let mut sh = shared.lock();
+                sh.nodes.retain(|l| l.node != link.node);
+                if link.send(NodeFrame::Subscribed { room: st.room.id, head: st.head }).is_ok() {
+                    sh.nodes.push(link);
+                }
+            }
+            RoomMsg::NodeUnsubscribe(node) => st.shared.lock().nodes.retain(|l| l.node != node),
+            RoomMsg::RemoteJoin { link, req, session, user } => {
+                st.last_activity = Instant::now();
+                let result = st.remote_join(&link.node, session, user).await;
+                let _ = link.send(NodeFrame::JoinResult { room: st.room.id, req, result });
+            }
+            RoomMsg::RemoteLeave { node, session } => st.remote_leave(&node, session),
+            RoomMsg::PeerDown(node) => {
+                let shared = st.shared.clone();
+                let mut sh = shared.lock();
+                sh.nodes.retain(|l| l.node != node);
+                let gone: Vec<u64> = st.remote.keys().filter(|(n, _)| *n == node).map(|(_, s)| *s).collect();
+                drop(sh);
+                for session in gone {
+                    st.remote_leave(&node, session);
+                }
+            }
+            RoomMsg::Handoff => {
+                st.moving = true;
+                st.finish_handoff(&me).await;
+            }
+            RoomMsg::FromOwner(_) => {}
             RoomMsg::Committed { epoch, results } => {
                 if epoch == st.epoch {
                     st.committed(results)?;
+                    if st.moving {
+                        st.finish_handoff(&me).await;
+                    }
                 }
             }
             RoomMsg::MemberAdded(user) => {
@@ -269,11 +358,15 @@ impl RoomState {
         for p in pending.into_iter().filter(|p| p.row.seq <= self.head) {
             if let Some(row) = self.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
                 let frame = encode_server_frame(&ServerFrame::ack(row));
-                let _ = p.reply.cast(SessionMsg::SendResult { room: self.room.id, cid: p.row.cid.clone(), frame });
+                p.reply.answer(self.room.id, p.row.sender, p.row.cid.clone(), frame);
             }
         }
         for sub in &sh.subs {
             let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id });
+        }
+        // Other nodes subscribe again (and resend their sessions' unanswered sends).
+        for link in sh.nodes.drain(..) {
+            let _ = link.send(NodeFrame::Restarted { room: self.room.id });
         }
         let head = self.head;
         let room = self.room_id();
@@ -308,15 +401,69 @@ impl RoomState {
             .await
     }
 
-    async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
-        let user = sub.user.id;
-        if !self.members.contains(&user) {
-            if self.room.visibility == Visibility::Private {
+    /// Admits `user`: a member already, or a newcomer to a public room (added now).
+    async fn ensure_member(&mut self, user: UserId) -> Result<(), Refusal> {
+        if self.members.contains(&user) {
+            return Ok(());
+        }
+        if self.room.visibility == Visibility::Private {
+            // A member added through another node is only in storage.
+            if !self.ctx.store.is_member(self.room_id(), user).await.map_err(internal)? {
                 return Err((ErrorCode::NotMember, "this room is private: ask its owner to add you".into()));
             }
+        } else {
             self.ctx.store.add_member(self.room_id(), user).await.map_err(internal)?;
-            self.members.insert(user);
         }
+        self.members.insert(user);
+        Ok(())
+    }
+
+    /// The online list of a `joined` frame, `first` at its head, and the online count.
+    fn online_list(&self, first: &UserRef) -> (Vec<UserRef>, usize) {
+        let list = std::iter::once(first.clone())
+            .chain(
+                self.online
+                    .iter()
+                    .filter(|(id, _)| **id != first.id)
+                    .map(|(id, (name, _))| UserRef { id: *id, username: name.clone() }),
+            )
+            .take(ONLINE_LIST_MAX)
+            .collect();
+        (list, self.online.len() + usize::from(!self.online.contains_key(&first.id)))
+    }
+
+    /// One more subscription of `user`; announces them online when it is the first.
+    fn online(&mut self, sh: &Shared, user: &UserRef, except: Except) {
+        let entry = self.online.entry(user.id).or_insert((user.username.clone(), 0));
+        entry.1 += 1;
+        if entry.1 == 1 {
+            let frame = encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
+            self.broadcast_ephemeral(sh, frame, except);
+        }
+    }
+
+    /// A session of another node joins: membership and presence here, the rest on its node.
+    async fn remote_join(&mut self, node: &Arc<str>, session: u64, user: UserRef) -> Result<JoinedInfo, Refusal> {
+        self.ensure_member(user.id).await?;
+        let (online, online_count) = self.online_list(&user);
+        let key = (node.clone(), session);
+        if self.remote.insert(key, user.clone()).is_none() {
+            let shared = self.shared.clone();
+            self.online(&shared.lock(), &user, Except::Remote(node.clone(), session));
+        }
+        Ok(JoinedInfo { head: self.head, online, online_count })
+    }
+
+    fn remote_leave(&mut self, node: &Arc<str>, session: u64) {
+        if let Some(user) = self.remote.remove(&(node.clone(), session)) {
+            let shared = self.shared.clone();
+            self.offline(&mut shared.lock(), user.id, &user);
+        }
+    }
+
+    async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
+        let user = sub.user.id;
+        self.ensure_member(user).await?;
         let head = self.head;
         let since = since.unwrap_or(head).min(head);
         let resync = head - since > self.ctx.config.max_replay;
@@ -325,16 +472,7 @@ impl RoomState {
 
         let room = self.room_id();
         // The joiner first: they are online in this room from now on.
-        let online_list: Vec<UserRef> = std::iter::once(sub.user.clone())
-            .chain(
-                self.online
-                    .iter()
-                    .filter(|(id, _)| **id != user)
-                    .map(|(id, (name, _))| UserRef { id: *id, username: name.clone() }),
-            )
-            .take(ONLINE_LIST_MAX)
-            .collect();
-        let online_count = self.online.len() + usize::from(!self.online.contains_key(&user));
+        let (online_list, online_count) = self.online_list(&sub.user);
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         if let Some(i) = sh.subs.iter().position(|s| s.s.session == sub.session) {
@@ -361,16 +499,10 @@ impl RoomState {
             self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
             return Ok(head);
         }
-        let entry = self.online.entry(user).or_insert((sub.user.username.clone(), 0));
-        entry.1 += 1;
-        let first = entry.1 == 1;
         let user_ref = sub.user.clone();
         let session = sub.session;
         sh.subs.push(Sub { s: sub, last_seq: head });
-        if first {
-            let frame = encode_server_frame(&ServerFrame::Presence { room, user: user_ref, online: true });
-            self.broadcast_ephemeral(&sh, frame, Some(session));
-        }
+        self.online(&sh, &user_ref, Except::Local(session));
         Ok(head)
     }
 
@@ -391,16 +523,29 @@ impl RoomState {
                     user: user_ref.clone(),
                     online: false,
                 });
-                self.broadcast_ephemeral(sh, frame, None);
+                self.broadcast_ephemeral(sh, frame, Except::Nobody);
             }
         }
     }
 
-    fn broadcast_ephemeral(&self, sh: &Shared, frame: Bytes, except: Option<u64>) {
-        for sub in sh.subs.iter().filter(|s| Some(s.s.session) != except) {
+    /// Presence and typing: to local sessions (shed first under pressure) and once to every
+    /// subscribed node, which passes it on to its own sessions.
+    fn broadcast_ephemeral(&self, sh: &Shared, frame: Bytes, except: Except) {
+        let local_except = match except {
+            Except::Local(s) => Some(s),
+            _ => None,
+        };
+        for sub in sh.subs.iter().filter(|s| Some(s.s.session) != local_except) {
             if sub.s.out.push_ephemeral(frame.clone()).is_err() {
                 self.ctx.metrics.ephemeral_dropped.fetch_add(1, Relaxed);
             }
+        }
+        for link in &sh.nodes {
+            let except = match &except {
+                Except::Remote(node, s) if *node == link.node => Some(*s),
+                _ => None,
+            };
+            let _ = link.send(NodeFrame::Ephemeral { room: self.room.id, except, frame: frame.clone() });
         }
     }
 
@@ -410,13 +555,20 @@ impl RoomState {
         me: &ActorRef<RoomMsg>,
         session: u64,
         user: UserRef,
-        reply: &ActorRef<SessionMsg>,
+        reply: &ReplyTo,
         cid: Arc<str>,
         body: Arc<str>,
         reply_to: Option<u64>,
     ) -> Result<(), Refusal> {
-        if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
+        let joined = match reply {
+            ReplyTo::Session(_) => self.shared.lock().subs.iter().any(|s| s.s.session == session),
+            ReplyTo::Node(link) => self.remote.contains_key(&(link.node.clone(), session)),
+        };
+        if !joined {
             return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+        }
+        if !self.ctx.cluster().may_sequence() {
+            return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));
         }
         if let Some(r) = reply_to
             && (r == 0 || r > self.head)
@@ -436,8 +588,7 @@ impl RoomState {
         match self.recent.get(&key) {
             Some(Recent::Committed { seq, id, ts }) => {
                 let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq: *seq, id: *id, ts: *ts };
-                let _ =
-                    reply.cast(SessionMsg::SendResult { room: self.room_id(), cid, frame: encode_server_frame(&ack) });
+                reply.answer(self.room_id(), user.id, cid, encode_server_frame(&ack));
                 return Ok(());
             }
             Some(Recent::Pending) => {
@@ -551,7 +702,7 @@ impl RoomState {
             let frame = encode_server_frame(&ServerFrame::message(&p.row));
             self.fan_out(&mut sh, frame, seq);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            let _ = p.reply.cast(SessionMsg::SendResult { room, cid: p.row.cid.clone(), frame: ack });
+            p.reply.answer(room, p.row.sender, p.row.cid.clone(), ack);
             self.remember((p.row.sender, p.row.cid.clone()), Recent::Committed { seq, id, ts: p.row.ts });
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {
@@ -563,6 +714,9 @@ impl RoomState {
 
     /// Sends one committed message to every subscriber: the same bytes to each.
     fn fan_out(&mut self, sh: &mut Shared, frame: Bytes, seq: u64) {
+        let room = self.room.id;
+        // Once per subscribed node; a node whose link broke subscribes again and catches up.
+        sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq, frame: frame.clone() }).is_ok());
         let mut lagging = Vec::new();
         let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {
@@ -598,7 +752,7 @@ impl RoomState {
         }
     }
 
-    fn typing(&mut self, session: u64, user: UserRef, on: bool) {
+    fn typing(&mut self, from: Except, user: UserRef, on: bool) {
         if on {
             let now = Instant::now();
             if self.typing_at.get(&user.id).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(1000)) {
@@ -609,11 +763,16 @@ impl RoomState {
             self.typing_at.remove(&user.id);
         }
         let sh = self.shared.lock();
-        if !sh.subs.iter().any(|s| s.s.session == session) {
+        let joined = match &from {
+            Except::Local(session) => sh.subs.iter().any(|s| s.s.session == *session),
+            Except::Remote(node, session) => self.remote.contains_key(&(node.clone(), *session)),
+            Except::Nobody => false,
+        };
+        if !joined {
             return;
         }
         let frame = encode_server_frame(&ServerFrame::Typing { room: self.room.id, user, on });
-        self.broadcast_ephemeral(&sh, frame, Some(session));
+        self.broadcast_ephemeral(&sh, frame, from);
     }
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), ActorProcessingErr> {
@@ -624,13 +783,76 @@ impl RoomState {
             warn!(room = %self.room.id, seq = p.row.seq, "write timed out; resyncing from storage");
             return Err("write timed out".into());
         }
-        if sh.subs.is_empty() && sh.pending.is_empty() && self.last_activity.elapsed() > self.ctx.config.room_idle {
+        if !self.ctx.cluster().may_sequence() {
+            drop(sh);
+            warn!(room = %self.room.id, "this node lost its lease rights; the room stops sequencing here");
+            return Err("lease lapsed: this node cannot reach a majority of its cluster".into());
+        }
+        if sh.subs.is_empty()
+            && sh.nodes.is_empty()
+            && sh.pending.is_empty()
+            && self.last_activity.elapsed() > self.ctx.config.room_idle
+        {
             drop(sh);
             if let Some(dir) = self.ctx.rooms.get() {
                 let _ = dir.cast(crate::system::DirMsg::Idle(self.room.id, me.get_id()));
             }
         }
         Ok(())
+    }
+}
+
+impl RoomState {
+    /// Ends a handoff once every write in flight is answered: releases the lease, tells the
+    /// subscribed nodes to find the new owner, and stops (the directory keeps the subscribers).
+    async fn finish_handoff(&mut self, me: &ActorRef<RoomMsg>) {
+        if !self.shared.lock().pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.ctx.store.release_lease(self.room.id, &self.ctx.config.node_id).await {
+            warn!(room = %self.room.id, err = %e, "releasing the lease failed; the next owner waits for it to lapse");
+        }
+        for link in self.shared.lock().nodes.drain(..) {
+            let _ = link.send(NodeFrame::Moved { room: self.room.id });
+        }
+        self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
+        me.stop(Some(MOVED.into()));
+    }
+}
+
+/// The stop reason of a room actor that handed its room off or found it moved.
+pub const MOVED: &str = "moved";
+
+/// Who a presence or typing frame is not for.
+#[derive(Clone)]
+pub(crate) enum Except {
+    Nobody,
+    Local(u64),
+    Remote(Arc<str>, u64),
+}
+
+/// Longest wait for another live node to release a room's lease (a handoff in progress).
+const LEASE_WAIT: Duration = Duration::from_secs(3);
+
+/// Takes the room's lease: at once when it is free, lapsed, ours or held by a node that is not
+/// live; otherwise waits for its holder to hand it over.
+async fn acquire_lease(ctx: &Ctx, room: RoomId) -> Result<u64, ActorProcessingErr> {
+    let cluster = ctx.cluster();
+    let deadline = Instant::now() + LEASE_WAIT;
+    loop {
+        if !cluster.may_sequence() {
+            return Err(format!("room {room}: this node cannot reach a majority of its cluster").into());
+        }
+        let node = &ctx.config.node_id;
+        let taken =
+            ctx.store.try_take_lease(room, node, ctx.config.lease_ttl_ms, |holder| !cluster.is_live(holder)).await?;
+        if let Some(epoch) = taken {
+            return Ok(epoch);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("room {room}: its lease is still held by a live node").into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -11,7 +11,7 @@
 //! resumes with `join … since`, which replays exactly what it missed.
 
 use crate::outbound::Outbound;
-use crate::room::{RoomMsg, Subscriber};
+use crate::room::{ReplyTo, RoomMsg, Subscriber};
 use crate::store::CursorWrite;
 use crate::system::Ctx;
 use crate::writer::WriterMsg;
@@ -277,7 +277,7 @@ impl SessionState {
                 let msg = RoomMsg::Send {
                     session: self.id,
                     user: self.user.clone(),
-                    reply: me.clone(),
+                    reply: ReplyTo::Session(me.clone()),
                     cid: f.cid.clone(),
                     body: f.body.clone(),
                     reply_to: f.reply_to,

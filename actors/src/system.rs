@@ -2,15 +2,18 @@
 //! room directory (the rooms' supervisor), the sessions' supervisor, and `ActorSystem`, the handle
 //! through which the gateway (and later the cluster) reach the actors.
 
+use crate::cluster::{ClusterHooks, Placement, SingleNode};
 use crate::error::{Error, Result};
 use crate::history::HistoryCache;
 use crate::metrics::Metrics;
 use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
 use crate::outbound::Outbound;
-use crate::room::{Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
+use crate::remote::{RemoteArgs, RemoteRoom};
+use crate::room::{MOVED, Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
 use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionMsg};
 use crate::store::Store;
 use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
+use confab_schemas::node::{CloseScope, NodeFrame};
 use confab_schemas::wire::{close_frame, encode_server_frame};
 use confab_schemas::{ClientFrame, ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -21,7 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Limits and tunables of the actors.
 #[derive(Debug, Clone)]
@@ -79,9 +82,19 @@ pub struct Ctx {
     pub rooms: OnceLock<ActorRef<DirMsg>>,
     pub history: HistoryCache,
     next_session: AtomicU64,
+    cluster: OnceLock<Arc<dyn ClusterHooks>>,
+    single: SingleNode,
 }
 
 impl Ctx {
+    /// The cluster as this node sees it (alone until `ActorSystem::set_cluster`).
+    pub fn cluster(&self) -> &dyn ClusterHooks {
+        match self.cluster.get() {
+            Some(c) => c.as_ref(),
+            None => &self.single,
+        }
+    }
+
     /// The running actor of a room, started if needed.
     pub async fn activate(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
         let dir = self.rooms.get().ok_or((ErrorCode::Retry, "the node is starting".to_owned()))?;
@@ -98,6 +111,16 @@ impl Ctx {
 /// Messages of the room directory.
 pub enum DirMsg {
     Activate(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
+    /// For another node: the room's local sequencer, refused when this node does not own it.
+    ActivateOwned(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
+    /// The running proxy of a room owned elsewhere, if any.
+    Proxy(RoomId, RpcReplyPort<Option<ActorRef<RoomMsg>>>),
+    /// Membership changed: rooms whose owner changed move.
+    ViewChanged,
+    /// The connection to a node closed.
+    PeerDown(Arc<str>),
+    /// Rooms sequenced here (not proxies).
+    OwnedCount(RpcReplyPort<usize>),
     /// A room found itself idle; passivate it if it still is that incarnation.
     Idle(RoomId, ActorId),
     /// Try again to start a room whose restart failed.
@@ -113,6 +136,8 @@ pub enum DirMsg {
 struct RoomEntry {
     row: RoomRow,
     actor: Option<ActorRef<RoomMsg>>,
+    /// The owner node the actor proxies to; `None` when it is the local sequencer.
+    remote: Option<Arc<str>>,
     shared: Arc<RoomShared>,
     moderation: Option<ActorRef<ModerationMsg>>,
 }
@@ -128,10 +153,23 @@ pub struct DirState {
 impl DirState {
     async fn start_room(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<ActorRef<RoomMsg>, ActorProcessingErr> {
         let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
-        let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
         let name = format!("{}/room/{}", self.ctx.config.node_id, id);
-        let (actor, _) = Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?;
+        let (actor, remote) = match self.ctx.cluster().placement(id) {
+            Placement::Local => {
+                let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
+                (Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?.0, None)
+            }
+            Placement::Remote(link) => {
+                // A lease this node may still hold for the room must not make the owner wait.
+                self.ctx.store.release_lease(id, &self.ctx.config.node_id).await?;
+                let node = link.node.clone();
+                let args = RemoteArgs { ctx: self.ctx.clone(), room: id, shared: entry.shared.clone(), link };
+                (Actor::spawn_linked(Some(name), RemoteRoom, args, me.get_cell()).await?.0, Some(node))
+            }
+            Placement::Unavailable(why) => return Err(why.into()),
+        };
         entry.actor = Some(actor.clone());
+        entry.remote = remote;
         self.by_actor.insert(actor.get_id(), id);
         if entry.moderation.is_none() {
             let args = ModerationArgs { room: id, store: self.ctx.store.clone() };
@@ -152,12 +190,46 @@ impl DirState {
                 Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
                 Err(e) => return Err(storage_refusal(e)),
             };
-            self.rooms.insert(id, RoomEntry { row, actor: None, shared: Arc::default(), moderation: None });
+            self.rooms.insert(id, RoomEntry { row, actor: None, remote: None, shared: Arc::default(), moderation: None });
         }
         self.start_room(me, id).await.map_err(|e| {
             warn!(room = %id, err = %e, "room failed to start");
             (ErrorCode::Retry, "the room failed to start; try again".to_owned())
         })
+    }
+}
+
+impl DirState {
+    /// Rooms whose placement changed move: a local room hands off (flushes, releases its lease,
+    /// stops); a proxy whose owner changed stops. Both are started again by the supervision
+    /// path with the new placement and the same subscribers.
+    fn move_rooms(&mut self) {
+        for (id, entry) in &self.rooms {
+            let Some(actor) = &entry.actor else { continue };
+            let stale = match (self.ctx.cluster().placement(*id), &entry.remote) {
+                (Placement::Local, None) => false,
+                (Placement::Remote(link), Some(node)) => link.node != *node,
+                _ => true,
+            };
+            if stale {
+                let _ = actor.cast(RoomMsg::Handoff);
+            }
+        }
+    }
+
+    /// A room that could not start: try again while anyone is subscribed to it, else forget it.
+    fn retry_later(&mut self, me: &ActorRef<DirMsg>, id: RoomId, err: &str, after: Duration) {
+        let wanted = self.rooms.get(&id).is_some_and(|e| e.shared.subscriber_count() > 0);
+        if wanted {
+            debug!(room = %id, %err, "room start failed; trying again");
+            me.send_after(after, move || DirMsg::Restart(id));
+        } else if let Some(entry) = self.rooms.remove(&id) {
+            debug!(room = %id, %err, "room start failed; nobody waits for it");
+            if let Some(m) = entry.moderation {
+                self.by_actor.remove(&m.get_id());
+                m.stop(None);
+            }
+        }
     }
 }
 
@@ -181,6 +253,31 @@ impl Actor for RoomDirectory {
                 let res = st.activate(&me, id).await;
                 let _ = reply.send(res);
             }
+            DirMsg::ActivateOwned(id, reply) => {
+                let res = match st.ctx.cluster().placement(id) {
+                    Placement::Local if st.rooms.get(&id).is_some_and(|e| e.remote.is_some()) => {
+                        // The view changed and the proxy has not moved yet.
+                        st.move_rooms();
+                        Err((ErrorCode::Retry, "the room is moving here".to_owned()))
+                    }
+                    Placement::Local => st.activate(&me, id).await,
+                    _ => Err((ErrorCode::Retry, "not the owner".to_owned())),
+                };
+                let _ = reply.send(res);
+            }
+            DirMsg::Proxy(id, reply) => {
+                let proxy = st.rooms.get(&id).filter(|e| e.remote.is_some()).and_then(|e| e.actor.clone());
+                let _ = reply.send(proxy);
+            }
+            DirMsg::ViewChanged => st.move_rooms(),
+            DirMsg::PeerDown(node) => {
+                for actor in st.rooms.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(RoomMsg::PeerDown(node.clone()));
+                }
+            }
+            DirMsg::OwnedCount(reply) => {
+                let _ = reply.send(st.rooms.values().filter(|e| e.actor.is_some() && e.remote.is_none()).count());
+            }
             DirMsg::Idle(id, actor_id) => {
                 let Some(entry) = st.rooms.get(&id) else { return Ok(()) };
                 if entry.actor.as_ref().map(|a| a.get_id()) != Some(actor_id) || entry.shared.subscriber_count() > 0 {
@@ -193,13 +290,17 @@ impl Actor for RoomDirectory {
                     st.by_actor.remove(&actor.get_id());
                     let _ = actor.stop_and_wait(Some("idle".into()), Some(Duration::from_secs(5))).await;
                 }
+                if entry.remote.is_none()
+                    && let Err(e) = st.ctx.store.release_lease(id, &st.ctx.config.node_id).await
+                {
+                    warn!(room = %id, err = %e, "releasing an idle room's lease failed");
+                }
             }
             DirMsg::Restart(id) => {
                 if st.rooms.get(&id).is_some_and(|e| e.actor.is_none())
                     && let Err(e) = st.start_room(&me, id).await
                 {
-                    warn!(room = %id, err = %e, "room restart failed; trying again");
-                    me.send_after(Duration::from_millis(500), move || DirMsg::Restart(id));
+                    st.retry_later(&me, id, &e.to_string(), Duration::from_millis(250));
                 }
             }
             DirMsg::Kill(id, reply) => {
@@ -271,11 +372,14 @@ impl Actor for RoomDirectory {
             return Ok(());
         }
         entry.actor = None;
-        st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
-        info!(room = %id, reason = %why, "room actor stopped; restarting it");
+        if why == MOVED {
+            debug!(room = %id, "room moved; starting what its new placement needs");
+        } else {
+            st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
+            info!(room = %id, reason = %why, "room actor stopped; restarting it");
+        }
         if let Err(e) = st.start_room(&me, id).await {
-            warn!(room = %id, err = %e, "room restart failed; trying again");
-            me.send_after(Duration::from_millis(200), move || DirMsg::Restart(id));
+            st.retry_later(&me, id, &e.to_string(), Duration::from_millis(100));
         }
         Ok(())
     }
@@ -460,6 +564,8 @@ impl ActorSystem {
             rooms: OnceLock::new(),
             history,
             next_session: AtomicU64::new(1),
+            cluster: OnceLock::new(),
+            single: SingleNode { node_id: config.node_id.clone(), http_addr: String::new() },
             config,
         });
         let node = ctx.config.node_id.clone();
@@ -556,9 +662,60 @@ impl ActorSystem {
             .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
     }
 
-    /// Closes sessions (logout, revocation, shutdown).
+    /// Closes sessions (logout, revocation, ban) on this node and, for a user or a login, on
+    /// every node of the cluster.
     pub fn close_sessions(&self, target: CloseTarget, reason: &str, reconnect: bool) {
+        let scope = match &target {
+            CloseTarget::All => None,
+            CloseTarget::User(u) => Some(CloseScope::User(*u)),
+            CloseTarget::Family(f) => Some(CloseScope::Family(f.to_string())),
+        };
+        if let Some(scope) = scope {
+            self.ctx.cluster().broadcast(NodeFrame::Close { scope, reason: reason.into(), reconnect });
+        }
+        self.close_local_sessions(target, reason, reconnect);
+    }
+
+    /// Closes sessions of this node only (a close another node broadcast).
+    pub fn close_local_sessions(&self, target: CloseTarget, reason: &str, reconnect: bool) {
         let _ = self.sessions.cast(SessSupMsg::Close { target, reason: reason.into(), reconnect });
+    }
+
+    // ---- the cluster's entry points ----
+
+    /// Plugs in the cluster (before the node serves anyone).
+    pub fn set_cluster(&self, hooks: Arc<dyn ClusterHooks>) {
+        let _ = self.ctx.cluster.set(hooks);
+    }
+
+    pub fn cluster(&self) -> &dyn ClusterHooks {
+        self.ctx.cluster()
+    }
+
+    /// Membership changed: rooms whose owner changed move.
+    pub fn view_changed(&self) {
+        let _ = self.rooms.cast(DirMsg::ViewChanged);
+    }
+
+    /// The connection to `node` closed.
+    pub fn peer_down(&self, node: Arc<str>) {
+        let _ = self.rooms.cast(DirMsg::PeerDown(node));
+    }
+
+    /// The local sequencer of a room this node owns, for another node's request.
+    pub async fn owned_room(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
+        ractor::call_t!(self.rooms, DirMsg::ActivateOwned, 15_000, room)
+            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+    }
+
+    /// The proxy of a room owned by another node, if one runs here.
+    pub async fn room_proxy(&self, room: RoomId) -> Option<ActorRef<RoomMsg>> {
+        ractor::call_t!(self.rooms, DirMsg::Proxy, 5_000, room).ok().flatten()
+    }
+
+    /// How many rooms this node sequences.
+    pub async fn owned_rooms(&self) -> usize {
+        ractor::call_t!(self.rooms, DirMsg::OwnedCount, 5_000).unwrap_or(0)
     }
 
     pub async fn session_count(&self) -> usize {

@@ -1,5 +1,5 @@
 //! `GET /healthz` (the process answers), `GET /readyz` (the database answers), `GET /metrics`
-//! (Prometheus text).
+//! (Prometheus text, with the cluster's routing counters) and `GET /api/cluster` (the members).
 
 use crate::AppState;
 use axum::extract::State;
@@ -15,6 +15,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz_route))
         .route("/readyz", get(readyz_route))
         .route("/metrics", get(metrics_route))
+        .route("/api/cluster", get(cluster_route))
 }
 
 /// `GET /healthz` → 200 while the process serves HTTP.
@@ -32,5 +33,21 @@ async fn readyz_route(State(state): State<AppState>) -> impl IntoResponse {
 
 /// `GET /metrics` → Prometheus text.
 async fn metrics_route(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.system.metrics().render())
+    let mut text = state.system.metrics().render();
+    text.push_str(&state.system.cluster().metrics_text());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// `GET /api/cluster` → the members as this node sees them (node id, HTTP address, status, rooms
+/// each sequences, sessions) and which one answered.
+async fn cluster_route(State(state): State<AppState>, _user: crate::auth::AuthUser) -> Json<serde_json::Value> {
+    let cluster = state.system.cluster();
+    let mut members = cluster.members();
+    let this = state.system.config().node_id.clone();
+    let rooms = state.system.owned_rooms().await as u64;
+    for m in members.iter_mut().filter(|m| m.node_id == this) {
+        m.rooms = rooms;
+        m.sessions = state.system.session_count().await as u64;
+    }
+    Json(serde_json::json!({ "node": this, "members": members }))
 }

@@ -136,6 +136,7 @@ async fn room_route(
     if let Some(o) = v.as_object_mut() {
         o.insert("members".into(), Value::Array(members));
         o.insert("head_seq".into(), json!(head));
+        o.insert("owner_node".into(), json!(state.system.cluster().owner_of(room.id)));
     }
     Ok(Json(v))
 }

@@ -117,6 +117,38 @@ pub struct ServeArgs {
     /// Sign-in code requests per IP or address before exponential backoff [default: 3].
     #[arg(long, env = "CONFAB_CODE_FREE_REQUESTS")]
     pub code_free_requests: Option<u32>,
+    /// Gossip seeds of the cluster to join, `host:port` of other nodes' --gossip-listen,
+    /// comma-separated (DNS names allowed). Clusters need PostgreSQL [default: none, one node].
+    #[arg(long, env = "CONFAB_SEEDS", value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// UDP address for cluster gossip; setting it (or --seeds) makes the node a cluster member
+    /// [default: 0.0.0.0:7946 in a cluster].
+    #[arg(long, env = "CONFAB_GOSSIP_LISTEN")]
+    pub gossip_listen: Option<SocketAddr>,
+    /// TCP address for node-to-node traffic [default: 0.0.0.0:7947 in a cluster].
+    #[arg(long, env = "CONFAB_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<SocketAddr>,
+    /// Gossip address other nodes reach this one at [default: --gossip-listen, with this host's
+    /// address when that is 0.0.0.0].
+    #[arg(long, env = "CONFAB_GOSSIP_ADVERTISE")]
+    pub gossip_advertise: Option<String>,
+    /// Node-to-node address other nodes reach this one at [default: like --gossip-advertise].
+    #[arg(long, env = "CONFAB_CLUSTER_ADVERTISE")]
+    pub cluster_advertise: Option<String>,
+    /// This node's public HTTP address, shown in GET /api/cluster [default: its listen address].
+    #[arg(long, env = "CONFAB_PUBLIC_ADDR")]
+    pub public_addr: Option<String>,
+    /// Name of the cluster; nodes of another cluster are refused [default: confab].
+    #[arg(long, env = "CONFAB_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Seconds a room's lease lasts without renewal; a dead owner's rooms move sooner, as soon
+    /// as gossip declares it dead [default: 10].
+    #[arg(long, env = "CONFAB_LEASE_TTL_SECS")]
+    pub lease_ttl_secs: Option<u64>,
+    /// Let admins kill actors through POST /api/chaos and `confab chaos` (for chaos tests only)
+    /// [default: false].
+    #[arg(long, env = "CONFAB_ENABLE_CHAOS")]
+    pub enable_chaos: Option<bool>,
 }
 
 macro_rules! merge {
@@ -161,7 +193,16 @@ impl ServeArgs {
             tls_cert,
             tls_key,
             encryption_key_file,
-            encryption_old_key_files
+            encryption_old_key_files,
+            seeds,
+            gossip_listen,
+            cluster_listen,
+            gossip_advertise,
+            cluster_advertise,
+            public_addr,
+            cluster_id,
+            lease_ttl_secs,
+            enable_chaos
         ))
     }
 }
@@ -183,6 +224,21 @@ pub struct NodeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Encryption at rest of message bodies.
     pub cipher: Option<Cipher>,
+    /// Cluster membership, when the node is part of a cluster.
+    pub cluster: Option<ClusterSettings>,
+    pub enable_chaos: bool,
+}
+
+/// How a node joins its cluster (addresses still to be resolved against the bound ones).
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub seeds: Vec<String>,
+    pub gossip_listen: SocketAddr,
+    pub cluster_listen: SocketAddr,
+    pub gossip_advertise: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub public_addr: Option<String>,
+    pub cluster_id: String,
 }
 
 impl NodeConfig {
@@ -227,6 +283,7 @@ impl NodeConfig {
             rate_per_sec: a.rate_per_sec.unwrap_or(d.rate_per_sec),
             max_batch: positive(a.max_batch.unwrap_or(d.max_batch), "max-batch")?,
             room_idle: a.room_idle_secs.map(Duration::from_secs).unwrap_or(d.room_idle),
+            lease_ttl_ms: positive(a.lease_ttl_secs.unwrap_or(10) as usize, "lease-ttl-secs")? as i64 * 1000,
             cache_dir: Some(data_dir.join("cache")),
             ..d
         };
@@ -288,7 +345,30 @@ impl NodeConfig {
             code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
             ..g
         };
+        let seeds: Vec<String> = a.seeds.clone().unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
+        let cluster = if seeds.is_empty() && a.gossip_listen.is_none() {
+            None
+        } else {
+            if database_url.starts_with("sqlite:") {
+                bail!(
+                    "a cluster needs a database every node shares: --seeds and --gossip-listen need \
+                     --database-url postgres://… (each node's SQLite file would be its own, and messages \
+                     would be lost on failover)"
+                );
+            }
+            Some(ClusterSettings {
+                seeds,
+                gossip_listen: a.gossip_listen.unwrap_or_else(|| "0.0.0.0:7946".parse().expect("valid default")),
+                cluster_listen: a.cluster_listen.unwrap_or_else(|| "0.0.0.0:7947".parse().expect("valid default")),
+                gossip_advertise: a.gossip_advertise.clone(),
+                cluster_advertise: a.cluster_advertise.clone(),
+                public_addr: a.public_addr.clone(),
+                cluster_id: a.cluster_id.clone().unwrap_or_else(|| "confab".into()),
+            })
+        };
         Ok(NodeConfig {
+            cluster,
+            enable_chaos: a.enable_chaos.unwrap_or(false),
             listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             data_dir,
             database_url,

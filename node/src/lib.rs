@@ -11,6 +11,7 @@ pub mod tls;
 
 use anyhow::Context;
 use confab_actors::{ActorSystem, Store};
+use confab_cluster::{Cluster, ClusterConfig};
 use confab_gateway::mail::Mailer;
 use confab_gateway::{AppInner, router};
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ pub struct Node {
     pub addr: SocketAddr,
     pub system: Arc<ActorSystem>,
     pub config: NodeConfig,
+    pub cluster: Option<Cluster>,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -46,6 +48,10 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
     let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
     let addr = listener.local_addr()?;
+    let cluster = match &config.cluster {
+        Some(c) => Some(join_cluster(c, &config, addr, system.clone()).await?),
+        None => None,
+    };
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.smtp_from, config.data_dir.join("outbox"))
         .map_err(|e| anyhow::anyhow!(e))?;
     info!(mail = %mailer.describe(), "sign-in codes");
@@ -66,7 +72,39 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "confab listening on {}://{addr}",
         if config.tls.is_some() { "https" } else { "http" }
     );
-    Ok(Node { addr, system, config, stop, http })
+    Ok(Node { addr, system, config, cluster, stop, http })
+}
+
+async fn join_cluster(
+    c: &config::ClusterSettings,
+    config: &NodeConfig,
+    addr: SocketAddr,
+    system: Arc<ActorSystem>,
+) -> anyhow::Result<Cluster> {
+    let advertise = |a: &Option<String>| {
+        let a = a.clone();
+        async move {
+            match a {
+                Some(a) => confab_cluster::resolve(&a).await.map(Some).with_context(|| format!("advertise address {a}")),
+                None => Ok(None),
+            }
+        }
+    };
+    let settings = ClusterConfig {
+        node_id: config.system.node_id.clone(),
+        cluster_id: c.cluster_id.clone(),
+        gossip_listen: c.gossip_listen,
+        cluster_listen: c.cluster_listen,
+        gossip_advertise: advertise(&c.gossip_advertise).await?,
+        cluster_advertise: advertise(&c.cluster_advertise).await?,
+        http_addr: match &c.public_addr {
+            Some(p) => p.clone(),
+            None => confab_cluster::reachable(addr).await.to_string(),
+        },
+        seeds: c.seeds.clone(),
+        lease_ttl: std::time::Duration::from_millis(config.system.lease_ttl_ms as u64),
+    };
+    Cluster::start(settings, system).await.context("joining the cluster")
 }
 
 impl Node {
@@ -74,14 +112,23 @@ impl Node {
     /// writer, close the database. Returns false when it did not finish within the grace period.
     pub async fn shutdown(self) -> bool {
         info!("shutting down");
-        self.stop.cancel();
         let grace = self.config.shutdown_grace;
+        if let Some(cluster) = &self.cluster {
+            // Hand every room to its next owner first, so clients that reconnect elsewhere find
+            // their rooms sequenced there.
+            let handed = cluster.drain(&self.system, grace).await;
+            info!(complete = handed, "rooms handed off");
+        }
+        self.stop.cancel();
         let clean =
             tokio::time::timeout(grace + std::time::Duration::from_secs(10), self.system.shutdown(grace)).await.is_ok();
         if !clean {
             warn!("shutdown did not finish in time");
         }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.http).await;
+        if let Some(cluster) = self.cluster {
+            cluster.shutdown().await;
+        }
         clean
     }
 }

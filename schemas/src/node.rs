@@ -1,21 +1,63 @@
 //! The node-to-node protocol: versioned postcard frames behind a handshake.
 //!
 //! Every frame is a variant of one enum (appending variants keeps old decoders working; adding
-//! fields to a variant does not, so such a change bumps `NODE_PROTOCOL_VERSION`). The single-node
-//! build only uses the handshake; routing frames arrive with the cluster.
+//! fields to a variant does not, so such a change bumps `NODE_PROTOCOL_VERSION`). Connections are framed by length (checked
+//! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`.
 
+use crate::client::{ErrorCode, UserRef};
+use crate::ids::{RoomId, UserId};
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version carried in the handshake; peers with another version are refused.
-pub const NODE_PROTOCOL_VERSION: u32 = 1;
+pub const NODE_PROTOCOL_VERSION: u32 = 2;
 /// Largest node-to-node frame accepted, checked before a frame is read.
 pub const MAX_NODE_FRAME: usize = 4 * 1024 * 1024;
 
-/// A frame between nodes.
+/// What a room's owner tells a node that joined one of its sessions to the room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinedInfo {
+    pub head: u64,
+    pub online: Vec<UserRef>,
+    pub online_count: usize,
+}
+
+/// Which sessions a cluster-wide close reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CloseScope {
+    User(UserId),
+    Family(String),
+}
+
+/// A frame between nodes. `session` ids are the sending node's own; `frame` fields carry a
+/// client frame already encoded as JSON, so it is encoded once for the whole cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeFrame {
     Hello { version: u32, cluster_id: String, node_id: String },
     HelloAck { node_id: String },
+    /// Subscribe the sending node to a room's events (sent to the room's owner).
+    Subscribe { room: RoomId },
+    /// The owner's answer: events after `head` follow on this connection, in order.
+    Subscribed { room: RoomId, head: u64 },
+    Unsubscribe { room: RoomId },
+    /// A committed message of a room.
+    Event { room: RoomId, seq: u64, frame: Bytes },
+    /// Presence or typing; not for the session `except` of the receiving node.
+    Ephemeral { room: RoomId, except: Option<u64>, frame: Bytes },
+    /// One of the sender's sessions joins a room (membership, presence at the owner).
+    Join { room: RoomId, req: u64, session: u64, user: UserRef },
+    JoinResult { room: RoomId, req: u64, result: Result<JoinedInfo, (ErrorCode, String)> },
+    Leave { room: RoomId, session: u64 },
+    Send { room: RoomId, session: u64, user: UserRef, cid: String, body: String, reply_to: Option<u64> },
+    /// The owner's answer to a `Send`: an `ack` or `error` client frame for `user`'s `cid`.
+    SendResult { room: RoomId, user: UserId, cid: String, frame: Bytes },
+    Typing { room: RoomId, session: u64, user: UserRef, on: bool },
+    /// The room's actor restarted at the owner: unanswered sends must be sent again.
+    Restarted { room: RoomId },
+    /// The sender does not (or no longer) own the room: find its owner again.
+    Moved { room: RoomId },
+    /// Close the matching sessions on the receiving node.
+    Close { scope: CloseScope, reason: String, reconnect: bool },
 }
 
 /// Encodes a node frame with postcard.

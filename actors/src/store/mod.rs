@@ -483,6 +483,86 @@ impl Store {
         })
     }
 
+    /// Takes a room's lease for `node` unless another node holds it: free, lapsed, released, ours,
+    /// or held by a node `holder_gone` says is not live. Returns the new epoch, or `None` when the
+    /// holder must be waited for. The take is a compare-and-set on the epoch it read, so two
+    /// nodes racing for one room cannot both win.
+    pub async fn try_take_lease(
+        &self,
+        room: RoomId,
+        node: &str,
+        ttl_ms: i64,
+        holder_gone: impl Fn(&str) -> bool,
+    ) -> Result<Option<u64>> {
+        let now = now_ms();
+        let current = on_pool!(self, read, |p| {
+            let row = sqlx::query("SELECT epoch, owner_node, expires_at FROM room_leases WHERE room_id = $1")
+                .bind(room.0)
+                .fetch_optional(p)
+                .await?;
+            row.map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1), r.get::<i64, _>(2)))
+        });
+        let expected = match current {
+            None => None,
+            Some((epoch, holder, expires))
+                if holder == node || holder.is_empty() || expires <= now || holder_gone(&holder) =>
+            {
+                Some(epoch)
+            }
+            Some(_) => return Ok(None),
+        };
+        let expires = now + ttl_ms;
+        on_pool!(self, write, |p| {
+            let row = match expected {
+                None => sqlx::query(
+                    "INSERT INTO room_leases (room_id, owner_node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
+                     ON CONFLICT (room_id) DO NOTHING RETURNING epoch",
+                )
+                .bind(room.0)
+                .bind(node)
+                .bind(expires)
+                .fetch_optional(p)
+                .await?,
+                Some(epoch) => sqlx::query(
+                    "UPDATE room_leases SET epoch = epoch + 1, owner_node = $2, expires_at = $3 \
+                     WHERE room_id = $1 AND epoch = $4 RETURNING epoch",
+                )
+                .bind(room.0)
+                .bind(node)
+                .bind(expires)
+                .bind(epoch)
+                .fetch_optional(p)
+                .await?,
+            };
+            Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+        })
+    }
+
+    /// Gives up `node`'s lease of a room (handoff, passivation), so the next owner need not wait.
+    /// The epoch stays: the next take raises it.
+    pub async fn release_lease(&self, room: RoomId, node: &str) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("UPDATE room_leases SET owner_node = '', expires_at = 0 WHERE room_id = $1 AND owner_node = $2")
+                .bind(room.0)
+                .bind(node)
+                .execute(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Extends every lease `node` holds to `ttl_ms` from now; returns how many.
+    pub async fn renew_leases(&self, node: &str, ttl_ms: i64) -> Result<u64> {
+        on_pool!(self, write, |p| {
+            let done = sqlx::query("UPDATE room_leases SET expires_at = $1 WHERE owner_node = $2")
+                .bind(now_ms() + ttl_ms)
+                .bind(node)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// The current epoch and owner of a room's lease.
     pub async fn lease(&self, room: RoomId) -> Result<Option<(u64, String)>> {
         on_pool!(self, read, |p| {

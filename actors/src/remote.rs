@@ -1,0 +1,322 @@
+//! `RemoteRoom`: a room sequenced by another node, as this node's sessions see it.
+//!
+//! It speaks the room actor's protocol (`RoomMsg`) to local sessions, so a session never knows
+//! where its room lives. It subscribes this node once at the owner; the owner sends every event
+//! once per subscribed node and this actor fans it out to the local subscribers (the same bytes
+//! to each). Joins, sends and typing are forwarded to the owner, and its answers come back
+//! unchanged.
+//!
+//! Ordering is kept by seq: the owner answers `Subscribed { head }` before any later event on
+//! the same connection; an event that skips seqs (it cannot on one connection, but storage is
+//! the record) is preceded by the missing rows read from the shared store; older seqs are
+//! dropped. When the owner moves, restarts or its connection breaks, this actor stops with
+//! `MOVED`; the directory starts what the new placement needs with the same subscribers, which
+//! are replayed what they missed, and their sessions send their unanswered sends again (the
+//! owner deduplicates by cid).
+
+use crate::cluster::NodeLink;
+use crate::outbound::Refused;
+use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, Sub, Subscriber};
+use crate::session::SessionMsg;
+use crate::system::{Ctx, DirMsg};
+use confab_schemas::node::NodeFrame;
+use confab_schemas::wire::encode_server_frame;
+use confab_schemas::{RoomId, ServerFrame, UserId};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+use tracing::debug;
+
+pub struct RemoteArgs {
+    pub ctx: Arc<Ctx>,
+    pub room: RoomId,
+    pub shared: Arc<RoomShared>,
+    pub link: NodeLink,
+}
+
+pub struct RemoteRoom;
+
+struct PendingJoin {
+    sub: Subscriber,
+    since: Option<u64>,
+    reply: Option<RpcReplyPort<Result<u64, crate::room::Refusal>>>,
+}
+
+pub struct RemoteState {
+    ctx: Arc<Ctx>,
+    room: RoomId,
+    shared: Arc<RoomShared>,
+    link: NodeLink,
+    /// The last seq this node received (`None` until the owner answered the subscription).
+    head: Option<u64>,
+    joins: HashMap<u64, PendingJoin>,
+    next_req: u64,
+    /// Sends forwarded and not answered yet: whom to answer.
+    sends: HashMap<(UserId, Arc<str>), ActorRef<SessionMsg>>,
+    last_activity: Instant,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor for RemoteRoom {
+    type Msg = RoomMsg;
+    type State = RemoteState;
+    type Arguments = RemoteArgs;
+
+    async fn pre_start(&self, me: ActorRef<RoomMsg>, a: RemoteArgs) -> Result<RemoteState, ActorProcessingErr> {
+        a.link.send(NodeFrame::Subscribe { room: a.room }).map_err(|_| format!("no connection to {}", a.link.node))?;
+        let mut st = RemoteState {
+            ctx: a.ctx,
+            room: a.room,
+            shared: a.shared,
+            link: a.link,
+            head: None,
+            joins: HashMap::new(),
+            next_req: 1,
+            sends: HashMap::new(),
+            last_activity: Instant::now(),
+            ticker: None,
+        };
+        // Subscribers kept from before (restart, owner moved): join them at the owner again and
+        // have their sessions send their unanswered sends again.
+        let subs: Vec<Subscriber> = st.shared.lock().subs.iter().map(|s| s.s.clone()).collect();
+        for sub in subs {
+            let req = st.req();
+            let _ = st.link.send(NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() });
+            let _ = sub.session_ref.cast(SessionMsg::RoomRestarted { room: st.room });
+        }
+        st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
+        debug!(room = %st.room, owner = %st.link.node, "room proxied");
+        Ok(st)
+    }
+
+    async fn post_stop(&self, _me: ActorRef<RoomMsg>, st: &mut RemoteState) -> Result<(), ActorProcessingErr> {
+        if let Some(t) = st.ticker.take() {
+            t.abort();
+        }
+        let _ = st.link.send(NodeFrame::Unsubscribe { room: st.room });
+        Ok(())
+    }
+
+    async fn handle(&self, me: ActorRef<RoomMsg>, msg: RoomMsg, st: &mut RemoteState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RoomMsg::Join { sub, since, reply } => {
+                st.last_activity = Instant::now();
+                let req = st.req();
+                let frame = NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() };
+                st.joins.insert(req, PendingJoin { sub, since, reply: Some(reply) });
+                st.forward(&me, frame);
+            }
+            RoomMsg::Leave { session } => {
+                st.shared.lock().subs.retain(|s| s.s.session != session);
+                let _ = st.link.send(NodeFrame::Leave { room: st.room, session });
+            }
+            RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
+                st.last_activity = Instant::now();
+                let ReplyTo::Session(reply) = reply else { return Ok(()) };
+                st.sends.insert((user.id, cid.clone()), reply);
+                st.ctx.metrics.forwards.fetch_add(1, Relaxed);
+                let frame = NodeFrame::Send {
+                    room: st.room,
+                    session,
+                    user,
+                    cid: cid.to_string(),
+                    body: body.to_string(),
+                    reply_to,
+                };
+                st.forward(&me, frame);
+            }
+            RoomMsg::Typing { session, user, on } => {
+                let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
+            }
+            RoomMsg::Head(reply) => {
+                let _ = reply.send(st.head.unwrap_or(0));
+            }
+            RoomMsg::Tick => st.tick(&me),
+            RoomMsg::PeerDown(node) if node == st.link.node => me.stop(Some(MOVED.into())),
+            RoomMsg::Handoff => me.stop(Some(MOVED.into())),
+            RoomMsg::FromOwner(frame) => st.from_owner(&me, frame).await?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl RemoteState {
+    fn req(&mut self) -> u64 {
+        self.next_req += 1;
+        self.next_req
+    }
+
+    /// Sends a frame to the owner; a broken link stops this actor (the directory starts it again
+    /// once the owner is reachable, and the sessions resend).
+    fn forward(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) {
+        if self.link.send(frame).is_err() {
+            me.stop(Some(MOVED.into()));
+        }
+    }
+
+    async fn from_owner(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) -> Result<(), ActorProcessingErr> {
+        match frame {
+            NodeFrame::Subscribed { head, .. } => {
+                self.head = Some(head);
+                self.catch_up_subscribers(head).await?;
+            }
+            NodeFrame::Event { seq, frame, .. } => {
+                let Some(head) = self.head else { return Ok(()) };
+                if seq <= head {
+                    return Ok(());
+                }
+                if seq > head + 1 {
+                    let rows = self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
+                    for row in rows {
+                        self.fan_out(encode_server_frame(&ServerFrame::message(&row)), row.seq);
+                    }
+                }
+                self.fan_out(frame, seq);
+                self.head = Some(seq);
+            }
+            NodeFrame::Ephemeral { except, frame, .. } => {
+                for sub in self.shared.lock().subs.iter().filter(|s| Some(s.s.session) != except) {
+                    if sub.s.out.push_ephemeral(frame.clone()).is_err() {
+                        self.ctx.metrics.ephemeral_dropped.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            NodeFrame::JoinResult { req, result, .. } => {
+                let Some(join) = self.joins.remove(&req) else { return Ok(()) };
+                let Some(reply) = join.reply else { return Ok(()) };
+                match result {
+                    Ok(info) => {
+                        let res = self.join_local(join.sub, join.since, info).await;
+                        let _ = reply.send(res);
+                    }
+                    Err(refusal) => {
+                        let _ = reply.send(Err(refusal));
+                    }
+                }
+            }
+            NodeFrame::SendResult { user, cid, frame, .. } => {
+                let cid: Arc<str> = cid.into();
+                if let Some(session) = self.sends.remove(&(user, cid.clone())) {
+                    let _ = session.cast(SessionMsg::SendResult { room: self.room, cid, frame });
+                }
+            }
+            NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(Some(MOVED.into())),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// After subscribing: subscribers kept from before get, from storage, what they missed.
+    async fn catch_up_subscribers(&mut self, head: u64) -> Result<(), ActorProcessingErr> {
+        let oldest = self.shared.lock().subs.iter().map(|s| s.last_seq).min();
+        let Some(oldest) = oldest.filter(|o| *o < head) else { return Ok(()) };
+        let rows = self.ctx.store.messages_between(self.room, oldest + 1, head, (head - oldest) as u32).await?;
+        let shared = self.shared.clone();
+        let mut sh = shared.lock();
+        let mut lagging = Vec::new();
+        for sub in sh.subs.iter_mut() {
+            let after = sub.last_seq;
+            for row in rows.iter().filter(|r| r.seq > after) {
+                if sub.s.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
+                    lagging.push(sub.s.session);
+                    break;
+                }
+                sub.last_seq = row.seq;
+            }
+        }
+        self.drop_subs(&mut sh.subs, &lagging, true);
+        Ok(())
+    }
+
+    /// A local session joins once the owner admitted it: `joined`, the replay from storage,
+    /// then live events.
+    async fn join_local(
+        &mut self,
+        sub: Subscriber,
+        since: Option<u64>,
+        info: confab_schemas::node::JoinedInfo,
+    ) -> Result<u64, crate::room::Refusal> {
+        let head = *self.head.get_or_insert(info.head);
+        let since = since.unwrap_or(head).min(head);
+        let resync = head - since > self.ctx.config.max_replay;
+        let from = if resync { head } else { since };
+        let rows = if from < head {
+            self.ctx.store.messages_between(self.room, from + 1, head, (head - from) as u32).await.map_err(|e| {
+                tracing::warn!(err = %e, "storage error");
+                (confab_schemas::ErrorCode::Internal, "storage error; try again".to_owned())
+            })?
+        } else {
+            Vec::new()
+        };
+        let room = self.room;
+        let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
+        let mut ok = sub.out.push(encode_server_frame(&joined)).is_ok();
+        if ok && resync {
+            ok = sub.out.push(encode_server_frame(&ServerFrame::Resync { room, head })).is_ok();
+        }
+        let mut last = from;
+        for row in rows.iter().take_while(|_| ok) {
+            if sub.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
+                ok = false;
+                break;
+            }
+            last = row.seq;
+        }
+        if !ok {
+            let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: last });
+            let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
+            return Ok(head);
+        }
+        let mut sh = self.shared.lock();
+        sh.subs.retain(|s| s.s.session != sub.session);
+        sh.subs.push(Sub { s: sub, last_seq: head });
+        Ok(head)
+    }
+
+    /// One committed message to every local subscriber.
+    fn fan_out(&mut self, frame: bytes::Bytes, seq: u64) {
+        let shared = self.shared.clone();
+        let mut sh = shared.lock();
+        let (mut lagging, mut gone) = (Vec::new(), Vec::new());
+        for sub in sh.subs.iter_mut().filter(|s| s.last_seq < seq) {
+            match sub.s.out.push(frame.clone()) {
+                Ok(()) => sub.last_seq = seq,
+                Err(Refused::Full) => lagging.push(sub.s.session),
+                Err(Refused::Closed) => gone.push(sub.s.session),
+            }
+        }
+        self.drop_subs(&mut sh.subs, &lagging, true);
+        self.drop_subs(&mut sh.subs, &gone, false);
+    }
+
+    /// Forgets subscribers; lagging ones are told to close with their resume cursor.
+    fn drop_subs(&self, subs: &mut Vec<Sub>, sessions: &[u64], lagging: bool) {
+        for session in sessions {
+            if let Some(i) = subs.iter().position(|s| s.s.session == *session) {
+                let sub = subs.swap_remove(i);
+                if lagging {
+                    let _ = sub.s.session_ref.cast(SessionMsg::Lagging { room: self.room, last_seq: sub.last_seq });
+                    self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
+                }
+                let _ = self.link.send(NodeFrame::Leave { room: self.room, session: *session });
+            }
+        }
+    }
+
+    fn tick(&mut self, me: &ActorRef<RoomMsg>) {
+        if self.link.is_broken() {
+            me.stop(Some(MOVED.into()));
+            return;
+        }
+        let idle = self.shared.lock().subs.is_empty()
+            && self.joins.is_empty()
+            && self.sends.is_empty()
+            && self.last_activity.elapsed() > self.ctx.config.room_idle;
+        if idle && let Some(dir) = self.ctx.rooms.get() {
+            let _ = dir.cast(DirMsg::Idle(self.room, me.get_id()));
+        }
+    }
+}

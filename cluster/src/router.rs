@@ -1,0 +1,163 @@
+//! Routing of the frames one peer sends: requests for rooms this node owns go to their room
+//! actors (answers go back on the same connection, unchanged), and events of rooms another node
+//! owns go to their local proxies, which fan them out to this node's sessions.
+
+use confab_actors::ActorSystem;
+use confab_actors::cluster::NodeLink;
+use confab_actors::room::{ReplyTo, RoomMsg};
+use confab_actors::system::CloseTarget;
+use confab_schemas::node::{CloseScope, NodeFrame};
+use confab_schemas::wire::encode_server_frame;
+use confab_schemas::{ErrorCode, RoomId, ServerFrame};
+use ractor::ActorRef;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The router of one connection.
+pub struct Router {
+    system: Arc<ActorSystem>,
+    link: NodeLink,
+    /// Room actors of owned rooms this peer talks to.
+    owned: HashMap<RoomId, ActorRef<RoomMsg>>,
+    /// Proxies of rooms this peer owns.
+    proxies: HashMap<RoomId, ActorRef<RoomMsg>>,
+}
+
+impl Router {
+    pub fn new(system: Arc<ActorSystem>, link: NodeLink) -> Router {
+        Router { system, link, owned: HashMap::new(), proxies: HashMap::new() }
+    }
+
+    pub async fn dispatch(&mut self, frame: NodeFrame) {
+        match frame {
+            NodeFrame::Subscribe { room } => {
+                let link = self.link.clone();
+                self.to_owned(room, move || RoomMsg::NodeSubscribe(link.clone())).await;
+            }
+            NodeFrame::Unsubscribe { room } => {
+                if let Some(actor) = self.owned.get(&room) {
+                    let _ = actor.cast(RoomMsg::PeerDown(self.link.node.clone()));
+                }
+            }
+            NodeFrame::Join { room, req, session, user } => {
+                let link = self.link.clone();
+                self.to_owned(room, move || RoomMsg::RemoteJoin {
+                    link: link.clone(),
+                    req,
+                    session,
+                    user: user.clone(),
+                })
+                .await;
+            }
+            NodeFrame::Leave { room, session } => {
+                if let Some(actor) = self.owned.get(&room) {
+                    let _ = actor.cast(RoomMsg::RemoteLeave { node: self.link.node.clone(), session });
+                }
+            }
+            NodeFrame::Send { room, session, user, cid, body, reply_to } => {
+                let (cid, body): (Arc<str>, Arc<str>) = (cid.into(), body.into());
+                let reply = ReplyTo::Node(self.link.clone());
+                let uid = user.id;
+                let sent = self
+                    .to_owned(room, || RoomMsg::Send {
+                        session,
+                        user: user.clone(),
+                        reply: reply.clone(),
+                        cid: cid.clone(),
+                        body: body.clone(),
+                        reply_to,
+                    })
+                    .await;
+                if !sent {
+                    let frame = ServerFrame::error(ErrorCode::Retry, "the room is moving; send again", Some(cid.to_string()));
+                    reply.answer(room, uid, cid, encode_server_frame(&frame));
+                }
+            }
+            NodeFrame::Typing { room, session, user, on } => {
+                if let Some(actor) = self.owned.get(&room) {
+                    let _ = actor.cast(RoomMsg::RemoteTyping { node: self.link.node.clone(), session, user, on });
+                }
+            }
+            NodeFrame::Close { scope, reason, reconnect } => {
+                let target = match scope {
+                    CloseScope::User(u) => CloseTarget::User(u),
+                    CloseScope::Family(f) => CloseTarget::Family(f.into()),
+                };
+                self.system.close_local_sessions(target, &reason, reconnect);
+            }
+            frame @ (NodeFrame::Subscribed { .. }
+            | NodeFrame::Event { .. }
+            | NodeFrame::Ephemeral { .. }
+            | NodeFrame::JoinResult { .. }
+            | NodeFrame::SendResult { .. }
+            | NodeFrame::Restarted { .. }
+            | NodeFrame::Moved { .. }) => {
+                let room = frame_room(&frame);
+                self.to_proxy(room, frame).await;
+            }
+            NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } => {}
+        }
+    }
+
+    /// Casts to the local sequencer of `room`; when this node does not own it, tells the peer
+    /// to look for the owner again. Returns whether the message was delivered.
+    async fn to_owned(&mut self, room: RoomId, msg: impl Fn() -> RoomMsg) -> bool {
+        for _ in 0..2 {
+            let actor = match self.owned.get(&room) {
+                Some(a) => a.clone(),
+                None => match self.system.owned_room(room).await {
+                    Ok(a) => {
+                        self.owned.insert(room, a.clone());
+                        a
+                    }
+                    Err((code, _)) => {
+                        if code != ErrorCode::UnknownRoom {
+                            let _ = self.link.send(NodeFrame::Moved { room });
+                        }
+                        return false;
+                    }
+                },
+            };
+            if actor.cast(msg()).is_ok() {
+                return true;
+            }
+            self.owned.remove(&room);
+        }
+        false
+    }
+
+    async fn to_proxy(&mut self, room: RoomId, frame: NodeFrame) {
+        let mut frame = Some(frame);
+        for _ in 0..2 {
+            let proxy = match self.proxies.get(&room) {
+                Some(p) => p.clone(),
+                None => match self.system.room_proxy(room).await {
+                    Some(p) => {
+                        self.proxies.insert(room, p.clone());
+                        p
+                    }
+                    None => return,
+                },
+            };
+            match proxy.cast(RoomMsg::FromOwner(frame.take().expect("present"))) {
+                Ok(()) => return,
+                Err(ractor::MessagingErr::SendErr(RoomMsg::FromOwner(f))) => frame = Some(f),
+                Err(_) => return,
+            }
+            self.proxies.remove(&room);
+        }
+    }
+}
+
+fn frame_room(frame: &NodeFrame) -> RoomId {
+    match frame {
+        NodeFrame::Subscribed { room, .. }
+        | NodeFrame::Event { room, .. }
+        | NodeFrame::Ephemeral { room, .. }
+        | NodeFrame::JoinResult { room, .. }
+        | NodeFrame::SendResult { room, .. }
+        | NodeFrame::Restarted { room }
+        | NodeFrame::Moved { room } => *room,
+        _ => RoomId(0),
+    }
+}

@@ -1,0 +1,187 @@
+//! What this node knows of the cluster right now (the gossip view, the links to peers, lease
+//! rights, routing counters), and the answers the actors ask of it (`ClusterHooks`).
+
+use crate::membership::{Status, View};
+use crate::room_owner;
+use confab_actors::cluster::{ClusterHooks, MemberInfo, NodeLink, Placement};
+use confab_schemas::RoomId;
+use confab_schemas::node::NodeFrame;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Counters of one peer's connection.
+#[derive(Default)]
+pub struct PeerCounters {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub connects: AtomicU64,
+}
+
+pub struct ClusterState {
+    pub node_id: String,
+    pub http_addr: String,
+    view: RwLock<Arc<View>>,
+    links: RwLock<HashMap<String, NodeLink>>,
+    pub peers: Mutex<HashMap<String, (Arc<PeerCounters>, Option<NodeLink>)>>,
+    /// This node is draining: it owns no room any more.
+    pub draining: AtomicBool,
+    /// When this node's leases were last renewed (`None`: never).
+    renewed: Mutex<Option<Instant>>,
+    pub lease_ttl: Duration,
+    pub nodes_declared_dead: AtomicU64,
+}
+
+impl ClusterState {
+    pub fn new(node_id: String, http_addr: String, lease_ttl: Duration) -> ClusterState {
+        ClusterState {
+            node_id,
+            http_addr,
+            view: RwLock::default(),
+            links: RwLock::default(),
+            peers: Mutex::default(),
+            draining: AtomicBool::new(false),
+            renewed: Mutex::new(None),
+            lease_ttl,
+            nodes_declared_dead: AtomicU64::new(0),
+        }
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Installs a new view; true when it differs from the old one in what ownership depends on.
+    pub fn set_view(&self, view: View) -> bool {
+        let mut cur = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let before: Vec<(String, Status)> = cur.live.values().map(|m| (m.node_id.clone(), m.status)).collect();
+        let after: Vec<(String, Status)> = view.live.values().map(|m| (m.node_id.clone(), m.status)).collect();
+        let newly_dead = view.dead.difference(&cur.dead).count() as u64;
+        self.nodes_declared_dead.fetch_add(newly_dead, Relaxed);
+        let changed = before != after || cur.dead != view.dead;
+        *cur = Arc::new(view);
+        changed
+    }
+
+    /// The ready nodes that own rooms, as every node computes them from the same view.
+    fn owners(&self) -> Vec<String> {
+        let view = self.view();
+        let mut ready: Vec<String> = view.ready().into_iter().map(str::to_owned).collect();
+        if self.draining.load(Relaxed) {
+            ready.retain(|n| *n != self.node_id);
+        }
+        ready
+    }
+
+    pub fn link(&self, node: &str) -> Option<NodeLink> {
+        self.links.read().unwrap_or_else(|p| p.into_inner()).get(node).filter(|l| !l.is_broken()).cloned()
+    }
+
+    pub fn add_link(&self, link: NodeLink) -> Arc<PeerCounters> {
+        self.links.write().unwrap_or_else(|p| p.into_inner()).insert(link.node.to_string(), link.clone());
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = peers.entry(link.node.to_string()).or_default();
+        entry.0.connects.fetch_add(1, Relaxed);
+        entry.1 = Some(link);
+        entry.0.clone()
+    }
+
+    /// Forgets a link if it is still the current one for its node; true if it was.
+    pub fn remove_link(&self, link: &NodeLink) -> bool {
+        link.break_link();
+        let mut links = self.links.write().unwrap_or_else(|p| p.into_inner());
+        if links.get(&*link.node).is_some_and(|l| l.same(link)) {
+            links.remove(&*link.node);
+            return true;
+        }
+        false
+    }
+
+    pub fn renewed(&self, at: Instant) {
+        *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
+    }
+
+    fn leases_fresh(&self) -> bool {
+        let renewed = *self.renewed.lock().unwrap_or_else(|p| p.into_inner());
+        // A margin of a third of the ttl: stop before another node may take the lease over.
+        renewed.is_some_and(|at| at.elapsed() < self.lease_ttl * 2 / 3)
+    }
+}
+
+impl ClusterHooks for ClusterState {
+    fn placement(&self, room: RoomId) -> Placement {
+        let owners = self.owners();
+        let Some(owner) = room_owner(room, owners.iter().map(String::as_str)) else {
+            return Placement::Unavailable("no node of the cluster is ready".into());
+        };
+        if owner == self.node_id {
+            return Placement::Local;
+        }
+        match self.link(owner) {
+            Some(link) => Placement::Remote(link),
+            None => Placement::Unavailable(format!("the owner {owner} is not connected yet")),
+        }
+    }
+
+    fn owner_of(&self, room: RoomId) -> Option<String> {
+        let owners = self.owners();
+        room_owner(room, owners.iter().map(String::as_str)).map(str::to_owned)
+    }
+
+    fn is_live(&self, node: &str) -> bool {
+        // Only a node known dead loses its leases at once; an unknown holder's lease lapses.
+        node == self.node_id || !self.view().dead.contains(node)
+    }
+
+    fn may_sequence(&self) -> bool {
+        self.view().has_quorum() && self.leases_fresh()
+    }
+
+    fn broadcast(&self, frame: NodeFrame) {
+        for link in self.links.read().unwrap_or_else(|p| p.into_inner()).values() {
+            let _ = link.send(frame.clone());
+        }
+    }
+
+    fn members(&self) -> Vec<MemberInfo> {
+        self.view()
+            .live
+            .values()
+            .map(|m| MemberInfo {
+                node_id: m.node_id.clone(),
+                http_addr: m.http_addr.clone(),
+                status: m.status.as_str().to_owned(),
+                rooms: m.rooms,
+                sessions: m.sessions,
+                this_node: m.node_id == self.node_id,
+            })
+            .collect()
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        let view = self.view();
+        let _ = writeln!(out, "# HELP confab_cluster_live_nodes Live members of the cluster.");
+        let _ = writeln!(out, "# TYPE confab_cluster_live_nodes gauge\nconfab_cluster_live_nodes {}", view.live.len());
+        let _ = writeln!(out, "# HELP confab_cluster_dead_nodes Members declared dead and not yet forgotten.");
+        let _ = writeln!(out, "# TYPE confab_cluster_dead_nodes gauge\nconfab_cluster_dead_nodes {}", view.dead.len());
+        let _ = writeln!(out, "# HELP confab_cluster_quorum Whether this node sees a majority of the cluster.");
+        let _ = writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(view.has_quorum()));
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut series = |name: &str, help: &str, value: &dyn Fn(&PeerCounters, Option<&NodeLink>) -> u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (peer, (c, link)) in peers.iter() {
+                let _ = writeln!(out, "{name}{{peer=\"{peer}\"}} {}", value(c, link.as_ref()));
+            }
+        };
+        series("confab_peer_frames_out_total", "Frames queued to a peer.", &|_, l| l.map_or(0, NodeLink::frames_sent));
+        series("confab_peer_frames_in_total", "Frames received from a peer.", &|c, _| c.frames_in.load(Relaxed));
+        series("confab_peer_bytes_out_total", "Bytes written to a peer.", &|c, _| c.bytes_out.load(Relaxed));
+        series("confab_peer_bytes_in_total", "Bytes read from a peer.", &|c, _| c.bytes_in.load(Relaxed));
+        series("confab_peer_connects_total", "Connections made with a peer.", &|c, _| c.connects.load(Relaxed));
+        out
+    }
+}
