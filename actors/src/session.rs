@@ -199,10 +199,15 @@ impl SessionState {
                 room,
             );
         }
-        // Two tries: a room that passivates or restarts between lookup and join answers no call.
-        for _ in 0..2 {
+        // Several tries: a room that passivates, restarts or moves to another node between lookup
+        // and join answers no call.
+        for attempt in 0..20 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let actor = match self.ctx.activate(room).await {
                 Ok(a) => a,
+                Err((ErrorCode::Retry, _)) => continue,
                 Err((code, msg)) => return self.room_error(code, msg, room),
             };
             let sub = Subscriber {
@@ -217,6 +222,7 @@ impl SessionState {
                     self.rooms.insert(room, actor);
                     return;
                 }
+                Ok(ractor::rpc::CallResult::Success(Err((ErrorCode::Retry, _)))) => continue,
                 Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) => return self.room_error(code, msg, room),
                 _ => continue,
             }

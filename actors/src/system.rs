@@ -206,10 +206,12 @@ impl DirState {
     fn move_rooms(&mut self) {
         for (id, entry) in &self.rooms {
             let Some(actor) = &entry.actor else { continue };
-            let stale = match (self.ctx.cluster().placement(*id), &entry.remote) {
-                (Placement::Local, None) => false,
-                (Placement::Remote(link), Some(node)) => link.node != *node,
-                _ => true,
+            // By owner id, not link: a link that is down is the proxy's own business.
+            let owner = self.ctx.cluster().owner_of(*id);
+            let stale = match (&owner, &entry.remote) {
+                (Some(o), None) => *o != self.ctx.config.node_id,
+                (Some(o), Some(node)) => **o != **node,
+                (None, _) => true,
             };
             if stale {
                 let _ = actor.cast(RoomMsg::Handoff);
@@ -344,7 +346,8 @@ impl Actor for RoomDirectory {
                 });
             }
             DirMsg::ActiveRooms(reply) => {
-                let _ = reply.send(st.rooms.iter().filter(|(_, e)| e.actor.is_some()).map(|(id, _)| *id).collect());
+                let owned = st.rooms.iter().filter(|(_, e)| e.actor.is_some() && e.remote.is_none());
+                let _ = reply.send(owned.map(|(id, _)| *id).collect());
             }
         }
         Ok(())
@@ -378,7 +381,10 @@ impl Actor for RoomDirectory {
             st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
             info!(room = %id, reason = %why, "room actor stopped; restarting it");
         }
-        if let Err(e) = st.start_room(&me, id).await {
+        if why == MOVED {
+            // Give the new owner a moment (it may still be taking the lease over).
+            me.send_after(Duration::from_millis(20), move || DirMsg::Restart(id));
+        } else if let Err(e) = st.start_room(&me, id).await {
             st.retry_later(&me, id, &e.to_string(), Duration::from_millis(100));
         }
         Ok(())
@@ -414,6 +420,7 @@ pub enum SessSupMsg {
     Count(RpcReplyPort<usize>),
     /// Test and chaos hook: kill one session of a user.
     KillOne(UserId, RpcReplyPort<bool>),
+    KillAll(RpcReplyPort<usize>),
 }
 
 pub struct SessionSupervisor;
@@ -472,6 +479,12 @@ impl Actor for SessionSupervisor {
                     a.kill();
                 }
                 let _ = reply.send(victim.is_some());
+            }
+            SessSupMsg::KillAll(reply) => {
+                for (a, _, _, _) in st.sessions.values() {
+                    a.kill();
+                }
+                let _ = reply.send(st.sessions.len());
             }
         }
         Ok(())
@@ -729,6 +742,20 @@ impl ActorSystem {
     /// Chaos hook: kills a room's actor; its supervisor restarts it.
     pub async fn kill_room(&self, room: RoomId) -> bool {
         ractor::call_t!(self.rooms, DirMsg::Kill, 5_000, room).unwrap_or(false)
+    }
+
+    /// Chaos hook: kills every room actor sequenced here; returns how many.
+    pub async fn kill_all_rooms(&self) -> usize {
+        let mut n = 0;
+        for room in self.active_rooms().await {
+            n += usize::from(self.kill_room(room).await);
+        }
+        n
+    }
+
+    /// Chaos hook: kills every session actor of this node; returns how many.
+    pub async fn kill_all_sessions(&self) -> usize {
+        ractor::call_t!(self.sessions, SessSupMsg::KillAll, 5_000).unwrap_or(0)
     }
 
     /// Chaos hook: kills the batching writer; its supervisor restarts it.

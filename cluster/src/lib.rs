@@ -211,7 +211,9 @@ async fn renew_loop(state: Arc<ClusterState>, system: Arc<ActorSystem>) {
                 Err(e) => warn!(err = %e, "lease renewal failed"),
             }
         }
-        tokio::time::sleep(ttl / 4).await;
+        // Until the first renewal (gossip has not shown a majority yet) try again soon.
+        let fresh = state.renewed_at().is_some_and(|r| r >= at);
+        tokio::time::sleep(if fresh { ttl / 4 } else { Duration::from_millis(50) }).await;
     }
 }
 

@@ -104,6 +104,10 @@ impl ClusterState {
         *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Some(at);
     }
 
+    pub fn renewed_at(&self) -> Option<Instant> {
+        *self.renewed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn leases_fresh(&self) -> bool {
         let renewed = *self.renewed.lock().unwrap_or_else(|p| p.into_inner());
         // A margin of a third of the ttl: stop before another node may take the lease over.

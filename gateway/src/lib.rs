@@ -5,6 +5,7 @@
 //! through `ActorSystem`. It must never block a socket on another socket.
 
 pub mod auth;
+mod chaos;
 pub mod error;
 pub mod health;
 pub mod mail;
@@ -51,6 +52,8 @@ pub struct GatewayConfig {
     pub code_free_requests: u32,
     /// Open WebSockets per client IP (0: no limit).
     pub max_connections_per_ip: usize,
+    /// Admins may kill actors through `POST /api/chaos`.
+    pub enable_chaos: bool,
 }
 
 impl Default for GatewayConfig {
@@ -70,6 +73,7 @@ impl Default for GatewayConfig {
             login_free_attempts: 5,
             code_free_requests: 3,
             max_connections_per_ip: 256,
+            enable_chaos: false,
         }
     }
 }
@@ -104,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(rooms::routes())
         .merge(health::routes())
+        .merge(chaos::routes())
         .merge(ws::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(max_body))

@@ -22,6 +22,8 @@ enum Cmd {
     Bench(crate::bench::BenchArgs),
     /// Administer accounts in the database (create-admin, reset-password, set-role).
     Admin(crate::admin::AdminArgs),
+    /// Kill actors on a node started with --enable-chaos (room, session, writer, rooms, sessions).
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 /// Runs the command line; the `confab` binary is only this.
@@ -31,6 +33,7 @@ pub fn main() -> std::process::ExitCode {
         Some(Cmd::Serve(args)) => args,
         Some(Cmd::Bench(args)) => return crate::bench::main(args),
         Some(Cmd::Admin(admin)) => return run_admin(admin),
+        Some(Cmd::Chaos(args)) => return crate::chaos::main(args),
         None => cli.serve,
     };
     let config = match NodeConfig::resolve(&args) {

@@ -343,6 +343,7 @@ impl NodeConfig {
             max_connections_per_ip: a.max_connections_per_ip.unwrap_or(g.max_connections_per_ip),
             login_free_attempts: a.login_free_attempts.unwrap_or(g.login_free_attempts),
             code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
+            enable_chaos: a.enable_chaos.unwrap_or(false),
             ..g
         };
         let seeds: Vec<String> = a.seeds.clone().unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();

@@ -50,6 +50,11 @@ impl Api {
         }
     }
 
+    /// The same user, talking to the node at `base`.
+    pub fn on(&self, base: &str) -> Api {
+        Api { base: base.to_owned(), ..self.clone() }
+    }
+
     /// A request with the bearer token; returns status and JSON body (Null when empty).
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
@@ -108,6 +113,10 @@ pub struct Ws {
 impl Ws {
     pub async fn connect(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
+        Ws { stream, backlog: Vec::new() }
+    }
+
+    pub fn from_stream(stream: Stream) -> Ws {
         Ws { stream, backlog: Vec::new() }
     }
 

@@ -29,15 +29,22 @@ impl TestDb {
     /// A fresh database on the server of `CONFAB_TEST_DATABASE_URL`, if that is set.
     pub async fn postgres() -> Option<TestDb> {
         let server = std::env::var("CONFAB_TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))?;
+        Some(Self::postgres_at(&server).await)
+    }
+
+    /// A fresh database on the PostgreSQL server at `server`.
+    pub async fn postgres_at(server: &str) -> TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let name = format!("confab_test_{}_{}", std::process::id(), rand::random::<u32>());
-        let mut conn = sqlx::PgConnection::connect(&server).await.expect("connect to CONFAB_TEST_DATABASE_URL");
+        let mut conn = sqlx::PgConnection::connect(server)
+            .await
+            .unwrap_or_else(|e| panic!("connect to PostgreSQL at {server}: {e}"));
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .expect("create database");
-        let url = with_database(&server, &name);
-        Some(TestDb { dir, url, pg: Some((server, name)) })
+        let url = with_database(server, &name);
+        TestDb { dir, url, pg: Some((server.to_owned(), name)) }
     }
 
     pub fn is_postgres(&self) -> bool {

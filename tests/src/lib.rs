@@ -4,6 +4,7 @@
 //! wait on conditions with deadlines, never on bare sleeps.
 
 pub mod client;
+pub mod cluster;
 pub mod db;
 pub mod load;
 pub mod process;

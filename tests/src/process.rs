@@ -28,11 +28,20 @@ impl NodeProcess {
             .args(["--rate-burst", "100000", "--rate-per-sec", "100000"])
             .args(extra)
             .env("CONFAB_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .expect("spawn node process");
+        // The node logs to stdout: both streams go to the test's output, marked with the port.
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(out).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("[node {port}] {line}");
+                }
+            });
+        }
         if let Some(err) = child.stderr.take() {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(err).lines();

@@ -14,7 +14,7 @@
 mod body;
 mod engine;
 mod idle;
-mod net;
+pub(crate) mod net;
 mod report;
 mod rest;
 mod track;
