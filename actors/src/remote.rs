@@ -84,7 +84,7 @@ impl Actor for RemoteRoom {
         for sub in subs {
             let req = st.req();
             let _ = st.link.send(NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() });
-            let _ = sub.session_ref.cast(SessionMsg::RoomRestarted { room: st.room });
+            let _ = sub.session_ref.cast(SessionMsg::RoomRestarted { room: st.room, crashed: false });
         }
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
         debug!(room = %st.room, owner = %st.link.node, "room proxied");

@@ -362,7 +362,7 @@ impl RoomState {
             }
         }
         for sub in &sh.subs {
-            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id });
+            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id, crashed: true });
         }
         // Other nodes subscribe again (and resend their sessions' unanswered sends).
         for link in sh.nodes.drain(..) {

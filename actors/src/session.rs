@@ -45,8 +45,9 @@ pub enum SessionMsg {
     Close { reason: String, reconnect: bool },
     /// A room's answer to one of this session's sends: an `ack` or an `error` frame.
     SendResult { room: RoomId, cid: Arc<str>, frame: Bytes },
-    /// A room actor restarted: sends it had not answered are sent again.
-    RoomRestarted { room: RoomId },
+    /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
+    /// answered are sent again. Only crashes count against a send's resends.
+    RoomRestarted { room: RoomId, crashed: bool },
 }
 
 /// A send the room has not answered yet.
@@ -135,7 +136,7 @@ impl Actor for SessionActor {
                     st.close(&me, "lagging", Some(BTreeMap::new()));
                 }
             }
-            SessionMsg::RoomRestarted { room } => st.resend(&me, room).await,
+            SessionMsg::RoomRestarted { room, crashed } => st.resend(&me, room, crashed).await,
         }
         Ok(())
     }
@@ -311,7 +312,7 @@ impl SessionState {
 
     /// After a room actor restart, every unanswered send goes to the new one, in the original
     /// order. Ones that did commit are recognised by their cid and just acked again.
-    async fn resend(&mut self, me: &ActorRef<SessionMsg>, room: RoomId) {
+    async fn resend(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, crashed: bool) {
         if !self.rooms.contains_key(&room) {
             return;
         }
@@ -327,7 +328,7 @@ impl SessionState {
         let mut gave_up = Vec::new();
         if let Some(q) = self.in_flight.get_mut(&room) {
             q.retain_mut(|f| {
-                f.resends += 1;
+                f.resends += u8::from(crashed);
                 let keep = f.resends <= MAX_RESENDS;
                 if !keep {
                     gave_up.push(f.cid.to_string());

@@ -108,12 +108,19 @@ async fn sigkill_of_the_owner_during_a_send_storm_loses_nothing() {
     })
     .await;
     let killed_at = Instant::now();
+    let killed_ms = confab_schemas::now_ms();
     sb.kill9(2).await;
     let sent = sending.await.expect("sender");
     let got: Received = receiving.await.expect("receiver");
     check_invariants(&sender, room, "k", &sent, &got).await;
-    let first_after = sent.ack_times.iter().find(|t| **t > killed_at).copied().expect("acks after the kill");
-    println!("failover: the room accepted messages again {:?} after SIGKILL of its owner", first_after - killed_at);
+    // The first message sequenced after the kill (its ts is set when it is sequenced).
+    let first_ts = sent.acks.values().filter_map(|a| a["ts"].as_i64()).filter(|ts| *ts > killed_ms).min();
+    let first_ts = first_ts.expect("messages sequenced after the kill");
+    println!(
+        "failover: the room sequenced its next message {} ms after SIGKILL of its owner (test saw the kill at {:?})",
+        first_ts - killed_ms,
+        killed_at.elapsed()
+    );
     let owner = owner_of(&sender, room).await;
     assert!(owner == "n0" || owner == "n1", "a surviving node owns the room: {owner}");
 }
