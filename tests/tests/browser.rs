@@ -140,6 +140,82 @@ async fn a_reload_keeps_the_session_and_the_room() {
     node.stop().await;
 }
 
+/// Messages in another room raise its unread count and update its last message; opening it shows
+/// the "New messages" divider before the first unread one, and reading sends the read cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_counts_divider_and_read_cursor() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let reader = unique("ivy");
+    sign_up(&b, &node.base, &reader).await;
+    open_room(&b, "general").await;
+    let writer = node.user(&unique("jack")).await;
+    let room = writer.room_id("general").await;
+    let mut ws = writer.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "seen", "body": "already read"})).await;
+    ws.recv_type("ack").await;
+    wait_message(&b, "already read").await;
+
+    // Ivy moves to a room of her own; Jack writes three messages in general meanwhile.
+    let quiet = unique("quiet");
+    b.click("#new-room").await;
+    b.type_into("#room-name", &quiet).await;
+    b.click("#room-create").await;
+    b.wait_for(
+        "the new room",
+        "return document.querySelector('#room-title').textContent === arguments[0];",
+        json!([quiet]),
+    )
+    .await;
+    for i in 1..=3 {
+        ws.send(json!({"type": "send", "room": room, "cid": format!("u{i}"), "body": format!("unread {i}")})).await;
+        ws.recv_type("ack").await;
+    }
+    let badge = "const b = [...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === 'general');                  return b ? { badge: b.querySelector('.badge')?.textContent ?? null, last: b.querySelector('.room-last').textContent } : null;";
+    let seen = b
+        .wait_for(
+            "general's unread badge",
+            &format!("const r = (() => {{ {badge} }})(); return r && r.badge === '3' ? r : null;"),
+            json!([]),
+        )
+        .await;
+    assert!(seen["last"].as_str().unwrap().ends_with("unread 3"), "last message preview: {seen}");
+
+    open_room(&b, "general").await;
+    let first_unread = b
+        .wait_for(
+            "the divider",
+            "const d = document.querySelector('#messages .divider'); const n = d && d.nextElementSibling;              return n ? n.querySelector('.body').textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(first_unread, "unread 1");
+    // The page tells the server what was read: the list, asked afresh, has nothing unread.
+    let me = confab_tests::client::login(&node.base, &reader, confab_tests::chat_page::PASSWORD).await.1;
+    let token = me["token"].as_str().expect("token").to_owned();
+    eventually("the read cursor to reach the head", || {
+        let (base, token) = (node.base.clone(), token.clone());
+        async move {
+            let r: serde_json::Value = reqwest::Client::new()
+                .get(format!("{base}/api/rooms"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let g = r["rooms"].as_array()?.iter().find(|x| x["name"] == "general")?.clone();
+            (g["unread"] == 0 && g["read_seq"] == g["head_seq"]).then_some(())
+        }
+    })
+    .await;
+    b.quit().await;
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socket_reconnects_with_exactly_the_messages_sent_meanwhile() {
     let node = TestNode::start(NodeOpts::default()).await;

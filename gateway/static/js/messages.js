@@ -85,6 +85,7 @@ export function addLive(m, fromOther) {
   if (fromOther && byRoom.dividerAt == null && (document.hidden || !atBottom)) byRoom.dividerAt = m.seq - 1;
   if (!insert(m)) return false;
   placeDivider();
+  olderStatus();
   $('empty').hidden = true;
   if (atBottom || !fromOther) scrollToBottom(); else $('jump').hidden = false;
   return true;
