@@ -194,6 +194,9 @@ function setStatus(s) {
     };
     tick();
     setStatus.timer = setInterval(tick, 1000);
+    // The drop may be the login's end, or an expired access cookie that a refresh renews (the
+    // socket's upgrade needs a valid one): GET /api/me does the refresh, or says it is over.
+    if (s === 'offline') api('GET', '/api/me').catch((e) => { if (e.status === 401) sessionLost(); });
   }
 }
 

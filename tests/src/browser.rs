@@ -52,6 +52,7 @@ impl Driver {
         );
         let mut child = Command::new(&path)
             .arg("--port=0")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .process_group(0)

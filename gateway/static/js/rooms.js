@@ -11,7 +11,10 @@ export function renderRoomList(onPick) {
   const rooms = [...state.rooms.values()]
     .filter((r) => !q || r.name.toLowerCase().includes(q) || (r.description || '').toLowerCase().includes(q))
     .sort((a, b) => (b.last?.ts || b.created_at || 0) - (a.last?.ts || a.created_at || 0) || a.name.localeCompare(b.name));
+  // Re-rendering must not take the keyboard focus away from the list.
+  const focused = $('rooms').contains(document.activeElement) ? document.activeElement.dataset.roomId : null;
   $('rooms').replaceChildren(...rooms.map((r) => roomItem(r, onPick)));
+  if (focused) $('rooms').querySelector(`[data-room-id="${focused}"]`)?.focus();
   $('rooms-empty').hidden = rooms.length > 0 || !q;
   let total = 0;
   for (const r of state.rooms.values()) if (r.member) total += r.unread || 0;
