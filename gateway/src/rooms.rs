@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use confab_schemas::{ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, UserRow, Visibility};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -58,9 +59,12 @@ async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<Ro
 }
 
 /// `GET /api/rooms` → `{"rooms": [...]}`: public rooms and the user's private rooms, with
-/// membership, head seq, read cursor and unread count.
+/// membership, head seq, read cursor, unread count and the newest message (`last`, or null).
 async fn list_route(State(state): State<AppState>, AuthUser(user, _): AuthUser) -> Result<Json<Value>, ApiError> {
-    let rooms = state.system.store().rooms_for(user.id).await?;
+    let store = state.system.store();
+    let rooms = store.rooms_for(user.id).await?;
+    let last: HashMap<RoomId, Value> =
+        store.last_messages_for(user.id).await?.iter().map(|m| (m.room, message_json(m))).collect();
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|l| {
@@ -71,6 +75,7 @@ async fn list_route(State(state): State<AppState>, AuthUser(user, _): AuthUser) 
                 o.insert("head_seq".into(), json!(l.head_seq));
                 o.insert("read_seq".into(), json!(l.read_seq));
                 o.insert("unread".into(), json!(unread));
+                o.insert("last".into(), last.get(&l.room.id).cloned().unwrap_or(Value::Null));
             }
             v
         })

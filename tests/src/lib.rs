@@ -3,6 +3,8 @@
 //! PostgreSQL database when `CONFAB_TEST_DATABASE_URL` is set), and HTTP / WebSocket clients that
 //! wait on conditions with deadlines, never on bare sleeps.
 
+pub mod browser;
+pub mod chat_page;
 pub mod client;
 pub mod cluster;
 pub mod db;

@@ -1,0 +1,118 @@
+// socket.js — the one WebSocket to /ws: connect, reconnect with jittered exponential backoff
+// (0.5 s doubling to 15 s), keep-alive pings, a dead-connection check, token renewal (`reauth`)
+// and the server's `reconnect` hint. It knows nothing of rooms: every frame goes to `onFrame`,
+// and `onOpen` fires after each `hello`, where the caller rejoins its rooms with `since`.
+
+import { refreshLogin } from './api.js';
+
+const PING_EVERY = 25000, DEAD_AFTER = 60000, MAX_BACKOFF = 15000;
+
+export class Socket {
+  constructor({ onFrame, onOpen, onStatus, onAuthLost }) {
+    Object.assign(this, { onFrame, onOpen, onStatus, onAuthLost });
+    this.ws = null;
+    this.ready = false;        // `hello` received on the current socket
+    this.stopped = true;
+    this.backoff = 500;
+    this.retryTimer = 0;
+    this.pingTimer = 0;
+    this.lastRecv = 0;
+    this.retryAt = 0;
+  }
+
+  start() {
+    this.stopped = false;
+    this.backoff = 500;
+    this.connect(false);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
+    const s = this.ws;
+    this.ws = null;
+    this.ready = false;
+    s?.close();
+  }
+
+  // Sends a frame now; false when not connected (the caller keeps it and retries on `onOpen`).
+  send(frame) {
+    if (!this.ws || !this.ready || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // Reconnect now (e.g. the browser says it is back online).
+  nudge() {
+    if (!this.stopped && !this.ws) { clearTimeout(this.retryTimer); this.connect(true); }
+  }
+
+  connect(again) {
+    clearTimeout(this.retryTimer);
+    if (this.stopped) return;
+    this.onStatus(again ? 'reconnecting' : 'connecting');
+    const sock = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
+    this.ws = sock;
+    this.ready = false;
+    sock.addEventListener('open', () => {
+      this.lastRecv = Date.now();
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => this.ping(), PING_EVERY);
+    });
+    sock.addEventListener('message', (ev) => {
+      if (sock !== this.ws) return;
+      this.lastRecv = Date.now();
+      let f;
+      try { f = JSON.parse(ev.data); } catch { return; }
+      this.handle(f);
+    });
+    sock.addEventListener('close', () => this.closed(sock, 0));
+  }
+
+  handle(f) {
+    switch (f.type) {
+      case 'hello':
+        this.ready = true;
+        this.backoff = 500;
+        this.onStatus('online');
+        this.onOpen(f);
+        return;
+      case 'reauth': // the access token expires soon: refresh it and re-authenticate this socket
+        refreshLogin().then((d) => this.send({ type: 'auth', token: d.token })).catch(() => this.onAuthLost());
+        return;
+      case 'authenticated':
+      case 'pong':
+        return;
+      case 'reconnect': // the server asks us to come back (shutdown, lagging): rejoin with since
+        this.drop(250 + Math.random() * 750);
+        return;
+      default:
+        this.onFrame(f);
+    }
+  }
+
+  closed(sock, delay) {
+    if (sock !== this.ws) return; // a stale socket, or already handled
+    this.ws = null;
+    this.ready = false;
+    clearInterval(this.pingTimer);
+    if (this.stopped) return;
+    const wait = delay || this.backoff * (0.75 + Math.random() * 0.5);
+    this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF);
+    this.retryAt = Date.now() + wait;
+    this.onStatus('offline');
+    this.retryTimer = setTimeout(() => this.connect(true), wait);
+  }
+
+  drop(delay) {
+    const s = this.ws;
+    if (s) { s.close(); this.closed(s, delay); }
+  }
+
+  ping() {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this.lastRecv > DEAD_AFTER) return this.drop(0); // silently dead
+    this.ws.send(JSON.stringify({ type: 'ping' }));
+  }
+}

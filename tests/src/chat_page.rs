@@ -1,0 +1,89 @@
+//! The browser app seen as a user sees it: sign up, open a room, send, read the message list.
+//! Every helper takes the page's base URL, so one test can put two users on two different nodes.
+
+use crate::browser::Browser;
+use serde_json::{Value, json};
+
+/// The password every browser test user gets.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A message as the page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub seq: u64,
+    pub from: String,
+    pub body: String,
+    pub own: bool,
+}
+
+/// Opens `base` and creates the account `username` through the sign-in form.
+pub async fn sign_up(b: &Browser, base: &str, username: &str) {
+    b.goto(base).await;
+    b.type_into("#username", username).await;
+    b.type_into("#password", PASSWORD).await;
+    b.click("#register").await;
+    wait_online(b).await;
+}
+
+/// Waits until the page's socket says `online`.
+pub async fn wait_online(b: &Browser) {
+    b.wait_for(
+        "the app to be online",
+        "return document.querySelector('#status')?.dataset.state === 'online';",
+        json!([]),
+    )
+    .await;
+}
+
+/// Clicks the room named `name` in the sidebar and waits until its history is shown and joined.
+pub async fn open_room(b: &Browser, name: &str) {
+    let script = "const b = [...document.querySelectorAll('#rooms .room')].find((x) => \
+                  x.querySelector('.room-name').textContent === arguments[0]); if (b) b.click(); return !!b;";
+    b.wait_for(&format!("room {name} in the list"), script, json!([name])).await;
+    b.wait_for(
+        &format!("room {name} to open"),
+        "return document.querySelector('#room-title').textContent === arguments[0] && \
+         document.querySelector('#older').textContent !== 'Loading…' && /online/.test(document.querySelector('#room-sub').textContent);",
+        json!([name]),
+    )
+    .await;
+}
+
+/// Types `body` in the composer and presses Enter.
+pub async fn send(b: &Browser, body: &str) {
+    b.type_into("#composer", &format!("{body}\u{E007}")).await;
+}
+
+/// The messages the open room shows, in page order (pending sends have no seq and are left out).
+pub async fn shown(b: &Browser) -> Vec<Shown> {
+    let v = b
+        .exec(
+            "return [...document.querySelectorAll('#messages .msg[data-seq]')].map((li) => ({ \
+               seq: Number(li.dataset.seq), from: li.querySelector('.from').textContent, \
+               body: li.querySelector('.body').textContent, own: li.classList.contains('own') }));",
+            json!([]),
+        )
+        .await;
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| Shown {
+            seq: m["seq"].as_u64().expect("seq"),
+            from: m["from"].as_str().unwrap_or_default().to_owned(),
+            body: m["body"].as_str().unwrap_or_default().to_owned(),
+            own: m["own"].as_bool().unwrap_or(false),
+        })
+        .collect()
+}
+
+/// Waits until the open room shows a message whose body is `body`, and returns it.
+pub async fn wait_message(b: &Browser, body: &str) -> Value {
+    b.wait_for(
+        &format!("message {body:?} to show"),
+        "const li = [...document.querySelectorAll('#messages .msg[data-seq]')].find((x) => \
+           x.querySelector('.body').textContent === arguments[0]); \
+         return li ? { seq: Number(li.dataset.seq), own: li.classList.contains('own') } : null;",
+        json!([body]),
+    )
+    .await
+}
