@@ -105,8 +105,7 @@ impl NodeLink {
     /// A link to `node` and the queue its writer task drains.
     pub fn channel(node: Arc<str>, conn: u64, capacity: usize) -> (NodeLink, mpsc::Receiver<NodeFrame>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let link =
-            NodeLink { node, conn, tx, broken: Arc::default(), frames: Arc::default() };
+        let link = NodeLink { node, conn, tx, broken: Arc::default(), frames: Arc::default() };
         (link, rx)
     }
 

@@ -93,14 +93,24 @@ impl Metrics {
             "gauge",
             self.writer_batch_max.load(Relaxed) as i128,
         );
-        gauge("confab_handoffs_total", "Rooms handed off to another node.", "counter", self.handoffs.load(Relaxed) as i128);
+        gauge(
+            "confab_handoffs_total",
+            "Rooms handed off to another node.",
+            "counter",
+            self.handoffs.load(Relaxed) as i128,
+        );
         gauge(
             "confab_failovers_total",
             "Rooms taken over from a node that was not live.",
             "counter",
             self.failovers.load(Relaxed) as i128,
         );
-        gauge("confab_forwards_total", "Sends forwarded to a room's owner node.", "counter", self.forwards.load(Relaxed) as i128);
+        gauge(
+            "confab_forwards_total",
+            "Sends forwarded to a room's owner node.",
+            "counter",
+            self.forwards.load(Relaxed) as i128,
+        );
         gauge(
             "confab_writer_failures_total",
             "Batches that failed to commit.",

@@ -99,7 +99,12 @@ impl Actor for RemoteRoom {
         Ok(())
     }
 
-    async fn handle(&self, me: ActorRef<RoomMsg>, msg: RoomMsg, st: &mut RemoteState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        me: ActorRef<RoomMsg>,
+        msg: RoomMsg,
+        st: &mut RemoteState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RoomMsg::Join { sub, since, reply } => {
                 st.last_activity = Instant::now();
@@ -169,7 +174,8 @@ impl RemoteState {
                     return Ok(());
                 }
                 if seq > head + 1 {
-                    let rows = self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
+                    let rows =
+                        self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
                     for row in rows {
                         self.fan_out(encode_server_frame(&ServerFrame::message(&row)), row.seq);
                     }

@@ -109,9 +109,22 @@ pub enum RoomMsg {
     NodeSubscribe(NodeLink),
     NodeUnsubscribe(Arc<str>),
     /// A session of another node joins; the answer goes back on the link.
-    RemoteJoin { link: NodeLink, req: u64, session: u64, user: UserRef },
-    RemoteLeave { node: Arc<str>, session: u64 },
-    RemoteTyping { node: Arc<str>, session: u64, user: UserRef, on: bool },
+    RemoteJoin {
+        link: NodeLink,
+        req: u64,
+        session: u64,
+        user: UserRef,
+    },
+    RemoteLeave {
+        node: Arc<str>,
+        session: u64,
+    },
+    RemoteTyping {
+        node: Arc<str>,
+        session: u64,
+        user: UserRef,
+        on: bool,
+    },
     /// The connection to a node closed: forget its subscription and sessions.
     PeerDown(Arc<str>),
     /// This node no longer owns the room: flush, release the lease and stop (the directory
@@ -437,7 +450,8 @@ impl RoomState {
         let entry = self.online.entry(user.id).or_insert((user.username.clone(), 0));
         entry.1 += 1;
         if entry.1 == 1 {
-            let frame = encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
+            let frame =
+                encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
             self.broadcast_ephemeral(sh, frame, except);
         }
     }

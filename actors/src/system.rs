@@ -190,7 +190,8 @@ impl DirState {
                 Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
                 Err(e) => return Err(storage_refusal(e)),
             };
-            self.rooms.insert(id, RoomEntry { row, actor: None, remote: None, shared: Arc::default(), moderation: None });
+            self.rooms
+                .insert(id, RoomEntry { row, actor: None, remote: None, shared: Arc::default(), moderation: None });
         }
         self.start_room(me, id).await.map_err(|e| {
             warn!(room = %id, err = %e, "room failed to start");

@@ -227,9 +227,10 @@ pub async fn reachable(bound: SocketAddr) -> SocketAddr {
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
         .unwrap_or_default();
-    let found = tokio::net::lookup_host((host.as_str(), bound.port())).await.ok().and_then(|mut addrs| {
-        addrs.find(|a| a.is_ipv4() && !a.ip().is_loopback())
-    });
+    let found = tokio::net::lookup_host((host.as_str(), bound.port()))
+        .await
+        .ok()
+        .and_then(|mut addrs| addrs.find(|a| a.is_ipv4() && !a.ip().is_loopback()));
     found.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], bound.port())))
 }
 

@@ -117,7 +117,9 @@ pub async fn start(c: GossipConfig) -> crate::error::Result<ChitchatHandle> {
         extra_liveness_predicate: None,
         protocol_version: ProtocolVersion::V0,
     };
-    chitchat::spawn_chitchat(config, c.initial, &UdpTransport).await.map_err(|e| crate::error::Error::Gossip(e.to_string()))
+    chitchat::spawn_chitchat(config, c.initial, &UdpTransport)
+        .await
+        .map_err(|e| crate::error::Error::Gossip(e.to_string()))
 }
 
 /// Reads the current view out of chitchat.
@@ -136,8 +138,7 @@ pub fn view_of(cc: &chitchat::Chitchat) -> View {
         if view.live.contains_key(&*id.node_id) {
             continue; // an older generation of a node that came back
         }
-        let drained =
-            cc.node_state(id).and_then(|s| s.get(KEY_STATUS)).is_some_and(|s| s == Status::Draining.as_str());
+        let drained = cc.node_state(id).and_then(|s| s.get(KEY_STATUS)).is_some_and(|s| s == Status::Draining.as_str());
         if !drained {
             view.dead.insert(id.node_id.to_string());
         }

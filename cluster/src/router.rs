@@ -69,7 +69,8 @@ impl Router {
                     })
                     .await;
                 if !sent {
-                    let frame = ServerFrame::error(ErrorCode::Retry, "the room is moving; send again", Some(cid.to_string()));
+                    let frame =
+                        ServerFrame::error(ErrorCode::Retry, "the room is moving; send again", Some(cid.to_string()));
                     reply.answer(room, uid, cid, encode_server_frame(&frame));
                 }
             }

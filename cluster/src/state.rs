@@ -173,7 +173,8 @@ impl ClusterHooks for ClusterState {
         let _ = writeln!(out, "# HELP confab_cluster_dead_nodes Members declared dead and not yet forgotten.");
         let _ = writeln!(out, "# TYPE confab_cluster_dead_nodes gauge\nconfab_cluster_dead_nodes {}", view.dead.len());
         let _ = writeln!(out, "# HELP confab_cluster_quorum Whether this node sees a majority of the cluster.");
-        let _ = writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(view.has_quorum()));
+        let _ =
+            writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(view.has_quorum()));
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let mut series = |name: &str, help: &str, value: &dyn Fn(&PeerCounters, Option<&NodeLink>) -> u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

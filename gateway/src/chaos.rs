@@ -2,13 +2,13 @@
 //! with `--enable-chaos`, and for admins only. Killed actors are restarted by their supervisors;
 //! nothing acknowledged may be lost.
 
+use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson};
-use crate::AppState;
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use axum::Router;
 use confab_schemas::{ErrorCode, Role, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -86,7 +86,9 @@ async fn join_cluster(
         let a = a.clone();
         async move {
             match a {
-                Some(a) => confab_cluster::resolve(&a).await.map(Some).with_context(|| format!("advertise address {a}")),
+                Some(a) => {
+                    confab_cluster::resolve(&a).await.map(Some).with_context(|| format!("advertise address {a}"))
+                }
                 None => Ok(None),
             }
         }

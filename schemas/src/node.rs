@@ -33,31 +33,89 @@ pub enum CloseScope {
 /// client frame already encoded as JSON, so it is encoded once for the whole cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum NodeFrame {
-    Hello { version: u32, cluster_id: String, node_id: String },
-    HelloAck { node_id: String },
+    Hello {
+        version: u32,
+        cluster_id: String,
+        node_id: String,
+    },
+    HelloAck {
+        node_id: String,
+    },
     /// Subscribe the sending node to a room's events (sent to the room's owner).
-    Subscribe { room: RoomId },
+    Subscribe {
+        room: RoomId,
+    },
     /// The owner's answer: events after `head` follow on this connection, in order.
-    Subscribed { room: RoomId, head: u64 },
-    Unsubscribe { room: RoomId },
+    Subscribed {
+        room: RoomId,
+        head: u64,
+    },
+    Unsubscribe {
+        room: RoomId,
+    },
     /// A committed message of a room.
-    Event { room: RoomId, seq: u64, frame: Bytes },
+    Event {
+        room: RoomId,
+        seq: u64,
+        frame: Bytes,
+    },
     /// Presence or typing; not for the session `except` of the receiving node.
-    Ephemeral { room: RoomId, except: Option<u64>, frame: Bytes },
+    Ephemeral {
+        room: RoomId,
+        except: Option<u64>,
+        frame: Bytes,
+    },
     /// One of the sender's sessions joins a room (membership, presence at the owner).
-    Join { room: RoomId, req: u64, session: u64, user: UserRef },
-    JoinResult { room: RoomId, req: u64, result: Result<JoinedInfo, (ErrorCode, String)> },
-    Leave { room: RoomId, session: u64 },
-    Send { room: RoomId, session: u64, user: UserRef, cid: String, body: String, reply_to: Option<u64> },
+    Join {
+        room: RoomId,
+        req: u64,
+        session: u64,
+        user: UserRef,
+    },
+    JoinResult {
+        room: RoomId,
+        req: u64,
+        result: Result<JoinedInfo, (ErrorCode, String)>,
+    },
+    Leave {
+        room: RoomId,
+        session: u64,
+    },
+    Send {
+        room: RoomId,
+        session: u64,
+        user: UserRef,
+        cid: String,
+        body: String,
+        reply_to: Option<u64>,
+    },
     /// The owner's answer to a `Send`: an `ack` or `error` client frame for `user`'s `cid`.
-    SendResult { room: RoomId, user: UserId, cid: String, frame: Bytes },
-    Typing { room: RoomId, session: u64, user: UserRef, on: bool },
+    SendResult {
+        room: RoomId,
+        user: UserId,
+        cid: String,
+        frame: Bytes,
+    },
+    Typing {
+        room: RoomId,
+        session: u64,
+        user: UserRef,
+        on: bool,
+    },
     /// The room's actor restarted at the owner: unanswered sends must be sent again.
-    Restarted { room: RoomId },
+    Restarted {
+        room: RoomId,
+    },
     /// The sender does not (or no longer) own the room: find its owner again.
-    Moved { room: RoomId },
+    Moved {
+        room: RoomId,
+    },
     /// Close the matching sessions on the receiving node.
-    Close { scope: CloseScope, reason: String, reconnect: bool },
+    Close {
+        scope: CloseScope,
+        reason: String,
+        reconnect: bool,
+    },
 }
 
 /// Encodes a node frame with postcard.

@@ -50,30 +50,37 @@ impl Driver {
             "chromedriver is missing at {path}: the browser tests need Debian's `chromium` and \
              `chromium-driver` (apt-get install chromium chromium-driver; .ci/run does it), or set CHROMEDRIVER"
         );
-        let mut child = Command::new(&path)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn chromedriver");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let port = tokio::time::timeout(DEADLINE, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                    return rest.trim_end_matches('.').parse::<u16>().ok();
+        // chromedriver's own `--port=0` sometimes picks a port in use and exits: choose a free
+        // port here and try again with another when it still loses a race.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+            let mut child = Command::new(&path)
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn chromedriver");
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            let started = tokio::time::timeout(DEADLINE, async {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains("started successfully") {
+                        return true;
+                    }
                 }
+                false
+            })
+            .await
+            .unwrap_or(false);
+            if started {
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                return Driver { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .expect("chromedriver says which port it listens on");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Driver { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() }
+            let _ = child.start_kill();
+        }
+        panic!("chromedriver did not start");
     }
 
     /// A new headless Chromium with its own profile (cookies, storage), at `width`×`height`.

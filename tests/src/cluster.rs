@@ -184,7 +184,8 @@ pub async fn connect_any(api: &Api, urls: &[String], start: usize) -> (Ws, usize
 async fn try_ws(api: &Api, url: &str) -> Option<Ws> {
     let mut req = url.into_client_request().ok()?;
     req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {}", api.token)).ok()?);
-    let (stream, _) = tokio::time::timeout(Duration::from_secs(3), tokio_tungstenite::connect_async(req)).await.ok()?.ok()?;
+    let (stream, _) =
+        tokio::time::timeout(Duration::from_secs(3), tokio_tungstenite::connect_async(req)).await.ok()?.ok()?;
     let mut ws = Ws::from_stream(stream);
     let hello = tokio::time::timeout(Duration::from_secs(3), ws.next()).await.ok()??;
     (hello["type"] == "hello").then_some(ws)
@@ -221,7 +222,14 @@ pub struct SendReport {
 /// Sends `n` messages to `room` with at most `window` unacknowledged, through any node of
 /// `urls`: on a closed connection it reconnects to the next node and resends what is unacked
 /// (same cids), and resends on `retry`/`overloaded`.
-pub async fn send_reliably_any(api: &Api, urls: &[String], room: i64, prefix: &str, n: usize, window: usize) -> SendReport {
+pub async fn send_reliably_any(
+    api: &Api,
+    urls: &[String],
+    room: i64,
+    prefix: &str,
+    n: usize,
+    window: usize,
+) -> SendReport {
     let frame = |i: usize| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} #{i}")});
     let (mut ws, mut at) = connect_any(api, urls, 0).await;
     while !join_retrying(&mut ws, room, 0).await {

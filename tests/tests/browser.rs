@@ -95,11 +95,13 @@ async fn two_users_chat_in_real_time_in_two_browsers() {
     node.stop().await;
 }
 
-// TODO(cluster): "two users on two different nodes of a cluster chat" belongs here as
-// `two_users_chat(&driver, &node_a.base, &node_b.base)` once the cluster harness starts nodes that
-// gossip and route rooms to their owner (and share the auth secret). Two independent nodes on one
-// database are not a cluster: each would sequence `general` itself and fence the other's lease
-// off, and neither would fan out the other's messages, so such a test would prove nothing.
+/// Two users in two browsers, each signed in on a different node of a three-node cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_on_two_nodes_of_a_cluster_chat() {
+    let driver = Driver::start().await;
+    let sb = confab_tests::cluster::Sandbox::start(env!("CARGO_BIN_EXE_confab-test-node"), 3).await;
+    two_users_chat(&driver, &sb.bases[0], &sb.bases[1]).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_session_and_the_room() {

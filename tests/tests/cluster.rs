@@ -3,7 +3,7 @@
 //! no duplicates, resume works. Figures (failover, handoff pause) are printed, never asserted.
 
 use confab_tests::cluster::{
-    Sandbox, Received, check_invariants, longest_pause, owner_of, receive_all_any, send_reliably_any,
+    Received, Sandbox, check_invariants, longest_pause, owner_of, receive_all_any, send_reliably_any,
 };
 use confab_tests::{Api, eventually, unique};
 use serde_json::json;
@@ -19,7 +19,9 @@ fn urls(sb: &Sandbox, order: &[usize]) -> Vec<String> {
 async fn metric(base: &str, name: &str) -> u64 {
     let text = reqwest::get(format!("{base}/metrics")).await.expect("metrics").text().await.expect("text");
     text.lines()
-        .filter(|l| l.starts_with(name) && (l.as_bytes().get(name.len()) == Some(&b' ') || l[name.len()..].starts_with('{')))
+        .filter(|l| {
+            l.starts_with(name) && (l.as_bytes().get(name.len()) == Some(&b' ') || l[name.len()..].starts_with('{'))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -37,7 +39,10 @@ async fn clients_on_two_nodes_chat_in_a_room_owned_by_a_third() {
     a.join(room, Some(0)).await;
     let mut b = bob.ws(&sb.ws_urls[1]).await;
     let joined = b.join(room, Some(0)).await;
-    assert!(joined["online"].as_array().unwrap().iter().any(|u| u["id"] == alice.user_id), "presence is cluster-wide: {joined}");
+    assert!(
+        joined["online"].as_array().unwrap().iter().any(|u| u["id"] == alice.user_id),
+        "presence is cluster-wide: {joined}"
+    );
     let presence = a.recv_where("bob online", |f| f["type"] == "presence" && f["user"]["id"] == bob.user_id).await;
     assert_eq!(presence["online"], true);
 
@@ -189,7 +194,8 @@ async fn a_node_added_under_load_takes_over_its_rooms() {
     let got = receiving.await.expect("receiver");
     check_invariants(&sender, room, "j", &sent, &got).await;
     assert_eq!(owner_of(&sender, room).await, "n2");
-    let handoffs = metric(&sb.bases[0], "confab_handoffs_total").await + metric(&sb.bases[1], "confab_handoffs_total").await;
+    let handoffs =
+        metric(&sb.bases[0], "confab_handoffs_total").await + metric(&sb.bases[1], "confab_handoffs_total").await;
     assert!(handoffs >= 1, "the old owner handed the room off");
     println!("join handoff: longest delivery pause at the receiver {:?}", longest_pause(&got.times));
 }

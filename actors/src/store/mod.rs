@@ -533,25 +533,29 @@ impl Store {
         let expires = now + ttl_ms;
         on_pool!(self, write, |p| {
             let row = match expected {
-                None => sqlx::query(
-                    "INSERT INTO room_leases (room_id, owner_node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
+                None => {
+                    sqlx::query(
+                        "INSERT INTO room_leases (room_id, owner_node, epoch, expires_at) VALUES ($1, $2, 1, $3) \
                      ON CONFLICT (room_id) DO NOTHING RETURNING epoch",
-                )
-                .bind(room.0)
-                .bind(node)
-                .bind(expires)
-                .fetch_optional(p)
-                .await?,
-                Some(epoch) => sqlx::query(
-                    "UPDATE room_leases SET epoch = epoch + 1, owner_node = $2, expires_at = $3 \
+                    )
+                    .bind(room.0)
+                    .bind(node)
+                    .bind(expires)
+                    .fetch_optional(p)
+                    .await?
+                }
+                Some(epoch) => {
+                    sqlx::query(
+                        "UPDATE room_leases SET epoch = epoch + 1, owner_node = $2, expires_at = $3 \
                      WHERE room_id = $1 AND epoch = $4 RETURNING epoch",
-                )
-                .bind(room.0)
-                .bind(node)
-                .bind(expires)
-                .bind(epoch)
-                .fetch_optional(p)
-                .await?,
+                    )
+                    .bind(room.0)
+                    .bind(node)
+                    .bind(expires)
+                    .bind(epoch)
+                    .fetch_optional(p)
+                    .await?
+                }
             };
             Ok(row.map(|r| r.get::<i64, _>(0) as u64))
         })
@@ -561,11 +565,13 @@ impl Store {
     /// The epoch stays: the next take raises it.
     pub async fn release_lease(&self, room: RoomId, node: &str) -> Result<()> {
         on_pool!(self, write, |p| {
-            sqlx::query("UPDATE room_leases SET owner_node = '', expires_at = 0 WHERE room_id = $1 AND owner_node = $2")
-                .bind(room.0)
-                .bind(node)
-                .execute(p)
-                .await?;
+            sqlx::query(
+                "UPDATE room_leases SET owner_node = '', expires_at = 0 WHERE room_id = $1 AND owner_node = $2",
+            )
+            .bind(room.0)
+            .bind(node)
+            .execute(p)
+            .await?;
         });
         Ok(())
     }
