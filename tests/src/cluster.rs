@@ -2,8 +2,9 @@
 //! other, sharing one fresh PostgreSQL database (dropped at the end) and one token secret, and
 //! clients that survive nodes dying: they reconnect to the next node and resume.
 //!
-//! Clusters need PostgreSQL, so these tests use `CONFAB_TEST_DATABASE_URL` or else the server at
-//! `postgres://postgres@127.0.0.1:5432/postgres` (the one CI starts), on both test passes.
+//! Clusters need PostgreSQL, so these tests use `CONFAB_TEST_DATABASE_URL`, else
+//! `CONFAB_CLUSTER_DATABASE_URL`, else the server at `postgres://postgres@127.0.0.1:5432/postgres`
+//! (the one CI starts), on both test passes.
 
 use crate::client::Api;
 use crate::process::NodeProcess;
@@ -40,7 +41,9 @@ fn free_tcp_port() -> u16 {
 impl Sandbox {
     /// Starts `n` nodes (`n0`, `n1`, …) and waits until each sees all of them ready.
     pub async fn start(bin: &str, n: usize) -> Sandbox {
-        let server = std::env::var("CONFAB_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned());
+        let server = std::env::var("CONFAB_TEST_DATABASE_URL")
+            .or_else(|_| std::env::var("CONFAB_CLUSTER_DATABASE_URL"))
+            .unwrap_or_else(|_| DEFAULT_PG.to_owned());
         let db = TestDb::postgres_at(&server).await;
         let secret = db.dir.path().join("auth-secret");
         std::fs::write(&secret, format!("{:064x}", rand::random::<u128>()).repeat(2)).expect("secret");
