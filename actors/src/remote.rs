@@ -23,7 +23,7 @@ use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{RoomId, ServerFrame, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -55,6 +55,10 @@ pub struct RemoteState {
     next_req: u64,
     /// Sends forwarded and not answered yet: whom to answer.
     sends: HashMap<(UserId, Arc<str>), ActorRef<SessionMsg>>,
+    /// Local sessions the owner admitted on this subscription.
+    admitted: HashSet<u64>,
+    /// Sends of sessions whose join the owner has not answered yet, in order.
+    held: Vec<(u64, NodeFrame)>,
     last_activity: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -75,6 +79,8 @@ impl Actor for RemoteRoom {
             joins: HashMap::new(),
             next_req: 1,
             sends: HashMap::new(),
+            admitted: HashSet::new(),
+            held: Vec::new(),
             last_activity: Instant::now(),
             ticker: None,
         };
@@ -85,6 +91,7 @@ impl Actor for RemoteRoom {
             let req = st.req();
             let _ = st.link.send(NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() });
             let _ = sub.session_ref.cast(SessionMsg::RoomRestarted { room: st.room, crashed: false });
+            st.joins.insert(req, PendingJoin { sub, since: None, reply: None });
         }
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
         debug!(room = %st.room, owner = %st.link.node, "room proxied");
@@ -115,6 +122,7 @@ impl Actor for RemoteRoom {
             }
             RoomMsg::Leave { session } => {
                 st.shared.lock().subs.retain(|s| s.s.session != session);
+                st.admitted.remove(&session);
                 let _ = st.link.send(NodeFrame::Leave { room: st.room, session });
             }
             RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
@@ -130,7 +138,12 @@ impl Actor for RemoteRoom {
                     body: body.to_string(),
                     reply_to,
                 };
-                st.forward(&me, frame);
+                if st.admitted.contains(&session) {
+                    st.forward(&me, frame);
+                } else {
+                    // The owner must see the session's join first (it may still be on its way).
+                    st.held.push((session, frame));
+                }
             }
             RoomMsg::Typing { session, user, on } => {
                 let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
@@ -192,15 +205,26 @@ impl RemoteState {
             }
             NodeFrame::JoinResult { req, result, .. } => {
                 let Some(join) = self.joins.remove(&req) else { return Ok(()) };
-                let Some(reply) = join.reply else { return Ok(()) };
-                match result {
-                    Ok(info) => {
+                let session = join.sub.session;
+                if result.is_ok() {
+                    self.admitted.insert(session);
+                }
+                match (join.reply, result) {
+                    (Some(reply), Ok(info)) => {
                         let res = self.join_local(join.sub, join.since, info).await;
                         let _ = reply.send(res);
                     }
-                    Err(refusal) => {
+                    (Some(reply), Err(refusal)) => {
                         let _ = reply.send(Err(refusal));
                     }
+                    // A subscriber kept from before, admitted again (or no longer: its sends
+                    // get the owner's refusal).
+                    (None, _) => {}
+                }
+                let (mine, rest): (Vec<_>, Vec<_>) = self.held.drain(..).partition(|(s, _)| *s == session);
+                self.held = rest;
+                for (_, frame) in mine {
+                    self.forward(me, frame);
                 }
             }
             NodeFrame::SendResult { user, cid, frame, .. } => {

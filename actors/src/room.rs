@@ -858,9 +858,19 @@ async fn acquire_lease(ctx: &Ctx, room: RoomId) -> Result<u64, ActorProcessingEr
             return Err(format!("room {room}: this node cannot reach a majority of its cluster").into());
         }
         let node = &ctx.config.node_id;
-        let taken =
-            ctx.store.try_take_lease(room, node, ctx.config.lease_ttl_ms, |holder| !cluster.is_live(holder)).await?;
+        // Set when the lease is taken from a holder that is not live: a failover.
+        let forced = std::sync::atomic::AtomicBool::new(false);
+        let gone = |holder: &str| {
+            let gone = !cluster.is_live(holder);
+            forced.store(gone, Relaxed);
+            gone
+        };
+        let taken = ctx.store.try_take_lease(room, node, ctx.config.lease_ttl_ms, gone).await?;
         if let Some(epoch) = taken {
+            if forced.load(Relaxed) {
+                ctx.metrics.failovers.fetch_add(1, Relaxed);
+                tracing::info!(%room, epoch, "took the room over from a node that is not live");
+            }
             return Ok(epoch);
         }
         if Instant::now() > deadline {

@@ -463,6 +463,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_needs_postgres() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ServeArgs { data_dir: Some(dir.path().into()), node_id: Some("n".into()), ..Default::default() };
+        let seeded = ServeArgs { seeds: Some(vec!["10.0.0.1:7946".into()]), ..base.clone() };
+        let err = NodeConfig::resolve(&seeded).unwrap_err().to_string();
+        assert!(err.contains("postgres"), "the refusal says why: {err}");
+        let gossip = ServeArgs { gossip_listen: Some("127.0.0.1:0".parse().unwrap()), ..base.clone() };
+        assert!(NodeConfig::resolve(&gossip).is_err());
+        let pg = ServeArgs { database_url: Some("postgres://h/db".into()), ..seeded };
+        let c = NodeConfig::resolve(&pg).unwrap().cluster.expect("a cluster member");
+        assert_eq!(c.seeds, vec!["10.0.0.1:7946".to_owned()]);
+        assert!(NodeConfig::resolve(&base).unwrap().cluster.is_none());
+    }
+
+    #[test]
     fn node_id_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let args = ServeArgs { data_dir: Some(dir.path().into()), ..Default::default() };

@@ -115,9 +115,22 @@ async fn sigkill_of_the_owner_during_a_send_storm_loses_nothing() {
     let killed_at = Instant::now();
     let killed_ms = confab_schemas::now_ms();
     sb.kill9(2).await;
+    eventually("the survivors to declare n2 dead", || async {
+        let (_, v) = sender.get("/api/cluster").await;
+        (v["members"].as_array()?.len() == 2).then_some(())
+    })
+    .await;
+    println!(
+        "failure detection: n0 dropped the SIGKILLed n2 from its members {:?} after the kill",
+        killed_at.elapsed()
+    );
     let sent = sending.await.expect("sender");
     let got: Received = receiving.await.expect("receiver");
     check_invariants(&sender, room, "k", &sent, &got).await;
+    assert!(
+        metric(&sb.bases[0], "confab_failovers_total").await + metric(&sb.bases[1], "confab_failovers_total").await
+            >= 1
+    );
     // The first message sequenced after the kill (its ts is set when it is sequenced).
     let first_ts = sent.acks.values().filter_map(|a| a["ts"].as_i64()).filter(|ts| *ts > killed_ms).min();
     let first_ts = first_ts.expect("messages sequenced after the kill");
@@ -354,4 +367,76 @@ async fn a_partitioned_node_stops_sequencing_and_nothing_splits() {
     }
     let (_, v) = sender.get(&format!("/api/rooms/{room}")).await;
     assert_eq!(v["head_seq"].as_u64().unwrap(), total, "storage holds exactly the acked messages");
+}
+
+/// A password change on one node closes the user's sockets on every node; another cluster's or
+/// another protocol version's handshake is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
+    let sb = Sandbox::start(BIN, 2).await;
+    let user = Api::register(&sb.bases[0], &unique("rev")).await;
+    let mut far = user.ws(&sb.ws_urls[1]).await;
+    far.ping().await;
+    let (status, v) = user
+        .post("/api/auth/password", json!({"current_password": "correct horse", "new_password": "another good horse"}))
+        .await;
+    assert_eq!(status, 200, "password change: {v}");
+    let last = far.until_closed().await;
+    println!("the socket on n1 closed after a password change on n0: {last:?}");
+
+    // A peer of another cluster: the node answers no `HelloAck` and closes.
+    use futures::{SinkExt, StreamExt};
+    use tokio_util::codec::{Framed, LengthDelimitedCodec};
+    for (cluster_id, version) in [("another", confab_schemas::node::NODE_PROTOCOL_VERSION), ("confab", 999)] {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", sb.cluster_ports[0])).await.expect("connect");
+        let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
+        let hello = confab_schemas::node::NodeFrame::Hello {
+            version,
+            cluster_id: cluster_id.into(),
+            node_id: "intruder".into(),
+        };
+        framed
+            .send(tokio_util::bytes::Bytes::from(confab_schemas::node::encode_node_frame(&hello).unwrap()))
+            .await
+            .expect("send hello");
+        let answer =
+            tokio::time::timeout(std::time::Duration::from_secs(5), framed.next()).await.expect("closed in time");
+        assert!(answer.as_ref().is_none_or(|r| r.is_err()), "a foreign peer got an answer: {answer:?}");
+    }
+    // An oversized length prefix is refused before anything is read.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", sb.cluster_ports[0])).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, &u32::MAX.to_be_bytes()).await.expect("write");
+    let mut buf = [0u8; 16];
+    let n =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tokio::io::AsyncReadExt::read(&mut stream, &mut buf))
+            .await
+            .expect("closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "an oversized frame was not refused");
+    // The cluster still works.
+    sb.wait_ready(2).await;
+}
+
+/// `confab chaos` (the CLI) kills a node's room actors, as an operator would from a shell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_command_kills_actors_on_a_node() {
+    let sb = Sandbox::start(BIN, 2).await;
+    let name = unique("op");
+    let op = Api::register(&sb.bases[0], &name).await;
+    sb.make_admin(&name).await;
+    let room = sb.room_owned_by(&op, "n1").await;
+    let mut ws = op.ws(&sb.ws_urls[0]).await;
+    ws.join(room, Some(0)).await;
+    let node = sb.bases[1].trim_start_matches("http://").to_owned();
+    let out = tokio::process::Command::new(BIN)
+        .args(["chaos", "rooms", "--node", &node, "--username", &name, "--password", "correct horse"])
+        .output()
+        .await
+        .expect("run confab chaos");
+    assert!(out.status.success(), "confab chaos: {}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON answer");
+    assert_eq!(answer["node"], "n1");
+    assert!(answer["killed"].as_u64().unwrap() >= 1, "{answer}");
+    // The room restarted on its owner and goes on.
+    ws.send(json!({"type": "send", "room": room, "cid": "after", "body": "still here"})).await;
+    assert_eq!(ws.recv_type("ack").await["seq"], 1);
 }
