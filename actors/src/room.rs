@@ -138,6 +138,8 @@ pub enum RoomMsg {
 #[derive(Default)]
 pub struct RoomShared {
     inner: Mutex<Shared>,
+    /// The last incarnation stopped because the room moved, not because it failed.
+    pub(crate) moved: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -374,8 +376,9 @@ impl RoomState {
                 p.reply.answer(self.room.id, p.row.sender, p.row.cid.clone(), frame);
             }
         }
+        let crashed = !self.shared.moved.swap(false, Relaxed);
         for sub in &sh.subs {
-            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id, crashed: true });
+            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id, crashed });
         }
         // Other nodes subscribe again (and resend their sessions' unanswered sends).
         for link in sh.nodes.drain(..) {

@@ -376,6 +376,7 @@ impl Actor for RoomDirectory {
             return Ok(());
         }
         entry.actor = None;
+        entry.shared.moved.store(why == MOVED, Relaxed);
         if why == MOVED {
             debug!(room = %id, "room moved; starting what its new placement needs");
         } else {
