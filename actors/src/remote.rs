@@ -154,7 +154,7 @@ impl Actor for RemoteRoom {
             RoomMsg::Tick => st.tick(&me),
             RoomMsg::PeerDown(node) if node == st.link.node => me.stop(Some(MOVED.into())),
             RoomMsg::Handoff => me.stop(Some(MOVED.into())),
-            RoomMsg::FromOwner(frame) => st.from_owner(&me, frame).await?,
+            RoomMsg::FromOwner(frame) => st.owner_frame(&me, frame).await?,
             _ => {}
         }
         Ok(())
@@ -175,7 +175,7 @@ impl RemoteState {
         }
     }
 
-    async fn from_owner(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) -> Result<(), ActorProcessingErr> {
+    async fn owner_frame(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) -> Result<(), ActorProcessingErr> {
         match frame {
             NodeFrame::Subscribed { head, .. } => {
                 self.head = Some(head);

@@ -32,7 +32,7 @@ impl Router {
         match frame {
             NodeFrame::Subscribe { room } => {
                 let link = self.link.clone();
-                self.to_owned(room, move || RoomMsg::NodeSubscribe(link.clone())).await;
+                self.for_owned_room(room, move || RoomMsg::NodeSubscribe(link.clone())).await;
             }
             NodeFrame::Unsubscribe { room } => {
                 if let Some(actor) = self.owned.get(&room) {
@@ -41,7 +41,7 @@ impl Router {
             }
             NodeFrame::Join { room, req, session, user } => {
                 let link = self.link.clone();
-                self.to_owned(room, move || RoomMsg::RemoteJoin {
+                self.for_owned_room(room, move || RoomMsg::RemoteJoin {
                     link: link.clone(),
                     req,
                     session,
@@ -59,7 +59,7 @@ impl Router {
                 let reply = ReplyTo::Node(self.link.clone());
                 let uid = user.id;
                 let sent = self
-                    .to_owned(room, || RoomMsg::Send {
+                    .for_owned_room(room, || RoomMsg::Send {
                         session,
                         user: user.clone(),
                         reply: reply.clone(),
@@ -94,7 +94,7 @@ impl Router {
             | NodeFrame::Restarted { .. }
             | NodeFrame::Moved { .. }) => {
                 let room = frame_room(&frame);
-                self.to_proxy(room, frame).await;
+                self.for_proxy(room, frame).await;
             }
             NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } => {}
         }
@@ -102,7 +102,7 @@ impl Router {
 
     /// Casts to the local sequencer of `room`; when this node does not own it, tells the peer
     /// to look for the owner again. Returns whether the message was delivered.
-    async fn to_owned(&mut self, room: RoomId, msg: impl Fn() -> RoomMsg) -> bool {
+    async fn for_owned_room(&mut self, room: RoomId, msg: impl Fn() -> RoomMsg) -> bool {
         for _ in 0..2 {
             let actor = match self.owned.get(&room) {
                 Some(a) => a.clone(),
@@ -127,7 +127,7 @@ impl Router {
         false
     }
 
-    async fn to_proxy(&mut self, room: RoomId, frame: NodeFrame) {
+    async fn for_proxy(&mut self, room: RoomId, frame: NodeFrame) {
         let mut frame = Some(frame);
         for _ in 0..2 {
             let proxy = match self.proxies.get(&room) {

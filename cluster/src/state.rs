@@ -21,12 +21,15 @@ pub struct PeerCounters {
     pub connects: AtomicU64,
 }
 
+/// Each peer's counters and its current link.
+pub type Peers = HashMap<String, (Arc<PeerCounters>, Option<NodeLink>)>;
+
 pub struct ClusterState {
     pub node_id: String,
     pub http_addr: String,
     view: RwLock<Arc<View>>,
     links: RwLock<HashMap<String, NodeLink>>,
-    pub peers: Mutex<HashMap<String, (Arc<PeerCounters>, Option<NodeLink>)>>,
+    pub peers: Mutex<Peers>,
     /// This node is draining: it owns no room any more.
     pub draining: AtomicBool,
     /// When this node's leases were last renewed (`None`: never).
