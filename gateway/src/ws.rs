@@ -381,36 +381,37 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
 /// is written, the queue closes, the socket fails, or the reader is done.
 async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
-    // Grows only when frames queue up: an idle connection must stay small.
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
     loop {
         let first = tokio::select! {
             f = rx.recv() => f,
             _ = done.cancelled() => rx.try_recv().ok(),
         };
         let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < WRITE_BATCH && !is_close(batch.last().expect("non-empty")) {
-            match rx.try_recv() {
-                Ok(f) => batch.push(f),
-                Err(_) => break,
+        let mut closing = is_close(&first);
+        let second = if closing { None } else { rx.try_recv().ok() };
+        let res = match second {
+            None => w.write_all(&first).await,
+            Some(mut next) => {
+                // More is queued: gather it into one write. The buffer lives for this write only,
+                // so a connection holds none between bursts.
+                let mut buf = Vec::with_capacity(first.len() + next.len());
+                buf.extend_from_slice(&first);
+                let mut frames = 1;
+                loop {
+                    closing = is_close(&next);
+                    buf.extend_from_slice(&next);
+                    frames += 1;
+                    if closing || frames >= WRITE_BATCH {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(f) => next = f,
+                        Err(_) => break,
+                    }
+                }
+                w.write_all(&buf).await
             }
-        }
-        let closing = is_close(batch.last().expect("non-empty"));
-        let res = if batch.len() == 1 {
-            w.write_all(&batch[0]).await
-        } else {
-            buf.clear();
-            for f in &batch {
-                buf.extend_from_slice(f);
-            }
-            w.write_all(&buf).await
         };
-        batch.clear();
-        if buf.capacity() > 1 << 20 {
-            buf = Vec::new();
-        }
         if res.is_err() || closing {
             break;
         }

@@ -5,7 +5,8 @@
 //! connection for the connection's whole life. This reader owns nothing between messages: each
 //! read goes into a scratch array on the polling thread's stack, and only the bytes that arrived
 //! are copied into a heap buffer, which is released as soon as a complete frame has been taken
-//! out of it. An idle connection therefore costs the `FrameReader` struct and nothing more.
+//! out of it. It is poll-based, so the future of a pending read is a reference to the reader and
+//! nothing more: an idle connection costs the `FrameReader` struct.
 //!
 //! What it enforces (a violation is a `ReadError`, and the connection must be closed):
 //! client frames must be masked; no reserved bits (no extension is negotiated); known opcodes
@@ -17,7 +18,7 @@
 use std::future::poll_fn;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Bytes one read may take from the socket (the scratch array lives on the stack, not in the
@@ -59,6 +60,8 @@ pub(crate) struct FrameReader<R> {
     buf: Vec<u8>,
     pos: usize,
     max_message: usize,
+    /// Bytes (from `pos`) the frame being received needs in all.
+    need: usize,
     /// The fragments so far of a fragmented message: whether it is text, and its payload.
     partial: Option<(bool, Vec<u8>)>,
 }
@@ -72,14 +75,34 @@ struct Frame {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) fn new(io: R, max_message: usize) -> FrameReader<R> {
-        FrameReader { io, buf: Vec::new(), pos: 0, max_message, partial: None }
+        FrameReader { io, buf: Vec::new(), pos: 0, need: 2, max_message, partial: None }
     }
 
     /// The next complete message; fragments are joined and control frames between them returned
-    /// as they come. Cancel-safe between polls: bytes read stay in the reader.
+    /// as they come. Cancel-safe: everything read so far stays in the reader, so the future
+    /// holds nothing but a reference to it.
     pub(crate) async fn read_message(&mut self) -> Result<Message, ReadError> {
+        poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, ReadError>> {
         loop {
-            let frame = self.read_frame().await?;
+            match self.next_message() {
+                Ok(Some(m)) => return Poll::Ready(Ok(m)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            match self.poll_fill(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// A complete message out of the buffered bytes, if they hold one.
+    fn next_message(&mut self) -> Result<Option<Message>, ReadError> {
+        while let Some(frame) = self.next_frame()? {
             match frame.opcode {
                 0x0 => {
                     let Some((_, so_far)) = self.partial.as_mut() else {
@@ -88,7 +111,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     so_far.extend_from_slice(&frame.payload);
                     if frame.fin {
                         let (text, payload) = self.partial.take().expect("checked above");
-                        return data_message(text, payload);
+                        return data_message(text, payload).map(Some);
                     }
                 }
                 0x1 | 0x2 => {
@@ -97,21 +120,28 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     let text = frame.opcode == 0x1;
                     if frame.fin {
-                        return data_message(text, frame.payload);
+                        return data_message(text, frame.payload).map(Some);
                     }
                     self.partial = Some((text, frame.payload));
                 }
-                0x8 => return close_message(&frame.payload),
-                0x9 => return Ok(Message::Ping(frame.payload)),
-                0xA => return Ok(Message::Pong),
+                0x8 => return close_message(&frame.payload).map(Some),
+                0x9 => return Ok(Some(Message::Ping(frame.payload))),
+                0xA => return Ok(Some(Message::Pong)),
                 _ => return Err(ReadError::Protocol("unknown opcode")),
             }
         }
+        Ok(None)
     }
 
-    async fn read_frame(&mut self) -> Result<Frame, ReadError> {
-        self.fill(2).await?;
-        let (b0, b1) = (self.buf[self.pos], self.buf[self.pos + 1]);
+    /// Takes the next complete frame out of the buffer. `Ok(None)`: more bytes are needed, and
+    /// `self.need` says how many (from `pos`). Header checks come before the payload is awaited.
+    fn next_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        let avail = &self.buf[self.pos..];
+        if avail.len() < 2 {
+            self.need = 2;
+            return Ok(None);
+        }
+        let (b0, b1) = (avail[0], avail[1]);
         let fin = b0 & 0x80 != 0;
         let opcode = b0 & 0x0F;
         if b0 & 0x70 != 0 {
@@ -126,19 +156,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             _ => 0,
         };
         let header = 2 + ext + 4;
-        self.fill(header).await?;
-        let h = &self.buf[self.pos..self.pos + header];
+        if avail.len() < header {
+            self.need = header;
+            return Ok(None);
+        }
         let len = match ext {
             0 => u64::from(b1 & 0x7F),
-            2 => u64::from(u16::from_be_bytes([h[2], h[3]])),
-            _ => u64::from_be_bytes(h[2..10].try_into().expect("8 bytes")),
+            2 => u64::from(u16::from_be_bytes([avail[2], avail[3]])),
+            _ => u64::from_be_bytes(avail[2..10].try_into().expect("8 bytes")),
         };
         if len >> 63 != 0 {
             return Err(ReadError::Protocol("payload length has its top bit set"));
         }
-        let mask: [u8; 4] = h[header - 4..header].try_into().expect("4 bytes");
-        let is_control = opcode & 0x8 != 0;
-        if is_control {
+        let mask: [u8; 4] = avail[header - 4..header].try_into().expect("4 bytes");
+        if opcode & 0x8 != 0 {
             if !fin {
                 return Err(ReadError::Protocol("fragmented control frame"));
             }
@@ -153,7 +184,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
         }
         let len = len as usize;
-        self.fill(header + len).await?;
+        if avail.len() < header + len {
+            self.need = header + len;
+            return Ok(None);
+        }
         let start = self.pos + header;
         let end = start + len;
         let mut payload = if end == self.buf.len() && len * 2 >= end {
@@ -173,44 +207,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.pos = 0;
         }
         unmask(&mut payload, mask);
-        Ok(Frame { fin, opcode, payload })
+        Ok(Some(Frame { fin, opcode, payload }))
     }
 
-    /// Reads until at least `n` unconsumed bytes are buffered.
-    async fn fill(&mut self, n: usize) -> Result<(), ReadError> {
-        if self.buf.len() - self.pos >= n {
-            return Ok(());
-        }
+    /// Reads once from the socket into the buffer (at least one byte, or `Eof`).
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ReadError>> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        while self.buf.len() < n {
-            let got = poll_fn(|cx| {
-                // The scratch space is on this thread's stack for the length of one poll only.
-                let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-                let mut rb = ReadBuf::uninit(&mut chunk);
-                match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Err(_)) => Poll::Ready(0),
-                    Poll::Ready(Ok(())) => {
-                        let filled = rb.filled();
-                        if self.buf.capacity() - self.buf.len() < filled.len() {
-                            // Room for the rest of the frame at once when it is known to be long.
-                            let want = (n - self.buf.len()).max(filled.len());
-                            self.buf.reserve_exact(want);
-                        }
-                        self.buf.extend_from_slice(filled);
-                        Poll::Ready(filled.len())
-                    }
+        // The scratch space is on this thread's stack for the length of one poll only.
+        let mut chunk = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+        let mut rb = ReadBuf::uninit(&mut chunk);
+        match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_)) => Poll::Ready(Err(ReadError::Eof)),
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => Poll::Ready(Err(ReadError::Eof)),
+            Poll::Ready(Ok(())) => {
+                let filled = rb.filled();
+                if self.buf.capacity() - self.buf.len() < filled.len() {
+                    // Room for the rest of the frame at once when it is known to be long.
+                    let want = self.need.saturating_sub(self.buf.len()).max(filled.len());
+                    self.buf.reserve_exact(want);
                 }
-            })
-            .await;
-            if got == 0 {
-                return Err(ReadError::Eof);
+                self.buf.extend_from_slice(filled);
+                Poll::Ready(Ok(()))
             }
         }
-        Ok(())
     }
 }
 
@@ -259,7 +282,6 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::task::Context;
 
     const KEY: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
