@@ -1,5 +1,5 @@
 //! Confab's HTTP face: the REST API, authentication, the WebSocket endpoint (`/ws`, upgraded with
-//! fastwebsockets), health and metrics, security headers, and the web page embedded in the binary.
+//! fastwebsockets, read by `ws_read`), health and metrics, security headers, and the web page embedded in the binary.
 //!
 //! The gateway holds no chat state: it authenticates, validates, and hands work to the actors
 //! through `ActorSystem`. It must never block a socket on another socket.
@@ -15,6 +15,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod web;
 pub mod ws;
+mod ws_read;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -1,8 +1,10 @@
 //! `GET /ws`: the WebSocket endpoint of protocol v1.
 //!
-//! Each connection has two tasks. The reader (fastwebsockets, fragments collected, messages
-//! capped at `max_frame_bytes`) authenticates, parses JSON frames, answers malformed ones with an
-//! `error` frame and hands good ones to the `SessionActor`. The writer drains the session's
+//! fastwebsockets performs the upgrade; frames are read by `ws_read` (no buffer held while a
+//! connection is idle) and written pre-encoded. Each connection has two tasks. The reader
+//! (fragments joined, messages capped at `max_frame_bytes`) authenticates, parses JSON frames,
+//! answers malformed ones with an `error` frame and hands good ones to the `SessionActor`; a
+//! framing violation gets an `error` frame and a close (1002, 1007 or 1009). The writer drains the session's
 //! bounded outbound queue: it takes every frame already queued (up to a cap) and writes them with
 //! one system call. Frames arrive pre-encoded (header and payload), the same bytes for every
 //! recipient of a room message. Nothing a client sends can stall another client.
@@ -12,6 +14,7 @@ use crate::auth::{request_token, user_for_token};
 use crate::error::ApiError;
 use crate::security::origin_allowed;
 use crate::tokens::{Claims, now_secs};
+use crate::ws_read::{FrameReader, Message, ReadError};
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -19,18 +22,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use confab_actors::outbound::Outbound;
+use confab_actors::system::SessionHandle;
 use confab_schemas::client::{HelloUser, parse_client_frame};
 use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
-use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserRef, UserRow};
+use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserId, UserRef, UserRow};
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
-use fastwebsockets::{FragmentCollectorRead, Frame, OpCode, Role, WebSocketError};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -65,7 +68,7 @@ async fn ws_route(
     };
     let auth = match request_token(&headers) {
         Some(token) => match user_for_token(&state, &token).await {
-            Ok(Some(auth)) => Some(auth),
+            Ok(Some(auth)) => Some(Box::new(auth)),
             Ok(None) => {
                 return ApiError::new(ErrorCode::NotAuthenticated, "the token is invalid, expired or revoked")
                     .into_response();
@@ -114,36 +117,38 @@ impl Drop for ConnectionSlot {
     }
 }
 
-async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Auth>, _slot: ConnectionSlot) {
+/// One connection, from the upgrade to the end. This future lives as long as the connection, so
+/// its size is a cost of every idle connection: whatever runs only once (authentication, starting
+/// the session) runs boxed, and the arguments are small (the token check's result is boxed).
+async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _slot: ConnectionSlot) {
     let ws = match fut.await {
         Ok(ws) => ws,
         Err(e) => return debug!(err = %e, "upgrade failed"),
     };
-    let metrics = state.system.metrics().clone();
-    metrics.connections.fetch_add(1, Relaxed);
+    state.system.metrics().connections.fetch_add(1, Relaxed);
     let (read_half, write_half) = tokio::io::split(ws.into_inner());
-    let (mut reader, _) = fastwebsockets::after_handshake_split(read_half, tokio::io::sink(), Role::Server);
-    reader.set_max_message_size(state.config.max_frame_bytes);
-    reader.set_auto_pong(false);
-    reader.set_auto_close(false);
-    let mut reader = FragmentCollectorRead::new(reader);
+    let mut reader = FrameReader::new(read_half, state.config.max_frame_bytes);
 
     let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
     let done = CancellationToken::new();
     let mut writer = tokio::spawn(write_loop(write_half, rx, done.clone()));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
     let writer_done = tokio::select! {
-        _ = run_reader(&state, &mut reader, out, auth) => false,
+        _ = async {
+            if let Some(live) = Box::pin(start_session(&state, &mut reader, out, auth)).await {
+                serve(&state, &mut reader, live).await;
+            }
+        } => false,
         _ = &mut writer => true,
     };
     done.cancel();
     if !writer_done {
         let _ = writer.await;
     }
-    metrics.connections.fetch_sub(1, Relaxed);
+    state.system.metrics().connections.fetch_sub(1, Relaxed);
 }
 
-type Reader = FragmentCollectorRead<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
+type Reader = FrameReader<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
 
 /// What the reader made of one WebSocket message.
 enum Incoming {
@@ -155,54 +160,63 @@ enum Incoming {
 }
 
 async fn read_one(reader: &mut Reader, out: &Outbound) -> Incoming {
-    let mut ignore = |_: Frame<'_>| async { Ok::<(), std::io::Error>(()) };
-    let frame = match reader.read_frame(&mut ignore).await {
-        Ok(frame) => frame,
-        Err(WebSocketError::FrameTooLarge) => {
-            let err = ServerFrame::error(ErrorCode::FrameTooLarge, "the frame is larger than the server accepts", None);
-            let _ = out.push(encode_server_frame(&err));
-            let _ = out.push(close_frame(1009, "frame too large"));
-            return Incoming::End;
+    let refuse = |code: ErrorCode, message: &str, close: u16| {
+        let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
+        let _ = out.push(close_frame(close, message));
+        Incoming::End
+    };
+    let message = match reader.read_message().await {
+        Ok(m) => m,
+        Err(ReadError::TooLarge) => {
+            return refuse(ErrorCode::FrameTooLarge, "the frame is larger than the server accepts", 1009);
         }
-        Err(e) => {
-            debug!(err = %e, "socket read ended");
+        Err(ReadError::InvalidUtf8) => return refuse(ErrorCode::BadFrame, "text frames must be UTF-8", 1007),
+        Err(ReadError::Protocol(why)) => return refuse(ErrorCode::BadFrame, why, 1002),
+        Err(ReadError::Eof) => {
+            debug!("socket read ended");
             return Incoming::End;
         }
     };
-    match frame.opcode {
-        OpCode::Text => match parse_client_frame(&frame.payload) {
+    match message {
+        Message::Text(payload) => match parse_client_frame(&payload) {
             Ok(f) => Incoming::Frame(f),
             Err((code, message)) => {
                 let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
                 Incoming::Handled
             }
         },
-        OpCode::Binary => {
+        Message::Binary(_) => {
             let err = ServerFrame::error(ErrorCode::BadFrame, "frames are JSON text", None);
             let _ = out.push(encode_server_frame(&err));
             Incoming::Handled
         }
-        OpCode::Ping => {
-            let _ = out.push(ws_frame(Opcode::Pong, &frame.payload));
+        Message::Ping(payload) => {
+            let _ = out.push(ws_frame(Opcode::Pong, &payload));
             Incoming::Handled
         }
-        OpCode::Close => {
+        Message::Pong => Incoming::Handled,
+        Message::Close(_) => {
             let _ = out.push(close_frame(1000, ""));
             Incoming::End
         }
-        _ => Incoming::Handled,
     }
 }
 
 type Auth = (UserRow, Claims);
 
-async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: Option<Auth>) {
+/// An authenticated connection with its session.
+struct Live {
+    session: SessionHandle,
+    user: UserId,
+    /// When the access token expires (Unix seconds).
+    expires: i64,
+}
+
+/// Authenticates the socket (unless the upgrade request did), says `hello` and starts the session.
+async fn start_session(state: &AppState, reader: &mut Reader, out: Outbound, auth: Option<Box<Auth>>) -> Option<Live> {
     let (user, claims) = match auth {
-        Some(a) => a,
-        None => match authenticate_by_frame(state, reader, &out).await {
-            Some(a) => a,
-            None => return,
-        },
+        Some(a) => *a,
+        None => authenticate_by_frame(state, reader, &out).await?,
     };
     let hello = ServerFrame::Hello {
         user: HelloUser { id: user.id, username: user.username.clone(), role: user.role },
@@ -212,34 +226,58 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: 
     let _ = out.push(encode_server_frame(&hello));
     let user_ref = UserRef { id: user.id, username: user.username.as_str().into() };
     let family: Arc<str> = Arc::from(claims.family.as_str());
-    let session = match state.system.spawn_session(user_ref, Some(family), out.clone()).await {
-        Ok(s) => s,
+    match state.system.spawn_session(user_ref, Some(family), out.clone()).await {
+        Ok(session) => Some(Live { session, user: user.id, expires: claims.expires }),
         Err(e) => {
             let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::Retry, e.to_string(), None)));
             let _ = out.push(close_frame(1011, "try again"));
-            return;
+            None
         }
-    };
-    let expires = Arc::new(AtomicI64::new(claims.expires));
-    let watcher = AbortOnDrop(tokio::spawn(watch_expiry(expires.clone(), out.clone())));
-    drop(out);
+    }
+}
+
+/// Reads frames until the connection ends, the client goes silent or its token expires.
+async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
+    let Live { session, user: user_id, expires } = live;
     let _stop = StopOnDrop(&session);
+    let mut expiry = Expiry::new(expires);
+    // One timer per connection: the idle limit or the token's next expiry step, whichever is first.
+    let mut idle_deadline = Instant::now() + IDLE_TIMEOUT;
+    let timer = tokio::time::sleep_until(idle_deadline);
+    tokio::pin!(timer);
     loop {
-        // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone: close.
-        let next = tokio::time::timeout(IDLE_TIMEOUT, read_one(reader, session.out())).await;
-        let Ok(next) = next else {
-            let err =
-                ServerFrame::error(ErrorCode::Invalid, "no frame for too long; send a ping at least every 60 s", None);
-            let _ = session.out().push(encode_server_frame(&err));
-            let _ = session.out().push(close_frame(1001, "idle"));
-            break;
+        let deadline = idle_deadline.min(expiry.next_step());
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        // Reading is cancel-safe: bytes already read stay in the reader.
+        let next = tokio::select! {
+            next = read_one(reader, session.out()) => next,
+            () = &mut timer => {
+                if Instant::now() >= idle_deadline {
+                    // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone.
+                    let err = ServerFrame::error(
+                        ErrorCode::Invalid,
+                        "no frame for too long; send a ping at least every 60 s",
+                        None,
+                    );
+                    let _ = session.out().push(encode_server_frame(&err));
+                    let _ = session.out().push(close_frame(1001, "idle"));
+                    break;
+                }
+                if expiry.step(session.out()) {
+                    continue;
+                }
+                break;
+            }
         };
+        idle_deadline = Instant::now() + IDLE_TIMEOUT;
         match next {
             Incoming::Frame(ClientFrame::Auth { token }) => {
                 // Re-authentication on a live socket, before the access token runs out.
-                let frame = match user_for_token(state, &token).await {
-                    Ok(Some((u, c))) if u.id == user.id => {
-                        expires.store(c.expires, Relaxed);
+                let frame = match Box::pin(user_for_token(state, &token)).await {
+                    Ok(Some((u, c))) if u.id == user_id => {
+                        expiry = Expiry::new(c.expires);
                         ServerFrame::Authenticated { expires_in: c.expires - now_secs() }
                     }
                     _ => ServerFrame::error(
@@ -259,43 +297,49 @@ async fn run_reader(state: &AppState, reader: &mut Reader, out: Outbound, auth: 
             Incoming::End => break,
         }
     }
-    drop(watcher);
 }
 
-/// Asks the client to re-authenticate before its access token expires (a minute before, or
-/// halfway for short lifetimes), and closes the socket when it expires without a new token.
-async fn watch_expiry(expires: Arc<AtomicI64>, out: Outbound) {
-    loop {
-        let exp = expires.load(Relaxed);
-        let left = exp - now_secs();
+/// The access token of a connection: the client is asked to re-authenticate before it expires
+/// (a minute before, or halfway for short lifetimes), and the socket is closed when it expires
+/// without a new token.
+struct Expiry {
+    /// Unix seconds.
+    expires: i64,
+    /// When to send `reauth`; `None` once sent.
+    reauth_at: Option<Instant>,
+    close_at: Instant,
+}
+
+impl Expiry {
+    fn new(expires: i64) -> Expiry {
+        let (now, left) = (Instant::now(), expires - now_secs());
         let lead = (left / 2).clamp(0, 60);
-        tokio::time::sleep(Duration::from_secs((left - lead).max(0) as u64)).await;
-        if expires.load(Relaxed) != exp {
-            continue;
-        }
-        let _ = out.push(encode_server_frame(&ServerFrame::Reauth { expires_in: (exp - now_secs()).max(0) }));
-        tokio::time::sleep(Duration::from_secs((exp - now_secs()).max(0) as u64)).await;
-        if expires.load(Relaxed) != exp {
-            continue;
+        let after = |secs: i64| now + Duration::from_secs(secs.max(0) as u64);
+        Expiry { expires, reauth_at: Some(after(left - lead)), close_at: after(left) }
+    }
+
+    /// When the next step is due.
+    fn next_step(&self) -> Instant {
+        self.reauth_at.unwrap_or(self.close_at)
+    }
+
+    /// Takes the step that is due: asks for a new token (true: keep going), or closes (false).
+    fn step(&mut self, out: &Outbound) -> bool {
+        if self.reauth_at.take().is_some() {
+            let _ =
+                out.push(encode_server_frame(&ServerFrame::Reauth { expires_in: (self.expires - now_secs()).max(0) }));
+            return true;
         }
         let err =
             ServerFrame::error(ErrorCode::NotAuthenticated, "the access token expired; reconnect with a new one", None);
         let _ = out.push(encode_server_frame(&err));
         let _ = out.push(close_frame(1008, "token expired"));
-        return;
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+        false
     }
 }
 
 /// Stops the session actor however the reader ends (returns, or is dropped by `select!`).
-struct StopOnDrop<'a>(&'a confab_actors::system::SessionHandle);
+struct StopOnDrop<'a>(&'a SessionHandle);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
@@ -337,36 +381,37 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
 /// is written, the queue closes, the socket fails, or the reader is done.
 async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
-    // Grows only when frames queue up: an idle connection must stay small.
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
     loop {
         let first = tokio::select! {
             f = rx.recv() => f,
             _ = done.cancelled() => rx.try_recv().ok(),
         };
         let Some(first) = first else { break };
-        batch.push(first);
-        while batch.len() < WRITE_BATCH && !is_close(batch.last().expect("non-empty")) {
-            match rx.try_recv() {
-                Ok(f) => batch.push(f),
-                Err(_) => break,
+        let mut closing = is_close(&first);
+        let second = if closing { None } else { rx.try_recv().ok() };
+        let res = match second {
+            None => w.write_all(&first).await,
+            Some(mut next) => {
+                // More is queued: gather it into one write. The buffer lives for this write only,
+                // so a connection holds none between bursts.
+                let mut buf = Vec::with_capacity(first.len() + next.len());
+                buf.extend_from_slice(&first);
+                let mut frames = 1;
+                loop {
+                    closing = is_close(&next);
+                    buf.extend_from_slice(&next);
+                    frames += 1;
+                    if closing || frames >= WRITE_BATCH {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(f) => next = f,
+                        Err(_) => break,
+                    }
+                }
+                w.write_all(&buf).await
             }
-        }
-        let closing = is_close(batch.last().expect("non-empty"));
-        let res = if batch.len() == 1 {
-            w.write_all(&batch[0]).await
-        } else {
-            buf.clear();
-            for f in &batch {
-                buf.extend_from_slice(f);
-            }
-            w.write_all(&buf).await
         };
-        batch.clear();
-        if buf.capacity() > 1 << 20 {
-            buf = Vec::new();
-        }
         if res.is_err() || closing {
             break;
         }
