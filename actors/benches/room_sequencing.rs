@@ -12,12 +12,11 @@ use confab_actors::{ActorSystem, Store, SystemConfig};
 use confab_schemas::{ClientFrame, Role, RoomId, UserRef, Visibility};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 struct Fixture {
     system: ActorSystem,
     session: SessionHandle,
-    rx: mpsc::Receiver<bytes::Bytes>,
+    rx: confab_actors::outbound::OutboundRx,
     room: RoomId,
     next_cid: u64,
     _dir: tempfile::TempDir,

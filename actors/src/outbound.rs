@@ -3,14 +3,77 @@
 //! Chat messages and acks are never dropped: when the queue is full the room stops feeding the
 //! session and tells it to close with a resume cursor. Typing and presence are only enqueued while
 //! the queue is at most half full, so they are shed first.
+//!
+//! The queue allocates nothing until a frame is queued and gives its buffer back once a burst is
+//! drained, so an idle connection costs only the small shared header (a tokio channel keeps a
+//! block of slots per connection for its whole life).
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+/// Frames a drained queue may keep room for; a larger buffer is given back.
+const KEEP_SLOTS: usize = 8;
+
+struct Shared {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    /// Wakes the receiver (a frame arrived, or the last sender left).
+    arrived: Notify,
+    /// Wakes a sender waiting for room.
+    drained: Notify,
+    senders: AtomicUsize,
+}
+
+struct Queue {
+    frames: VecDeque<Bytes>,
+    receiver_gone: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// The sending side of one connection's outbound queue.
-#[derive(Debug, Clone)]
 pub struct Outbound {
-    tx: mpsc::Sender<Bytes>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").field("capacity", &self.shared.capacity).finish()
+    }
+}
+
+impl Clone for Outbound {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbound { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.arrived.notify_one();
+        }
+    }
+}
+
+/// The receiving side: the socket's writer task.
+pub struct OutboundRx {
+    shared: Arc<Shared>,
+}
+
+impl Drop for OutboundRx {
+    fn drop(&mut self) {
+        self.shared.lock().receiver_gone = true;
+        self.shared.drained.notify_one();
+    }
 }
 
 /// Why a frame was not enqueued.
@@ -22,36 +85,89 @@ pub enum Refused {
     Closed,
 }
 
+/// Nothing is queued right now (or nothing ever will be again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Empty;
+
 impl Outbound {
     /// A queue of `capacity` frames and its receiving end (the socket's writer task).
-    pub fn channel(capacity: usize) -> (Outbound, mpsc::Receiver<Bytes>) {
-        let (tx, rx) = mpsc::channel(capacity.max(2));
-        (Outbound { tx }, rx)
+    pub fn channel(capacity: usize) -> (Outbound, OutboundRx) {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { frames: VecDeque::new(), receiver_gone: false }),
+            capacity: capacity.max(2),
+            arrived: Notify::new(),
+            drained: Notify::new(),
+            senders: AtomicUsize::new(1),
+        });
+        (Outbound { shared: shared.clone() }, OutboundRx { shared })
+    }
+
+    fn push_within(&self, frame: Bytes, limit: usize) -> Result<(), Refused> {
+        let mut q = self.shared.lock();
+        if q.receiver_gone {
+            return Err(Refused::Closed);
+        }
+        if q.frames.len() >= limit {
+            return Err(Refused::Full);
+        }
+        q.frames.push_back(frame);
+        drop(q);
+        self.shared.arrived.notify_one();
+        Ok(())
     }
 
     /// Enqueues a frame that must not be lost (message, ack, error, control).
     pub fn push(&self, frame: Bytes) -> Result<(), Refused> {
-        self.tx.try_send(frame).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Refused::Full,
-            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
-        })
+        self.push_within(frame, self.shared.capacity)
     }
 
     /// Enqueues a sheddable frame (typing, presence) only while the queue is at most half full.
     pub fn push_ephemeral(&self, frame: Bytes) -> Result<(), Refused> {
-        if self.tx.capacity() * 2 < self.tx.max_capacity() {
-            return Err(Refused::Full);
-        }
-        self.push(frame)
+        self.push_within(frame, self.shared.capacity / 2)
     }
 
     /// Waits for room, for the last frames of a closing session.
     pub async fn push_wait(&self, frame: Bytes) -> Result<(), Refused> {
-        self.tx.send(frame).await.map_err(|_| Refused::Closed)
+        loop {
+            let drained = self.shared.drained.notified();
+            match self.push(frame.clone()) {
+                Err(Refused::Full) => drained.await,
+                other => return other,
+            }
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.shared.lock().receiver_gone
+    }
+}
+
+impl OutboundRx {
+    /// The next frame; `None` once every sender is gone and the queue is empty.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        loop {
+            let arrived = self.shared.arrived.notified();
+            match self.try_recv() {
+                Ok(frame) => return Some(frame),
+                Err(Empty) if self.shared.senders.load(Ordering::Acquire) == 0 => {
+                    // A frame may have come with the last sender's goodbye.
+                    return self.try_recv().ok();
+                }
+                Err(Empty) => arrived.await,
+            }
+        }
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&self) -> Result<Bytes, Empty> {
+        let mut q = self.shared.lock();
+        let frame = q.frames.pop_front().ok_or(Empty)?;
+        if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
+            q.frames = VecDeque::new();
+        }
+        drop(q);
+        self.shared.drained.notify_one();
+        Ok(frame)
     }
 }
 
@@ -64,12 +180,41 @@ mod tests {
         let (out, mut rx) = Outbound::channel(4);
         out.push(Bytes::from_static(b"1")).unwrap();
         out.push(Bytes::from_static(b"2")).unwrap();
-        assert_eq!(out.push_ephemeral(Bytes::from_static(b"t")), Ok(()));
         assert_eq!(out.push_ephemeral(Bytes::from_static(b"t")), Err(Refused::Full));
+        let (out2, _rx2) = Outbound::channel(4);
+        out2.push(Bytes::from_static(b"1")).unwrap();
+        assert_eq!(out2.push_ephemeral(Bytes::from_static(b"t")), Ok(()));
+        out.push(Bytes::from_static(b"3")).unwrap();
         out.push(Bytes::from_static(b"4")).unwrap();
         assert_eq!(out.push(Bytes::from_static(b"5")), Err(Refused::Full));
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"1"));
         drop(rx);
         assert_eq!(out.push(Bytes::from_static(b"x")), Err(Refused::Closed));
+        assert!(out.is_closed());
+    }
+
+    #[tokio::test]
+    async fn the_receiver_ends_when_every_sender_is_gone_and_waiters_get_room() {
+        let (out, mut rx) = Outbound::channel(2);
+        let second = out.clone();
+        out.push(Bytes::from_static(b"a")).unwrap();
+        out.push(Bytes::from_static(b"b")).unwrap();
+        let waiting = tokio::spawn(async move { second.push_wait(Bytes::from_static(b"c")).await });
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"a"));
+        assert_eq!(waiting.await.unwrap(), Ok(()));
+        drop(out);
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"b"));
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"c"));
+        assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_drained_burst_gives_its_buffer_back() {
+        let (out, rx) = Outbound::channel(1024);
+        for _ in 0..500 {
+            out.push(Bytes::from_static(b"m")).unwrap();
+        }
+        while rx.try_recv().is_ok() {}
+        assert_eq!(rx.shared.lock().frames.capacity(), 0);
     }
 }

@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use confab_actors::outbound::Outbound;
+use confab_actors::outbound::{Outbound, OutboundRx};
 use confab_actors::system::SessionHandle;
 use confab_schemas::client::{HelloUser, parse_client_frame};
 use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -380,7 +379,7 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
 
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
 /// is written, the queue closes, the socket fails, or the reader is done.
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Bytes>, done: CancellationToken) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboundRx, done: CancellationToken) {
     loop {
         let first = tokio::select! {
             f = rx.recv() => f,
