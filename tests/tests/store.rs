@@ -138,6 +138,24 @@ async fn suite(db: &TestDb) {
     assert_eq!(out.iter().filter(|o| matches!(o, WriteOutcome::Committed { .. })).count(), 2500);
     assert_eq!(store.head_seq(secret.id).await.unwrap(), 2500);
 
+    // Each outcome carries the id the database gave that very message, rooms interleaved, over
+    // more than one insert chunk, with a fenced write in the middle.
+    let batch: Vec<_> = (0..2200u64)
+        .map(|k| match k % 2 {
+            0 => msg(secret.id, e3, 2501 + k / 2, bob.id, &format!("mix{k}")),
+            _ => msg(g, e2, 4 + k / 2, bob.id, &format!("mix{k}")),
+        })
+        .chain([msg(g, e1, 9999, bob.id, "fenced")])
+        .collect();
+    let out = store.commit_batch(&batch, &[]).await.unwrap();
+    assert_eq!(out.last(), Some(&WriteOutcome::Fenced));
+    let mut stored = store.messages_between(secret.id, 2501, 3600, 2000).await.unwrap();
+    stored.extend(store.messages_between(g, 4, 1103, 2000).await.unwrap());
+    let ids: std::collections::HashMap<(RoomId, u64), i64> = stored.iter().map(|m| ((m.room, m.seq), m.id)).collect();
+    for (m, o) in batch.iter().zip(&out).take(2200) {
+        assert_eq!(*o, WriteOutcome::Committed { id: ids[&(m.room, m.seq)] }, "seq {} of room {}", m.seq, m.room);
+    }
+
     // Moderation and audit.
     store.add_report(g, Some(2), ann.id, "spam").await.unwrap();
     store.audit(Some(ann.id), "report", Some(g), "spam").await.unwrap();

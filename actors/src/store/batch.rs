@@ -4,13 +4,23 @@
 //! every room in the batch (under a share lock on the lease rows on PostgreSQL; SQLite's single
 //! writer connection serialises everything anyway). It drops the writes of rooms whose epoch moved
 //! on (`Fenced`), checks that each room's writes continue its stored head without a hole (`Gap`),
-//! then inserts the rest with multi-row inserts. So the database itself refuses a gap in a room's
-//! sequence, whatever an actor got wrong.
+//! then inserts the rest. So the database itself refuses a gap in a room's sequence, whatever an
+//! actor got wrong.
+//!
+//! The two backends insert differently, each in the way that is cheapest for it (see the profile
+//! in BENCHMARKS.md, "Writer"):
+//! - SQLite: multi-row `INSERT … VALUES` without `RETURNING`. sqlx runs SQLite on its own thread
+//!   and hands every returned row over a channel, one at a time; instead, the ids are taken from
+//!   `last_insert_rowid()`: `messages.id` is `AUTOINCREMENT` and the writer connection is the only
+//!   one writing, so the rows of one statement get consecutive ids in the order of its `VALUES`.
+//! - PostgreSQL: one `INSERT … SELECT FROM UNNEST($1, …, $8)` with one array per column, so the
+//!   statement text never changes (one prepared statement, planned once per connection) however
+//!   many rows a batch has, and the room list is one array bound to `= ANY($1)`.
 
-use super::{Backend, Inner, Store, on_pool};
-use crate::error::Result;
+use super::{Inner, Store};
+use crate::error::{Error, Result};
 use confab_schemas::{RoomId, UserId};
-use sqlx::{QueryBuilder, Row};
+use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -47,126 +57,230 @@ pub enum WriteOutcome {
     Gap,
 }
 
-/// Rows per multi-row insert; 8 binds a row keeps far below SQLite's 32,766 bind limit.
+/// Rows per multi-row insert on SQLite; 8 binds a row keeps far below its 32,766 bind limit.
 const INSERT_CHUNK: usize = 1000;
 
-/// The rows of `$head <room ids…> $tail` over every room of the batch, chunked like inserts.
-macro_rules! rows_for_rooms {
-    ($tx:ident, $rooms:expr, $head:expr, $tail:expr) => {{
-        let mut rows = Vec::new();
-        for chunk in $rooms.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new($head);
-            let mut list = q.separated(", ");
-            for room in chunk {
-                list.push_bind(*room);
-            }
-            q.push($tail);
-            rows.extend(q.build().fetch_all(&mut *$tx).await?);
-        }
-        rows
-    }};
-}
+/// The read of each room's lease epoch and stored head, on SQLite (`IN (…)` is closed by the caller).
+const SQLITE_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id) \
+                           FROM room_leases l WHERE l.room_id IN (";
+
+/// The same read on PostgreSQL, locking the lease rows until the commit.
+const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id) \
+                       FROM room_leases l WHERE l.room_id = ANY($1) FOR SHARE OF l";
+
+/// `OR ROLLBACK`: a constraint failure (a repeated cid) ends the whole transaction at once, as the
+/// batch fails as a whole anyway; so SQLite needs no statement journal to undo just this statement.
+const SQLITE_INSERT: &str =
+    "INSERT OR ROLLBACK INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) ";
+
+const PG_INSERT: &str = "INSERT INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) \
+                         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
+                         $7::int8[], $8::int8[]) RETURNING id, room_id, seq";
+
+const CURSOR_INSERT: &str = "INSERT INTO read_cursors (user_id, room_id, seq, updated_at) ";
+const SQLITE_CURSOR_UPSERT: &str = " ON CONFLICT (user_id, room_id) DO UPDATE SET \
+                                    seq = MAX(read_cursors.seq, excluded.seq), updated_at = excluded.updated_at";
+const PG_CURSOR_UPSERT: &str = " ON CONFLICT (user_id, room_id) DO UPDATE SET \
+                                seq = GREATEST(read_cursors.seq, excluded.seq), updated_at = excluded.updated_at";
+
+/// Each room's lease epoch and stored head, as read inside the transaction.
+type RoomStates = HashMap<i64, (u64, u64)>;
 
 impl Store {
     /// Commits messages and cursors in one transaction; returns one outcome per message, in order.
     pub async fn commit_batch(&self, msgs: &[NewMessage], cursors: &[CursorWrite]) -> Result<Vec<WriteOutcome>> {
-        let backend = self.backend();
         let cursors = latest_cursors(cursors);
-        on_pool!(self, write, |p| {
-            let mut tx = p.begin().await?;
+        let mut rooms: Vec<i64> = msgs.iter().map(|m| m.room.0).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        match &self.inner {
+            Inner::Sqlite { write, .. } => self.commit_sqlite(write, msgs, &rooms, &cursors).await,
+            Inner::Postgres(pg) => self.commit_pg(pg, msgs, &rooms, &cursors).await,
+        }
+    }
 
-            let mut rooms: Vec<i64> = msgs.iter().map(|m| m.room.0).collect();
-            rooms.sort_unstable();
-            rooms.dedup();
-            // One round trip for both checks: each room's lease epoch and its stored head.
-            let lock = if backend == Backend::Postgres { ") FOR SHARE OF l" } else { ")" };
-            let read = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id) \
-                        FROM room_leases l WHERE l.room_id IN (";
-            let mut epochs: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            let mut heads: HashMap<i64, u64> = HashMap::with_capacity(rooms.len());
-            for row in rows_for_rooms!(tx, rooms, read, lock) {
-                let room: i64 = row.try_get(0)?;
-                epochs.insert(room, row.try_get::<i64, _>(1)? as u64);
-                heads.insert(room, row.try_get::<Option<i64>, _>(2)?.unwrap_or(0) as u64);
-            }
+    async fn commit_sqlite(
+        &self,
+        p: &SqlitePool,
+        msgs: &[NewMessage],
+        rooms: &[i64],
+        cursors: &[CursorWrite],
+    ) -> Result<Vec<WriteOutcome>> {
+        let mut tx = p.begin().await?;
 
-            let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
-            let mut live: Vec<usize> = Vec::with_capacity(msgs.len());
-            let mut next: HashMap<i64, Option<u64>> = HashMap::with_capacity(rooms.len());
-            for (i, m) in msgs.iter().enumerate() {
-                if epochs.get(&m.room.0) != Some(&m.epoch) {
-                    continue;
-                }
-                // `None` once a room hit a hole: nothing after it in this batch may commit.
-                let expected =
-                    next.entry(m.room.0).or_insert_with(|| Some(heads.get(&m.room.0).copied().unwrap_or(0) + 1));
-                if *expected == Some(m.seq) {
-                    *expected = Some(m.seq + 1);
-                    live.push(i);
-                } else {
-                    *expected = None;
-                    outcomes[i] = WriteOutcome::Gap;
-                }
+        let mut states = RoomStates::with_capacity(rooms.len());
+        for chunk in rooms.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new(SQLITE_READ);
+            let mut list = q.separated(", ");
+            for room in chunk {
+                list.push_bind(*room);
             }
-            let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(live.len());
-            // Bodies as stored: sealed under the current key when encryption is on.
-            let stored: Vec<(Option<String>, Option<String>)> = match &self.cipher {
-                Some(c) => live
-                    .iter()
-                    .map(|&i| c.seal(msgs[i].room.0, msgs[i].seq, &msgs[i].body).map(|(k, b)| (Some(k), Some(b))))
-                    .collect::<Result<_>>()?,
-                None => vec![(None, None); live.len()],
-            };
-            for (n, chunk) in live.chunks(INSERT_CHUNK).enumerate() {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) ",
-                );
-                let sealed = &stored[n * INSERT_CHUNK..];
-                q.push_values(chunk.iter().zip(sealed), |mut b, (&i, (key, body))| {
-                    let m = &msgs[i];
-                    b.push_bind(m.room.0)
-                        .push_bind(m.seq as i64)
-                        .push_bind(m.sender.0)
-                        .push_bind(&*m.cid)
-                        .push_bind(body.as_deref().unwrap_or(&m.body))
-                        .push_bind(key.as_deref())
-                        .push_bind(m.reply_to.map(|s| s as i64))
-                        .push_bind(m.ts);
-                });
-                q.push(" RETURNING id, room_id, seq");
-                for row in q.build().fetch_all(&mut *tx).await? {
-                    ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
-                }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                states.insert(row.try_get(0)?, (row.try_get::<i64, _>(1)? as u64, head_of(&row)?));
+            }
+        }
+
+        let (mut outcomes, live) = plan(msgs, &states);
+        let stored = self.stored_bodies(msgs, &live)?;
+        for (chunk, sealed) in live.chunks(INSERT_CHUNK).zip(stored.chunks(INSERT_CHUNK)) {
+            let mut q = QueryBuilder::new(SQLITE_INSERT);
+            q.push_values(chunk.iter().zip(sealed), |mut b, (&i, (key, body))| {
+                let m = &msgs[i];
+                b.push_bind(m.room.0)
+                    .push_bind(m.seq as i64)
+                    .push_bind(m.sender.0)
+                    .push_bind(m.cid.clone())
+                    .push_bind(body.clone().unwrap_or_else(|| m.body.clone()))
+                    .push_bind(key.clone())
+                    .push_bind(m.reply_to.map(|s| s as i64))
+                    .push_bind(m.ts);
+            });
+            let done = q.build().execute(&mut *tx).await?;
+            let n = chunk.len() as i64;
+            if done.rows_affected() != n as u64 {
+                return Err(Error::Invalid(format!("inserted {} of {n} messages", done.rows_affected())));
+            }
+            // Consecutive ids, in the order of the VALUES (see the module comment).
+            let first = done.last_insert_rowid() - n + 1;
+            for (k, &i) in chunk.iter().enumerate() {
+                outcomes[i] = WriteOutcome::Committed { id: first + k as i64 };
+            }
+        }
+
+        for chunk in cursors.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new(CURSOR_INSERT);
+            let now = confab_schemas::now_ms();
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
+            });
+            q.push(SQLITE_CURSOR_UPSERT);
+            q.build().execute(&mut *tx).await?;
+        }
+
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn commit_pg(
+        &self,
+        p: &PgPool,
+        msgs: &[NewMessage],
+        rooms: &[i64],
+        cursors: &[CursorWrite],
+    ) -> Result<Vec<WriteOutcome>> {
+        let mut tx = p.begin().await?;
+
+        let mut states = RoomStates::with_capacity(rooms.len());
+        if !rooms.is_empty() {
+            for row in sqlx::query(PG_READ).bind(rooms).fetch_all(&mut *tx).await? {
+                states.insert(row.try_get(0)?, (row.try_get::<i64, _>(1)? as u64, head_of(&row)?));
+            }
+        }
+
+        let (mut outcomes, live) = plan(msgs, &states);
+        if !live.is_empty() {
+            let stored = self.stored_bodies(msgs, &live)?;
+            let n = live.len();
+            let (mut room, mut seq, mut sender) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut cid, mut body, mut key) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut reply_to, mut ts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            for (&i, (k, b)) in live.iter().zip(&stored) {
+                let m = &msgs[i];
+                room.push(m.room.0);
+                seq.push(m.seq as i64);
+                sender.push(m.sender.0);
+                cid.push(&*m.cid);
+                body.push(b.as_deref().unwrap_or(&m.body));
+                key.push(k.as_deref());
+                reply_to.push(m.reply_to.map(|s| s as i64));
+                ts.push(m.ts);
+            }
+            let rows = sqlx::query(PG_INSERT)
+                .bind(&room)
+                .bind(&seq)
+                .bind(&sender)
+                .bind(&cid)
+                .bind(&body)
+                .bind(&key)
+                .bind(&reply_to)
+                .bind(&ts)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(rows.len());
+            for row in rows {
+                ids.insert((row.try_get(1)?, row.try_get(2)?), row.try_get(0)?);
             }
             for i in live {
                 if let Some(id) = ids.get(&(msgs[i].room.0, msgs[i].seq as i64)) {
                     outcomes[i] = WriteOutcome::Committed { id: *id };
                 }
             }
+        }
 
-            for chunk in cursors.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new("INSERT INTO read_cursors (user_id, room_id, seq, updated_at) ");
-                let now = confab_schemas::now_ms();
-                q.push_values(chunk, |mut b, c| {
-                    b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
-                });
-                q.push(match backend {
-                    Backend::Sqlite => {
-                        " ON CONFLICT (user_id, room_id) DO UPDATE SET seq = MAX(read_cursors.seq, excluded.seq), \
-                         updated_at = excluded.updated_at"
-                    }
-                    Backend::Postgres => {
-                        " ON CONFLICT (user_id, room_id) DO UPDATE SET seq = GREATEST(read_cursors.seq, excluded.seq), \
-                         updated_at = excluded.updated_at"
-                    }
-                });
-                q.build().execute(&mut *tx).await?;
-            }
+        for chunk in cursors.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new(CURSOR_INSERT);
+            let now = confab_schemas::now_ms();
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
+            });
+            q.push(PG_CURSOR_UPSERT);
+            q.build().execute(&mut *tx).await?;
+        }
 
-            tx.commit().await?;
-            Ok(outcomes)
-        })
+        tx.commit().await?;
+        Ok(outcomes)
     }
+
+    /// Bodies as stored for the `live` messages: `(key id, sealed body)` when encryption is on,
+    /// `(None, None)` (the plain body) when it is off.
+    #[allow(clippy::type_complexity)]
+    fn stored_bodies(&self, msgs: &[NewMessage], live: &[usize]) -> Result<Vec<(Option<Arc<str>>, Option<Arc<str>>)>> {
+        match &self.cipher {
+            Some(c) => live
+                .iter()
+                .map(|&i| {
+                    let m = &msgs[i];
+                    c.seal(m.room.0, m.seq, &m.body).map(|(k, b)| (Some(Arc::from(k)), Some(Arc::from(b))))
+                })
+                .collect(),
+            None => Ok(vec![(None, None); live.len()]),
+        }
+    }
+}
+
+/// A room's stored head from the read's third column (no message yet: 0).
+fn head_of<R: Row>(row: &R) -> Result<u64>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(row.try_get::<Option<i64>, _>(2)?.unwrap_or(0) as u64)
+}
+
+/// Decides each message against its room's lease epoch and stored head: returns the outcomes
+/// (`Fenced` or `Gap` for the refused, a placeholder for the rest) and the indexes to insert.
+fn plan(msgs: &[NewMessage], states: &RoomStates) -> (Vec<WriteOutcome>, Vec<usize>) {
+    let mut outcomes = vec![WriteOutcome::Fenced; msgs.len()];
+    let mut live: Vec<usize> = Vec::with_capacity(msgs.len());
+    // The seq each room expects next; `None` once it hit a hole: nothing after it in this batch
+    // may commit.
+    let mut next: HashMap<i64, Option<u64>> = HashMap::with_capacity(states.len());
+    for (i, m) in msgs.iter().enumerate() {
+        let Some(&(epoch, head)) = states.get(&m.room.0) else { continue };
+        if epoch != m.epoch {
+            continue;
+        }
+        let expected = next.entry(m.room.0).or_insert(Some(head + 1));
+        if *expected == Some(m.seq) {
+            *expected = Some(m.seq + 1);
+            live.push(i);
+        } else {
+            *expected = None;
+            outcomes[i] = WriteOutcome::Gap;
+        }
+    }
+    (outcomes, live)
 }
 
 /// One cursor per (user, room), the highest: PostgreSQL refuses to upsert a row twice in one statement.
