@@ -17,6 +17,7 @@
 //! cluster where rooms live through `cluster::ClusterHooks`.
 
 pub mod cluster;
+pub mod commit_thread;
 pub mod error;
 pub mod history;
 pub mod metrics;

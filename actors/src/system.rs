@@ -594,7 +594,9 @@ impl ActorSystem {
                 let _ = rooms.cast(DirMsg::WriterRestarted);
             })
         };
-        let writer_args = WriterArgs { store, metrics: metrics.clone(), max_batch: ctx.config.max_batch };
+        let commits = crate::commit_thread::CommitThread::start(&format!("{node}-commit"))
+            .map_err(|e| Error::Actor(format!("starting the commit thread: {e}")))?;
+        let writer_args = WriterArgs { store, metrics: metrics.clone(), max_batch: ctx.config.max_batch, commits };
         let sup_args =
             WriterSupArgs { writer: writer_args, slot: ctx.writer.clone(), name: format!("{node}/writer"), on_restart };
         let (writer_sup, _) =

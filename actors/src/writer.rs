@@ -14,6 +14,7 @@
 //! The writer must never be stopped with a non-empty buffer except by a kill; `post_stop` commits
 //! what is left.
 
+use crate::commit_thread::CommitThread;
 use crate::metrics::Metrics;
 use crate::room::RoomMsg;
 use crate::store::{CursorWrite, NewMessage, Store, WriteOutcome};
@@ -70,6 +71,8 @@ pub struct WriterArgs {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub max_batch: usize,
+    /// Where transactions run (shared by the writer's incarnations).
+    pub commits: CommitThread,
 }
 
 pub struct BatchWriter;
@@ -157,9 +160,10 @@ impl WriterState {
 
     /// Commits the buffer in one transaction and answers every waiter.
     ///
-    /// The commit runs in its own task: killing the writer mid-commit must not drop a transaction
-    /// halfway (it would hold the database connection in an unknown state). A killed writer's last
-    /// batch still completes and answers its rooms; the rooms resync anyway when told of the restart.
+    /// The commit runs on the commit thread: killing the writer mid-commit must not drop a
+    /// transaction halfway (it would hold the database connection in an unknown state). A killed
+    /// writer's last batch still completes and answers its rooms; the rooms resync anyway when told
+    /// of the restart.
     async fn commit(&mut self) {
         if self.msgs.is_empty() && self.cursors.is_empty() {
             return;
@@ -168,7 +172,7 @@ impl WriterState {
         let replies = std::mem::take(&mut self.replies);
         let cursors = std::mem::take(&mut self.cursors);
         let (store, metrics) = (self.args.store.clone(), self.args.metrics.clone());
-        let task = tokio::spawn(async move {
+        let task = self.args.commits.run(async move {
             let started = Instant::now();
             let outcome = store.commit_batch(&batch, &cursors).await;
             let micros = started.elapsed().as_micros() as u64;
