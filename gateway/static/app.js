@@ -129,10 +129,14 @@ async function loadRooms() {
     ids.add(r.id);
     const known = state.rooms.get(r.id);
     if (!known) { state.rooms.set(r.id, roomFrom(r)); continue; }
-    const { seen, joined, joining, online, onlineExtra, last, unread } = known;
+    const { seen, joined, joining, online, onlineExtra, last, unread, read_seq, head_seq } = known;
     Object.assign(known, r, { seen, joined, joining, online, onlineExtra });
     if (last && (!r.last || last.seq > r.last.seq)) known.last = last;
+    // The server may not have stored a cursor this page just sent, nor a message it just got.
+    known.read_seq = Math.max(read_seq || 0, r.read_seq || 0);
+    known.head_seq = Math.max(head_seq || 0, r.head_seq || 0);
     if (r.id === state.current) known.unread = unread;
+    else known.unread = Math.max(0, known.head_seq - known.read_seq);
   }
   for (const id of state.rooms.keys()) if (!ids.has(id)) state.rooms.delete(id);
   renderRooms();
@@ -145,6 +149,9 @@ async function selectRoom(id) {
   const r = state.rooms.get(id);
   closeDrawer();
   if (!r || id === state.current) return;
+  // What was on screen in the room being left counts as read now, not after the usual pause.
+  clearTimeout(readTimer);
+  sendRead();
   stopTyping();
   clearReply();
   clearTypers();
@@ -334,7 +341,7 @@ function failPending(cid, text) {
 }
 
 // ---- reading ------------------------------------------------------------------
-let readTimer = 0;
+var readTimer = 0; // var: selectRoom may run before this line is evaluated
 function markRead() { clearTimeout(readTimer); readTimer = setTimeout(sendRead, 300); }
 
 function sendRead() {
