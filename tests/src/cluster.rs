@@ -30,6 +30,14 @@ pub struct Sandbox {
     bin: String,
 }
 
+struct Spawned {
+    process: NodeProcess,
+    base: String,
+    ws_url: String,
+    gossip: u16,
+    cluster: u16,
+}
+
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp").local_addr().expect("addr").port()
 }
@@ -67,8 +75,28 @@ impl Sandbox {
     /// Starts one more node, seeded with the first node's gossip address; returns its index.
     pub async fn add(&mut self) -> usize {
         let i = self.nodes.len();
-        let (g, c) = (free_udp_port(), free_tcp_port());
-        let seeds: Vec<String> = self.gossip.iter().take(2).map(|p| format!("127.0.0.1:{p}")).collect();
+        let node = self.spawn(i, free_udp_port(), free_tcp_port()).await;
+        self.bases.push(node.base.clone());
+        self.ws_urls.push(node.ws_url.clone());
+        self.gossip.push(node.gossip);
+        self.cluster_ports.push(node.cluster);
+        self.nodes.push(Some(node.process));
+        i
+    }
+
+    /// Starts node `i` again (same id, data dir and node ports: a new generation) after it was
+    /// killed or stopped.
+    pub async fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "n{i} is still running");
+        let node = self.spawn(i, self.gossip[i], self.cluster_ports[i]).await;
+        self.bases[i] = node.base.clone();
+        self.ws_urls[i] = node.ws_url.clone();
+        self.nodes[i] = Some(node.process);
+    }
+
+    async fn spawn(&self, i: usize, g: u16, c: u16) -> Spawned {
+        let seeds: Vec<String> =
+            self.gossip.iter().filter(|p| **p != g).take(2).map(|p| format!("127.0.0.1:{p}")).collect();
         let seeds = if seeds.is_empty() { format!("127.0.0.1:{g}") } else { seeds.join(",") };
         let dir = self.db.dir.path().join(format!("n{i}"));
         let args: Vec<String> = vec![
@@ -94,13 +122,8 @@ impl Sandbox {
             args.extend(["--log".to_owned(), filter]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let node = NodeProcess::spawn(&self.bin, &dir, &self.db.url, &args).await;
-        self.bases.push(node.base.clone());
-        self.ws_urls.push(node.ws_url.clone());
-        self.gossip.push(g);
-        self.cluster_ports.push(c);
-        self.nodes.push(Some(node));
-        i
+        let process = NodeProcess::spawn(&self.bin, &dir, &self.db.url, &args).await;
+        Spawned { base: process.base.clone(), ws_url: process.ws_url.clone(), gossip: g, cluster: c, process }
     }
 
     pub fn live(&self) -> Vec<usize> {

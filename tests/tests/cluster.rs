@@ -440,3 +440,42 @@ async fn the_chaos_command_kills_actors_on_a_node() {
     ws.send(json!({"type": "send", "room": room, "cid": "after", "body": "still here"})).await;
     assert_eq!(ws.recv_type("ack").await["seq"], 1);
 }
+
+/// A SIGKILLed owner that comes back (same id and ports, a new gossip generation) takes its rooms
+/// back by handoff from the node that took them over, while messages flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_that_comes_back_takes_its_rooms_back() {
+    let mut sb = Sandbox::start(BIN, 3).await;
+    let sender = Api::register(&sb.bases[0], &unique("snd")).await;
+    let receiver = Api::register(&sb.bases[1], &unique("rcv")).await;
+    let room = sb.room_owned_by(&sender, "n2").await;
+    const N: usize = 500;
+    let (s, u) = (sender.clone(), urls(&sb, &[0, 1]));
+    let sending = tokio::spawn(async move { send_reliably_any(&s, &u, room, "b", N, 8).await });
+    let (r, u) = (receiver.clone(), urls(&sb, &[1, 0]));
+    let receiving = tokio::spawn(async move { receive_all_any(&r, &u, room, N as u64).await });
+    let head = |min: u64| {
+        let sender = sender.clone();
+        async move {
+            eventually(&format!("{min} messages"), || async {
+                let (_, v) = sender.get(&format!("/api/rooms/{room}")).await;
+                (v["head_seq"].as_u64().unwrap_or(0) >= min).then_some(())
+            })
+            .await
+        }
+    };
+    head(80).await;
+    sb.kill9(2).await;
+    eventually("the room to move off the dead node", || async {
+        (owner_of(&sender, room).await != "n2").then_some(())
+    })
+    .await;
+    head(200).await;
+    sb.restart(2).await;
+    sb.wait_ready(3).await;
+    eventually("the room to come back to n2", || async { (owner_of(&sender, room).await == "n2").then_some(()) }).await;
+    let sent = sending.await.expect("sender");
+    let got = receiving.await.expect("receiver");
+    check_invariants(&sender, room, "b", &sent, &got).await;
+    println!("restart: longest delivery pause at the receiver {:?}", longest_pause(&got.times));
+}
