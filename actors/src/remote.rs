@@ -16,7 +16,7 @@
 
 use crate::cluster::NodeLink;
 use crate::outbound::Refused;
-use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, Sub, Subscriber};
+use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, Sub, Subscriber, send_joined};
 use crate::session::SessionMsg;
 use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
@@ -283,19 +283,8 @@ impl RemoteState {
         };
         let room = self.room;
         let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
-        let mut ok = sub.out.push(encode_server_frame(&joined)).is_ok();
-        if ok && resync {
-            ok = sub.out.push(encode_server_frame(&ServerFrame::Resync { room, head })).is_ok();
-        }
-        let mut last = from;
-        for row in rows.iter().take_while(|_| ok) {
-            if sub.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
-                ok = false;
-                break;
-            }
-            last = row.seq;
-        }
-        if !ok {
+        let resync = resync.then_some(ServerFrame::Resync { room, head });
+        if let Err(last) = send_joined(&sub, joined, resync, rows.iter(), from) {
             let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: last });
             let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
             return Ok(head);

@@ -497,21 +497,8 @@ impl RoomState {
             self.offline(&mut sh, user, &sub.user);
         }
         let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
-        let mut ok = sub.out.push(encode_server_frame(&joined)).is_ok();
-        if ok && resync {
-            ok = sub.out.push(encode_server_frame(&ServerFrame::Resync { room, head })).is_ok();
-        }
-        let mut last = from;
-        if ok {
-            for row in older.iter().chain(self.tail.iter()).filter(|r| r.seq > from && r.seq <= head) {
-                if sub.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
-                    ok = false;
-                    break;
-                }
-                last = row.seq;
-            }
-        }
-        if !ok {
+        let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > from && r.seq <= head);
+        if let Err(last) = send_joined(&sub, joined, resync.then_some(ServerFrame::Resync { room, head }), rows, from) {
             let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: last });
             self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
             return Ok(head);
@@ -835,6 +822,26 @@ impl RoomState {
         self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
         me.stop(Some(MOVED.into()));
     }
+}
+
+/// A join's first frames on the joiner's queue: `joined`, `resync` when the gap was too large,
+/// then the replayed `rows`. On a full queue, the last seq that made it (`from` if none).
+pub(crate) fn send_joined<'a>(
+    sub: &Subscriber,
+    joined: ServerFrame,
+    resync: Option<ServerFrame>,
+    rows: impl Iterator<Item = &'a MessageRow>,
+    from: u64,
+) -> Result<(), u64> {
+    for frame in std::iter::once(joined).chain(resync) {
+        sub.out.push(encode_server_frame(&frame)).map_err(|_| from)?;
+    }
+    let mut last = from;
+    for row in rows {
+        sub.out.push(encode_server_frame(&ServerFrame::message(row))).map_err(|_| last)?;
+        last = row.seq;
+    }
+    Ok(())
 }
 
 /// The stop reason of a room actor that handed its room off or found it moved.
