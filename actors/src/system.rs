@@ -30,6 +30,8 @@ use tracing::{debug, info, warn};
 #[derive(Debug, Clone)]
 pub struct SystemConfig {
     pub node_id: String,
+    /// The HTTP address this node serves, as `GET /api/cluster` shows it.
+    pub http_addr: String,
     pub max_body_chars: usize,
     pub max_rooms_per_session: usize,
     pub outbound_capacity: usize,
@@ -54,6 +56,7 @@ impl Default for SystemConfig {
     fn default() -> Self {
         SystemConfig {
             node_id: "node".into(),
+            http_addr: String::new(),
             max_body_chars: 4000,
             max_rooms_per_session: 100,
             outbound_capacity: 1024,
@@ -580,7 +583,7 @@ impl ActorSystem {
             history,
             next_session: AtomicU64::new(1),
             cluster: OnceLock::new(),
-            single: SingleNode { node_id: config.node_id.clone(), http_addr: String::new() },
+            single: SingleNode { node_id: config.node_id.clone(), http_addr: config.http_addr.clone() },
             config,
         });
         let node = ctx.config.node_id.clone();

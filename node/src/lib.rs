@@ -47,8 +47,9 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         store = store.with_cipher(cipher);
     }
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
-    let system = Arc::new(ActorSystem::start(store, config.system.clone()).await?);
     let addr = listener.local_addr()?;
+    let system_config = confab_actors::SystemConfig { http_addr: addr.to_string(), ..config.system.clone() };
+    let system = Arc::new(ActorSystem::start(store, system_config).await?);
     let cluster = match &config.cluster {
         Some(c) => Some(join_cluster(c, &config, addr, system.clone()).await?),
         None => None,
