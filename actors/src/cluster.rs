@@ -94,8 +94,6 @@ pub struct LinkDown;
 #[derive(Clone)]
 pub struct NodeLink {
     pub node: Arc<str>,
-    /// Distinguishes connections to the same peer over time.
-    pub conn: u64,
     tx: mpsc::Sender<NodeFrame>,
     broken: Arc<AtomicBool>,
     frames: Arc<AtomicU64>,
@@ -103,9 +101,9 @@ pub struct NodeLink {
 
 impl NodeLink {
     /// A link to `node` and the queue its writer task drains.
-    pub fn channel(node: Arc<str>, conn: u64, capacity: usize) -> (NodeLink, mpsc::Receiver<NodeFrame>) {
+    pub fn channel(node: Arc<str>, capacity: usize) -> (NodeLink, mpsc::Receiver<NodeFrame>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let link = NodeLink { node, conn, tx, broken: Arc::default(), frames: Arc::default() };
+        let link = NodeLink { node, tx, broken: Arc::default(), frames: Arc::default() };
         (link, rx)
     }
 
@@ -141,6 +139,7 @@ impl NodeLink {
         self.frames.load(Relaxed)
     }
 
+    /// Whether both are handles of the same connection.
     pub fn same(&self, other: &NodeLink) -> bool {
         Arc::ptr_eq(&self.broken, &other.broken)
     }

@@ -107,7 +107,6 @@ pub enum RoomMsg {
     Tick,
     /// Another node wants this room's events (it has subscribers here).
     NodeSubscribe(NodeLink),
-    NodeUnsubscribe(Arc<str>),
     /// A session of another node joins; the answer goes back on the link.
     RemoteJoin {
         link: NodeLink,
@@ -306,7 +305,6 @@ impl Actor for RoomActor {
                     sh.nodes.push(link);
                 }
             }
-            RoomMsg::NodeUnsubscribe(node) => st.shared.lock().nodes.retain(|l| l.node != node),
             RoomMsg::RemoteJoin { link, req, session, user } => {
                 st.last_activity = Instant::now();
                 let result = st.remote_join(&link.node, session, user).await;

@@ -175,6 +175,12 @@ impl ClusterHooks for ClusterState {
         let _ = writeln!(out, "# TYPE confab_cluster_live_nodes gauge\nconfab_cluster_live_nodes {}", view.live.len());
         let _ = writeln!(out, "# HELP confab_cluster_dead_nodes Members declared dead and not yet forgotten.");
         let _ = writeln!(out, "# TYPE confab_cluster_dead_nodes gauge\nconfab_cluster_dead_nodes {}", view.dead.len());
+        let dead = self.nodes_declared_dead.load(Relaxed);
+        let _ = writeln!(out, "# HELP confab_cluster_nodes_declared_dead_total Members gossip declared dead so far.");
+        let _ = writeln!(
+            out,
+            "# TYPE confab_cluster_nodes_declared_dead_total counter\nconfab_cluster_nodes_declared_dead_total {dead}"
+        );
         let _ = writeln!(out, "# HELP confab_cluster_quorum Whether this node sees a majority of the cluster.");
         let _ =
             writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(view.has_quorum()));

@@ -15,7 +15,7 @@ use confab_schemas::node::{MAX_NODE_FRAME, NODE_PROTOCOL_VERSION, NodeFrame, dec
 use futures::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -24,8 +24,6 @@ use tracing::{debug, info, warn};
 /// Frames a link queues before it counts as broken.
 const LINK_CAPACITY: usize = 65_536;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// What every connection needs.
 #[derive(Clone)]
@@ -128,8 +126,7 @@ async fn dial(net: &Net, peer: &str, addr: SocketAddr) -> Result<(Reader, Writer
 
 /// Runs one established connection until either side closes it or its queue overflows.
 async fn run_connection(net: Net, peer: String, mut r: Reader, w: Writer) {
-    let conn = CONN_IDS.fetch_add(1, Relaxed);
-    let (link, rx) = NodeLink::channel(peer.clone().into(), conn, LINK_CAPACITY);
+    let (link, rx) = NodeLink::channel(peer.clone().into(), LINK_CAPACITY);
     let counters = net.state.add_link(link.clone());
     info!(%peer, "connected to peer");
     net.system.view_changed();

@@ -3,8 +3,8 @@
 //! connection closes. It returns every ack, one per cid.
 
 use crate::{Api, Ws};
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
+use std::collections::HashMap;
 
 pub async fn send_reliably(
     api: &Api,
@@ -14,47 +14,8 @@ pub async fn send_reliably(
     n: usize,
     window: usize,
 ) -> HashMap<String, Value> {
-    let frame = |i: usize| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} #{i}")});
-    let mut ws = api.ws(ws_url).await;
-    ws.join(room, Some(0)).await;
-    let mut acks: HashMap<String, Value> = HashMap::new();
-    let mut unacked: BTreeMap<usize, ()> = BTreeMap::new();
-    let mut next = 0;
-    while acks.len() < n {
-        while next < n && unacked.len() < window {
-            let _ = ws.try_send(frame(next)).await; // a lost send is resent after the reconnect
-            unacked.insert(next, ());
-            next += 1;
-        }
-        match ws.next().await {
-            Some(f) if f["type"] == "ack" => {
-                let cid = f["cid"].as_str().expect("cid").to_owned();
-                let i: usize = cid.rsplit('-').next().and_then(|s| s.parse().ok()).expect("our cid");
-                unacked.remove(&i);
-                if let Some(old) = acks.insert(cid.clone(), f.clone()) {
-                    assert_eq!(old, f, "a repeated cid got a different ack");
-                }
-            }
-            Some(f) if f["type"] == "error" => {
-                let code = f["code"].as_str().unwrap_or_default();
-                assert!(matches!(code, "retry" | "overloaded"), "unexpected error {f}");
-                if let Some(i) = f["ref"].as_str().and_then(|c| c.rsplit('-').next()).and_then(|s| s.parse().ok()) {
-                    let _ = ws.try_send(frame(i)).await;
-                }
-            }
-            Some(_) => {}
-            None => {
-                // Closed (session restart, lagging): reconnect and resend what is unacked.
-                ws = api.ws(ws_url).await;
-                ws.join(room, Some(0)).await;
-                for &i in unacked.keys() {
-                    let _ = ws.try_send(frame(i)).await;
-                }
-            }
-        }
-    }
-    ws.close().await;
-    acks
+    // The cluster client with one node: it reconnects to the same one.
+    crate::cluster::send_reliably_any(api, &[ws_url.to_owned()], room, prefix, n, window).await.acks
 }
 
 /// Receives the messages of `room` from seq 1 until `count` arrived, reconnecting with `since`

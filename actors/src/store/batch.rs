@@ -77,6 +77,22 @@ const PG_INSERT: &str = "INSERT INTO messages (room_id, seq, sender_id, cid, bod
                          SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
                          $7::int8[], $8::int8[]) RETURNING id, room_id, seq";
 
+/// Moves read cursors forward inside `$tx`, in chunks, with the backend's `$upsert` clause (the
+/// same statement otherwise; a macro because the two transactions have different types).
+macro_rules! upsert_cursors {
+    ($tx:ident, $cursors:expr, $upsert:expr) => {
+        for chunk in $cursors.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::new(CURSOR_INSERT);
+            let now = confab_schemas::now_ms();
+            q.push_values(chunk, |mut b, c| {
+                b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
+            });
+            q.push($upsert);
+            q.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+
 const CURSOR_INSERT: &str = "INSERT INTO read_cursors (user_id, room_id, seq, updated_at) ";
 const SQLITE_CURSOR_UPSERT: &str = " ON CONFLICT (user_id, room_id) DO UPDATE SET \
                                     seq = MAX(read_cursors.seq, excluded.seq), updated_at = excluded.updated_at";
@@ -148,15 +164,7 @@ impl Store {
             }
         }
 
-        for chunk in cursors.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new(CURSOR_INSERT);
-            let now = confab_schemas::now_ms();
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
-            });
-            q.push(SQLITE_CURSOR_UPSERT);
-            q.build().execute(&mut *tx).await?;
-        }
+        upsert_cursors!(tx, cursors, SQLITE_CURSOR_UPSERT);
 
         tx.commit().await?;
         Ok(outcomes)
@@ -218,15 +226,7 @@ impl Store {
             }
         }
 
-        for chunk in cursors.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new(CURSOR_INSERT);
-            let now = confab_schemas::now_ms();
-            q.push_values(chunk, |mut b, c| {
-                b.push_bind(c.user.0).push_bind(c.room.0).push_bind(c.seq as i64).push_bind(now);
-            });
-            q.push(PG_CURSOR_UPSERT);
-            q.build().execute(&mut *tx).await?;
-        }
+        upsert_cursors!(tx, cursors, PG_CURSOR_UPSERT);
 
         tx.commit().await?;
         Ok(outcomes)
