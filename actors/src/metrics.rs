@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (µs) of the commit-latency histogram buckets.
-const COMMIT_BUCKETS_US: [u64; 12] =
-    [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
+const COMMIT_BUCKETS_US: [u64; 14] =
+    [250, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
 
 /// Every metric of a node. Shared as `Arc<Metrics>`.
 #[derive(Debug, Default)]
@@ -19,7 +19,7 @@ pub struct Metrics {
     pub writer_batch_items: AtomicU64,
     pub writer_batch_max: AtomicU64,
     pub writer_failures: AtomicU64,
-    commit_buckets: [AtomicU64; 12],
+    commit_buckets: [AtomicU64; 14],
     commit_sum_us: AtomicU64,
     pub room_restarts: AtomicU64,
     pub session_restarts: AtomicU64,

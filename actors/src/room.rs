@@ -131,6 +131,8 @@ pub enum RoomMsg {
     Handoff,
     /// A frame from the room's owner (for a room sequenced elsewhere).
     FromOwner(NodeFrame),
+    /// The fan-out window has passed: send what was held back (self-sent).
+    ReleaseHeld,
 }
 
 /// State that outlives one incarnation of a room actor.
@@ -214,8 +216,19 @@ pub struct RoomState {
     remote: HashMap<RemoteKey, UserRef>,
     /// Handing off: sends are left unanswered (their sessions send them again to the new owner).
     moving: bool,
+    /// Committed message frames not yet sent to subscribers (see `SystemConfig::fanout_window`).
+    held: Vec<(u64, Bytes)>,
+    /// Their acks, answered right after them: a client never has an ack for seq N before every
+    /// message up to N (it resumes from the highest seq it has seen).
+    held_acks: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>,
+    /// When subscribers were last sent messages.
+    last_fanout: Instant,
+    /// A `ReleaseHeld` is on its way.
+    release_armed: bool,
 }
 
+/// Held messages that share one buffer (one outbound slot) in a fan-out.
+const FANOUT_CHUNK: usize = 32;
 /// Most recent `cid`s remembered per room before the oldest are forgotten.
 const RECENT_CAP: usize = 65_536;
 /// A sender's newest messages loaded to deduplicate a `cid` from before this incarnation.
@@ -257,6 +270,10 @@ impl Actor for RoomActor {
             ticker: None,
             remote: HashMap::new(),
             moving: false,
+            held: Vec::new(),
+            held_acks: Vec::new(),
+            last_fanout: Instant::now(),
+            release_armed: false,
         };
         st.recover().await?;
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
@@ -266,6 +283,7 @@ impl Actor for RoomActor {
     }
 
     async fn post_stop(&self, _me: ActorRef<RoomMsg>, st: &mut RoomState) -> Result<(), ActorProcessingErr> {
+        st.release_held();
         if let Some(t) = st.ticker.take() {
             t.abort();
         }
@@ -274,6 +292,24 @@ impl Actor for RoomActor {
     }
 
     async fn handle(&self, me: ActorRef<RoomMsg>, msg: RoomMsg, st: &mut RoomState) -> Result<(), ActorProcessingErr> {
+        // Messages held for the fan-out window go out before anything that could depend on
+        // them: a join's replay, a leave, presence, typing, a handoff. Only new sends and
+        // commits let them wait.
+        if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed { .. }) {
+            st.release_held();
+        }
+        let result = st.handle(&me, msg).await;
+        if result.is_err() {
+            // The room stops: what is durable still reaches its subscribers.
+            st.release_held();
+        }
+        result
+    }
+}
+
+impl RoomState {
+    async fn handle(&mut self, me: &ActorRef<RoomMsg>, msg: RoomMsg) -> Result<(), ActorProcessingErr> {
+        let (st, me) = (self, me.clone());
         match msg {
             RoomMsg::Join { sub, since, reply } => {
                 st.last_activity = Instant::now();
@@ -325,10 +361,11 @@ impl Actor for RoomActor {
                 st.moving = true;
                 st.finish_handoff(&me).await;
             }
-            RoomMsg::FromOwner(_) => {}
+            RoomMsg::FromOwner(_) | RoomMsg::ReleaseHeld => {}
             RoomMsg::Committed { epoch, results } => {
                 if epoch == st.epoch {
                     st.committed(results)?;
+                    st.release_or_hold(&me);
                     if st.moving {
                         st.finish_handoff(&me).await;
                     }
@@ -701,10 +738,9 @@ impl RoomState {
             }
             p.row.id = id;
             self.head = seq;
-            let frame = encode_server_frame(&ServerFrame::message(&p.row));
-            self.fan_out(&mut sh, frame, seq);
+            self.held.push((seq, encode_server_frame(&ServerFrame::message(&p.row))));
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            p.reply.answer(room, p.row.sender, p.row.cid.clone(), ack);
+            self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
             self.remember((p.row.sender, p.row.cid.clone()), Recent::Committed { seq, id, ts: p.row.ts });
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {
@@ -714,15 +750,60 @@ impl RoomState {
         Ok(())
     }
 
-    /// Sends one committed message to every subscriber: the same bytes to each.
-    fn fan_out(&mut self, sh: &mut Shared, frame: Bytes, seq: u64) {
+    /// Sends the held messages now, or once the fan-out window since the last fan-out has
+    /// passed. A quiet room's message goes out at once; a busy room's messages go out together,
+    /// at most once per window, so that each socket gets them in one write.
+    fn release_or_hold(&mut self, me: &ActorRef<RoomMsg>) {
+        if self.held.is_empty() {
+            return;
+        }
+        let window = self.ctx.config.fanout_window;
+        let since = self.last_fanout.elapsed();
+        if since >= window || self.moving {
+            self.release_held();
+        } else if !self.release_armed {
+            self.release_armed = true;
+            me.send_after(window - since, || RoomMsg::ReleaseHeld);
+        }
+    }
+
+    /// Sends every held message to every subscriber, in seq order, then their acks.
+    fn release_held(&mut self) {
+        self.release_armed = false;
+        if self.held.is_empty() {
+            return;
+        }
+        let held = std::mem::take(&mut self.held);
+        let shared = self.shared.clone();
+        let mut sh = shared.lock();
         let room = self.room.id;
-        // Once per subscribed node; a node whose link broke subscribes again and catches up.
-        sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq, frame: frame.clone() }).is_ok());
+        // Once per subscribed node and message; a node whose link broke subscribes again and
+        // catches up.
+        for (seq, frame) in &held {
+            sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq: *seq, frame: frame.clone() }).is_ok());
+        }
+        for chunk in held.chunks(FANOUT_CHUNK) {
+            let last = chunk[chunk.len() - 1].0;
+            let frames = match chunk {
+                [(_, one)] => one.clone(),
+                many => Bytes::from(many.iter().flat_map(|(_, f)| f.iter().copied()).collect::<Vec<u8>>()),
+            };
+            self.fan_out(&mut sh, frames, last);
+        }
+        drop(sh);
+        for (reply, user, cid, ack) in std::mem::take(&mut self.held_acks) {
+            reply.answer(room, user, cid, ack);
+        }
+        self.last_fanout = Instant::now();
+    }
+
+    /// Sends committed messages (one or more WebSocket frames, up to `seq`) to every
+    /// subscriber: the same bytes to each.
+    fn fan_out(&mut self, sh: &mut Shared, frames: Bytes, seq: u64) {
         let mut lagging = Vec::new();
         let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {
-            match sub.s.out.push(frame.clone()) {
+            match sub.s.out.push(frames.clone()) {
                 Ok(()) => sub.last_seq = seq,
                 Err(Refused::Full) => lagging.push(sub.s.session),
                 Err(Refused::Closed) => gone.push(sub.s.session),

@@ -46,6 +46,10 @@ pub struct SystemConfig {
     pub rate_burst: u32,
     pub rate_per_sec: f64,
     pub max_batch: usize,
+    /// A room sends committed messages to its subscribers at most once per window: a message
+    /// committed sooner after the last fan-out waits for the rest of the window and goes out
+    /// with the others, in one write per socket. Zero sends each commit's messages at once.
+    pub fanout_window: Duration,
     /// Where foyer spills history pages (`None`: memory only).
     pub cache_dir: Option<PathBuf>,
     pub cache_memory_bytes: usize,
@@ -69,6 +73,7 @@ impl Default for SystemConfig {
             rate_burst: 20,
             rate_per_sec: 5.0,
             max_batch: 2000,
+            fanout_window: Duration::from_millis(10),
             cache_dir: None,
             cache_memory_bytes: 64 << 20,
             cache_disk_bytes: 256 << 20,

@@ -11,6 +11,7 @@ pub mod health;
 pub mod mail;
 pub mod rooms;
 pub mod security;
+pub mod socket_writers;
 pub mod throttle;
 pub mod tokens;
 pub mod web;
@@ -55,6 +56,8 @@ pub struct GatewayConfig {
     pub max_connections_per_ip: usize,
     /// Admins may kill actors through `POST /api/chaos`.
     pub enable_chaos: bool,
+    /// Threads that write to WebSockets, apart from the actors' runtime (0: write from it).
+    pub socket_writer_threads: usize,
 }
 
 impl Default for GatewayConfig {
@@ -75,6 +78,7 @@ impl Default for GatewayConfig {
             code_free_requests: 3,
             max_connections_per_ip: 256,
             enable_chaos: false,
+            socket_writer_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -88,6 +92,8 @@ pub struct AppInner {
     pub code_throttle: throttle::Throttle,
     /// Open WebSockets per client IP.
     pub connections: Mutex<HashMap<IpAddr, usize>>,
+    /// Where WebSocket writer tasks run.
+    pub writers: socket_writers::SocketWriters,
 }
 
 impl AppInner {
@@ -96,7 +102,16 @@ impl AppInner {
             throttle::Throttle::new(config.login_free_attempts, Duration::from_secs(1), Duration::from_secs(15 * 60));
         let code_throttle =
             throttle::Throttle::new(config.code_free_requests, Duration::from_secs(30), Duration::from_secs(3600));
-        AppInner { system, config, mailer, login_throttle, code_throttle, connections: Mutex::new(HashMap::new()) }
+        let writers = socket_writers::SocketWriters::new(config.socket_writer_threads);
+        AppInner {
+            system,
+            config,
+            mailer,
+            login_throttle,
+            code_throttle,
+            connections: Mutex::new(HashMap::new()),
+            writers,
+        }
     }
 }
 

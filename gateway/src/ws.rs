@@ -130,7 +130,7 @@ async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _
 
     let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
     let done = CancellationToken::new();
-    let mut writer = tokio::spawn(write_loop(write_half, rx, done.clone()));
+    let mut writer = state.writers.spawn(write_loop(write_half, rx, done.clone()));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
     let writer_done = tokio::select! {
         _ = async {

@@ -59,6 +59,15 @@ pub struct ServeArgs {
     /// Most writes in one database transaction [default: 2000].
     #[arg(long, env = "CONFAB_MAX_BATCH")]
     pub max_batch: Option<usize>,
+    /// A busy room sends messages to its members at most once per this many milliseconds,
+    /// several per write; a quiet room's message goes out at once. 0 sends each commit at once
+    /// [default: 10].
+    #[arg(long, env = "CONFAB_FANOUT_WINDOW_MS")]
+    pub fanout_window_ms: Option<u64>,
+    /// Threads that write to WebSockets, apart from the actors' runtime; 0 writes from the
+    /// actors' runtime [default: the CPUs this process may use].
+    #[arg(long, env = "CONFAB_SOCKET_WRITER_THREADS")]
+    pub socket_writer_threads: Option<usize>,
     /// Seconds without subscribers before a room actor passivates [default: 120].
     #[arg(long, env = "CONFAB_ROOM_IDLE_SECS")]
     pub room_idle_secs: Option<u64>,
@@ -176,6 +185,8 @@ impl ServeArgs {
             rate_per_sec,
             outbound_queue,
             max_batch,
+            fanout_window_ms,
+            socket_writer_threads,
             room_idle_secs,
             shutdown_grace_secs,
             secure_cookies,
@@ -282,6 +293,11 @@ impl NodeConfig {
             rate_burst: positive(a.rate_burst.unwrap_or(d.rate_burst) as usize, "rate-burst")? as u32,
             rate_per_sec: a.rate_per_sec.unwrap_or(d.rate_per_sec),
             max_batch: positive(a.max_batch.unwrap_or(d.max_batch), "max-batch")?,
+            fanout_window: match a.fanout_window_ms {
+                Some(ms) if ms > 1000 => bail!("--fanout-window-ms is at most 1000"),
+                Some(ms) => Duration::from_millis(ms),
+                None => d.fanout_window,
+            },
             room_idle: a.room_idle_secs.map(Duration::from_secs).unwrap_or(d.room_idle),
             lease_ttl_ms: positive(a.lease_ttl_secs.unwrap_or(10) as usize, "lease-ttl-secs")? as i64 * 1000,
             cache_dir: Some(data_dir.join("cache")),
@@ -344,6 +360,7 @@ impl NodeConfig {
             login_free_attempts: a.login_free_attempts.unwrap_or(g.login_free_attempts),
             code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
             enable_chaos: a.enable_chaos.unwrap_or(false),
+            socket_writer_threads: a.socket_writer_threads.unwrap_or(g.socket_writer_threads),
             ..g
         };
         let seeds: Vec<String> = a.seeds.clone().unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();

@@ -62,9 +62,17 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let http = match &config.tls {
         Some((cert, key)) => tokio::spawn(tls::serve(listener, tls::acceptor(cert, key)?, app, stop.clone())),
         None => tokio::spawn(
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(stop.clone().cancelled_owned())
-                .into_future(),
+            // Chat frames are small: without TCP_NODELAY, Nagle's algorithm holds a frame while
+            // an earlier one is unacknowledged, and a client that delays its ACKs (most do)
+            // turns that into a wait of up to 40 ms.
+            axum::serve(
+                axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                }),
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .into_future(),
         ),
     };
     info!(

@@ -72,6 +72,56 @@ async fn concurrent_senders_every_receiver_sees_every_message_once_in_order() {
     node.stop().await;
 }
 
+/// A busy room holds messages for its fan-out window and sends them together: every member still
+/// gets every message once and in order, and a sender never gets the ack for seq N before the
+/// messages up to N (it would resume after N and miss one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_room_sends_in_windows_and_never_acks_ahead_of_its_messages() {
+    let args = confab::ServeArgs { fanout_window_ms: Some(200), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let api = node.user(&unique("win")).await;
+    let room = api.room_id("general").await;
+    let mut observer = api.ws(&node.ws_url).await;
+    observer.join(room, None).await;
+    const N: usize = 30;
+    let mut senders = Vec::new();
+    for s in 0..2 {
+        let user = node.user(&unique(&format!("w{s}_"))).await;
+        let mut ws = user.ws(&node.ws_url).await;
+        ws.join(room, None).await;
+        senders.push(ws);
+    }
+    for i in 0..N {
+        for (s, ws) in senders.iter_mut().enumerate() {
+            ws.send(json!({"type": "send", "room": room, "cid": format!("c{s}-{i}"), "body": format!("{s}:{i}")}))
+                .await;
+        }
+    }
+    for ws in senders.iter_mut() {
+        // Frames in arrival order: each ack's seq must already have been delivered.
+        let (mut highest, mut acks) = (0u64, 0);
+        while acks < N {
+            let f = ws.next().await.expect("a frame");
+            match f["type"].as_str() {
+                Some("message") => {
+                    let seq = f["seq"].as_u64().expect("seq");
+                    assert_eq!(seq, highest + 1, "messages in order, none skipped");
+                    highest = seq;
+                }
+                Some("ack") => {
+                    let seq = f["seq"].as_u64().expect("seq");
+                    assert!(seq <= highest, "ack for seq {seq} before that message (seen up to {highest})");
+                    acks += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    let seen = observer.messages(room, 2 * N).await;
+    assert_eq!(seqs(&seen), (1..=(2 * N) as u64).collect::<Vec<_>>());
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_cid_gets_the_original_ack_and_stores_one_message() {
     let node = TestNode::start(NodeOpts::default()).await;

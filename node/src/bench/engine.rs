@@ -396,6 +396,7 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
             sender: sender_arc,
             resend_rx: shared.map(|(_, rx)| rx),
             writer_tx: Some(writer_tx),
+            lazy_ack: setup.lazy_ack,
         };
         conns.push(tokio::spawn(conn.run(gate.clone(), ready_tx.clone(), start_rx.clone())));
     }
@@ -581,6 +582,7 @@ struct Conn {
     sender: Option<Arc<Sender>>,
     resend_rx: Option<mpsc::UnboundedReceiver<u64>>,
     writer_tx: Option<tokio::sync::oneshot::Sender<(WsWrite, mpsc::UnboundedReceiver<u64>)>>,
+    lazy_ack: bool,
 }
 
 impl Conn {
@@ -596,7 +598,7 @@ impl Conn {
             let room = self.ctx.rooms[self.room_idx];
             tokio::time::timeout(Duration::from_secs(60), async {
                 let ws = net::ws_connect(self.addr, self.source, &self.token).await?;
-                let (mut r, mut w) = net::split(ws);
+                let (mut r, mut w) = net::split(ws, self.lazy_ack);
                 net::join(&mut r, &mut w, room).await?;
                 Ok::<_, ConnectError>((r, w))
             })

@@ -48,7 +48,7 @@ pub(crate) async fn run(
                 match room {
                     None => Ok(Held::Plain(ws)),
                     Some(room) => {
-                        let (mut r, mut w) = net::split(ws);
+                        let (mut r, mut w) = net::split(ws, false);
                         net::join(&mut r, &mut w, room).await?;
                         Ok(Held::Joined(r, w))
                     }

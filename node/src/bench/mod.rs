@@ -68,6 +68,11 @@ struct ConnArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Member sockets ask the kernel to delay their ACKs (`TCP_QUICKACK` off after each read)
+    /// instead of acknowledging every segment at once, the kernel's default for a socket that
+    /// only receives. Cheaper for the generator on loopback; see `net::LazyAck`.
+    #[arg(long)]
+    lazy_ack: bool,
 }
 
 /// How long and how hard to send.
@@ -162,6 +167,8 @@ pub(crate) struct Setup {
     pub sources: Vec<Option<IpAddr>>,
     pub server_pid: Option<String>,
     pub run_id: String,
+    /// Member sockets ask for delayed ACKs (`--lazy-ack`).
+    pub lazy_ack: bool,
 }
 
 /// Runs `confab bench …`.
@@ -293,6 +300,7 @@ async fn load(
         sources,
         server_pid: conn.server_pid.map(|p| p.to_string()),
         run_id: run,
+        lazy_ack: conn.lazy_ack,
     };
     let spec = |step: usize, rate: f64| RunSpec {
         rooms,

@@ -123,6 +123,8 @@ pub(crate) struct WriterDelta {
     /// Upper bucket bounds (ms) that hold the 50th and 99th percentile commit.
     pub commit_p50_le_ms: f64,
     pub commit_p99_le_ms: f64,
+    /// Upper bound of the bucket that holds the slowest commit.
+    pub commit_max_le_ms: f64,
 }
 
 impl WriterDelta {
@@ -146,6 +148,7 @@ impl WriterDelta {
             commit_mean_ms: if batches > 0.0 { (b.commit_sum - a.commit_sum) / batches * 1000.0 } else { f64::NAN },
             commit_p50_le_ms: q(0.50),
             commit_p99_le_ms: q(0.99),
+            commit_max_le_ms: q(1.0),
         }
     }
 
@@ -161,19 +164,21 @@ impl WriterDelta {
             "avg_batch": r3(self.avg_batch()), "batch_max_ever": self.batch_max,
             "commit_mean_ms": num(self.commit_mean_ms),
             "commit_p50_le_ms": num(self.commit_p50_le_ms), "commit_p99_le_ms": num(self.commit_p99_le_ms),
+            "commit_max_le_ms": num(self.commit_max_le_ms),
         })
     }
 
     pub(crate) fn line(&self) -> String {
         format!(
-            "{:.0} commits/s, {:.0} items/s, avg batch {:.1} (max ever {:.0}); commit mean {:.2} ms, p50 ≤ {} ms, p99 ≤ {} ms",
+            "{:.0} commits/s, {:.0} items/s, avg batch {:.1} (max ever {:.0}); commit mean {:.2} ms, p50 ≤ {} ms, p99 ≤ {} ms, max ≤ {} ms",
             self.batches / self.secs,
             self.items / self.secs,
             self.avg_batch(),
             self.batch_max,
             self.commit_mean_ms,
             self.commit_p50_le_ms,
-            self.commit_p99_le_ms
+            self.commit_p99_le_ms,
+            self.commit_max_le_ms
         )
     }
 }
