@@ -46,6 +46,9 @@ pub struct SystemConfig {
     pub rate_burst: u32,
     pub rate_per_sec: f64,
     pub max_batch: usize,
+    /// Shortest time between the end of one commit and the start of the next: writes arriving
+    /// meanwhile share the next commit (group commit). Zero commits as soon as the writer is free.
+    pub commit_gap: Duration,
     /// A room sends committed messages to its subscribers at most once per window: a message
     /// committed sooner after the last fan-out waits for the rest of the window and goes out
     /// with the others, in one write per socket. Zero sends each commit's messages at once.
@@ -73,6 +76,7 @@ impl Default for SystemConfig {
             rate_burst: 20,
             rate_per_sec: 5.0,
             max_batch: 2000,
+            commit_gap: Duration::from_millis(2),
             fanout_window: Duration::from_millis(10),
             cache_dir: None,
             cache_memory_bytes: 64 << 20,
@@ -604,7 +608,13 @@ impl ActorSystem {
         };
         let commits = crate::commit_thread::CommitThread::start(&format!("{node}-commit"))
             .map_err(|e| Error::Actor(format!("starting the commit thread: {e}")))?;
-        let writer_args = WriterArgs { store, metrics: metrics.clone(), max_batch: ctx.config.max_batch, commits };
+        let writer_args = WriterArgs {
+            store,
+            metrics: metrics.clone(),
+            max_batch: ctx.config.max_batch,
+            min_gap: ctx.config.commit_gap,
+            commits,
+        };
         let sup_args =
             WriterSupArgs { writer: writer_args, slot: ctx.writer.clone(), name: format!("{node}/writer"), on_restart };
         let (writer_sup, _) =

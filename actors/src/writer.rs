@@ -6,6 +6,11 @@
 //! batches grow by themselves, and an idle writer commits a lone message at once. A buffer that
 //! reaches `max_batch` is committed without waiting for the `Flush`.
 //!
+//! Group commit: a `Flush` that comes less than `min_gap` after the last commit ended waits for
+//! the rest of that gap, so that a steady trickle of writes shares commits instead of paying one
+//! commit (statements, a sync, thread switches) each. A write after a quiet spell commits at once,
+//! and so does a buffer of `GAP_ENOUGH` writes (the commit's fixed cost is shared already).
+//!
 //! Answers: after each commit the writer casts one `RoomMsg::Committed` per room, in seq order.
 //! A failed commit answers every write in it with a failure and *poisons* the (room, epoch) pairs
 //! it held: later writes of that incarnation fail too, so a room can never commit seq N+1 after
@@ -23,8 +28,11 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
+
+/// Buffered writes that commit without waiting for the rest of the gap.
+const GAP_ENOUGH: usize = 64;
 
 /// Messages of the batching writer.
 pub enum WriterMsg {
@@ -71,6 +79,8 @@ pub struct WriterArgs {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub max_batch: usize,
+    /// Shortest time between the end of one commit and the start of the next (see above).
+    pub min_gap: Duration,
     /// Where transactions run (shared by the writer's incarnations).
     pub commits: CommitThread,
 }
@@ -83,7 +93,10 @@ pub struct WriterState {
     msgs: Vec<NewMessage>,
     replies: Vec<ActorRef<RoomMsg>>,
     cursors: Vec<CursorWrite>,
+    /// A `Flush` is in the mailbox or on a timer.
     flush_queued: bool,
+    /// When the last commit ended.
+    last_commit: Option<Instant>,
     /// Room incarnations whose writes failed: their later writes fail too.
     poisoned: HashMap<RoomId, u64>,
 }
@@ -100,6 +113,7 @@ impl Actor for BatchWriter {
             replies: Vec::new(),
             cursors: Vec::new(),
             flush_queued: false,
+            last_commit: None,
             poisoned: HashMap::new(),
         })
     }
@@ -134,6 +148,13 @@ impl Actor for BatchWriter {
                 }
             }
             WriterMsg::Flush => {
+                let since = st.last_commit.map(|t| t.elapsed());
+                let buffered = st.msgs.len() + st.cursors.len();
+                if let Some(since) = since.filter(|&d| d < st.args.min_gap && buffered < GAP_ENOUGH) {
+                    // Too soon after the last commit: more writes join this one.
+                    me.send_after(st.args.min_gap - since, || WriterMsg::Flush);
+                    return Ok(());
+                }
                 st.flush_queued = false;
                 st.commit().await;
             }
@@ -196,6 +217,7 @@ impl WriterState {
             Ok(failed) => self.poisoned.extend(failed),
             Err(e) => error!(err = %e, "commit task failed"),
         }
+        self.last_commit = Some(Instant::now());
     }
 }
 

@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// [default: 10].
     #[arg(long, env = "CONFAB_FANOUT_WINDOW_MS")]
     pub fanout_window_ms: Option<u64>,
+    /// Shortest time between two commits, in microseconds: writes arriving meanwhile share the
+    /// next commit. A write after a quiet spell commits at once [default: 2000].
+    #[arg(long, env = "CONFAB_COMMIT_GAP_US")]
+    pub commit_gap_us: Option<u64>,
     /// Threads that write to WebSockets, apart from the actors' runtime; 0 writes from the
     /// actors' runtime [default: the CPUs this process may use].
     #[arg(long, env = "CONFAB_SOCKET_WRITER_THREADS")]
@@ -186,6 +190,7 @@ impl ServeArgs {
             outbound_queue,
             max_batch,
             fanout_window_ms,
+            commit_gap_us,
             socket_writer_threads,
             room_idle_secs,
             shutdown_grace_secs,
@@ -293,6 +298,11 @@ impl NodeConfig {
             rate_burst: positive(a.rate_burst.unwrap_or(d.rate_burst) as usize, "rate-burst")? as u32,
             rate_per_sec: a.rate_per_sec.unwrap_or(d.rate_per_sec),
             max_batch: positive(a.max_batch.unwrap_or(d.max_batch), "max-batch")?,
+            commit_gap: match a.commit_gap_us {
+                Some(us) if us > 1_000_000 => bail!("--commit-gap-us is at most 1000000"),
+                Some(us) => Duration::from_micros(us),
+                None => d.commit_gap,
+            },
             fanout_window: match a.fanout_window_ms {
                 Some(ms) if ms > 1000 => bail!("--fanout-window-ms is at most 1000"),
                 Some(ms) => Duration::from_millis(ms),
@@ -474,6 +484,18 @@ mod tests {
         assert!(NodeConfig::resolve(&ServeArgs { database_url: Some("mysql://x".into()), ..base.clone() }).is_err());
         assert!(NodeConfig::resolve(&ServeArgs { sqlite_sync: Some("off".into()), ..base.clone() }).is_err());
         assert!(NodeConfig::resolve(&ServeArgs { max_batch: Some(0), ..base.clone() }).is_err());
+        assert!(NodeConfig::resolve(&ServeArgs { fanout_window_ms: Some(1001), ..base.clone() }).is_err());
+        assert!(NodeConfig::resolve(&ServeArgs { commit_gap_us: Some(1_000_001), ..base.clone() }).is_err());
+        let tuned = ServeArgs {
+            fanout_window_ms: Some(0),
+            commit_gap_us: Some(500),
+            socket_writer_threads: Some(0),
+            ..base.clone()
+        };
+        let c = NodeConfig::resolve(&tuned).unwrap();
+        assert_eq!(c.system.fanout_window, Duration::ZERO);
+        assert_eq!(c.system.commit_gap, Duration::from_micros(500));
+        assert_eq!(c.gateway.socket_writer_threads, 0);
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         assert!(NodeConfig::resolve(&ServeArgs { config: Some(file), ..base }).is_err());
