@@ -99,6 +99,40 @@ const SQLITE_CURSOR_UPSERT: &str = " ON CONFLICT (user_id, room_id) DO UPDATE SE
 const PG_CURSOR_UPSERT: &str = " ON CONFLICT (user_id, room_id) DO UPDATE SET \
                                 seq = GREATEST(read_cursors.seq, excluded.seq), updated_at = excluded.updated_at";
 
+/// A commit slower than this is logged with the time of each of its steps.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long each step of a SQLite commit took: begin, read, insert, cursors, commit (the sync).
+struct Phases {
+    last: std::time::Instant,
+    took: Vec<std::time::Duration>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases { last: std::time::Instant::now(), took: Vec::with_capacity(5) }
+    }
+
+    fn mark(&mut self) {
+        let now = std::time::Instant::now();
+        self.took.push(now - self.last);
+        self.last = now;
+    }
+
+    fn warn_if_slow(&self, writes: usize) {
+        let total: std::time::Duration = self.took.iter().sum();
+        if total >= SLOW_COMMIT {
+            let ms: Vec<String> = self.took.iter().map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).collect();
+            tracing::warn!(
+                writes,
+                total_ms = total.as_secs_f64() * 1e3,
+                "slow commit; ms per step (begin, read, insert, cursors, commit): {}",
+                ms.join(", ")
+            );
+        }
+    }
+}
+
 /// Each room's lease epoch and stored head, as read inside the transaction.
 type RoomStates = HashMap<i64, (u64, u64)>;
 
@@ -122,7 +156,9 @@ impl Store {
         rooms: &[i64],
         cursors: &[CursorWrite],
     ) -> Result<Vec<WriteOutcome>> {
+        let mut phases = Phases::start();
         let mut tx = p.begin().await?;
+        phases.mark();
 
         let mut states = RoomStates::with_capacity(rooms.len());
         for chunk in rooms.chunks(INSERT_CHUNK) {
@@ -137,6 +173,7 @@ impl Store {
             }
         }
 
+        phases.mark();
         let (mut outcomes, live) = plan(msgs, &states);
         let stored = self.stored_bodies(msgs, &live)?;
         for (chunk, sealed) in live.chunks(INSERT_CHUNK).zip(stored.chunks(INSERT_CHUNK)) {
@@ -164,9 +201,12 @@ impl Store {
             }
         }
 
+        phases.mark();
         upsert_cursors!(tx, cursors, SQLITE_CURSOR_UPSERT);
-
+        phases.mark();
         tx.commit().await?;
+        phases.mark();
+        phases.warn_if_slow(msgs.len() + cursors.len());
         Ok(outcomes)
     }
 
