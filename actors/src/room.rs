@@ -786,7 +786,13 @@ impl RoomState {
             let last = chunk[chunk.len() - 1].0;
             let frames = match chunk {
                 [(_, one)] => one.clone(),
-                many => Bytes::from(many.iter().flat_map(|(_, f)| f.iter().copied()).collect::<Vec<u8>>()),
+                many => {
+                    let mut buf = Vec::with_capacity(many.iter().map(|(_, f)| f.len()).sum());
+                    for (_, f) in many {
+                        buf.extend_from_slice(f);
+                    }
+                    Bytes::from(buf)
+                }
             };
             self.fan_out(&mut sh, frames, last);
         }
