@@ -98,9 +98,9 @@ pub(crate) type WsRead = WebSocketRead<LazyAck>;
 /// A receiver that never sends is not in TCP's "ping-pong" mode, so Linux acknowledges every
 /// segment as soon as the reader drains its queue; on loopback that ACK is processed at once, in
 /// the reader's system call (the peer's ACK handling, and its next transmission, run there too).
-/// With 2,000 sockets on one core that was about 40% of the generator's CPU (`--lazy-ack`). `TCP_QUICKACK`
-/// off is a one-shot hint (the kernel drops it again when a delayed ACK times out), hence after
-/// every read. It changes when the client acknowledges, never what it receives.
+/// With 2,000 sockets on one core that was about 40% of the generator's CPU (`--lazy-ack`).
+/// `TCP_QUICKACK` off is a one-shot hint (the kernel drops it again when a delayed ACK times
+/// out), hence after every read. It changes when the client acknowledges, never what it receives.
 pub(crate) struct LazyAck {
     inner: OwnedReadHalf,
     enabled: bool,
@@ -120,6 +120,7 @@ impl tokio::io::AsyncRead for LazyAck {
         poll
     }
 }
+
 pub(crate) type WsWrite = WebSocketWrite<OwnedWriteHalf>;
 
 /// Why a connection could not be opened; the report counts them by kind.
