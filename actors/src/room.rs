@@ -309,7 +309,7 @@ impl Actor for RoomActor {
 
 impl RoomState {
     async fn handle(&mut self, me: &ActorRef<RoomMsg>, msg: RoomMsg) -> Result<(), ActorProcessingErr> {
-        let (st, me) = (self, me.clone());
+        let st = self;
         match msg {
             RoomMsg::Join { sub, since, reply } => {
                 st.last_activity = Instant::now();
