@@ -25,6 +25,7 @@ pub mod moderation;
 pub mod outbound;
 pub mod remote;
 pub mod room;
+pub mod sent_cids;
 pub mod session;
 pub mod store;
 pub mod system;

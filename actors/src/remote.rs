@@ -230,7 +230,7 @@ impl RemoteState {
             NodeFrame::SendResult { user, cid, frame, .. } => {
                 let cid: Arc<str> = cid.into();
                 if let Some(session) = self.sends.remove(&(user, cid.clone())) {
-                    let _ = session.cast(SessionMsg::SendResult { room: self.room, cid, frame });
+                    let _ = session.cast(SessionMsg::SendResults { room: self.room, cids: vec![cid], frames: frame });
                 }
             }
             NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(Some(MOVED.into())),

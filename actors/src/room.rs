@@ -18,6 +18,7 @@
 
 use crate::cluster::NodeLink;
 use crate::outbound::{Outbound, Refused};
+use crate::sent_cids::{Recent, SentCids};
 use crate::session::SessionMsg;
 use crate::store::{NewMessage, WriteOutcome};
 use crate::system::Ctx;
@@ -58,11 +59,44 @@ impl ReplyTo {
     pub fn answer(&self, room: RoomId, user: UserId, cid: Arc<str>, frame: Bytes) {
         match self {
             ReplyTo::Session(s) => {
-                let _ = s.cast(SessionMsg::SendResult { room, cid, frame });
+                let _ = s.cast(SessionMsg::SendResults { room, cids: vec![cid], frames: frame });
             }
             ReplyTo::Node(link) => {
                 let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
             }
+        }
+    }
+
+    /// Answers many sends, in order: one message per local session, carrying its frames in
+    /// one buffer (one write to its socket), instead of one per send.
+    pub fn answer_all(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) {
+        if let [_] = answers.as_slice() {
+            if let Some((reply, user, cid, frame)) = answers.into_iter().next() {
+                reply.answer(room, user, cid, frame);
+            }
+            return;
+        }
+        let mut sessions: Vec<(ActorRef<SessionMsg>, Vec<Arc<str>>, Vec<Bytes>)> = Vec::new();
+        let mut index: HashMap<ractor::ActorId, usize> = HashMap::new();
+        for (reply, user, cid, frame) in answers {
+            match reply {
+                ReplyTo::Session(s) => {
+                    let i = *index.entry(s.get_id()).or_insert_with(|| {
+                        sessions.push((s, Vec::new(), Vec::new()));
+                        sessions.len() - 1
+                    });
+                    sessions[i].1.push(cid);
+                    sessions[i].2.push(frame);
+                }
+                node => node.answer(room, user, cid, frame),
+            }
+        }
+        for (s, cids, frames) in sessions {
+            let frames = match <[Bytes; 1]>::try_from(frames) {
+                Ok([one]) => one,
+                Err(many) => Bytes::from(many.concat()),
+            };
+            let _ = s.cast(SessionMsg::SendResults { room, cids, frames });
         }
     }
 }
@@ -184,11 +218,6 @@ pub struct RoomArgs {
 
 pub struct RoomActor;
 
-enum Recent {
-    Pending,
-    Committed { seq: u64, id: i64, ts: i64 },
-}
-
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
 struct Bucket {
     tokens: f64,
@@ -204,9 +233,8 @@ pub struct RoomState {
     next_seq: u64,
     tail: VecDeque<MessageRow>,
     members: HashSet<UserId>,
-    recent: HashMap<(UserId, Arc<str>), Recent>,
-    recent_order: VecDeque<(UserId, Arc<str>)>,
-    loaded_senders: HashSet<UserId>,
+    /// Each sender's recent cids, to deduplicate resends.
+    sent: SentCids,
     buckets: HashMap<UserId, Bucket>,
     typing_at: HashMap<UserId, Instant>,
     online: HashMap<UserId, (Arc<str>, u32)>,
@@ -229,8 +257,6 @@ pub struct RoomState {
 
 /// Held messages that share one buffer (one outbound slot) in a fan-out.
 const FANOUT_CHUNK: usize = 32;
-/// Most recent `cid`s remembered per room before the oldest are forgotten.
-const RECENT_CAP: usize = 65_536;
 /// A sender's newest messages loaded to deduplicate a `cid` from before this incarnation.
 const SENDER_DEDUPE_LOAD: u32 = 256;
 
@@ -260,9 +286,7 @@ impl Actor for RoomActor {
             next_seq: head + 1,
             tail,
             members,
-            recent: HashMap::new(),
-            recent_order: VecDeque::new(),
-            loaded_senders: HashSet::new(),
+            sent: SentCids::default(),
             buckets: HashMap::new(),
             typing_at: HashMap::new(),
             online: HashMap::new(),
@@ -615,18 +639,16 @@ impl RoomState {
             return Err((ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
         }
         // Deduplicate before rate limiting: a retry must get its original ack.
-        let key = (user.id, cid.clone());
-        if !self.loaded_senders.contains(&user.id) {
+        if !self.sent.knows(user.id) {
             let rows =
                 self.ctx.store.recent_by_sender(self.room_id(), user.id, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
-            for r in rows {
-                self.remember((r.sender, r.cid.clone()), Recent::Committed { seq: r.seq, id: r.id, ts: r.ts });
-            }
-            self.loaded_senders.insert(user.id);
+            // Newest first from storage; remembered oldest first.
+            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
+            self.sent.load(user.id, stored);
         }
-        match self.recent.get(&key) {
+        match self.sent.get(user.id, &cid) {
             Some(Recent::Committed { seq, id, ts }) => {
-                let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq: *seq, id: *id, ts: *ts };
+                let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq, id, ts };
                 reply.answer(self.room_id(), user.id, cid, encode_server_frame(&ack));
                 return Ok(());
             }
@@ -678,25 +700,8 @@ impl RoomState {
         }
         self.next_seq += 1;
         self.shared.lock().pending.push_back(Pending { row, reply: reply.clone(), sent_at: Instant::now() });
-        self.remember(key, Recent::Pending);
+        self.sent.pending(user.id, cid);
         Ok(())
-    }
-
-    fn remember(&mut self, key: (UserId, Arc<str>), value: Recent) {
-        if self.recent.insert(key.clone(), value).is_none() {
-            self.recent_order.push_back(key);
-        }
-        while self.recent_order.len() > RECENT_CAP {
-            if let Some(old) = self.recent_order.pop_front() {
-                if matches!(self.recent.get(&old), Some(Recent::Pending)) {
-                    self.recent_order.push_back(old);
-                    break;
-                }
-                self.recent.remove(&old);
-                // Its sender's older cids must come from storage again.
-                self.loaded_senders.remove(&old.0);
-            }
-        }
     }
 
     fn take_token(&mut self, user: UserId) -> Result<(), Refusal> {
@@ -741,7 +746,7 @@ impl RoomState {
             self.held.push((seq, encode_server_frame(&ServerFrame::message(&p.row))));
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
             self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
-            self.remember((p.row.sender, p.row.cid.clone()), Recent::Committed { seq, id, ts: p.row.ts });
+            self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {
                 self.tail.pop_front();
@@ -797,9 +802,7 @@ impl RoomState {
             self.fan_out(&mut sh, frames, last);
         }
         drop(sh);
-        for (reply, user, cid, ack) in std::mem::take(&mut self.held_acks) {
-            reply.answer(room, user, cid, ack);
-        }
+        ReplyTo::answer_all(room, std::mem::take(&mut self.held_acks));
         self.last_fanout = Instant::now();
     }
 

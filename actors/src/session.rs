@@ -43,8 +43,9 @@ pub enum SessionMsg {
     Lagging { room: RoomId, last_seq: u64 },
     /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
     Close { reason: String, reconnect: bool },
-    /// A room's answer to one of this session's sends: an `ack` or an `error` frame.
-    SendResult { room: RoomId, cid: Arc<str>, frame: Bytes },
+    /// A room's answers to some of this session's sends: `frames` holds one `ack` or `error`
+    /// frame per cid, in order, ready for the socket (one write however many there are).
+    SendResults { room: RoomId, cids: Vec<Arc<str>>, frames: Bytes },
     /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
     /// answered are sent again. Only crashes count against a send's resends.
     RoomRestarted { room: RoomId, crashed: bool },
@@ -126,13 +127,15 @@ impl Actor for SessionActor {
             SessionMsg::Close { reason, reconnect } => {
                 st.close(&me, &reason, reconnect.then(BTreeMap::new));
             }
-            SessionMsg::SendResult { room, cid, frame } => {
-                if let Some(q) = st.in_flight.get_mut(&room)
-                    && let Some(i) = q.iter().position(|f| f.cid == cid)
-                {
-                    q.remove(i);
+            SessionMsg::SendResults { room, cids, frames } => {
+                if let Some(q) = st.in_flight.get_mut(&room) {
+                    for cid in &cids {
+                        if let Some(i) = q.iter().position(|f| f.cid == *cid) {
+                            q.remove(i);
+                        }
+                    }
                 }
-                if st.out.push(frame).is_err() {
+                if st.out.push(frames).is_err() {
                     st.close(&me, "lagging", Some(BTreeMap::new()));
                 }
             }
