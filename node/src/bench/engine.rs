@@ -199,7 +199,13 @@ pub(crate) struct RunReport {
     pub bench_cpu_pct: Option<f64>,
     pub server_cpu_pct: Option<f64>,
     pub writer: Option<WriterDelta>,
+    /// The writer from `WRITER_WARMUP` after the start to the end: without the first commits,
+    /// which also load every sender's recent cids and every room's state.
+    pub writer_steady: Option<WriterDelta>,
 }
+
+/// Seconds of sending left out of the steady writer figures (runs of at least 3× as long).
+const WRITER_WARMUP: Duration = Duration::from_secs(2);
 
 impl RunReport {
     /// The run delivered everything it was asked to, without loss, within the p99 bound.
@@ -235,6 +241,11 @@ impl RunReport {
             "reconnect_frames": self.reconnect_frames,
             "bench_cpu_pct": self.bench_cpu_pct.map(r3), "server_cpu_pct": self.server_cpu_pct.map(r3),
             "writer": self.writer.as_ref().map(WriterDelta::json),
+            "writer_after_warmup": self.writer_steady.as_ref().map(|w| {
+                let mut j = w.json();
+                j["warmup_s"] = json!(WRITER_WARMUP.as_secs_f64());
+                j
+            }),
         })
     }
 
@@ -311,6 +322,9 @@ impl RunReport {
         row("cpu", format!("bench {} · server {}", pct(self.bench_cpu_pct), pct(self.server_cpu_pct)));
         if let Some(w) = &self.writer {
             row("writer", w.line());
+        }
+        if let Some(w) = &self.writer_steady {
+            row(&format!("writer after {} s", WRITER_WARMUP.as_secs()), w.line());
         }
     }
 }
@@ -420,6 +434,13 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
     let t0 = Instant::now() + Duration::from_millis(100);
     let t0_nanos = body::instant_nanos(t0);
     let _ = start_tx.send(Some(t0));
+    let warm_scrape = (spec.duration >= 3 * WRITER_WARMUP).then(|| {
+        let nodes = setup.nodes.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((t0 + WRITER_WARMUP).into()).await;
+            (Instant::now(), scrape_writer(&nodes).await)
+        })
+    });
     tokio::time::sleep_until((t0 + spec.duration).into()).await;
 
     // Drain: until every sender has its answers and every member has every acked message.
@@ -500,8 +521,15 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         connected_per_room.iter().map(|c| c * spec.sends_per_sender() * spec.senders as u64).sum();
     let secs_to = |nanos: u64| if nanos > t0_nanos { (nanos - t0_nanos) as f64 / 1e9 } else { f64::NAN };
     let cpu_pct = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall * 100.0);
-    let writer = match (before, after) {
-        (Some(a), Some(b)) => Some(WriterDelta::between(&a, &b, wall)),
+    let writer = match (before, &after) {
+        (Some(a), Some(b)) => Some(WriterDelta::between(&a, b, wall)),
+        _ => None,
+    };
+    let writer_steady = match (warm_scrape, &after) {
+        (Some(task), Some(b)) => match task.await {
+            Ok((at, Some(a))) => Some(WriterDelta::between(&a, b, (end - at).as_secs_f64())),
+            _ => None,
+        },
         _ => None,
     };
     let errors = ctx.errors.lock().expect("errors lock").clone();
@@ -538,6 +566,7 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         bench_cpu_pct: cpu_pct(cpu0.0, cpu1.0),
         server_cpu_pct: cpu_pct(cpu0.1, cpu1.1),
         writer,
+        writer_steady,
         spec,
     })
 }
