@@ -67,37 +67,51 @@ impl ReplyTo {
         }
     }
 
-    /// Answers many sends, in order: one message per local session, carrying its frames in
-    /// one buffer (one write to its socket), instead of one per send.
-    pub fn answer_all(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) {
-        if let [_] = answers.as_slice() {
-            if let Some((reply, user, cid, frame)) = answers.into_iter().next() {
-                reply.answer(room, user, cid, frame);
-            }
-            return;
-        }
-        let mut sessions: Vec<(ActorRef<SessionMsg>, Vec<Arc<str>>, Vec<Bytes>)> = Vec::new();
+    /// Groups answers by local session, keeping their order; answers for sessions of other nodes
+    /// go at once.
+    fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> Vec<SessionAcks> {
+        let mut sessions: Vec<SessionAcks> = Vec::new();
+        let mut frames: Vec<Vec<Bytes>> = Vec::new();
         let mut index: HashMap<ractor::ActorId, usize> = HashMap::new();
         for (reply, user, cid, frame) in answers {
             match reply {
                 ReplyTo::Session(s) => {
                     let i = *index.entry(s.get_id()).or_insert_with(|| {
-                        sessions.push((s, Vec::new(), Vec::new()));
+                        sessions.push(SessionAcks { session: s, cids: Vec::new(), frames: Bytes::new(), written: false });
+                        frames.push(Vec::new());
                         sessions.len() - 1
                     });
-                    sessions[i].1.push(cid);
-                    sessions[i].2.push(frame);
+                    sessions[i].cids.push(cid);
+                    frames[i].push(frame);
                 }
                 node => node.answer(room, user, cid, frame),
             }
         }
-        for (s, cids, frames) in sessions {
-            let frames = match <[Bytes; 1]>::try_from(frames) {
+        for (acks, frames) in sessions.iter_mut().zip(frames) {
+            acks.frames = match <[Bytes; 1]>::try_from(frames) {
                 Ok([one]) => one,
                 Err(many) => Bytes::from(many.concat()),
             };
-            let _ = s.cast(SessionMsg::SendResults { room, cids, frames });
         }
+        sessions
+    }
+}
+
+/// One fan-out's acks for one local session, answered right after its messages.
+struct SessionAcks {
+    session: ActorRef<SessionMsg>,
+    cids: Vec<Arc<str>>,
+    /// Their frames, in one buffer.
+    frames: Bytes,
+    /// Already written to the session's socket behind the messages, in the same buffer.
+    written: bool,
+}
+
+impl SessionAcks {
+    /// Tells the session its sends are answered (and hands it the frames unless written).
+    fn send(self, room: RoomId) {
+        let frames = if self.written { Bytes::new() } else { self.frames };
+        let _ = self.session.cast(SessionMsg::SendResults { room, cids: self.cids, frames });
     }
 }
 
@@ -787,7 +801,13 @@ impl RoomState {
         for (seq, frame) in &held {
             sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq: *seq, frame: frame.clone() }).is_ok());
         }
-        for chunk in held.chunks(FANOUT_CHUNK) {
+        // A sender's acks go behind the last messages, in the same buffer: one write to its
+        // socket per fan-out. The session is told either way (it forgets the sends).
+        let mut acks = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
+        let by_session: HashMap<ractor::ActorId, usize> =
+            acks.iter().enumerate().map(|(i, a)| (a.session.get_id(), i)).collect();
+        let chunks = held.len().div_ceil(FANOUT_CHUNK);
+        for (k, chunk) in held.chunks(FANOUT_CHUNK).enumerate() {
             let last = chunk[chunk.len() - 1].0;
             let frames = match chunk {
                 [(_, one)] => one.clone(),
@@ -799,21 +819,44 @@ impl RoomState {
                     Bytes::from(buf)
                 }
             };
-            self.fan_out(&mut sh, frames, last);
+            let with_acks = (k + 1 == chunks).then_some((&mut acks[..], &by_session));
+            self.fan_out(&mut sh, frames, last, with_acks);
         }
         drop(sh);
-        ReplyTo::answer_all(room, std::mem::take(&mut self.held_acks));
+        for a in acks {
+            a.send(room);
+        }
         self.last_fanout = Instant::now();
     }
 
     /// Sends committed messages (one or more WebSocket frames, up to `seq`) to every
-    /// subscriber: the same bytes to each.
-    fn fan_out(&mut self, sh: &mut Shared, frames: Bytes, seq: u64) {
+    /// subscriber: the same bytes to each, followed by the subscriber's own acks if `acks` has
+    /// some for it.
+    fn fan_out(
+        &mut self,
+        sh: &mut Shared,
+        frames: Bytes,
+        seq: u64,
+        mut acks: Option<(&mut [SessionAcks], &HashMap<ractor::ActorId, usize>)>,
+    ) {
         let mut lagging = Vec::new();
         let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {
-            match sub.s.out.push(frames.clone()) {
-                Ok(()) => sub.last_seq = seq,
+            let mut mine = acks
+                .as_mut()
+                .and_then(|(a, index)| index.get(&sub.s.session_ref.get_id()).map(|&i| &mut a[i]))
+                .filter(|a| !a.written);
+            let out = match &mine {
+                Some(a) => Bytes::from([&frames[..], &a.frames[..]].concat()),
+                None => frames.clone(),
+            };
+            match sub.s.out.push(out) {
+                Ok(()) => {
+                    sub.last_seq = seq;
+                    if let Some(a) = mine.as_mut() {
+                        a.written = true;
+                    }
+                }
                 Err(Refused::Full) => lagging.push(sub.s.session),
                 Err(Refused::Closed) => gone.push(sub.s.session),
             }

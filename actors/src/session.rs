@@ -44,7 +44,8 @@ pub enum SessionMsg {
     /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
     Close { reason: String, reconnect: bool },
     /// A room's answers to some of this session's sends: `frames` holds one `ack` or `error`
-    /// frame per cid, in order, ready for the socket (one write however many there are).
+    /// frame per cid, in order, ready for the socket (one write however many there are); it is
+    /// empty when the room wrote them to the socket itself, behind the messages they answer.
     SendResults { room: RoomId, cids: Vec<Arc<str>>, frames: Bytes },
     /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
     /// answered are sent again. Only crashes count against a send's resends.
@@ -135,7 +136,8 @@ impl Actor for SessionActor {
                         }
                     }
                 }
-                if st.out.push(frames).is_err() {
+                // Empty when the room wrote them behind its messages already.
+                if !frames.is_empty() && st.out.push(frames).is_err() {
                     st.close(&me, "lagging", Some(BTreeMap::new()));
                 }
             }
