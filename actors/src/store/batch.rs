@@ -77,6 +77,29 @@ const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messag
 const SQLITE_INSERT: &str =
     "INSERT OR ROLLBACK INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) ";
 
+/// Rows per SQLite insert statement: a power of two (see `sqlite_insert_sql`).
+const SQLITE_INSERT_ROWS: usize = 1024;
+
+/// The SQLite insert of `rows` rows (a power of two), cached: with one statement text per batch
+/// size, sqlx prepared a new statement for nearly every commit, and preparing an insert of a
+/// thousand rows was 5% of the server's CPU in the writer scenario (BENCHMARKS.md). A batch of n
+/// rows uses the statement for the next power of two, its unused rows bound to NULL and dropped
+/// by the `WHERE`; so the writer uses at most 11 statements, all prepared once. The rows keep the
+/// order of the `VALUES` (a `VALUES` subquery is read in order), so their ids are consecutive.
+fn sqlite_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=SQLITE_INSERT_ROWS.trailing_zeros())
+            .map(|k| {
+                let one = "(?, ?, ?, ?, ?, ?, ?, ?)";
+                let values = vec![one; 1 << k].join(", ");
+                format!("{SQLITE_INSERT}SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL")
+            })
+            .collect()
+    });
+    &all[rows.next_power_of_two().trailing_zeros() as usize]
+}
+
 const PG_INSERT: &str = "INSERT INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) \
                          SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
                          $7::int8[], $8::int8[]) RETURNING id, room_id, seq";
@@ -183,20 +206,26 @@ impl Store {
         phases.mark();
         let (mut outcomes, live) = plan(msgs, &states);
         let stored = self.stored_bodies(msgs, &live)?;
-        for (chunk, sealed) in live.chunks(INSERT_CHUNK).zip(stored.chunks(INSERT_CHUNK)) {
-            let mut q = QueryBuilder::new(SQLITE_INSERT);
-            q.push_values(chunk.iter().zip(sealed), |mut b, (&i, (key, body))| {
+        for (chunk, sealed) in live.chunks(SQLITE_INSERT_ROWS).zip(stored.chunks(SQLITE_INSERT_ROWS)) {
+            let sql = sqlite_insert_sql(chunk.len());
+            let mut q = sqlx::query(sql);
+            for (&i, (key, body)) in chunk.iter().zip(sealed) {
                 let m = &msgs[i];
-                b.push_bind(m.room.0)
-                    .push_bind(m.seq as i64)
-                    .push_bind(m.sender.0)
-                    .push_bind(m.cid.clone())
-                    .push_bind(body.clone().unwrap_or_else(|| m.body.clone()))
-                    .push_bind(key.clone())
-                    .push_bind(m.reply_to.map(|s| s as i64))
-                    .push_bind(m.ts);
-            });
-            let done = q.build().execute(&mut *tx).await?;
+                q = q
+                    .bind(m.room.0)
+                    .bind(m.seq as i64)
+                    .bind(m.sender.0)
+                    .bind(m.cid.clone())
+                    .bind(body.clone().unwrap_or_else(|| m.body.clone()))
+                    .bind(key.clone())
+                    .bind(m.reply_to.map(|s| s as i64))
+                    .bind(m.ts);
+            }
+            for _ in chunk.len()..chunk.len().next_power_of_two() {
+                q = q.bind(None::<i64>).bind(None::<i64>).bind(None::<i64>).bind(None::<i64>);
+                q = q.bind(None::<i64>).bind(None::<i64>).bind(None::<i64>).bind(None::<i64>);
+            }
+            let done = q.execute(&mut *tx).await?;
             let n = chunk.len() as i64;
             if done.rows_affected() != n as u64 {
                 return Err(Error::Invalid(format!("inserted {} of {n} messages", done.rows_affected())));
