@@ -60,13 +60,14 @@ pub enum WriteOutcome {
 /// Rows per multi-row insert on SQLite; 8 binds a row keeps far below its 32,766 bind limit.
 const INSERT_CHUNK: usize = 1000;
 
-/// The read of each room's lease epoch and stored head, on SQLite (`IN (…)` is closed by the caller),
-/// as one row holding a JSON array of `[room, epoch, head]`: sqlx hands every row of a result from
-/// its SQLite thread to the caller's one at a time, and with a row per room that was a hundred
-/// thread switches per commit.
+/// The read of each room's lease epoch and stored head, on SQLite, for the rooms of `$1` (a JSON
+/// array of ids), as one row holding a JSON array of `[room, epoch, head]`: sqlx hands every row
+/// of a result from its SQLite thread to the caller's one at a time, and with a row per room that
+/// was a hundred thread switches per commit. One statement text whatever the rooms, so it is
+/// prepared once.
 const SQLITE_READ: &str = "SELECT json_group_array(json_array(l.room_id, l.epoch, \
                            (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id))) \
-                           FROM room_leases l WHERE l.room_id IN (";
+                           FROM room_leases l WHERE l.room_id IN (SELECT value FROM json_each($1))";
 
 /// The same read on PostgreSQL, locking the lease rows until the commit.
 const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messages m WHERE m.room_id = l.room_id) \
@@ -188,14 +189,9 @@ impl Store {
         phases.mark();
 
         let mut states = RoomStates::with_capacity(rooms.len());
-        for chunk in rooms.chunks(INSERT_CHUNK) {
-            let mut q = QueryBuilder::new(SQLITE_READ);
-            let mut list = q.separated(", ");
-            for room in chunk {
-                list.push_bind(*room);
-            }
-            q.push(")");
-            let json: String = q.build().fetch_one(&mut *tx).await?.try_get(0)?;
+        if !rooms.is_empty() {
+            let list = serde_json::to_string(rooms).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let json: String = sqlx::query(SQLITE_READ).bind(list).fetch_one(&mut *tx).await?.try_get(0)?;
             let rows: Vec<(i64, i64, Option<i64>)> =
                 serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
             for (room, epoch, head) in rows {
