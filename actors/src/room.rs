@@ -77,7 +77,12 @@ impl ReplyTo {
             match reply {
                 ReplyTo::Session(s) => {
                     let i = *index.entry(s.get_id()).or_insert_with(|| {
-                        sessions.push(SessionAcks { session: s, cids: Vec::new(), frames: Bytes::new(), written: false });
+                        sessions.push(SessionAcks {
+                            session: s,
+                            cids: Vec::new(),
+                            frames: Bytes::new(),
+                            written: false,
+                        });
                         frames.push(Vec::new());
                         sessions.len() - 1
                     });
@@ -362,7 +367,7 @@ impl RoomState {
                     return Ok(());
                 }
                 let uid = user.id;
-                if let Err((code, msg)) = st.send(&me, session, user, &reply, cid.clone(), body, reply_to).await {
+                if let Err((code, msg)) = st.send(me, session, user, &reply, cid.clone(), body, reply_to).await {
                     let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
                     reply.answer(st.room.id, uid, cid, frame);
                     st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
@@ -397,15 +402,15 @@ impl RoomState {
             }
             RoomMsg::Handoff => {
                 st.moving = true;
-                st.finish_handoff(&me).await;
+                st.finish_handoff(me).await;
             }
             RoomMsg::FromOwner(_) | RoomMsg::ReleaseHeld => {}
             RoomMsg::Committed { epoch, results } => {
                 if epoch == st.epoch {
                     st.committed(results)?;
-                    st.release_or_hold(&me);
+                    st.release_or_hold(me);
                     if st.moving {
-                        st.finish_handoff(&me).await;
+                        st.finish_handoff(me).await;
                     }
                 }
             }
@@ -420,7 +425,7 @@ impl RoomState {
             RoomMsg::Head(reply) => {
                 let _ = reply.send(st.head);
             }
-            RoomMsg::Tick => st.tick(&me)?,
+            RoomMsg::Tick => st.tick(me)?,
         }
         Ok(())
     }

@@ -115,12 +115,8 @@ impl SentCids {
     /// Forgets the least recently active senders (none with a pending cid, never `keep`) until
     /// three quarters of the room's budget is used, so that this runs once per many sends.
     fn forget_quiet_senders(&mut self, keep: UserId) {
-        let mut quiet: Vec<(u64, UserId)> = self
-            .senders
-            .iter()
-            .filter(|(u, s)| **u != keep && s.pending == 0)
-            .map(|(u, s)| (s.last_use, *u))
-            .collect();
+        let mut quiet: Vec<(u64, UserId)> =
+            self.senders.iter().filter(|(u, s)| **u != keep && s.pending == 0).map(|(u, s)| (s.last_use, *u)).collect();
         quiet.sort_unstable();
         for (_, user) in quiet {
             if self.total <= PER_ROOM * 3 / 4 {
