@@ -72,7 +72,7 @@ impl ReplyTo {
     fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> Vec<SessionAcks> {
         let mut sessions: Vec<SessionAcks> = Vec::new();
         let mut frames: Vec<Vec<Bytes>> = Vec::new();
-        let mut index: HashMap<ractor::ActorId, usize> = HashMap::new();
+        let mut index = ByActor::default();
         for (reply, user, cid, frame) in answers {
             match reply {
                 ReplyTo::Session(s) => {
@@ -101,6 +101,9 @@ impl ReplyTo {
         sessions
     }
 }
+
+/// An index by actor, with a hash cheap enough to look up every subscriber of a fan-out.
+type ByActor = HashMap<ractor::ActorId, usize, foldhash::fast::RandomState>;
 
 /// One fan-out's acks for one local session, answered right after its messages.
 struct SessionAcks {
@@ -809,8 +812,7 @@ impl RoomState {
         // A sender's acks go behind the last messages, in the same buffer: one write to its
         // socket per fan-out. The session is told either way (it forgets the sends).
         let mut acks = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
-        let by_session: HashMap<ractor::ActorId, usize> =
-            acks.iter().enumerate().map(|(i, a)| (a.session.get_id(), i)).collect();
+        let by_session: ByActor = acks.iter().enumerate().map(|(i, a)| (a.session.get_id(), i)).collect();
         let chunks = held.len().div_ceil(FANOUT_CHUNK);
         for (k, chunk) in held.chunks(FANOUT_CHUNK).enumerate() {
             let last = chunk[chunk.len() - 1].0;
@@ -824,7 +826,7 @@ impl RoomState {
                     Bytes::from(buf)
                 }
             };
-            let with_acks = (k + 1 == chunks).then_some((&mut acks[..], &by_session));
+            let with_acks = (k + 1 == chunks && !acks.is_empty()).then_some((&mut acks[..], &by_session));
             self.fan_out(&mut sh, frames, last, with_acks);
         }
         drop(sh);
@@ -837,13 +839,7 @@ impl RoomState {
     /// Sends committed messages (one or more WebSocket frames, up to `seq`) to every
     /// subscriber: the same bytes to each, followed by the subscriber's own acks if `acks` has
     /// some for it.
-    fn fan_out(
-        &mut self,
-        sh: &mut Shared,
-        frames: Bytes,
-        seq: u64,
-        mut acks: Option<(&mut [SessionAcks], &HashMap<ractor::ActorId, usize>)>,
-    ) {
+    fn fan_out(&mut self, sh: &mut Shared, frames: Bytes, seq: u64, mut acks: Option<(&mut [SessionAcks], &ByActor)>) {
         let mut lagging = Vec::new();
         let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {

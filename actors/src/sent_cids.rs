@@ -100,12 +100,16 @@ impl SentCids {
         }
         while s.order.len() > PER_SENDER {
             let Some(old) = s.order.pop_front() else { break };
-            if s.cids.get(&old) == Some(&Recent::Pending) {
-                s.order.push_front(old);
-                break;
+            match s.cids.remove(&old) {
+                Some(Recent::Pending) => {
+                    // Still waiting for its commit: it stays, and so do the newer ones.
+                    s.cids.insert(old.clone(), Recent::Pending);
+                    s.order.push_front(old);
+                    break;
+                }
+                Some(Recent::Committed { .. }) => self.total -= 1,
+                None => {}
             }
-            s.cids.remove(&old);
-            self.total -= 1;
         }
         if self.total > PER_ROOM {
             self.forget_quiet_senders(user);
