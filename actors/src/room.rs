@@ -670,6 +670,9 @@ impl RoomState {
         }
         match self.sent.get(user.id, &cid) {
             Some(Recent::Committed { seq, id, ts }) => {
+                // The message may still be held for the fan-out window: it goes first, so that
+                // this ack does not overtake it.
+                self.release_held();
                 let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq, id, ts };
                 reply.answer(self.room_id(), user.id, cid, encode_server_frame(&ack));
                 return Ok(());

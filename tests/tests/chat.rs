@@ -1,7 +1,7 @@
 //! Single-node chat behaviour: ordering under concurrent senders, idempotent sends, resume,
 //! history paging, membership and presence.
 
-use confab_tests::{NodeOpts, TestNode, Ws, unique};
+use confab_tests::{NodeOpts, TestNode, Ws, eventually, unique};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -119,6 +119,41 @@ async fn a_busy_room_sends_in_windows_and_never_acks_ahead_of_its_messages() {
     }
     let seen = observer.messages(room, 2 * N).await;
     assert_eq!(seqs(&seen), (1..=(2 * N) as u64).collect::<Vec<_>>());
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_a_message_held_for_the_window_is_not_acked_ahead_of_it() {
+    let args = confab::ServeArgs { fanout_window_ms: Some(1000), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let api = node.user(&unique("held")).await;
+    let room = api.room_id("general").await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    // The first message goes out at once and opens a window; the second is held for the rest of it.
+    ws.send(json!({"type": "send", "room": room, "cid": "a", "body": "a"})).await;
+    while ws.next().await.expect("a frame")["type"] != "ack" {}
+    ws.send(json!({"type": "send", "room": room, "cid": "b", "body": "b"})).await;
+    let path = format!("/api/rooms/{room}/messages");
+    eventually("b to be committed", || async {
+        let (_, body) = api.get(&path).await;
+        body["messages"].as_array()?.iter().any(|m| m["body"] == "b").then_some(())
+    })
+    .await;
+    // Sent again while its message is still held: the original ack, but not before the message.
+    ws.send(json!({"type": "send", "room": room, "cid": "b", "body": "b"})).await;
+    let (mut delivered, mut acks) = (false, 0);
+    while acks < 2 {
+        let f = ws.next().await.expect("a frame");
+        match f["type"].as_str() {
+            Some("message") if f["body"] == "b" => delivered = true,
+            Some("ack") if f["cid"] == "b" => {
+                assert!(delivered, "ack for b before message b");
+                acks += 1;
+            }
+            _ => {}
+        }
+    }
     node.stop().await;
 }
 
