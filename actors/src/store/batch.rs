@@ -9,7 +9,8 @@
 //!
 //! The two backends insert differently, each in the way that is cheapest for it (see the profile
 //! in BENCHMARKS.md, "Writer"):
-//! - SQLite: multi-row `INSERT … VALUES` without `RETURNING`. sqlx runs SQLite on its own thread
+//! - SQLite: multi-row `INSERT … VALUES` without `RETURNING`, from a few cached statements (see
+//!   `sqlite_insert_sql`), and the room list as one JSON array. sqlx runs SQLite on its own thread
 //!   and hands every returned row over a channel, one at a time; instead, the ids are taken from
 //!   `last_insert_rowid()`: `messages.id` is `AUTOINCREMENT` and the writer connection is the only
 //!   one writing, so the rows of one statement get consecutive ids in the order of its `VALUES`.
@@ -57,8 +58,8 @@ pub enum WriteOutcome {
     Gap,
 }
 
-/// Rows per multi-row insert on SQLite; 8 binds a row keeps far below its 32,766 bind limit.
-const INSERT_CHUNK: usize = 1000;
+/// Read cursors per upsert statement (both backends; 4 binds a row, far below SQLite's 32,766).
+const CURSOR_CHUNK: usize = 1000;
 
 /// The read of each room's lease epoch and stored head, on SQLite, for the rooms of `$1` (a JSON
 /// array of ids), as one row holding a JSON array of `[room, epoch, head]`: sqlx hands every row
@@ -109,7 +110,7 @@ const PG_INSERT: &str = "INSERT INTO messages (room_id, seq, sender_id, cid, bod
 /// same statement otherwise; a macro because the two transactions have different types).
 macro_rules! upsert_cursors {
     ($tx:ident, $cursors:expr, $upsert:expr) => {
-        for chunk in $cursors.chunks(INSERT_CHUNK) {
+        for chunk in $cursors.chunks(CURSOR_CHUNK) {
             let mut q = QueryBuilder::new(CURSOR_INSERT);
             let now = confab_schemas::now_ms();
             q.push_values(chunk, |mut b, c| {
@@ -217,9 +218,9 @@ impl Store {
                     .bind(m.reply_to.map(|s| s as i64))
                     .bind(m.ts);
             }
-            for _ in chunk.len()..chunk.len().next_power_of_two() {
-                q = q.bind(None::<i64>).bind(None::<i64>).bind(None::<i64>).bind(None::<i64>);
-                q = q.bind(None::<i64>).bind(None::<i64>).bind(None::<i64>).bind(None::<i64>);
+            // The statement's unused rows: 8 NULLs each.
+            for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * 8 {
+                q = q.bind(None::<i64>);
             }
             let done = q.execute(&mut *tx).await?;
             let n = chunk.len() as i64;
