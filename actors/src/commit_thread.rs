@@ -19,10 +19,12 @@ pub struct CommitThread {
 }
 
 impl CommitThread {
-    pub fn start(name: &str) -> std::io::Result<CommitThread> {
+    /// Starts the thread `name` at nice value `nice` (0: unchanged; see `crate::priority`).
+    pub fn start(name: &str, nice: i32) -> std::io::Result<CommitThread> {
         let (jobs, mut rx) = mpsc::unbounded_channel::<Job>();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            crate::priority::set_current(nice, "commit");
             // Waiting in the runtime (not in a blocking receive) keeps its I/O driver turning for
             // database connections it created, whoever uses them.
             rt.block_on(async move {

@@ -23,6 +23,7 @@ pub mod history;
 pub mod metrics;
 pub mod moderation;
 pub mod outbound;
+pub mod priority;
 pub mod remote;
 pub mod room;
 pub mod sent_cids;

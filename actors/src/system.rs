@@ -49,6 +49,9 @@ pub struct SystemConfig {
     /// Shortest time between the end of one commit and the start of the next: writes arriving
     /// meanwhile share the next commit (group commit). Zero commits as soon as the writer is free.
     pub commit_gap: Duration,
+    /// Nice value of the commit thread and the SQLite writer thread (0: unchanged; see
+    /// `crate::priority`).
+    pub writer_nice: i32,
     /// A room sends committed messages to its subscribers at most once per window: a message
     /// committed sooner after the last fan-out waits for the rest of the window and goes out
     /// with the others, in one write per socket. Zero sends each commit's messages at once.
@@ -77,6 +80,7 @@ impl Default for SystemConfig {
             rate_per_sec: 5.0,
             max_batch: 2000,
             commit_gap: Duration::from_millis(2),
+            writer_nice: -10,
             fanout_window: Duration::from_millis(10),
             cache_dir: None,
             cache_memory_bytes: 64 << 20,
@@ -606,7 +610,7 @@ impl ActorSystem {
                 let _ = rooms.cast(DirMsg::WriterRestarted);
             })
         };
-        let commits = crate::commit_thread::CommitThread::start(&format!("{node}-commit"))
+        let commits = crate::commit_thread::CommitThread::start("writer-commit", ctx.config.writer_nice)
             .map_err(|e| Error::Actor(format!("starting the commit thread: {e}")))?;
         let writer_args = WriterArgs {
             store,

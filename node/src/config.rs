@@ -68,6 +68,11 @@ pub struct ServeArgs {
     /// next commit. A write after a quiet spell commits at once [default: 2000].
     #[arg(long, env = "CONFAB_COMMIT_GAP_US")]
     pub commit_gap_us: Option<u64>,
+    /// Nice value of the threads that commit (the writer's and its SQLite connection's), -20 to
+    /// 19; below 0 they get the CPU ahead of the socket threads, which needs CAP_SYS_NICE; 0
+    /// leaves them alone [default: -10].
+    #[arg(long, env = "CONFAB_WRITER_NICE", allow_negative_numbers = true)]
+    pub writer_nice: Option<i32>,
     /// Threads that write to WebSockets, apart from the actors' runtime; 0 writes from the
     /// actors' runtime [default: the CPUs this process may use].
     #[arg(long, env = "CONFAB_SOCKET_WRITER_THREADS")]
@@ -191,6 +196,7 @@ impl ServeArgs {
             max_batch,
             fanout_window_ms,
             commit_gap_us,
+            writer_nice,
             socket_writer_threads,
             room_idle_secs,
             shutdown_grace_secs,
@@ -302,6 +308,11 @@ impl NodeConfig {
                 Some(us) if us > 1_000_000 => bail!("--commit-gap-us is at most 1000000"),
                 Some(us) => Duration::from_micros(us),
                 None => d.commit_gap,
+            },
+            writer_nice: match a.writer_nice {
+                Some(n) if !(-20..=19).contains(&n) => bail!("--writer-nice is between -20 and 19"),
+                Some(n) => n,
+                None => d.writer_nice,
             },
             fanout_window: match a.fanout_window_ms {
                 Some(ms) if ms > 1000 => bail!("--fanout-window-ms is at most 1000"),

@@ -39,7 +39,7 @@ pub struct Node {
 /// Connects the store, starts the actors and serves HTTP on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let mut store = Store::connect(&config.database_url, config.sqlite_sync)
+    let mut store = Store::open(&config.database_url, config.sqlite_sync, config.system.writer_nice)
         .await
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
     if let Some(cipher) = config.cipher.clone() {

@@ -66,3 +66,48 @@ async fn sigterm_tells_clients_to_reconnect_and_exits_zero() {
     let (_, page) = api.get(&format!("/api/rooms/{room}/messages")).await;
     assert_eq!(page["messages"][0]["seq"], ack["seq"]);
 }
+
+/// The nice value of each thread of process `pid` named `name` (`comm`).
+fn nice_of_threads(pid: u32, name: &str) -> Vec<i32> {
+    let mut nices = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("list threads").flatten() {
+        let Ok(comm) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+        // Fields after the parenthesised name: state is field 3, nice is field 19.
+        let after = &stat[stat.rfind(')').expect("comm end") + 2..];
+        nices.push(after.split(' ').nth(16).expect("nice field").parse().expect("nice value"));
+    }
+    nices
+}
+
+/// True when this process may lower nice values (CAP_SYS_NICE in its effective set).
+fn may_raise_priority() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).expect("CapEff");
+    u64::from_str_radix(caps.trim(), 16).expect("hex") & (1 << 23) != 0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commit_threads_run_at_the_writer_nice_value() {
+    let db = TestDb::create().await;
+    let sqlite = db.url.starts_with("sqlite:");
+    // The default, -10, where the process may lower nice values; otherwise they stay at 0 (and
+    // the node logs a warning).
+    let expected = if may_raise_priority() { -10 } else { 0 };
+    for (flags, want) in [(&[][..], expected), (&["--writer-nice", "0"][..], 0)] {
+        let mut node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, flags).await;
+        // A message goes through both threads.
+        let api = Api::register(&node.base, &unique("nice")).await;
+        let room = api.room_id("general").await;
+        confab_tests::load::send_reliably(&api, &node.ws_url, room, "n", 1, 1).await;
+        let pid = node.child.id().expect("running");
+        assert_eq!(nice_of_threads(pid, "writer-commit"), vec![want], "commit thread, flags {flags:?}");
+        if sqlite {
+            assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![want], "SQLite writer thread, flags {flags:?}");
+        }
+        node.terminate().await;
+    }
+}

@@ -79,6 +79,12 @@ pub enum SqliteSync {
 impl Store {
     /// Opens (creating if needed) the database at `url` and applies the migrations.
     pub async fn connect(url: &str, sqlite_sync: SqliteSync) -> Result<Store> {
+        Store::open(url, sqlite_sync, 0).await
+    }
+
+    /// `connect`, with the SQLite writer connection's thread at nice value `writer_nice` (0: the
+    /// default priority; see `crate::priority`).
+    pub async fn open(url: &str, sqlite_sync: SqliteSync, writer_nice: i32) -> Result<Store> {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
@@ -98,10 +104,28 @@ impl Store {
             // 2 MiB spills mid-transaction), and checkpoints every 16,384 WAL pages instead of 1,000: a
             // batch rewrites the same index pages of every room, which a checkpoint copies once however
             // often they were rewritten (BENCHMARKS.md, "Writer").
-            let write_opts = opts.clone().pragma("cache_size", "-65536").pragma("wal_autocheckpoint", "16384");
-            let write = SqlitePoolOptions::new().max_connections(1).connect_with(write_opts).await?;
+            let write_opts = opts
+                .clone()
+                .pragma("cache_size", "-65536")
+                .pragma("wal_autocheckpoint", "16384")
+                .thread_name(|_| crate::priority::SQLITE_WRITER_THREAD.to_owned());
+            // One connection for good: closing it when idle would drop its page cache, and its
+            // thread's priority is set when it connects.
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(move |_, _| {
+                    Box::pin(async move {
+                        crate::priority::set_named(crate::priority::SQLITE_WRITER_THREAD, writer_nice);
+                        Ok(())
+                    })
+                })
+                .connect_with(write_opts)
+                .await?;
             confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
-            let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+            let read_opts = opts.read_only(true).thread_name(|n| format!("sqlite-read-{n}"));
+            let read = SqlitePoolOptions::new().max_connections(4).connect_with(read_opts).await?;
             Store { inner: Inner::Sqlite { read, write }, cipher: None }
         };
         Ok(store)
