@@ -96,21 +96,21 @@ mod tests {
     #[test]
     fn a_named_thread_gets_the_nice_value_and_its_siblings_do_not() {
         // Raising a nice value (lowering priority) needs no privilege, so this runs anywhere.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
         let t = std::thread::Builder::new()
             .name("confab-nice-t".into())
             .spawn(move || {
-                rx.recv().expect("go");
-                let nice = nice_of_current();
-                done_rx.recv().ok();
-                nice
+                // The new thread names itself: the name is there once it runs.
+                ready_tx.send(()).expect("ready");
+                go_rx.recv().expect("go");
+                nice_of_current()
             })
             .expect("spawn");
+        ready_rx.recv().expect("the thread runs");
         let before = nice_of_current();
         imp::set_named("confab-nice-t", before + 3).expect("renice the named thread");
-        tx.send(()).expect("go");
-        done_tx.send(()).ok();
+        go_tx.send(()).expect("go");
         assert_eq!(t.join().expect("join"), before + 3);
         assert_eq!(nice_of_current(), before, "only the named thread changes");
         let err = imp::set_named("no-such-thread", 1).expect_err("no thread has that name");
