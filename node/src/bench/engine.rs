@@ -25,6 +25,8 @@ const MAX_IN_FLIGHT: usize = 128;
 const LAT_BUF: usize = 256;
 /// Histogram shards (locks) shared by all connections.
 const SHARDS: usize = 64;
+/// Width of the windows of send time whose slowest delivery is reported.
+const WINDOW: Duration = Duration::from_millis(100);
 /// Delay before a send refused with `retry`/`overloaded` goes out again.
 const RESEND_DELAY: Duration = Duration::from_millis(5);
 
@@ -113,6 +115,10 @@ struct Ctx {
     acked: AtomicU64,
     acked_per_room: Vec<AtomicU64>,
     last_ack_nanos: AtomicU64,
+    /// When sending starts (Unix ns), set before the start signal.
+    t0_nanos: AtomicU64,
+    /// Per `WINDOW` of scheduled send time from `t0_nanos`: the slowest first delivery (µs).
+    window_max_us: Vec<AtomicU64>,
     senders_done: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     stop: CancellationToken,
@@ -186,6 +192,12 @@ pub(crate) struct RunReport {
     pub e2e: Latency,
     pub ack: Latency,
     pub send_lag: Latency,
+    /// The `WINDOW`s of send time with the slowest deliveries: (start, s from the start of
+    /// sending; slowest delivery, ms), slowest first, and the median of all windows' slowest.
+    pub slowest_windows: Vec<(f64, f64)>,
+    pub window_median_ms: f64,
+    /// When sending started, Unix ns (to line the windows up with other records).
+    pub start_unix_nanos: u64,
     pub lost: u64,
     pub duplicates: u64,
     pub out_of_order: u64,
@@ -222,7 +234,7 @@ impl RunReport {
             .iter()
             .map(|(g, (l, d, o))| json!({"sender": g, "lost": l, "duplicates": d, "out_of_order": o}))
             .collect();
-        json!({
+        let mut j = json!({
             "rooms": self.spec.rooms, "members": self.spec.members, "senders_per_room": self.spec.senders,
             "rate_per_sender": self.spec.rate, "duration_s": self.spec.duration.as_secs_f64(), "body_pad": self.spec.pad,
             "connections": self.connections, "connected": self.connected,
@@ -246,7 +258,14 @@ impl RunReport {
                 j["warmup_s"] = json!(WRITER_WARMUP.as_secs_f64());
                 j
             }),
-        })
+        });
+        j["slowest_windows"] = json!({
+            "window_ms": WINDOW.as_millis() as u64,
+            "sending_started_unix_s": self.start_unix_nanos as f64 / 1e9,
+            "median_max_ms": r3(self.window_median_ms),
+            "slowest": self.slowest_windows.iter().map(|&(at, ms)| json!({"at_s": r3(at), "max_ms": r3(ms)})).collect::<Vec<_>>(),
+        });
+        j
     }
 
     pub(crate) fn print(&self) {
@@ -297,6 +316,14 @@ impl RunReport {
         row("e2e latency", self.e2e.line());
         row("ack latency", self.ack.line());
         row("send lag (generator)", self.send_lag.line());
+        if !self.slowest_windows.is_empty() {
+            let worst: Vec<String> =
+                self.slowest_windows.iter().map(|(at, ms)| format!("{ms:.1} ms at {at:.1} s")).collect();
+            row(
+                &format!("slowest {} ms of sends", WINDOW.as_millis()),
+                format!("{} (median window {:.1} ms)", worst.join(" · "), self.window_median_ms),
+            );
+        }
         row(
             "loss / dup / order",
             format!(
@@ -350,6 +377,8 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         resent: AtomicU64::new(0),
         acked: AtomicU64::new(0),
         last_ack_nanos: AtomicU64::new(0),
+        t0_nanos: AtomicU64::new(0),
+        window_max_us: (0..=spec.duration.as_millis() / WINDOW.as_millis()).map(|_| AtomicU64::new(0)).collect(),
         senders_done: AtomicU64::new(0),
         errors: Mutex::new(BTreeMap::new()),
         stop: CancellationToken::new(),
@@ -433,6 +462,7 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
     let cpu0 = (cpu_seconds("self"), setup.server_pid.as_deref().and_then(cpu_seconds));
     let t0 = Instant::now() + Duration::from_millis(100);
     let t0_nanos = body::instant_nanos(t0);
+    ctx.t0_nanos.store(t0_nanos, Relaxed);
     let _ = start_tx.send(Some(t0));
     let warm_scrape = (spec.duration >= 3 * WRITER_WARMUP).then(|| {
         let nodes = setup.nodes.clone();
@@ -473,6 +503,7 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
     for c in conns {
         outs.push(c.await.unwrap_or_default());
     }
+    let (slowest_windows, window_median_ms) = slowest_windows(&ctx.window_max_us);
 
     // Loss: per receiver and sender of its room, acked counters that never arrived.
     let acked_maps: Vec<Bitmap> = senders.iter().map(|s| s.state.lock().expect("lock").acked.clone()).collect();
@@ -554,6 +585,9 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         e2e: Latency::of(&ctx.e2e.merged()),
         ack: Latency::of(&ctx.ack.merged()),
         send_lag: Latency::of(&send_lag),
+        slowest_windows,
+        window_median_ms,
+        start_unix_nanos: t0_nanos,
         lost,
         duplicates: dups,
         out_of_order: ooo,
@@ -569,6 +603,20 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         writer_steady,
         spec,
     })
+}
+
+/// The three windows with the slowest deliveries, slowest first, as (start s, ms), and the
+/// median of the windows' slowest (windows without deliveries left out).
+fn slowest_windows(max_us: &[AtomicU64]) -> (Vec<(f64, f64)>, f64) {
+    let mut ws: Vec<(usize, u64)> =
+        max_us.iter().map(|m| m.load(Relaxed)).enumerate().filter(|&(_, us)| us > 0).collect();
+    if ws.is_empty() {
+        return (Vec::new(), f64::NAN);
+    }
+    ws.sort_unstable_by_key(|&(_, us)| us);
+    let median = ws[ws.len() / 2].1 as f64 / 1000.0;
+    let at = |i: usize| (i as u128 * WINDOW.as_millis()) as f64 / 1000.0;
+    (ws.iter().rev().take(3).map(|&(i, us)| (at(i), us as f64 / 1000.0)).collect(), median)
 }
 
 /// The writer metrics of all nodes, summed; None when a scrape fails.
@@ -665,6 +713,7 @@ impl Conn {
         let base = (self.room_idx as u64) * senders;
         let mut e2e = LatBuf::new(&ctx.e2e, self.k);
         let mut ack = LatBuf::new(&ctx.ack, self.k);
+        let t0_nanos = ctx.t0_nanos.load(Relaxed);
         let mut stop = std::pin::pin!(ctx.stop.cancelled());
         loop {
             let frame = tokio::select! {
@@ -703,7 +752,12 @@ impl Conn {
                         let t = &mut out.tracks[local as usize];
                         if !t.seen.contains(m.counter) {
                             ctx.distinct.fetch_add(1, Relaxed);
-                            e2e.record_nanos(now.saturating_sub(m.sent_nanos));
+                            let lat = now.saturating_sub(m.sent_nanos);
+                            e2e.record_nanos(lat);
+                            let w = m.sent_nanos.saturating_sub(t0_nanos) / WINDOW.as_nanos() as u64;
+                            if let Some(max) = ctx.window_max_us.get(w as usize) {
+                                max.fetch_max(lat / 1000, Relaxed);
+                            }
                         }
                         t.record(m.counter);
                     }
@@ -839,4 +893,22 @@ async fn send_loop(
     // Keep the write half open until the run ends: dropping it half-closes the socket.
     drop(w);
     lag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_windows_come_first_with_their_start_and_the_median_skips_empty_windows() {
+        let us = [0, 12_000, 130_000, 0, 15_000, 90_000, 11_000];
+        let max: Vec<AtomicU64> = us.iter().map(|&u| AtomicU64::new(u)).collect();
+        let (worst, median) = slowest_windows(&max);
+        assert_eq!(worst, vec![(0.2, 130.0), (0.5, 90.0), (0.4, 15.0)]);
+        // Five windows with deliveries: 11, 12, 15, 90, 130 ms.
+        assert_eq!(median, 15.0);
+        let none: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(0)).collect();
+        let (worst, median) = slowest_windows(&none);
+        assert!(worst.is_empty() && median.is_nan());
+    }
 }
