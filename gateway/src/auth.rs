@@ -11,8 +11,6 @@
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
 use crate::tokens::{Claims, now_secs};
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
@@ -72,15 +70,12 @@ pub fn validate_password(pw: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Argon2id hash of a password, computed on a blocking thread.
+/// Argon2id hash of a password (`passwords`: a few at a time, in reused memory).
 pub async fn hash_password(pw: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Argon2::default().hash_password(pw.as_bytes(), &salt).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?
-    .map_err(|e| ApiError::Internal(e.to_string()))
+    crate::passwords::hash(pw)
+        .await
+        .ok_or_else(|| ApiError::Internal("password hashing did not run".into()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 async fn verify_password(pw: String, hash: Option<String>) -> bool {
@@ -88,13 +83,8 @@ async fn verify_password(pw: String, hash: Option<String>) -> bool {
     const DUMMY: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$9sTbSlTio3Biev89thdrlKKiCaYsjjYVJxGAL3swxpQ";
     let real = hash.is_some();
-    tokio::task::spawn_blocking(move || {
-        let hash = hash.unwrap_or_else(|| DUMMY.to_owned());
-        let ok = PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok());
-        ok && real
-    })
-    .await
-    .unwrap_or(false)
+    let ok = crate::passwords::verify(pw, hash.unwrap_or_else(|| DUMMY.to_owned())).await;
+    ok && real
 }
 
 /// SHA-256 of a secret (refresh token, email code), as stored.

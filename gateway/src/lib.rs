@@ -9,6 +9,7 @@ mod chaos;
 pub mod error;
 pub mod health;
 pub mod mail;
+mod passwords;
 pub mod rooms;
 pub mod security;
 pub mod socket_writers;
