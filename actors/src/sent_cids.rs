@@ -11,9 +11,11 @@
 //! fill with tombstones: hashbrown grows a table whose tombstones used up its room unless it is at
 //! most half full, and with one table and FIFO eviction a full sender's table ended at 4,096
 //! buckets (about 196 KB) after doubling three times, each doubling in fresh memory
-//! (BENCHMARKS.md, "The stalls"). Now a busy sender holds two tables of 512 buckets and, once both
-//! exist, allocates nothing more. A sender the room does not know (new, or forgotten)
-//! is loaded from storage before its first send is sequenced (`RoomState::send`).
+//! (BENCHMARKS.md, "The stalls"). With generations a busy sender holds two tables of 512 buckets
+//! and, once both exist, allocates nothing more.
+//!
+//! A sender the room does not know (new, or forgotten) is loaded from storage before its first
+//! send is sequenced (`RoomState::send`).
 //!
 //! A cid still waiting for its commit (`Recent::Pending`) is never forgotten: its resend must
 //! reach the pending write, not become a second one.
