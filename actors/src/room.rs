@@ -67,9 +67,9 @@ impl ReplyTo {
         }
     }
 
-    /// Groups answers by local session, keeping their order; answers for sessions of other nodes
-    /// go at once.
-    fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> Vec<SessionAcks> {
+    /// Groups answers by local session, keeping their order, with an index of the groups by
+    /// session; answers for sessions of other nodes go at once.
+    fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> (Vec<SessionAcks>, ByActor) {
         let mut sessions: Vec<SessionAcks> = Vec::new();
         let mut frames: Vec<Vec<Bytes>> = Vec::new();
         let mut index = ByActor::default();
@@ -98,7 +98,7 @@ impl ReplyTo {
                 Err(many) => Bytes::from(many.concat()),
             };
         }
-        sessions
+        (sessions, index)
     }
 }
 
@@ -814,8 +814,7 @@ impl RoomState {
         }
         // A sender's acks go behind the last messages, in the same buffer: one write to its
         // socket per fan-out. The session is told either way (it forgets the sends).
-        let mut acks = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
-        let by_session: ByActor = acks.iter().enumerate().map(|(i, a)| (a.session.get_id(), i)).collect();
+        let (mut acks, by_session) = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
         let chunks = held.len().div_ceil(FANOUT_CHUNK);
         for (k, chunk) in held.chunks(FANOUT_CHUNK).enumerate() {
             let last = chunk[chunk.len() - 1].0;
