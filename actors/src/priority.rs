@@ -7,25 +7,76 @@
 //! running (BENCHMARKS.md, "The commit threads first"). A lower nice value gives them the CPU when
 //! they wake. Linux keeps a nice value per thread, so this changes those threads only.
 //!
-//! Lowering a nice value needs `CAP_SYS_NICE` (or a raised `RLIMIT_NICE`); without it the node
-//! logs one warning and runs at the default priority.
+//! Lowering a nice value needs `CAP_SYS_NICE` (or a raised `RLIMIT_NICE`). A node without it puts
+//! the commit threads ahead the other way round ([`init`]): they stay at the default, and every
+//! other thread the node starts gets a nice value that much higher. Raising a nice value needs no
+//! privilege, and within the process (which autogroups and cgroups schedule as one group) the gap
+//! is the same.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 
 /// The name (`/proc/<pid>/task/<tid>/comm`, at most 15 bytes) of the writer connection's SQLite
 /// thread.
 pub const SQLITE_WRITER_THREAD: &str = "sqlite-writer";
 
-/// Gives the calling thread the nice value `nice` (0 leaves it alone).
-pub fn set_current(nice: i32, what: &str) {
+/// The nice value [`init`] chose for the threads that do not commit (0: they are left alone).
+static OTHERS_NICE: AtomicI32 = AtomicI32::new(0);
+
+/// Decides, once and before the node starts any thread, how its commit threads get ahead of the
+/// rest by `writer_nice` levels (a value below 0). If this process may lower a nice value, the
+/// commit threads are lowered to `writer_nice` ([`set_current`], [`set_named`]). If it may not,
+/// they stay at the default, and every thread that runs [`set_other_thread`] when it starts (the
+/// node's runtimes) is raised by as much. Threads inherit their creator's nice value, so the
+/// commit threads must be started from a thread that is not raised (the node's main thread).
+/// Returns the nice value of the other threads.
+pub fn init(writer_nice: i32) -> i32 {
+    if writer_nice >= 0 {
+        return 0;
+    }
+    // A probe thread: the calling thread's own nice value stays as it is.
+    let probe = std::thread::spawn(move || imp::set_current(writer_nice)).join();
+    match probe {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let others = -writer_nice;
+            OTHERS_NICE.store(others, Relaxed);
+            tracing::info!(
+                others,
+                "this process may not lower nice values: the commit threads stay at 0 and the other threads \
+                 run at {others}, to keep them {others} levels ahead (give it CAP_SYS_NICE to lower the commit \
+                 threads instead, or set --writer-nice 0 to leave every thread at 0)"
+            );
+            others
+        }
+        Ok(Err(e)) => {
+            report(Err(e), writer_nice, "probe");
+            0
+        }
+        Err(_) => 0,
+    }
+}
+
+/// Gives the calling thread the nice value [`init`] chose for the threads that do not commit;
+/// meant for a runtime's `on_thread_start`.
+pub fn set_other_thread() {
+    let nice = OTHERS_NICE.load(Relaxed);
     if nice != 0 {
+        report(imp::set_current(nice), nice, "other");
+    }
+}
+
+/// Gives the calling thread the nice value `nice` (0 leaves it alone, and so does a node whose
+/// other threads were raised instead; see [`init`]).
+pub fn set_current(nice: i32, what: &str) {
+    if nice != 0 && OTHERS_NICE.load(Relaxed) == 0 {
         report(imp::set_current(nice), nice, what);
     }
 }
 
-/// Gives every thread of this process named `name` the nice value `nice` (0 leaves them alone).
+/// Gives every thread of this process named `name` the nice value `nice` (0 leaves them alone, as
+/// [`set_current`] does).
 pub fn set_named(name: &str, nice: i32) {
-    if nice != 0 {
+    if nice != 0 && OTHERS_NICE.load(Relaxed) == 0 {
         report(imp::set_named(name, nice), nice, name);
     }
 }
@@ -37,8 +88,8 @@ fn report(res: std::io::Result<()>, nice: i32, what: &str) {
         Err(e) if !WARNED.swap(true, Relaxed) => tracing::warn!(
             nice,
             thread = what,
-            "could not raise the priority of the commit threads ({e}): commits will wait for the CPU behind \
-             the socket threads; give the process CAP_SYS_NICE, or set --writer-nice 0 to silence this"
+            "could not change the priority of a thread ({e}): commits may wait for the CPU behind the \
+             socket threads; set --writer-nice 0 to leave every thread at the default"
         ),
         Err(_) => {}
     }

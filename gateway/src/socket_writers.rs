@@ -27,6 +27,7 @@ impl SocketWriters {
         let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("socket-writer")
+            .on_thread_start(confab_actors::priority::set_other_thread)
             .enable_all()
             .build();
         match built {

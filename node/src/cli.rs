@@ -45,7 +45,13 @@ pub fn main() -> std::process::ExitCode {
     };
     let filter = config.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    // Before any thread starts: the commit threads are started from this (main) thread.
+    confab_actors::priority::init(config.system.writer_nice);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .on_thread_start(confab_actors::priority::set_other_thread)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match runtime.block_on(serve(config)) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,

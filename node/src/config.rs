@@ -69,8 +69,9 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_COMMIT_GAP_US")]
     pub commit_gap_us: Option<u64>,
     /// Nice value of the threads that commit (the writer's and its SQLite connection's), -20 to
-    /// 19; below 0 they get the CPU ahead of the socket threads, which needs CAP_SYS_NICE; 0
-    /// leaves them alone [default: -10].
+    /// 19; below 0 they get the CPU ahead of the socket threads. That needs CAP_SYS_NICE; without
+    /// it the other threads run at the opposite value instead. 0 leaves every thread alone
+    /// [default: -10].
     #[arg(long, env = "CONFAB_WRITER_NICE", allow_negative_numbers = true)]
     pub writer_nice: Option<i32>,
     /// Threads that write to WebSockets, apart from the actors' runtime; 0 writes from the

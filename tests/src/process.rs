@@ -16,8 +16,28 @@ pub struct NodeProcess {
 impl NodeProcess {
     /// Starts `bin serve` on a free port of 127.0.0.1 and waits until it answers `/readyz`.
     pub async fn spawn(bin: &str, data_dir: &Path, database_url: &str, extra: &[&str]) -> NodeProcess {
+        NodeProcess::spawn_via(&[], bin, data_dir, database_url, extra).await
+    }
+
+    /// `spawn`, through `wrapper` (a command that execs the rest of its arguments, such as
+    /// `setpriv …`; empty: none), so the node process has the wrapper's pid.
+    pub async fn spawn_via(
+        wrapper: &[&str],
+        bin: &str,
+        data_dir: &Path,
+        database_url: &str,
+        extra: &[&str],
+    ) -> NodeProcess {
         let port = free_port();
-        let mut child = Command::new(bin)
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))

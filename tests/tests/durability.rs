@@ -75,7 +75,8 @@ fn nice_of_threads(pid: u32, name: &str) -> Vec<i32> {
         if comm.trim_end() != name {
             continue;
         }
-        let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
         // Fields after the parenthesised name: state is field 3, nice is field 19.
         let after = &stat[stat.rfind(')').expect("comm end") + 2..];
         nices.push(after.split(' ').nth(16).expect("nice field").parse().expect("nice value"));
@@ -107,6 +108,35 @@ async fn the_commit_threads_run_at_the_writer_nice_value() {
         assert_eq!(nice_of_threads(pid, "writer-commit"), vec![want], "commit thread, flags {flags:?}");
         if sqlite {
             assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![want], "SQLite writer thread, flags {flags:?}");
+        }
+        node.terminate().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_cap_sys_nice_the_other_threads_run_below_the_commit_threads() {
+    let db = TestDb::create().await;
+    let sqlite = db.url.starts_with("sqlite:");
+    // A node that may not lower nice values: this process's own state, or (as root) the
+    // capability dropped from the node's bounding set by util-linux's setpriv.
+    let wrapper: &[&str] =
+        if may_raise_priority() { &["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"] } else { &[] };
+    for (flags, commit, others) in
+        [(&[][..], 0, 10), (&["--writer-nice", "-4"][..], 0, 4), (&["--writer-nice", "0"][..], 0, 0)]
+    {
+        let mut node = NodeProcess::spawn_via(wrapper, BIN, db.dir.path(), &db.url, flags).await;
+        let api = Api::register(&node.base, &unique("nice")).await;
+        let room = api.room_id("general").await;
+        confab_tests::load::send_reliably(&api, &node.ws_url, room, "n", 1, 1).await;
+        let pid = node.child.id().expect("running");
+        assert_eq!(nice_of_threads(pid, "writer-commit"), vec![commit], "commit thread, flags {flags:?}");
+        if sqlite {
+            assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![commit], "SQLite writer thread, flags {flags:?}");
+        }
+        for name in ["tokio-rt-worker", "socket-writer"] {
+            let nices = nice_of_threads(pid, name);
+            assert!(!nices.is_empty(), "the node has {name} threads");
+            assert!(nices.iter().all(|&n| n == others), "{name} threads at {nices:?}, want {others}, flags {flags:?}");
         }
         node.terminate().await;
     }
