@@ -19,56 +19,57 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed};
 /// thread.
 pub const SQLITE_WRITER_THREAD: &str = "sqlite-writer";
 
-/// The nice value [`init`] chose for the threads that do not commit (0: they are left alone).
+/// The nice value [`init`] chose for the threads that do not commit.
 static OTHERS_NICE: AtomicI32 = AtomicI32::new(0);
+/// [`init`] raised the other threads instead of lowering the commit threads.
+static RAISE_OTHERS: AtomicBool = AtomicBool::new(false);
 
 /// Decides, once and before the node starts any thread, how its commit threads get ahead of the
-/// rest by `writer_nice` levels (a value below 0). If this process may lower a nice value, the
-/// commit threads are lowered to `writer_nice` ([`set_current`], [`set_named`]). If it may not,
-/// they stay at the default, and every thread that runs [`set_other_thread`] when it starts (the
-/// node's runtimes) is raised by as much. Threads inherit their creator's nice value, so the
-/// commit threads must be started from a thread that is not raised (the node's main thread).
-/// Returns the nice value of the other threads.
-pub fn init(writer_nice: i32) -> i32 {
+/// rest by `-writer_nice` levels (for a value below 0). If this process may lower a nice value,
+/// the commit threads are lowered to `writer_nice` ([`set_current`], [`set_named`]). If it may
+/// not, they keep the nice value the process started with, and every thread that runs
+/// [`set_other_thread`] when it starts (the node's runtimes) gets one `-writer_nice` higher (at
+/// most 19). Threads inherit their creator's nice value, so the commit threads must be started
+/// from a thread that is not raised (the node's main thread).
+pub fn init(writer_nice: i32) {
     if writer_nice >= 0 {
-        return 0;
+        return;
     }
     // A probe thread: the calling thread's own nice value stays as it is.
     let probe = std::thread::spawn(move || imp::set_current(writer_nice)).join();
     match probe {
-        Ok(Ok(())) => 0,
+        Ok(Ok(())) => {}
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            let others = -writer_nice;
+            let base = imp::get_current().unwrap_or(0);
+            let others = (base - writer_nice).min(19);
             OTHERS_NICE.store(others, Relaxed);
+            RAISE_OTHERS.store(true, Relaxed);
             tracing::info!(
+                base,
                 others,
-                "this process may not lower nice values: the commit threads stay at 0 and the other threads \
-                 run at {others}, to keep them {others} levels ahead (give it CAP_SYS_NICE to lower the commit \
-                 threads instead, or set --writer-nice 0 to leave every thread at 0)"
+                "this process may not lower nice values: the commit threads stay at {base} and the other \
+                 threads run at {others} (give it CAP_SYS_NICE to lower the commit threads instead, or set \
+                 --writer-nice 0 to leave every thread alone)"
             );
-            others
         }
-        Ok(Err(e)) => {
-            report(Err(e), writer_nice, "probe");
-            0
-        }
-        Err(_) => 0,
+        Ok(Err(e)) => report(Err(e), writer_nice, "probe"),
+        Err(_) => {}
     }
 }
 
 /// Gives the calling thread the nice value [`init`] chose for the threads that do not commit;
 /// meant for a runtime's `on_thread_start`.
 pub fn set_other_thread() {
-    let nice = OTHERS_NICE.load(Relaxed);
-    if nice != 0 {
+    if RAISE_OTHERS.load(Relaxed) {
+        let nice = OTHERS_NICE.load(Relaxed);
         report(imp::set_current(nice), nice, "other");
     }
 }
 
 /// Gives the calling thread the nice value `nice` (0 leaves it alone, and so does a node whose
-/// other threads were raised instead; see [`init`]).
+/// other threads are raised instead; see [`init`]).
 pub fn set_current(nice: i32, what: &str) {
-    if nice != 0 && OTHERS_NICE.load(Relaxed) == 0 {
+    if nice != 0 && !RAISE_OTHERS.load(Relaxed) {
         report(imp::set_current(nice), nice, what);
     }
 }
@@ -76,7 +77,7 @@ pub fn set_current(nice: i32, what: &str) {
 /// Gives every thread of this process named `name` the nice value `nice` (0 leaves them alone, as
 /// [`set_current`] does).
 pub fn set_named(name: &str, nice: i32) {
-    if nice != 0 && OTHERS_NICE.load(Relaxed) == 0 {
+    if nice != 0 && !RAISE_OTHERS.load(Relaxed) {
         report(imp::set_named(name, nice), nice, name);
     }
 }
@@ -104,6 +105,10 @@ mod imp {
         Ok(setpriority_process(Some(rustix::thread::gettid()), nice)?)
     }
 
+    pub(super) fn get_current() -> io::Result<i32> {
+        Ok(rustix::process::getpriority_process(Some(rustix::thread::gettid()))?)
+    }
+
     pub(super) fn set_named(name: &str, nice: i32) -> io::Result<()> {
         let mut found = false;
         for task in std::fs::read_dir("/proc/self/task")? {
@@ -128,6 +133,10 @@ mod imp {
     use std::io;
 
     pub(super) fn set_current(_nice: i32) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub(super) fn get_current() -> io::Result<i32> {
         Err(io::ErrorKind::Unsupported.into())
     }
 

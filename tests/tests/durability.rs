@@ -91,24 +91,29 @@ fn may_raise_priority() -> bool {
     u64::from_str_radix(caps.trim(), 16).expect("hex") & (1 << 23) != 0
 }
 
+/// Starts a node (through `wrapper`, see `NodeProcess::spawn_via`) with `flags`, sends a message
+/// through both commit threads and checks that they run at nice value `commit`.
+async fn node_with_commit_threads_at(db: &TestDb, wrapper: &[&str], flags: &[&str], commit: i32) -> (NodeProcess, u32) {
+    let node = NodeProcess::spawn_via(wrapper, BIN, db.dir.path(), &db.url, flags).await;
+    let api = Api::register(&node.base, &unique("nice")).await;
+    let room = api.room_id("general").await;
+    confab_tests::load::send_reliably(&api, &node.ws_url, room, "n", 1, 1).await;
+    let pid = node.child.id().expect("running");
+    assert_eq!(nice_of_threads(pid, "writer-commit"), vec![commit], "commit thread, flags {flags:?}");
+    if db.url.starts_with("sqlite:") {
+        assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![commit], "SQLite writer thread, flags {flags:?}");
+    }
+    (node, pid)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commit_threads_run_at_the_writer_nice_value() {
     let db = TestDb::create().await;
-    let sqlite = db.url.starts_with("sqlite:");
     // The default, -10, where the process may lower nice values; otherwise they stay at 0 (and
-    // the node logs a warning).
+    // the other threads are raised instead: the next test).
     let expected = if may_raise_priority() { -10 } else { 0 };
     for (flags, want) in [(&[][..], expected), (&["--writer-nice", "0"][..], 0)] {
-        let mut node = NodeProcess::spawn(BIN, db.dir.path(), &db.url, flags).await;
-        // A message goes through both threads.
-        let api = Api::register(&node.base, &unique("nice")).await;
-        let room = api.room_id("general").await;
-        confab_tests::load::send_reliably(&api, &node.ws_url, room, "n", 1, 1).await;
-        let pid = node.child.id().expect("running");
-        assert_eq!(nice_of_threads(pid, "writer-commit"), vec![want], "commit thread, flags {flags:?}");
-        if sqlite {
-            assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![want], "SQLite writer thread, flags {flags:?}");
-        }
+        let (mut node, _) = node_with_commit_threads_at(&db, &[], flags, want).await;
         node.terminate().await;
     }
 }
@@ -116,23 +121,12 @@ async fn the_commit_threads_run_at_the_writer_nice_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cap_sys_nice_the_other_threads_run_below_the_commit_threads() {
     let db = TestDb::create().await;
-    let sqlite = db.url.starts_with("sqlite:");
     // A node that may not lower nice values: this process's own state, or (as root) the
     // capability dropped from the node's bounding set by util-linux's setpriv.
     let wrapper: &[&str] =
         if may_raise_priority() { &["setpriv", "--inh-caps=-sys_nice", "--bounding-set=-sys_nice"] } else { &[] };
-    for (flags, commit, others) in
-        [(&[][..], 0, 10), (&["--writer-nice", "-4"][..], 0, 4), (&["--writer-nice", "0"][..], 0, 0)]
-    {
-        let mut node = NodeProcess::spawn_via(wrapper, BIN, db.dir.path(), &db.url, flags).await;
-        let api = Api::register(&node.base, &unique("nice")).await;
-        let room = api.room_id("general").await;
-        confab_tests::load::send_reliably(&api, &node.ws_url, room, "n", 1, 1).await;
-        let pid = node.child.id().expect("running");
-        assert_eq!(nice_of_threads(pid, "writer-commit"), vec![commit], "commit thread, flags {flags:?}");
-        if sqlite {
-            assert_eq!(nice_of_threads(pid, "sqlite-writer"), vec![commit], "SQLite writer thread, flags {flags:?}");
-        }
+    for (flags, others) in [(&[][..], 10), (&["--writer-nice", "-4"][..], 4), (&["--writer-nice", "0"][..], 0)] {
+        let (mut node, pid) = node_with_commit_threads_at(&db, wrapper, flags, 0).await;
         for name in ["tokio-rt-worker", "socket-writer"] {
             let nices = nice_of_threads(pid, name);
             assert!(!nices.is_empty(), "the node has {name} threads");
