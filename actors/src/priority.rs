@@ -8,8 +8,8 @@
 //! they wake. Linux keeps a nice value per thread, so this changes those threads only.
 //!
 //! Lowering a nice value needs `CAP_SYS_NICE` (or a raised `RLIMIT_NICE`). A node without it puts
-//! the commit threads ahead the other way round ([`init`]): they stay at the default, and every
-//! other thread the node starts gets a nice value that much higher. Raising a nice value needs no
+//! the commit threads ahead the other way round ([`init`]): they keep the process's nice value,
+//! and every other thread the node starts gets one that much higher. Raising a nice value needs no
 //! privilege, and within the process (which autogroups and cgroups schedule as one group) the gap
 //! is the same.
 
@@ -85,7 +85,7 @@ pub fn set_named(name: &str, nice: i32) {
 fn report(res: std::io::Result<()>, nice: i32, what: &str) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     match res {
-        Ok(()) => tracing::debug!(nice, thread = what, "commit thread priority set"),
+        Ok(()) => tracing::debug!(nice, thread = what, "thread priority set"),
         Err(e) if !WARNED.swap(true, Relaxed) => tracing::warn!(
             nice,
             thread = what,
