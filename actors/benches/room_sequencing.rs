@@ -38,7 +38,7 @@ async fn fixture() -> Fixture {
     let (out, mut rx) = Outbound::channel(4096);
     let who = UserRef { id: user.id, username: user.username.as_str().into() };
     let session = system.spawn_session(who, None, out).await.expect("session");
-    assert!(session.deliver(ClientFrame::Join { room: room.id, since: None }).await);
+    assert!(session.deliver(vec![ClientFrame::Join { room: room.id, since: None }]).await);
     loop {
         let f = rx.recv().await.expect("joined frame");
         if contains(&f, br#""type":"joined""#) {
@@ -60,7 +60,7 @@ impl Fixture {
                 body: "a chat message of a typical length, about sixty bytes long.".into(),
                 reply_to: None,
             };
-            assert!(self.session.deliver(frame).await, "session gone");
+            assert!(self.session.deliver(vec![frame]).await, "session gone");
         }
         let mut acks = 0;
         while acks < n {

@@ -16,7 +16,7 @@
 
 use crate::cluster::NodeLink;
 use crate::outbound::Refused;
-use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, Sub, Subscriber, send_joined};
+use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, send_joined};
 use crate::session::SessionMsg;
 use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
@@ -125,24 +125,26 @@ impl Actor for RemoteRoom {
                 st.admitted.remove(&session);
                 let _ = st.link.send(NodeFrame::Leave { room: st.room, session });
             }
-            RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
+            RoomMsg::Send { session, user, reply, sends } => {
                 st.last_activity = Instant::now();
                 let ReplyTo::Session(reply) = reply else { return Ok(()) };
-                st.sends.insert((user.id, cid.clone()), reply);
-                st.ctx.metrics.forwards.fetch_add(1, Relaxed);
-                let frame = NodeFrame::Send {
-                    room: st.room,
-                    session,
-                    user,
-                    cid: cid.to_string(),
-                    body: body.to_string(),
-                    reply_to,
-                };
-                if st.admitted.contains(&session) {
-                    st.forward(&me, frame);
-                } else {
-                    // The owner must see the session's join first (it may still be on its way).
-                    st.held.push((session, frame));
+                for SendItem { cid, body, reply_to } in sends {
+                    st.sends.insert((user.id, cid.clone()), reply.clone());
+                    st.ctx.metrics.forwards.fetch_add(1, Relaxed);
+                    let frame = NodeFrame::Send {
+                        room: st.room,
+                        session,
+                        user: user.clone(),
+                        cid: cid.to_string(),
+                        body: body.to_string(),
+                        reply_to,
+                    };
+                    if st.admitted.contains(&session) {
+                        st.forward(&me, frame);
+                    } else {
+                        // The owner must see the session's join first (it may still be on its way).
+                        st.held.push((session, frame));
+                    }
                 }
             }
             RoomMsg::Typing { session, user, on } => {

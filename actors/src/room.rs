@@ -136,14 +136,13 @@ pub enum RoomMsg {
     Leave {
         session: u64,
     },
-    /// Post a message; the outcome (ack or error) goes back to `reply` as `SendResult`.
+    /// Post messages, in order; each one's outcome (ack or error) goes back to `reply`. A session
+    /// hands over all its sends to the room from one read of its socket in one `Send`.
     Send {
         session: u64,
         user: UserRef,
         reply: ReplyTo,
-        cid: Arc<str>,
-        body: Arc<str>,
-        reply_to: Option<u64>,
+        sends: Vec<SendItem>,
     },
     Typing {
         session: u64,
@@ -189,6 +188,13 @@ pub enum RoomMsg {
     FromOwner(NodeFrame),
     /// The fan-out window has passed: send what was held back (self-sent).
     ReleaseHeld,
+}
+
+/// One message to post: the client's id for it, its text and what it replies to.
+pub struct SendItem {
+    pub cid: Arc<str>,
+    pub body: Arc<str>,
+    pub reply_to: Option<u64>,
 }
 
 /// State that outlives one incarnation of a room actor.
@@ -257,7 +263,7 @@ pub struct RoomState {
     members: HashSet<UserId>,
     /// Each sender's recent cids, to deduplicate resends.
     sent: SentCids,
-    buckets: HashMap<UserId, Bucket>,
+    buckets: HashMap<UserId, Bucket, foldhash::fast::RandomState>,
     typing_at: HashMap<UserId, Instant>,
     online: HashMap<UserId, (Arc<str>, u32)>,
     last_activity: Instant,
@@ -309,7 +315,7 @@ impl Actor for RoomActor {
             tail,
             members,
             sent: SentCids::default(),
-            buckets: HashMap::new(),
+            buckets: HashMap::default(),
             typing_at: HashMap::new(),
             online: HashMap::new(),
             last_activity: Instant::now(),
@@ -363,17 +369,30 @@ impl RoomState {
                 let _ = reply.send(res);
             }
             RoomMsg::Leave { session } => st.leave(session),
-            RoomMsg::Send { session, user, reply, cid, body, reply_to } => {
+            RoomMsg::Send { session, user, reply, sends } => {
                 st.last_activity = Instant::now();
                 if st.moving {
-                    // Left unanswered: the session sends it again to the room's new owner.
+                    // Left unanswered: the session sends them again to the room's new owner.
                     return Ok(());
                 }
-                let uid = user.id;
-                if let Err((code, msg)) = st.send(me, session, user, &reply, cid.clone(), body, reply_to).await {
-                    let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
-                    reply.answer(st.room.id, uid, cid, frame);
-                    st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
+                // Sequenced one by one, then handed to the writer together.
+                let mut writes = Vec::with_capacity(sends.len());
+                for item in sends {
+                    let cid = item.cid.clone();
+                    if let Err((code, msg)) = st.send(session, &user, &reply, item, &mut writes).await {
+                        let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
+                        reply.answer(st.room.id, user.id, cid, frame);
+                        st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
+                    }
+                }
+                if !writes.is_empty() {
+                    let handed =
+                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
+                    if !handed {
+                        // The writer stopped since `send` looked: as after a writer restart, the
+                        // room resyncs and the sessions send again what was not committed.
+                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
+                    }
                 }
             }
             RoomMsg::Typing { session, user, on } => st.typing(Except::Local(session), user, on),
@@ -634,17 +653,17 @@ impl RoomState {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Sequences one message and adds its write to `writes` (the caller hands them to the
+    /// writer), or refuses it.
     async fn send(
         &mut self,
-        me: &ActorRef<RoomMsg>,
         session: u64,
-        user: UserRef,
+        user: &UserRef,
         reply: &ReplyTo,
-        cid: Arc<str>,
-        body: Arc<str>,
-        reply_to: Option<u64>,
+        item: SendItem,
+        writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
+        let SendItem { cid, body, reply_to } = item;
         let joined = match reply {
             ReplyTo::Session(_) => self.shared.lock().subs.iter().any(|s| s.s.session == session),
             ReplyTo::Node(link) => self.remote.contains_key(&(link.node.clone(), session)),
@@ -693,9 +712,9 @@ impl RoomState {
         if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
             return Err((ErrorCode::Overloaded, "the room is busy; send again shortly".into()));
         }
-        let Some(writer) = self.ctx.writer.get() else {
+        if self.ctx.writer.get().is_none() {
             return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
-        };
+        }
         let seq = self.next_seq;
         let row = MessageRow {
             id: 0,
@@ -720,9 +739,7 @@ impl RoomState {
             reply_to,
             ts: row.ts,
         };
-        if writer.cast(WriterMsg::Message(new, me.clone())).is_err() {
-            return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
-        }
+        writes.push(new);
         self.next_seq += 1;
         self.shared.lock().pending.push_back(Pending { row, reply: reply.clone(), sent_at: Instant::now() });
         self.sent.pending(user.id, cid);

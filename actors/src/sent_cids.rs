@@ -70,7 +70,7 @@ impl Sender {
 /// The room's memory of recent cids, by sender.
 #[derive(Default)]
 pub struct SentCids {
-    senders: HashMap<UserId, Sender>,
+    senders: FastMap<UserId, Sender>,
     total: usize,
     clock: u64,
 }
@@ -93,9 +93,21 @@ impl SentCids {
         self.senders.get(&user).and_then(|s| s.current.get(cid).or_else(|| s.previous.get(cid)).copied())
     }
 
-    /// Records `cid` as sent and waiting for its commit.
+    /// Records `cid`, which `get` did not find, as sent and waiting for its commit.
     pub fn pending(&mut self, user: UserId, cid: Arc<str>) {
-        self.put(user, cid, Recent::Pending);
+        self.clock += 1;
+        let s = self.senders.entry(user).or_default();
+        s.last_use = self.clock;
+        debug_assert!(!s.current.contains_key(&cid) && !s.previous.contains_key(&cid));
+        let before = s.len();
+        // Not looked up again: the caller just did.
+        if s.current.len() >= GENERATION {
+            s.next_generation();
+        }
+        s.current.insert(cid, Recent::Pending);
+        s.pending += 1;
+        let after = s.len();
+        self.after_put(user, before, after);
     }
 
     /// Records `cid` as committed at `seq`.
@@ -134,7 +146,13 @@ impl SentCids {
         if recent == Recent::Pending {
             s.pending += 1;
         }
-        self.total = self.total - before + s.len();
+        let after = s.len();
+        self.after_put(user, before, after);
+    }
+
+    /// Counts `user`'s new size (`before` cids, now `after`) and keeps the room within its budget.
+    fn after_put(&mut self, user: UserId, before: usize, after: usize) {
+        self.total = self.total - before + after;
         if self.total > PER_ROOM {
             self.forget_quiet_senders(user);
         }

@@ -1,8 +1,11 @@
 //! `SessionActor`: one per client connection.
 //!
 //! It owns the user's identity, the rooms the connection joined and the outbound queue (the
-//! socket's writer task drains it). The gateway's reader task parses frames and hands them over;
-//! at most `INBOUND_PERMITS` frames wait for the actor, so a flooding client slows only itself.
+//! socket's writer task drains it). The gateway's reader task parses frames and hands them over,
+//! all those of one read of the socket in one message; at most `INBOUND_PERMITS` frames wait for
+//! the actor, so a flooding client slows only itself. The sends among them go to each room in
+//! one message too: under load a socket read brings several frames, and the actors' mailboxes
+//! carry one message per read instead of one per frame.
 //! It validates what can be checked without the room (body length, cid, room count) and forwards
 //! the rest to room actors.
 //!
@@ -11,7 +14,7 @@
 //! resumes with `join … since`, which replays exactly what it missed.
 
 use crate::outbound::Outbound;
-use crate::room::{ReplyTo, RoomMsg, Subscriber};
+use crate::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
 use crate::store::CursorWrite;
 use crate::system::Ctx;
 use crate::writer::WriterMsg;
@@ -37,8 +40,9 @@ pub const MAX_RESENDS: u8 = 3;
 
 /// Messages of a session actor.
 pub enum SessionMsg {
-    /// A parsed client frame; the permit returns to the reader once handled.
-    Frame(ClientFrame, Option<OwnedSemaphorePermit>),
+    /// Parsed client frames, in the order they came; the permits return to the reader once
+    /// they are handled.
+    Frames(Vec<ClientFrame>, Option<OwnedSemaphorePermit>),
     /// A room stopped feeding this session: it fell behind after `last_seq`.
     Lagging { room: RoomId, last_seq: u64 },
     /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
@@ -77,9 +81,9 @@ pub struct SessionState {
     id: u64,
     user: UserRef,
     out: Outbound,
-    rooms: HashMap<RoomId, ActorRef<RoomMsg>>,
+    rooms: HashMap<RoomId, ActorRef<RoomMsg>, foldhash::fast::RandomState>,
     /// Per room, the sends not answered yet, oldest first.
-    in_flight: HashMap<RoomId, VecDeque<InFlight>>,
+    in_flight: HashMap<RoomId, VecDeque<InFlight>, foldhash::fast::RandomState>,
     closing: bool,
 }
 
@@ -94,8 +98,8 @@ impl Actor for SessionActor {
             id: a.id,
             user: a.user,
             out: a.out,
-            rooms: HashMap::new(),
-            in_flight: HashMap::new(),
+            rooms: HashMap::default(),
+            in_flight: HashMap::default(),
             closing: false,
         })
     }
@@ -114,12 +118,7 @@ impl Actor for SessionActor {
         st: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SessionMsg::Frame(frame, _permit) => {
-                if !st.closing {
-                    st.ctx.metrics.frames_in.fetch_add(1, Relaxed);
-                    st.frame(&me, frame).await;
-                }
-            }
+            SessionMsg::Frames(frames, _permits) => st.frames(&me, frames).await,
             SessionMsg::Lagging { room, last_seq } => {
                 let mut resume = BTreeMap::new();
                 resume.insert(room.to_string(), last_seq);
@@ -162,6 +161,40 @@ impl SessionState {
         let _ = self.out.push(encode_server_frame(&frame));
     }
 
+    /// Handles frames in order. Sends wait until the next frame of another kind, or the end,
+    /// and then go to each room in one message.
+    async fn frames(&mut self, me: &ActorRef<SessionMsg>, frames: Vec<ClientFrame>) {
+        // Per room with queued sends, the in-flight index of the first.
+        let mut queued: Vec<(RoomId, usize)> = Vec::new();
+        for frame in frames {
+            if self.closing {
+                break;
+            }
+            self.ctx.metrics.frames_in.fetch_add(1, Relaxed);
+            match frame {
+                ClientFrame::Send { room, cid, body, reply_to } => {
+                    if let Some(i) = self.queue_send(room, cid, body, reply_to)
+                        && !queued.iter().any(|(r, _)| *r == room)
+                    {
+                        queued.push((room, i));
+                    }
+                }
+                other => {
+                    self.forward_queued(me, &mut queued).await;
+                    self.frame(me, other).await;
+                }
+            }
+        }
+        self.forward_queued(me, &mut queued).await;
+    }
+
+    async fn forward_queued(&mut self, me: &ActorRef<SessionMsg>, queued: &mut Vec<(RoomId, usize)>) {
+        for (room, first) in std::mem::take(queued) {
+            let end = self.in_flight.get(&room).map_or(0, VecDeque::len);
+            self.forward(me, room, first..end).await;
+        }
+    }
+
     async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame) {
         match frame {
             ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
@@ -176,7 +209,11 @@ impl SessionState {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
                 }
             }
-            ClientFrame::Send { room, cid, body, reply_to } => self.send(me, room, cid, body, reply_to).await,
+            ClientFrame::Send { room, cid, body, reply_to } => {
+                if let Some(i) = self.queue_send(room, cid, body, reply_to) {
+                    self.forward(me, room, i..i + 1).await;
+                }
+            }
             ClientFrame::Typing { room, on } => {
                 if let Some(actor) = self.rooms.get(&room) {
                     let _ = actor.cast(RoomMsg::Typing { session: self.id, user: self.user.clone(), on });
@@ -236,38 +273,36 @@ impl SessionState {
         self.room_error(ErrorCode::Retry, "the room is restarting; join again", room);
     }
 
-    async fn send(
-        &mut self,
-        me: &ActorRef<SessionMsg>,
-        room: RoomId,
-        cid: String,
-        body: String,
-        reply_to: Option<u64>,
-    ) {
-        let reference = Some(cid.clone());
+    /// Checks a send and queues it in flight (its index there), or refuses it.
+    fn queue_send(&mut self, room: RoomId, cid: String, body: String, reply_to: Option<u64>) -> Option<usize> {
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
-            return self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), reference);
+            self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), Some(cid.clone()));
+            return None;
         }
         if body.contains('\0') || cid.contains('\0') {
-            return self.error(ErrorCode::Invalid, "messages may not contain NUL characters", reference);
+            self.error(ErrorCode::Invalid, "messages may not contain NUL characters", Some(cid.clone()));
+            return None;
         }
         if body.trim().is_empty() {
-            return self.error(ErrorCode::EmptyBody, "the message is empty", reference);
+            self.error(ErrorCode::EmptyBody, "the message is empty", Some(cid.clone()));
+            return None;
         }
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
-            return self.error(ErrorCode::TooLong, format!("messages are at most {max} characters"), reference);
+            self.error(ErrorCode::TooLong, format!("messages are at most {max} characters"), Some(cid.clone()));
+            return None;
         }
         if !self.rooms.contains_key(&room) {
-            return self.error(ErrorCode::NotJoined, "join the room before sending", reference);
+            self.error(ErrorCode::NotJoined, "join the room before sending", Some(cid.clone()));
+            return None;
         }
         let q = self.in_flight.entry(room).or_default();
         if q.len() >= MAX_IN_FLIGHT {
-            return self.error(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks", reference);
+            self.error(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks", Some(cid.clone()));
+            return None;
         }
         q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to, resends: 0 });
-        let last = q.len() - 1;
-        self.forward(me, room, last..last + 1).await;
+        Some(q.len() - 1)
     }
 
     /// Casts the in-flight sends `range` of `room` to the room actor, looking the actor up again
@@ -285,18 +320,13 @@ impl SessionState {
                 },
             };
             let Some(q) = self.in_flight.get(&room) else { return };
-            let all_sent = q.range(range.clone()).all(|f| {
-                let msg = RoomMsg::Send {
-                    session: self.id,
-                    user: self.user.clone(),
-                    reply: ReplyTo::Session(me.clone()),
-                    cid: f.cid.clone(),
-                    body: f.body.clone(),
-                    reply_to: f.reply_to,
-                };
-                actor.cast(msg).is_ok()
-            });
-            if all_sent {
+            let sends = q
+                .range(range.clone())
+                .map(|f| SendItem { cid: f.cid.clone(), body: f.body.clone(), reply_to: f.reply_to })
+                .collect();
+            let msg =
+                RoomMsg::Send { session: self.id, user: self.user.clone(), reply: ReplyTo::Session(me.clone()), sends };
+            if actor.cast(msg).is_ok() {
                 return;
             }
             // The room actor was replaced: its subscribers survived, only the reference changed.

@@ -556,11 +556,12 @@ impl SessionHandle {
         &self.out
     }
 
-    /// Hands a parsed frame to the session, waiting while too many are unhandled. False once the
-    /// session is gone.
-    pub async fn deliver(&self, frame: ClientFrame) -> bool {
-        let Ok(permit) = self.permits.clone().acquire_owned().await else { return false };
-        self.actor.cast(SessionMsg::Frame(frame, Some(permit))).is_ok()
+    /// Hands parsed frames (at most `INBOUND_PERMITS`) to the session in one message, waiting
+    /// while too many are unhandled. False once the session is gone.
+    pub async fn deliver(&self, frames: Vec<ClientFrame>) -> bool {
+        let n = frames.len().clamp(1, INBOUND_PERMITS) as u32;
+        let Ok(permits) = self.permits.clone().acquire_many_owned(n).await else { return false };
+        self.actor.cast(SessionMsg::Frames(frames, Some(permits))).is_ok()
     }
 
     /// Ends the session (the socket closed).

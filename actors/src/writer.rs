@@ -4,7 +4,9 @@
 //! Batching: the first write into an empty buffer casts `Flush` to the writer itself. That `Flush`
 //! queues behind every write already in the mailbox, so one commit takes all of them: under load
 //! batches grow by themselves, and an idle writer commits a lone message at once. A buffer that
-//! reaches `max_batch` is committed without waiting for the `Flush`.
+//! reaches `max_batch` is committed without waiting for the `Flush`. A room hands over all the
+//! messages it sequenced from one of its mailbox's messages at once (`WriterMsg::Messages`), so a
+//! batch may end a few messages above `max_batch`.
 //!
 //! Group commit: a `Flush` that comes less than `min_gap` after the last commit ended waits for
 //! the rest of that gap, so that a steady trickle of writes shares commits instead of paying one
@@ -36,8 +38,9 @@ const GAP_ENOUGH: usize = 64;
 
 /// Messages of the batching writer.
 pub enum WriterMsg {
-    /// Make a sequenced message durable and answer `reply` once it is (or is not).
-    Message(NewMessage, ActorRef<RoomMsg>),
+    /// Make sequenced messages of one room incarnation durable (in seq order) and answer `reply`
+    /// once they are (or are not).
+    Messages(Vec<NewMessage>, ActorRef<RoomMsg>),
     /// Move a read cursor (no answer).
     Cursor(CursorWrite),
     /// Commit everything buffered (self-cast).
@@ -125,14 +128,17 @@ impl Actor for BatchWriter {
         st: &mut WriterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WriterMsg::Message(m, reply) => {
-                if st.poisoned.get(&m.room).is_some_and(|&e| e >= m.epoch) {
-                    let _ = reply.cast(RoomMsg::Committed { epoch: m.epoch, results: vec![(m.seq, Err(()))] });
+            WriterMsg::Messages(msgs, reply) => {
+                let Some(first) = msgs.first() else { return Ok(()) };
+                let (room, epoch) = (first.room, first.epoch);
+                if st.poisoned.get(&room).is_some_and(|&e| e >= epoch) {
+                    let results = msgs.iter().map(|m| (m.seq, Err(()))).collect();
+                    let _ = reply.cast(RoomMsg::Committed { epoch, results });
                     return Ok(());
                 }
-                st.poisoned.remove(&m.room);
-                st.msgs.push(m);
-                st.replies.push(reply);
+                st.poisoned.remove(&room);
+                st.replies.extend(std::iter::repeat_n(reply, msgs.len()));
+                st.msgs.extend(msgs);
                 if st.msgs.len() >= st.args.max_batch {
                     st.commit().await;
                 } else {
@@ -223,7 +229,7 @@ impl WriterState {
 
 /// One `Committed` per (room actor, epoch), each in seq order.
 fn answer_rooms(batch: &[NewMessage], replies: Vec<ActorRef<RoomMsg>>, results: Vec<WriteResult>) {
-    let mut index: HashMap<(ractor::ActorId, u64), usize> = HashMap::new();
+    let mut index: HashMap<(ractor::ActorId, u64), usize, foldhash::fast::RandomState> = HashMap::default();
     type RoomAnswer = (ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>);
     let mut per_room: Vec<RoomAnswer> = Vec::new();
     for ((m, reply), result) in batch.iter().zip(replies).zip(results) {

@@ -4,7 +4,7 @@
 
 use confab_actors::ActorSystem;
 use confab_actors::cluster::NodeLink;
-use confab_actors::room::{ReplyTo, RoomMsg};
+use confab_actors::room::{ReplyTo, RoomMsg, SendItem};
 use confab_actors::system::CloseTarget;
 use confab_schemas::node::{CloseScope, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
@@ -63,9 +63,7 @@ impl Router {
                         session,
                         user: user.clone(),
                         reply: reply.clone(),
-                        cid: cid.clone(),
-                        body: body.clone(),
-                        reply_to,
+                        sends: vec![SendItem { cid: cid.clone(), body: body.clone(), reply_to }],
                     })
                     .await;
                 if !sent {

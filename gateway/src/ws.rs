@@ -22,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use confab_actors::outbound::{Outbound, OutboundRx};
+use confab_actors::session::INBOUND_PERMITS;
 use confab_actors::system::SessionHandle;
 use confab_schemas::client::{HelloUser, parse_client_frame};
 use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
@@ -159,12 +160,22 @@ enum Incoming {
 }
 
 async fn read_one(reader: &mut Reader, out: &Outbound) -> Incoming {
+    let message = reader.read_message().await;
+    classify(message, out)
+}
+
+/// The next message the reader holds already, if any (no socket read).
+fn buffered_one(reader: &mut Reader, out: &Outbound) -> Option<Incoming> {
+    reader.buffered_message().transpose().map(|m| classify(m, out))
+}
+
+fn classify(message: Result<Message, ReadError>, out: &Outbound) -> Incoming {
     let refuse = |code: ErrorCode, message: &str, close: u16| {
         let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
         let _ = out.push(close_frame(close, message));
         Incoming::End
     };
-    let message = match reader.read_message().await {
+    let message = match message {
         Ok(m) => m,
         Err(ReadError::TooLarge) => {
             return refuse(ErrorCode::FrameTooLarge, "the frame is larger than the server accepts", 1009);
@@ -244,30 +255,36 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
     let mut idle_deadline = Instant::now() + IDLE_TIMEOUT;
     let timer = tokio::time::sleep_until(idle_deadline);
     tokio::pin!(timer);
+    // What the last batch of frames stopped at, to handle next.
+    let mut carried: Option<Incoming> = None;
     loop {
         let deadline = idle_deadline.min(expiry.next_step());
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
         }
         // Reading is cancel-safe: bytes already read stay in the reader.
-        let next = tokio::select! {
-            next = read_one(reader, session.out()) => next,
-            () = &mut timer => {
-                if Instant::now() >= idle_deadline {
-                    // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone.
-                    let err = ServerFrame::error(
-                        ErrorCode::Invalid,
-                        "no frame for too long; send a ping at least every 60 s",
-                        None,
-                    );
-                    let _ = session.out().push(encode_server_frame(&err));
-                    let _ = session.out().push(close_frame(1001, "idle"));
+        let next = if let Some(next) = carried.take() {
+            next
+        } else {
+            tokio::select! {
+                next = read_one(reader, session.out()) => next,
+                () = &mut timer => {
+                    if Instant::now() >= idle_deadline {
+                        // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone.
+                        let err = ServerFrame::error(
+                            ErrorCode::Invalid,
+                            "no frame for too long; send a ping at least every 60 s",
+                            None,
+                        );
+                        let _ = session.out().push(encode_server_frame(&err));
+                        let _ = session.out().push(close_frame(1001, "idle"));
+                        break;
+                    }
+                    if expiry.step(session.out()) {
+                        continue;
+                    }
                     break;
                 }
-                if expiry.step(session.out()) {
-                    continue;
-                }
-                break;
             }
         };
         idle_deadline = Instant::now() + IDLE_TIMEOUT;
@@ -288,7 +305,21 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
                 let _ = session.out().push(encode_server_frame(&frame));
             }
             Incoming::Frame(frame) => {
-                if !session.deliver(frame).await {
+                // The frames that came with it in the same read go to the session in the same
+                // message; an `auth` or the end of the connection waits for its turn.
+                let mut frames = vec![frame];
+                while frames.len() < INBOUND_PERMITS {
+                    match buffered_one(reader, session.out()) {
+                        None => break,
+                        Some(Incoming::Handled) => {}
+                        Some(Incoming::Frame(f)) if !matches!(f, ClientFrame::Auth { .. }) => frames.push(f),
+                        Some(other) => {
+                            carried = Some(other);
+                            break;
+                        }
+                    }
+                }
+                if !session.deliver(frames).await {
                     break;
                 }
             }

@@ -85,6 +85,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         poll_fn(|cx| self.poll_message(cx)).await
     }
 
+    /// The next complete message if the bytes already read hold one, without reading the socket.
+    pub(crate) fn buffered_message(&mut self) -> Result<Option<Message>, ReadError> {
+        self.next_message()
+    }
+
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, ReadError>> {
         loop {
             match self.next_message() {

@@ -232,23 +232,7 @@ impl ErrorCode {
     }
 }
 
-/// Parses a client frame and classifies a failure into the protocol's error codes.
-pub fn parse_client_frame(text: &[u8]) -> Result<ClientFrame, (ErrorCode, String)> {
-    match serde_json::from_slice::<ClientFrame>(text) {
-        Ok(frame) => Ok(frame),
-        Err(err) => {
-            let msg = err.to_string();
-            let code = if msg.starts_with("unknown variant") {
-                ErrorCode::UnknownType
-            } else if msg.starts_with("missing field") {
-                ErrorCode::MissingField
-            } else {
-                ErrorCode::BadFrame
-            };
-            Err((code, msg))
-        }
-    }
-}
+pub use crate::parse::parse_client_frame;
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod ids;
 pub mod node;
+mod parse;
 pub mod rows;
 pub mod wire;
 
