@@ -134,6 +134,14 @@ impl Ws {
         self.stream.send(Message::text(frame.to_string())).await.is_ok()
     }
 
+    /// Sends frames in one write to the socket, so that the server reads them together.
+    pub async fn send_together(&mut self, frames: &[Value]) {
+        for f in frames {
+            self.stream.feed(Message::text(f.to_string())).await.expect("ws feed");
+        }
+        self.stream.flush().await.expect("ws flush");
+    }
+
     pub async fn send_raw(&mut self, msg: Message) {
         let _ = self.stream.send(msg).await;
     }

@@ -189,6 +189,59 @@ async fn a_repeated_cid_gets_the_original_ack_and_stores_one_message() {
     node.stop().await;
 }
 
+/// Frames that arrive in one read go to the session, and their sends to the room, together:
+/// each still gets its own answer, in order, and refusals in between stop nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_read_together_are_answered_one_by_one_in_order() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("burst")).await;
+    let room = api.room_id("general").await;
+    let other = api.create_room(&unique("elsewhere"), "public").await;
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    let mut watcher = api.ws(&node.ws_url).await;
+    watcher.join(room, None).await;
+    let send = |cid: &str, body: &str| json!({"type": "send", "room": room, "cid": cid, "body": body});
+    let mut frames = vec![
+        send("b-1", "one"),
+        send("b-2", "two"),
+        send("b-empty", "   "),
+        json!({"type": "typing", "room": room, "on": true}),
+        send("b-3", "three"),
+        json!({"type": "send", "room": other, "cid": "b-elsewhere", "body": "not joined"}),
+        send("b-1", "one again"),
+        json!({"type": "ping"}),
+    ];
+    frames.extend((4..=40).map(|i| send(&format!("b-{i}"), &format!("message {i}"))));
+    ws.send_together(&frames).await;
+
+    assert_eq!(ws.expect_error("empty_body").await["ref"], "b-empty");
+    assert_eq!(ws.expect_error("not_joined").await["ref"], "b-elsewhere");
+    ws.recv_type("pong").await;
+    let mut acks = Vec::new();
+    while acks.len() < 40 {
+        let ack = ws.recv_type("ack").await;
+        acks.push((ack["cid"].as_str().expect("cid").to_owned(), ack["seq"].as_u64().expect("seq")));
+    }
+    // b-1 … b-40 in the order sent, with consecutive seqs: the resend of b-1 while it was still
+    // waiting for its commit made no second message (its one ack answers both).
+    let cids: Vec<String> = acks.iter().map(|(c, _)| c.clone()).collect();
+    assert_eq!(cids, (1..=40).map(|i| format!("b-{i}")).collect::<Vec<_>>());
+    assert!(acks.windows(2).all(|w| w[1].1 == w[0].1 + 1), "consecutive seqs: {acks:?}");
+    ws.ping().await;
+    assert!(ws.backlog.iter().all(|f| f["type"] != "ack"), "one ack per message: {:?}", ws.backlog);
+    // The other member sees the 40 messages once each, in that order.
+    let mut seen = Vec::new();
+    while seen.len() < 40 {
+        let m = watcher.recv_type("message").await;
+        seen.push(m["body"].as_str().expect("body").to_owned());
+    }
+    let want: Vec<String> =
+        ["one", "two", "three"].iter().map(|s| s.to_string()).chain((4..=40).map(|i| format!("message {i}"))).collect();
+    assert_eq!(seen, want);
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_since_replays_exactly_the_gap() {
     let node = TestNode::start(NodeOpts::default()).await;
