@@ -256,7 +256,7 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
     let timer = tokio::time::sleep_until(idle_deadline);
     tokio::pin!(timer);
     // What the last batch of frames stopped at, to handle next.
-    let mut carried: Option<Incoming> = None;
+    let mut carried: Option<Box<Incoming>> = None;
     loop {
         let deadline = idle_deadline.min(expiry.next_step());
         if timer.deadline() != deadline {
@@ -264,7 +264,7 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
         }
         // Reading is cancel-safe: bytes already read stay in the reader.
         let next = if let Some(next) = carried.take() {
-            next
+            *next
         } else {
             tokio::select! {
                 next = read_one(reader, session.out()) => next,
@@ -314,7 +314,7 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
                         Some(Incoming::Handled) => {}
                         Some(Incoming::Frame(f)) if !matches!(f, ClientFrame::Auth { .. }) => frames.push(f),
                         Some(other) => {
-                            carried = Some(other);
+                            carried = Some(Box::new(other));
                             break;
                         }
                     }
