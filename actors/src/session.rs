@@ -209,6 +209,7 @@ impl SessionState {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
                 }
             }
+            // `frames` queues sends itself; here one goes on its own.
             ClientFrame::Send { room, cid, body, reply_to } => {
                 if let Some(i) = self.queue_send(room, cid, body, reply_to) {
                     self.forward(me, room, i..i + 1).await;
