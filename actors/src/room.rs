@@ -664,12 +664,20 @@ impl RoomState {
         writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
         let SendItem { cid, body, reply_to } = item;
-        let joined = match reply {
-            ReplyTo::Session(_) => self.shared.lock().subs.iter().any(|s| s.s.session == session),
-            ReplyTo::Node(link) => self.remote.contains_key(&(link.node.clone(), session)),
-        };
-        if !joined {
-            return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+        match reply {
+            ReplyTo::Session(_) => {
+                if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
+                    return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+                }
+            }
+            // A node forwards sends only for sessions an incarnation of this room admitted. One
+            // this incarnation does not know was admitted before a restart, and its node joins it
+            // again once told of the restart: the send is to be repeated, not refused.
+            ReplyTo::Node(link) => {
+                if !self.remote.contains_key(&(link.node.clone(), session)) {
+                    return Err((ErrorCode::Retry, "the room restarted; send again".into()));
+                }
+            }
         }
         if !self.ctx.cluster().may_sequence() {
             return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));

@@ -95,19 +95,7 @@ impl SentCids {
 
     /// Records `cid`, which `get` did not find, as sent and waiting for its commit.
     pub fn pending(&mut self, user: UserId, cid: Arc<str>) {
-        self.clock += 1;
-        let s = self.senders.entry(user).or_default();
-        s.last_use = self.clock;
-        debug_assert!(!s.current.contains_key(&cid) && !s.previous.contains_key(&cid));
-        let before = s.len();
-        // Not looked up again: the caller just did.
-        if s.current.len() >= GENERATION {
-            s.next_generation();
-        }
-        s.current.insert(cid, Recent::Pending);
-        s.pending += 1;
-        let after = s.len();
-        self.after_put(user, before, after);
+        self.put(user, cid, Recent::Pending);
     }
 
     /// Records `cid` as committed at `seq`.
@@ -129,8 +117,12 @@ impl SentCids {
         let s = self.senders.entry(user).or_default();
         s.last_use = self.clock;
         let before = s.len();
-        // A cid already remembered is updated where it is.
-        let was = match s.current.get_mut(&cid).or_else(|| s.previous.get_mut(&cid)) {
+        // A pending cid is new (the room's `get` just missed it) and not looked up again; a cid
+        // already remembered is updated where it is.
+        debug_assert!(recent != Recent::Pending || !(s.current.contains_key(&cid) || s.previous.contains_key(&cid)));
+        let found =
+            if recent == Recent::Pending { None } else { s.current.get_mut(&cid).or_else(|| s.previous.get_mut(&cid)) };
+        let was = match found {
             Some(r) => Some(std::mem::replace(r, recent)),
             None => {
                 if s.current.len() >= GENERATION {
@@ -146,13 +138,7 @@ impl SentCids {
         if recent == Recent::Pending {
             s.pending += 1;
         }
-        let after = s.len();
-        self.after_put(user, before, after);
-    }
-
-    /// Counts `user`'s new size (`before` cids, now `after`) and keeps the room within its budget.
-    fn after_put(&mut self, user: UserId, before: usize, after: usize) {
-        self.total = self.total - before + after;
+        self.total = self.total - before + s.len();
         if self.total > PER_ROOM {
             self.forget_quiet_senders(user);
         }

@@ -166,7 +166,7 @@ async fn read_one(reader: &mut Reader, out: &Outbound) -> Incoming {
 
 /// The next message the reader holds already, if any (no socket read).
 fn buffered_one(reader: &mut Reader, out: &Outbound) -> Option<Incoming> {
-    reader.buffered_message().transpose().map(|m| classify(m, out))
+    reader.next_message().transpose().map(|m| classify(m, out))
 }
 
 fn classify(message: Result<Message, ReadError>, out: &Outbound) -> Incoming {

@@ -85,11 +85,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         poll_fn(|cx| self.poll_message(cx)).await
     }
 
-    /// The next complete message if the bytes already read hold one, without reading the socket.
-    pub(crate) fn buffered_message(&mut self) -> Result<Option<Message>, ReadError> {
-        self.next_message()
-    }
-
     fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message, ReadError>> {
         loop {
             match self.next_message() {
@@ -105,8 +100,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// A complete message out of the buffered bytes, if they hold one.
-    fn next_message(&mut self) -> Result<Option<Message>, ReadError> {
+    /// A complete message out of the bytes already read, if they hold one (no socket read).
+    pub(crate) fn next_message(&mut self) -> Result<Option<Message>, ReadError> {
         while let Some(frame) = self.next_frame()? {
             match frame.opcode {
                 0x0 => {
