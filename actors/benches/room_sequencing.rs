@@ -97,12 +97,11 @@ fn sequencing(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut fx = rt.block_on(fixture());
     let mut g = c.benchmark_group("room/send_to_ack");
-    // 1: one message at a time (latency of the whole path); 50: pipelined (throughput; the
+    // 1: one message at a time (latency of the whole path); 100: pipelined (throughput; the
     // writer batches them), handed over one frame at a time or ten at a time (ten frames from one
-    // socket read). 50, not more: the room writes the acks before it tells the session, so the
-    // next round may start while the session still counts the last one's sends as unanswered, and
-    // two rounds must stay below the 128 a connection may have per room.
-    for (n, per_read) in [(1usize, 1usize), (50, 1), (50, 10)] {
+    // socket read). A round starts the moment the last one's acks are read: the session has
+    // heard of them by then, so 100 stay below the 128 a connection may have per room.
+    for (n, per_read) in [(1usize, 1usize), (100, 1), (100, 10)] {
         g.throughput(Throughput::Elements(n as u64));
         let id = if per_read == 1 { format!("{n}") } else { format!("{n}, {per_read} per read") };
         g.bench_with_input(BenchmarkId::new("in_flight", id), &n, |b, &n| {

@@ -116,10 +116,20 @@ struct SessionAcks {
 }
 
 impl SessionAcks {
-    /// Tells the session its sends are answered (and hands it the frames unless written).
-    fn send(self, room: RoomId) {
-        let frames = if self.written { Bytes::new() } else { self.frames };
-        let _ = self.session.cast(SessionMsg::SendResults { room, cids: self.cids, frames });
+    /// Tells the session its sends are answered, before the acks can reach the socket: a
+    /// client that sends again the moment it reads an ack must find a free place in the
+    /// session's window. The frames follow with `hand_over` unless the fan-out wrote them.
+    fn tell(&mut self, room: RoomId) {
+        let cids = std::mem::take(&mut self.cids);
+        let _ = self.session.cast(SessionMsg::SendResults { room, cids, frames: Bytes::new() });
+    }
+
+    /// Hands the session the frames the fan-out did not write (it no longer subscribes, or
+    /// its queue was full), for its own socket.
+    fn hand_over(self, room: RoomId) {
+        if !self.written {
+            let _ = self.session.cast(SessionMsg::SendResults { room, cids: Vec::new(), frames: self.frames });
+        }
     }
 }
 
@@ -838,8 +848,12 @@ impl RoomState {
             sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq: *seq, frame: frame.clone() }).is_ok());
         }
         // A sender's acks go behind the last messages, in the same buffer: one write to its
-        // socket per fan-out. The session is told either way (it forgets the sends).
+        // socket per fan-out. The session is told first (it forgets the sends), then the
+        // frames go out.
         let (mut acks, by_session) = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
+        for a in &mut acks {
+            a.tell(room);
+        }
         let chunks = held.len().div_ceil(FANOUT_CHUNK);
         for (k, chunk) in held.chunks(FANOUT_CHUNK).enumerate() {
             let last = chunk[chunk.len() - 1].0;
@@ -858,7 +872,7 @@ impl RoomState {
         }
         drop(sh);
         for a in acks {
-            a.send(room);
+            a.hand_over(room);
         }
         self.last_fanout = Instant::now();
     }

@@ -48,8 +48,9 @@ pub enum SessionMsg {
     /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
     Close { reason: String, reconnect: bool },
     /// A room's answers to some of this session's sends: `frames` holds one `ack` or `error`
-    /// frame per cid, in order, ready for the socket (one write however many there are); it is
-    /// empty when the room wrote them to the socket itself, behind the messages they answer.
+    /// frame per cid, in order, ready for the socket (one write however many there are). After a
+    /// fan-out the room sends the cids alone first, before its acks can reach the socket behind
+    /// the messages they answer, and the frames it could not write there come later, alone.
     SendResults { room: RoomId, cids: Vec<Arc<str>>, frames: Bytes },
     /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
     /// answered are sent again. Only crashes count against a send's resends.

@@ -242,6 +242,68 @@ async fn frames_read_together_are_answered_one_by_one_in_order() {
     node.stop().await;
 }
 
+/// Keeps the session's whole window (`MAX_IN_FLIGHT`, 128) unanswered in `room`: sends the next
+/// message as soon as an ack arrives, `total` in all. Returns the error frames it got.
+async fn keep_window_full(mut ws: Ws, room: i64, tag: String, total: usize) -> Vec<Value> {
+    const WINDOW: usize = 128;
+    let send =
+        |i: usize| json!({"type": "send", "room": room, "cid": format!("{tag}-{i}"), "body": format!("{tag} {i}")});
+    let first: Vec<Value> = (0..WINDOW).map(send).collect();
+    ws.send_together(&first).await;
+    let (mut sent, mut answered, mut errors) = (WINDOW, 0, Vec::new());
+    while answered < total {
+        let frame = ws.next().await.expect("the connection stays open");
+        match frame["type"].as_str() {
+            Some("ack") => {
+                answered += 1;
+                if sent < total {
+                    ws.send(send(sent)).await;
+                    sent += 1;
+                }
+            }
+            Some("error") => {
+                answered += 1;
+                errors.push(frame);
+            }
+            _ => {}
+        }
+    }
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_each_ack_with_a_send_is_never_refused() {
+    // A client may keep 128 sends unanswered per room. The one that sends again the moment an
+    // ack arrives must find a free place: the session has to hear of the ack no later than the
+    // client does, however busy the room is with its fan-out.
+    let node = TestNode::start(NodeOpts::default()).await;
+    let api = node.user(&unique("window")).await;
+    let room = api.create_room(&unique("full-window"), "public").await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        let mut ws = api.ws(&node.ws_url).await;
+        ws.join(room, None).await;
+        sockets.push(ws);
+    }
+    // Members that joined after the senders, and only read, come after them in each fan-out and
+    // widen the gap between an ack on the wire and the end of the fan-out.
+    let mut readers = Vec::new();
+    for _ in 0..200 {
+        let mut ws = api.ws(&node.ws_url).await;
+        ws.join(room, None).await;
+        readers.push(tokio::spawn(async move { while ws.next().await.is_some() {} }));
+    }
+    let senders: Vec<_> = (sockets.into_iter().enumerate())
+        .map(|(k, ws)| tokio::spawn(keep_window_full(ws, room, format!("w{k}"), 1500)))
+        .collect();
+    for s in senders {
+        let errors = s.await.expect("sender task");
+        assert!(errors.is_empty(), "no send refused: {} errors, first {:?}", errors.len(), errors.first());
+    }
+    readers.iter().for_each(|r| r.abort());
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_with_since_replays_exactly_the_gap() {
     let node = TestNode::start(NodeOpts::default()).await;
