@@ -30,6 +30,8 @@ struct Shared {
 struct Queue {
     frames: VecDeque<Bytes>,
     receiver_gone: bool,
+    /// The receiver ends once the queue is empty, though senders remain (see [`Finisher`]).
+    finished: bool,
 }
 
 impl Shared {
@@ -85,6 +87,19 @@ pub enum Refused {
     Closed,
 }
 
+/// Ends the receiving side once what is queued is written, whoever still holds a sender: the
+/// connection's reader is done. It does not count as a sender.
+pub struct Finisher {
+    shared: Arc<Shared>,
+}
+
+impl Finisher {
+    pub fn finish(self) {
+        self.shared.lock().finished = true;
+        self.shared.arrived.notify_one();
+    }
+}
+
 /// Nothing is queued right now (or nothing ever will be again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Empty;
@@ -93,7 +108,7 @@ impl Outbound {
     /// A queue of `capacity` frames and its receiving end (the socket's writer task).
     pub fn channel(capacity: usize) -> (Outbound, OutboundRx) {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { frames: VecDeque::new(), receiver_gone: false }),
+            queue: Mutex::new(Queue { frames: VecDeque::new(), receiver_gone: false, finished: false }),
             capacity: capacity.max(2),
             arrived: Notify::new(),
             drained: Notify::new(),
@@ -143,31 +158,45 @@ impl Outbound {
 }
 
 impl OutboundRx {
-    /// The next frame; `None` once every sender is gone and the queue is empty.
+    /// The next frame; `None` once the queue is empty and every sender is gone or the
+    /// [`Finisher`] said so.
     pub async fn recv(&mut self) -> Option<Bytes> {
         loop {
             let arrived = self.shared.arrived.notified();
-            match self.try_recv() {
-                Ok(frame) => return Some(frame),
-                Err(Empty) if self.shared.senders.load(Ordering::Acquire) == 0 => {
-                    // A frame may have come with the last sender's goodbye.
-                    return self.try_recv().ok();
-                }
-                Err(Empty) => arrived.await,
+            if let Some(next) = self.next() {
+                return next;
             }
+            arrived.await;
         }
+    }
+
+    /// A frame, the end (`Some(None)`), or nothing yet (`None`).
+    fn next(&self) -> Option<Option<Bytes>> {
+        let mut q = self.shared.lock();
+        if let Some(frame) = self.pop(&mut q) {
+            return Some(Some(frame));
+        }
+        // Under the lock: a last sender pushes before it leaves, so its frame is seen.
+        (q.finished || self.shared.senders.load(Ordering::Acquire) == 0).then_some(None)
     }
 
     /// The next frame if one is queued.
     pub fn try_recv(&self) -> Result<Bytes, Empty> {
-        let mut q = self.shared.lock();
-        let frame = q.frames.pop_front().ok_or(Empty)?;
+        self.pop(&mut self.shared.lock()).ok_or(Empty)
+    }
+
+    fn pop(&self, q: &mut Queue) -> Option<Bytes> {
+        let frame = q.frames.pop_front()?;
         if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
             q.frames = VecDeque::new();
         }
-        drop(q);
         self.shared.drained.notify_one();
-        Ok(frame)
+        Some(frame)
+    }
+
+    /// A handle that ends this receiver once the queue is drained.
+    pub fn finisher(&self) -> Finisher {
+        Finisher { shared: self.shared.clone() }
     }
 }
 
@@ -206,6 +235,22 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"b"));
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"c"));
         assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_finished_receiver_writes_what_is_queued_then_ends() {
+        let (out, mut rx) = Outbound::channel(4);
+        out.push(Bytes::from_static(b"a")).unwrap();
+        rx.finisher().finish();
+        assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"a"));
+        assert_eq!(rx.recv().await, None, "ends though a sender remains");
+        // A waiting receiver is woken by the finish.
+        let (_out, mut rx) = Outbound::channel(4);
+        let finisher = rx.finisher();
+        let waiting = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        finisher.finish();
+        assert_eq!(waiting.await.unwrap(), None);
     }
 
     #[tokio::test]

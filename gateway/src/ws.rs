@@ -34,7 +34,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 /// Frames written with one system call at most.
@@ -130,8 +129,8 @@ async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _
     let mut reader = FrameReader::new(read_half, state.config.max_frame_bytes);
 
     let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
-    let done = CancellationToken::new();
-    let mut writer = state.writers.spawn(write_loop(write_half, rx, done.clone()));
+    let finisher = rx.finisher();
+    let mut writer = state.writers.spawn(write_loop(write_half, rx));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
     let writer_done = tokio::select! {
         _ = async {
@@ -141,7 +140,7 @@ async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _
         } => false,
         _ = &mut writer => true,
     };
-    done.cancel();
+    finisher.finish();
     if !writer_done {
         let _ = writer.await;
     }
@@ -409,14 +408,10 @@ async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outb
 }
 
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
-/// is written, the queue closes, the socket fails, or the reader is done.
-async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboundRx, done: CancellationToken) {
+/// is written, the queue closes, the socket fails, or the reader is done and the queue drained.
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboundRx) {
     loop {
-        let first = tokio::select! {
-            f = rx.recv() => f,
-            _ = done.cancelled() => rx.try_recv().ok(),
-        };
-        let Some(first) = first else { break };
+        let Some(first) = rx.recv().await else { break };
         let mut closing = is_close(&first);
         let second = if closing { None } else { rx.try_recv().ok() };
         let res = match second {
@@ -465,7 +460,7 @@ mod tests {
         out.push(close_frame(1000, "")).unwrap();
         out.push(ws_frame(Opcode::Text, b"never")).unwrap();
         let mut sink = Vec::new();
-        write_loop(&mut sink, rx, CancellationToken::new()).await;
+        write_loop(&mut sink, rx).await;
         let expected: Vec<u8> =
             [ws_frame(Opcode::Text, b"a"), ws_frame(Opcode::Text, b"b"), close_frame(1000, "")].concat();
         assert_eq!(sink, expected);
