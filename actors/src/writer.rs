@@ -39,7 +39,7 @@ use tracing::{error, info, warn};
 /// Buffered writes that commit without waiting for the rest of the gap. At 64, 50,000 messages a
 /// second over 100 rooms committed as soon as the last commit ended (141–253 commits a second)
 /// and kept the server's core 94–98% busy; at 512, 119–130 commits a second and 77–82%, for
-/// about the same end-to-end p99 and a p50 1–3 ms later (BENCHMARKS.md, "A fourth machine").
+/// about the same end-to-end p99 and a p50 up to 3 ms later (BENCHMARKS.md, "A fourth machine").
 const GAP_ENOUGH: usize = 512;
 
 /// Messages of the batching writer.
