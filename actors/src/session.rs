@@ -14,7 +14,7 @@
 //! resumes with `join … since`, which replays exactly what it missed.
 
 use crate::outbound::Outbound;
-use crate::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::room::{Refusal, ReplyTo, RoomMsg, SendItem, Subscriber};
 use crate::store::CursorWrite;
 use crate::system::Ctx;
 use crate::writer::WriterMsg;
@@ -172,19 +172,7 @@ impl SessionState {
                 break;
             }
             self.ctx.metrics.frames_in.fetch_add(1, Relaxed);
-            match frame {
-                ClientFrame::Send { room, cid, body, reply_to } => {
-                    if let Some(i) = self.queue_send(room, cid, body, reply_to)
-                        && !queued.iter().any(|(r, _)| *r == room)
-                    {
-                        queued.push((room, i));
-                    }
-                }
-                other => {
-                    self.forward_queued(me, &mut queued).await;
-                    self.frame(me, other).await;
-                }
-            }
+            self.frame(me, frame, &mut queued).await;
         }
         self.forward_queued(me, &mut queued).await;
     }
@@ -196,7 +184,11 @@ impl SessionState {
         }
     }
 
-    async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame) {
+    /// Handles one frame: a send joins `queued`; any other frame first forwards what is queued.
+    async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame, queued: &mut Vec<(RoomId, usize)>) {
+        if !matches!(frame, ClientFrame::Send { .. }) {
+            self.forward_queued(me, queued).await;
+        }
         match frame {
             ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
             ClientFrame::Join { room, since } => self.join(me, room, since).await,
@@ -210,10 +202,11 @@ impl SessionState {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
                 }
             }
-            // `frames` queues sends itself; here one goes on its own.
             ClientFrame::Send { room, cid, body, reply_to } => {
-                if let Some(i) = self.queue_send(room, cid, body, reply_to) {
-                    self.forward(me, room, i..i + 1).await;
+                if let Some(i) = self.queue_send(room, cid, body, reply_to)
+                    && !queued.iter().any(|(r, _)| *r == room)
+                {
+                    queued.push((room, i));
                 }
             }
             ClientFrame::Typing { room, on } => {
@@ -277,34 +270,37 @@ impl SessionState {
 
     /// Checks a send and queues it in flight (its index there), or refuses it.
     fn queue_send(&mut self, room: RoomId, cid: String, body: String, reply_to: Option<u64>) -> Option<usize> {
-        if cid.is_empty() || cid.len() > MAX_CID_LEN {
-            self.error(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes"), Some(cid.clone()));
-            return None;
-        }
-        if body.contains('\0') || cid.contains('\0') {
-            self.error(ErrorCode::Invalid, "messages may not contain NUL characters", Some(cid.clone()));
-            return None;
-        }
-        if body.trim().is_empty() {
-            self.error(ErrorCode::EmptyBody, "the message is empty", Some(cid.clone()));
-            return None;
-        }
-        let max = self.ctx.config.max_body_chars;
-        if body.len() > max && body.chars().count() > max {
-            self.error(ErrorCode::TooLong, format!("messages are at most {max} characters"), Some(cid.clone()));
-            return None;
-        }
-        if !self.rooms.contains_key(&room) {
-            self.error(ErrorCode::NotJoined, "join the room before sending", Some(cid.clone()));
+        if let Err((code, message)) = self.check_send(room, &cid, &body) {
+            self.error(code, message, Some(cid));
             return None;
         }
         let q = self.in_flight.entry(room).or_default();
-        if q.len() >= MAX_IN_FLIGHT {
-            self.error(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks", Some(cid.clone()));
-            return None;
-        }
         q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to, resends: 0 });
         Some(q.len() - 1)
+    }
+
+    /// What can be checked of a send without its room.
+    fn check_send(&self, room: RoomId, cid: &str, body: &str) -> Result<(), Refusal> {
+        if cid.is_empty() || cid.len() > MAX_CID_LEN {
+            return Err((ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
+        }
+        if body.contains('\0') || cid.contains('\0') {
+            return Err((ErrorCode::Invalid, "messages may not contain NUL characters".into()));
+        }
+        if body.trim().is_empty() {
+            return Err((ErrorCode::EmptyBody, "the message is empty".into()));
+        }
+        let max = self.ctx.config.max_body_chars;
+        if body.len() > max && body.chars().count() > max {
+            return Err((ErrorCode::TooLong, format!("messages are at most {max} characters")));
+        }
+        if !self.rooms.contains_key(&room) {
+            return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+        }
+        if self.in_flight.get(&room).is_some_and(|q| q.len() >= MAX_IN_FLIGHT) {
+            return Err((ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks".into()));
+        }
+        Ok(())
     }
 
     /// Casts the in-flight sends `range` of `room` to the room actor, looking the actor up again
