@@ -38,6 +38,7 @@ impl ApiError {
             FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Overloaded | Retry => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -4,6 +4,7 @@
 //! The gateway holds no chat state: it authenticates, validates, and hands work to the actors
 //! through `ActorSystem`. It must never block a socket on another socket.
 
+pub mod admission;
 pub mod auth;
 mod chaos;
 pub mod error;
@@ -55,6 +56,17 @@ pub struct GatewayConfig {
     pub code_free_requests: u32,
     /// Open WebSockets per client IP (0: no limit).
     pub max_connections_per_ip: usize,
+    /// Open TCP connections per client IP, WebSockets included (0: no limit).
+    pub max_tcp_per_ip: usize,
+    /// Connections node-wide that are not an authenticated WebSocket (0: no limit).
+    pub max_unauthenticated: usize,
+    /// How long a client has to send a request's headers, and how long a kept-alive connection
+    /// may wait idle for its next request.
+    pub header_timeout: Duration,
+    /// How long a client has to send a request's body once its headers are in.
+    pub body_timeout: Duration,
+    /// How long a WebSocket has, from its upgrade, to authenticate; whatever it sends meanwhile.
+    pub ws_auth_timeout: Duration,
     /// Admins may kill actors through `POST /api/chaos`.
     pub enable_chaos: bool,
     /// Threads that write to WebSockets, apart from the actors' runtime (0: write from it).
@@ -78,6 +90,11 @@ impl Default for GatewayConfig {
             login_free_attempts: 5,
             code_free_requests: 3,
             max_connections_per_ip: 256,
+            max_tcp_per_ip: 256 + 64,
+            max_unauthenticated: 16_384,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            ws_auth_timeout: Duration::from_secs(10),
             enable_chaos: false,
             socket_writer_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
@@ -93,6 +110,8 @@ pub struct AppInner {
     pub code_throttle: throttle::Throttle,
     /// Open WebSockets per client IP.
     pub connections: Mutex<HashMap<IpAddr, usize>>,
+    /// Open TCP connections: per client IP, and those not yet authenticated.
+    pub admission: Arc<admission::Admission>,
     /// Where WebSocket writer tasks run.
     pub writers: socket_writers::SocketWriters,
 }
@@ -104,6 +123,7 @@ impl AppInner {
         let code_throttle =
             throttle::Throttle::new(config.code_free_requests, Duration::from_secs(30), Duration::from_secs(3600));
         let writers = socket_writers::SocketWriters::new(config.socket_writer_threads);
+        let admission = admission::Admission::new(config.max_tcp_per_ip, config.max_unauthenticated);
         AppInner {
             system,
             config,
@@ -111,6 +131,7 @@ impl AppInner {
             login_throttle,
             code_throttle,
             connections: Mutex::new(HashMap::new()),
+            admission,
             writers,
         }
     }
@@ -129,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ws::routes())
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::body_deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::web_defences))
         .with_state(state)
 }

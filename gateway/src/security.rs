@@ -7,12 +7,16 @@
 //! neither read the cookie nor set the header). Every state-changing request with an `Origin` must
 //! come from this host or an allow-listed origin. Bearer-token requests carry no ambient
 //! credentials and need no CSRF token.
+//!
+//! Slow clients: a request's body must arrive within `body_timeout` of its headers (the headers'
+//! own deadline is the HTTP server's, see `GatewayConfig::header_timeout`).
 
 use crate::AppState;
 use crate::auth::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, cookie};
 use crate::error::ApiError;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -77,6 +81,34 @@ pub(crate) async fn web_defences(State(state): State<AppState>, req: Request, ne
     }
     let resp = next.run(req).await;
     finish(resp, &state, cors_origin)
+}
+
+/// Reads the request's body within `body_timeout` and the body limit before the handler runs, so
+/// that a client cannot hold a request (and its connection) open by trickling its body:
+/// 408 `request_timeout` when it is late, 413 `frame_too_large` past the limit.
+pub(crate) async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let limit = state.config.max_body_bytes;
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        ApiError::new(ErrorCode::FrameTooLarge, format!("the request body is larger than {limit} bytes or cut short"))
+            .into_response()
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    match tokio::time::timeout(state.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => ApiError::new(
+            ErrorCode::RequestTimeout,
+            format!("the request body did not arrive within {} s", state.config.body_timeout.as_secs_f64()),
+        )
+        .into_response(),
+        Ok(Err(_)) => too_large(),
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+    }
 }
 
 fn finish(mut resp: Response, state: &AppState, cors_origin: Option<HeaderValue>) -> Response {

@@ -10,13 +10,14 @@
 //! recipient of a room message. Nothing a client sends can stall another client.
 
 use crate::AppState;
+use crate::admission::Admitted;
 use crate::auth::{request_token, user_for_token};
 use crate::error::ApiError;
 use crate::security::origin_allowed;
 use crate::tokens::{Claims, now_secs};
 use crate::ws_read::{FrameReader, Message, ReadError};
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -40,8 +41,6 @@ use tracing::debug;
 const WRITE_BATCH: usize = 256;
 /// How long a connection may stay silent (clients ping every 25–30 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long a socket without cookie or bearer has to send its `auth` frame.
-const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(ws_route))
@@ -52,9 +51,12 @@ pub(crate) fn routes() -> Router<AppState> {
 async fn ws_route(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    admitted: Option<Extension<Arc<Admitted>>>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
+    // The deadline to authenticate runs from the upgrade request, whatever the socket sends later.
+    let auth_deadline = Instant::now() + state.config.ws_auth_timeout;
     let Ok(upgrade) = upgrade else {
         return ApiError::new(ErrorCode::Invalid, "this endpoint speaks WebSocket only").into_response();
     };
@@ -78,7 +80,8 @@ async fn ws_route(
     };
     match upgrade.upgrade() {
         Ok((resp, fut)) => {
-            tokio::spawn(run_socket(state, fut, auth, slot));
+            let pending = Box::new(Pending { auth, auth_deadline, admitted: admitted.map(|Extension(a)| a) });
+            tokio::spawn(run_socket(state, fut, pending, slot));
             resp.into_response()
         }
         Err(e) => ApiError::new(ErrorCode::Invalid, e.to_string()).into_response(),
@@ -116,10 +119,21 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// What a new socket brings to its authentication.
+struct Pending {
+    /// The user, when the upgrade request carried a valid cookie or bearer token.
+    auth: Option<Box<Auth>>,
+    /// When the socket must have authenticated (from the upgrade request).
+    auth_deadline: Instant,
+    /// The TCP connection's admission, to mark authenticated (absent when the app is served
+    /// without the node's accept loop).
+    admitted: Option<Arc<Admitted>>,
+}
+
 /// One connection, from the upgrade to the end. This future lives as long as the connection, so
 /// its size is a cost of every idle connection: whatever runs only once (authentication, starting
-/// the session) runs boxed, and the arguments are small (the token check's result is boxed).
-async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _slot: ConnectionSlot) {
+/// the session) runs boxed, and the arguments are small (what authentication needs is boxed).
+async fn run_socket(state: AppState, fut: UpgradeFut, pending: Box<Pending>, _slot: ConnectionSlot) {
     let ws = match fut.await {
         Ok(ws) => ws,
         Err(e) => return debug!(err = %e, "upgrade failed"),
@@ -132,9 +146,11 @@ async fn run_socket(state: AppState, fut: UpgradeFut, auth: Option<Box<Auth>>, _
     let finisher = rx.finisher();
     let mut writer = state.writers.spawn(write_loop(write_half, rx));
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
+    // Held until the connection ends: the TCP connection counts against its IP until then.
+    let _admitted = pending.admitted.clone();
     let writer_done = tokio::select! {
         _ = async {
-            if let Some(live) = Box::pin(start_session(&state, &mut reader, out, auth)).await {
+            if let Some(live) = Box::pin(start_session(&state, &mut reader, out, pending)).await {
                 serve(&state, &mut reader, live).await;
             }
         } => false,
@@ -222,11 +238,15 @@ struct Live {
 }
 
 /// Authenticates the socket (unless the upgrade request did), says `hello` and starts the session.
-async fn start_session(state: &AppState, reader: &mut Reader, out: Outbound, auth: Option<Box<Auth>>) -> Option<Live> {
+async fn start_session(state: &AppState, reader: &mut Reader, out: Outbound, pending: Box<Pending>) -> Option<Live> {
+    let Pending { auth, auth_deadline, admitted } = *pending;
     let (user, claims) = match auth {
         Some(a) => *a,
-        None => authenticate_by_frame(state, reader, &out).await?,
+        None => authenticate_by_frame(state, reader, &out, auth_deadline).await?,
     };
+    if let Some(a) = admitted {
+        a.authenticated();
+    }
     let hello = ServerFrame::Hello {
         user: HelloUser { id: user.id, username: user.username.clone(), role: user.role },
         node: state.config.node_id.clone(),
@@ -376,14 +396,20 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// Waits for `{"type":"auth","token":…}` as the first frame.
-async fn authenticate_by_frame(state: &AppState, reader: &mut Reader, out: &Outbound) -> Option<Auth> {
+/// Waits for `{"type":"auth","token":…}` as the first frame, until `deadline`: pings and bad
+/// frames are answered meanwhile, but do not move the deadline.
+async fn authenticate_by_frame(
+    state: &AppState,
+    reader: &mut Reader,
+    out: &Outbound,
+    deadline: Instant,
+) -> Option<Auth> {
     let refuse = |message: &str| {
         let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::NotAuthenticated, message, None)));
         let _ = out.push(close_frame(1008, "not authenticated"));
     };
     loop {
-        match tokio::time::timeout(AUTH_TIMEOUT, read_one(reader, out)).await {
+        match tokio::time::timeout_at(deadline, read_one(reader, out)).await {
             Err(_) => {
                 refuse("authenticate with a cookie, a bearer token or a first auth frame");
                 return None;

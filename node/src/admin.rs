@@ -1,7 +1,9 @@
 //! `confab admin …`: account administration straight against the database (the same
 //! `--data-dir` / `--database-url` / `--config` as `serve`), for the operator at the console.
 //!
-//! Generated passwords are printed once and stored only as Argon2id hashes.
+//! Generated passwords are printed once and stored only as Argon2id hashes. `reset-password` and
+//! `set-role` also write a revocation row: every running node closes the account's open sockets
+//! within about a second (`crate::revocations`).
 
 use crate::config::{NodeConfig, ServeArgs};
 use anyhow::{Context, bail};
@@ -54,6 +56,14 @@ fn generated_password() -> String {
     (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::User => 0,
+        Role::Moderator => 1,
+        Role::Admin => 2,
+    }
+}
+
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args.cmd.db())?;
     let store = Store::connect(&config.database_url, config.sqlite_sync)
@@ -83,6 +93,7 @@ async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             let hash = hash_password(password.clone()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             store.set_password_hash(user.id, &hash).await?;
             store.revoke_user_families(user.id, "password reset by admin").await?;
+            store.add_revocation(user.id, "password reset by admin", false).await?;
             store.audit(None, "admin.reset_password", None, &user.username).await?;
             println!("new password for {}: {password}", user.username);
             println!("every login of {} has ended", user.username);
@@ -96,8 +107,18 @@ async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             };
             let user = store.user_by_name(&name).await?.with_context(|| format!("no user {name}"))?;
             store.set_user_role(user.id, role).await?;
+            // Open sockets close everywhere (their `hello` named the old role). Losing a role also
+            // ends every login; gaining one keeps them, and the client may reconnect at once.
+            let demoted = rank(role) < rank(user.role);
+            if demoted {
+                store.revoke_user_families(user.id, "role lowered by admin").await?;
+            }
+            store.add_revocation(user.id, "role changed by admin", !demoted).await?;
             store.audit(None, "admin.set_role", None, &format!("{} {}", user.username, role.as_str())).await?;
             println!("{} is now {}", user.username, role.as_str());
+            if demoted {
+                println!("every login of {} has ended", user.username);
+            }
         }
     }
     Ok(())

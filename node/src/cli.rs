@@ -36,6 +36,8 @@ pub fn main() -> std::process::ExitCode {
         Some(Cmd::Chaos(args)) => return crate::chaos::main(args),
         None => cli.serve,
     };
+    // Before the configuration: its default cap on unauthenticated connections follows the limit.
+    let files = raise_open_files();
     let config = match NodeConfig::resolve(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -45,6 +47,10 @@ pub fn main() -> std::process::ExitCode {
     };
     let filter = config.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).init();
+    match files {
+        Ok((before, after, hard)) => tracing::info!(soft_before = before, soft = after, hard, "open-file limit"),
+        Err(e) => tracing::warn!(err = %e, "could not raise the open-file limit"),
+    }
     // Before any thread starts: the commit threads are started from this (main) thread.
     confab_actors::priority::init(config.system.writer_nice);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,6 +67,13 @@ pub fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Raises the soft limit on open files to the hard limit: (soft before, soft now, hard).
+fn raise_open_files() -> std::io::Result<(u64, u64, u64)> {
+    let (before, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    let after = rlimit::increase_nofile_limit(u64::MAX)?;
+    Ok((before, after, hard))
 }
 
 async fn serve(config: NodeConfig) -> anyhow::Result<bool> {

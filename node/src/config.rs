@@ -130,6 +130,30 @@ pub struct ServeArgs {
     /// Open WebSockets per client IP, 0 for no limit [default: 256].
     #[arg(long, env = "CONFAB_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Open TCP connections per client IP, WebSockets included, counted from accept to close; 0
+    /// for no limit [default: --max-connections-per-ip + 64, at most a quarter of
+    /// --max-unauthenticated-connections; no limit when --max-connections-per-ip is 0].
+    #[arg(long, env = "CONFAB_MAX_TCP_CONNECTIONS_PER_IP")]
+    pub max_tcp_connections_per_ip: Option<usize>,
+    /// Connections, node-wide, that are not an authenticated WebSocket (HTTP requests, sockets
+    /// before their `auth`); past it new connections are refused. 0 for no limit [default: half
+    /// the open-file limit, at most 16384].
+    #[arg(long, env = "CONFAB_MAX_UNAUTHENTICATED_CONNECTIONS")]
+    pub max_unauthenticated_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers; also how long a kept-alive connection
+    /// may wait idle for its next request [default: 10].
+    #[arg(long, env = "CONFAB_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's body after its headers [default: 10].
+    #[arg(long, env = "CONFAB_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a WebSocket has, from its upgrade, to authenticate [default: 10].
+    #[arg(long, env = "CONFAB_WS_AUTH_TIMEOUT_SECS")]
+    pub ws_auth_timeout_secs: Option<u64>,
+    /// How often the node checks the database for revocations written by `confab admin`, in
+    /// milliseconds [default: 1000].
+    #[arg(long, env = "CONFAB_REVOCATION_POLL_MS")]
+    pub revocation_poll_ms: Option<u64>,
     /// Wrong logins per IP or account before exponential backoff [default: 5].
     #[arg(long, env = "CONFAB_LOGIN_FREE_ATTEMPTS")]
     pub login_free_attempts: Option<u32>,
@@ -191,6 +215,12 @@ impl ServeArgs {
             max_body_chars,
             max_frame_bytes,
             max_rooms_per_session,
+            max_tcp_connections_per_ip,
+            max_unauthenticated_connections,
+            header_timeout_secs,
+            body_timeout_secs,
+            ws_auth_timeout_secs,
+            revocation_poll_ms,
             rate_burst,
             rate_per_sec,
             outbound_queue,
@@ -250,6 +280,8 @@ pub struct NodeConfig {
     /// Cluster membership, when the node is part of a cluster.
     pub cluster: Option<ClusterSettings>,
     pub enable_chaos: bool,
+    /// How often to poll the database for revocations written by `confab admin`.
+    pub revocation_poll: Duration,
 }
 
 /// How a node joins its cluster (addresses still to be resolved against the bound ones).
@@ -363,6 +395,18 @@ impl NodeConfig {
             (None, None) => None,
             _ => bail!("--tls-cert and --tls-key go together"),
         };
+        let max_connections_per_ip = a.max_connections_per_ip.unwrap_or(g.max_connections_per_ip);
+        let max_unauthenticated = a.max_unauthenticated_connections.unwrap_or_else(|| {
+            let files = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(32_768, |(soft, _)| soft);
+            (files / 2).clamp(64, 16_384) as usize
+        });
+        // One address must not be able to fill the node-wide cap by itself.
+        let max_tcp_per_ip =
+            a.max_tcp_connections_per_ip.unwrap_or(match (max_connections_per_ip, max_unauthenticated) {
+                (0, _) => 0,
+                (ws, 0) => ws + 64,
+                (ws, cap) => (ws + 64).min((cap / 4).max(8)),
+            });
         let gateway = GatewayConfig {
             node_id,
             tls: tls.is_some(),
@@ -378,7 +422,12 @@ impl NodeConfig {
             )? as u64),
             allowed_origins,
             code_ttl: Duration::from_secs(a.code_ttl_secs.unwrap_or(600)),
-            max_connections_per_ip: a.max_connections_per_ip.unwrap_or(g.max_connections_per_ip),
+            max_connections_per_ip,
+            max_tcp_per_ip,
+            max_unauthenticated,
+            header_timeout: seconds(a.header_timeout_secs, g.header_timeout, "header-timeout-secs")?,
+            body_timeout: seconds(a.body_timeout_secs, g.body_timeout, "body-timeout-secs")?,
+            ws_auth_timeout: seconds(a.ws_auth_timeout_secs, g.ws_auth_timeout, "ws-auth-timeout-secs")?,
             login_free_attempts: a.login_free_attempts.unwrap_or(g.login_free_attempts),
             code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
             enable_chaos: a.enable_chaos.unwrap_or(false),
@@ -409,6 +458,10 @@ impl NodeConfig {
         Ok(NodeConfig {
             cluster,
             enable_chaos: a.enable_chaos.unwrap_or(false),
+            revocation_poll: Duration::from_millis(positive(
+                a.revocation_poll_ms.unwrap_or(1000) as usize,
+                "revocation-poll-ms",
+            )? as u64),
             listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             data_dir,
             database_url,
@@ -422,6 +475,15 @@ impl NodeConfig {
             system,
             gateway,
         })
+    }
+}
+
+/// A timeout flag in seconds (at least 1), or the default.
+fn seconds(v: Option<u64>, default: Duration, name: &str) -> anyhow::Result<Duration> {
+    match v {
+        Some(0) => bail!("--{name} must be at least 1"),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Ok(default),
     }
 }
 

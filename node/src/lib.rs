@@ -8,6 +8,8 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;
+pub mod http;
+pub mod revocations;
 pub mod tls;
 
 use anyhow::Context;
@@ -34,6 +36,7 @@ pub struct Node {
     pub cluster: Option<Cluster>,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    revocations: tokio::task::JoinHandle<()>,
 }
 
 /// Connects the store, starts the actors and serves HTTP on `listener`.
@@ -57,24 +60,24 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.smtp_from, config.data_dir.join("outbox"))
         .map_err(|e| anyhow::anyhow!(e))?;
     info!(mail = %mailer.describe(), "sign-in codes");
-    let app = router(Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer)));
+    let inner = Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer));
+    let admission = inner.admission.clone();
+    let app = router(inner);
     let stop = CancellationToken::new();
-    let http = match &config.tls {
-        Some((cert, key)) => tokio::spawn(tls::serve(listener, tls::acceptor(cert, key)?, app, stop.clone())),
-        None => tokio::spawn(
-            // Chat frames are small: without TCP_NODELAY, Nagle's algorithm holds a frame while
-            // an earlier one is unacknowledged, and a client that delays its ACKs (most do)
-            // turns that into a wait of up to 40 ms.
-            axum::serve(
-                axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .into_future(),
-        ),
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
     };
+    let http = tokio::spawn(http::serve(listener, tls, app, admission, config.gateway.header_timeout, stop.clone()));
+    let revocations = revocations::watch(system.clone(), config.revocation_poll, stop.clone()).await?;
+    info!(
+        per_ip = config.gateway.max_tcp_per_ip,
+        unauthenticated = config.gateway.max_unauthenticated,
+        header_timeout_s = config.gateway.header_timeout.as_secs_f64(),
+        body_timeout_s = config.gateway.body_timeout.as_secs_f64(),
+        ws_auth_timeout_s = config.gateway.ws_auth_timeout.as_secs_f64(),
+        "connection limits (0: none)"
+    );
     info!(
         listen = %addr,
         database = %redact(&config.database_url),
@@ -82,7 +85,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "confab listening on {}://{addr}",
         if config.tls.is_some() { "https" } else { "http" }
     );
-    Ok(Node { addr, system, config, cluster, stop, http })
+    Ok(Node { addr, system, config, cluster, stop, http, revocations })
 }
 
 async fn join_cluster(
@@ -138,6 +141,7 @@ impl Node {
             warn!("shutdown did not finish in time");
         }
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.http).await;
+        let _ = self.revocations.await;
         if let Some(cluster) = self.cluster {
             cluster.shutdown().await;
         }

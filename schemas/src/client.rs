@@ -198,6 +198,8 @@ pub enum ErrorCode {
     CodeExpired,
     TooManyAttempts,
     TooManyConnections,
+    /// A request (its body) did not arrive in time.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -228,6 +230,7 @@ impl ErrorCode {
             ErrorCode::CodeExpired => "code_expired",
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::RequestTimeout => "request_timeout",
         }
     }
 }

@@ -49,6 +49,7 @@ impl TestNode {
         args.data_dir.get_or_insert_with(|| db.dir.path().to_path_buf());
         args.database_url.get_or_insert_with(|| db.url.clone());
         args.rate_burst.get_or_insert(100_000);
+        args.max_tcp_connections_per_ip.get_or_insert(0);
         args.rate_per_sec.get_or_insert(100_000.0);
         args.node_id.get_or_insert_with(|| format!("test-{}", rand::random::<u32>()));
         args.sqlite_sync.get_or_insert_with(|| "normal".into());
