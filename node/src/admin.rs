@@ -1,9 +1,9 @@
 //! `confab admin …`: account administration straight against the database (the same
 //! `--data-dir` / `--database-url` / `--config` as `serve`), for the operator at the console.
 //!
-//! Generated passwords are printed once and stored only as Argon2id hashes. `reset-password` and
-//! `set-role` also write a revocation row: every running node closes the account's open sockets
-//! within about a second (`crate::revocations`).
+//! Generated passwords are printed once and stored only as Argon2id hashes. `reset-password`, and
+//! `set-role` to a lower role, end every login of the account and write a revocation row: every
+//! running node closes the account's open sockets within about a second (`crate::revocations`).
 
 use crate::config::{NodeConfig, ServeArgs};
 use anyhow::{Context, bail};
@@ -107,13 +107,13 @@ async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             };
             let user = store.user_by_name(&name).await?.with_context(|| format!("no user {name}"))?;
             store.set_user_role(user.id, role).await?;
-            // Open sockets close everywhere (their `hello` named the old role). Losing a role also
-            // ends every login; gaining one keeps them, and the client may reconnect at once.
+            // Losing a role ends every login and closes the open sockets on every node. Gaining
+            // one needs neither: every request reads the role from the database.
             let demoted = rank(role) < rank(user.role);
             if demoted {
                 store.revoke_user_families(user.id, "role lowered by admin").await?;
+                store.add_revocation(user.id, "role lowered by admin", false).await?;
             }
-            store.add_revocation(user.id, "role changed by admin", !demoted).await?;
             store.audit(None, "admin.set_role", None, &format!("{} {}", user.username, role.as_str())).await?;
             println!("{} is now {}", user.username, role.as_str());
             if demoted {
