@@ -576,6 +576,27 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_follow_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ServeArgs { data_dir: Some(dir.path().into()), node_id: Some("n".into()), ..Default::default() };
+        let with = |ws: usize, cap: usize| ServeArgs {
+            max_connections_per_ip: Some(ws),
+            max_unauthenticated_connections: Some(cap),
+            ..base.clone()
+        };
+        let g = |args: &ServeArgs| NodeConfig::resolve(args).unwrap().gateway;
+        assert_eq!(g(&with(256, 16_384)).max_tcp_per_ip, 320);
+        assert_eq!(g(&with(256, 512)).max_tcp_per_ip, 128, "one address fills at most a quarter of the cap");
+        assert_eq!(g(&with(0, 512)).max_tcp_per_ip, 0, "no WebSocket limit, no TCP limit");
+        let explicit = ServeArgs { max_tcp_connections_per_ip: Some(7), ..with(0, 0) };
+        assert_eq!((g(&explicit).max_tcp_per_ip, g(&explicit).max_unauthenticated), (7, 0));
+        assert!(NodeConfig::resolve(&ServeArgs { header_timeout_secs: Some(0), ..base.clone() }).is_err());
+        let c = NodeConfig::resolve(&ServeArgs { ws_auth_timeout_secs: Some(3), ..base }).unwrap();
+        assert_eq!(c.gateway.ws_auth_timeout, Duration::from_secs(3));
+        assert_eq!(c.revocation_poll, Duration::from_secs(1));
+    }
+
+    #[test]
     fn a_cluster_needs_postgres() {
         let dir = tempfile::tempdir().unwrap();
         let base = ServeArgs { data_dir: Some(dir.path().into()), node_id: Some("n".into()), ..Default::default() };
