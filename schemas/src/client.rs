@@ -198,6 +198,8 @@ pub enum ErrorCode {
     CodeExpired,
     TooManyAttempts,
     TooManyConnections,
+    /// Needs a fresh sign-in (or a fresh email code) first.
+    ReauthRequired,
 }
 
 impl ErrorCode {
@@ -228,6 +230,7 @@ impl ErrorCode {
             ErrorCode::CodeExpired => "code_expired",
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::ReauthRequired => "reauth_required",
         }
     }
 }
