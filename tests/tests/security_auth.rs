@@ -444,3 +444,48 @@ async fn names_cannot_hide_direction_overrides_or_invisible_characters() {
     .await;
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_shows_deceptive_characters_and_pages_through_the_room_list() {
+    use confab_tests::browser::Driver;
+    use confab_tests::chat_page::{open_room, sign_up, wait_message};
+    let node = TestNode::start(NodeOpts::default()).await;
+    // More rooms than one page of the list holds: the app must follow `next`.
+    let store = node.system().store();
+    let mut last = String::new();
+    for i in 0..501 {
+        last = format!("page-room-{i}");
+        store.create_room(&last, "", confab_schemas::Visibility::Public, None).await.unwrap();
+    }
+    let driver = Driver::start().await;
+    let b = driver.browser(1280, 800).await;
+    sign_up(&b, &node.base, &unique("gail")).await;
+    b.wait_for(
+        "the last page's room in the list",
+        "return [...document.querySelectorAll('#rooms .room-name')].some((x) => x.textContent === arguments[0]) || null;",
+        json!([last]),
+    )
+    .await;
+    open_room(&b, "general").await;
+    let mallory = node.user(&unique("mallory")).await;
+    let room = mallory.room_id("general").await;
+    let mut ws = mallory.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    let body = "pay at https://bank.example/\u{202E}gpj.exe or ask pay\u{200B}pal";
+    ws.send(json!({"type": "send", "room": room, "cid": "bidi", "body": body})).await;
+    ws.recv_type("ack").await;
+    wait_message(&b, "pay at https://bank.example/⟨U+202E⟩gpj.exe or ask pay⟨U+200B⟩pal").await;
+    let shown = b
+        .exec(
+            "const li = [...document.querySelectorAll('#messages .msg[data-seq]')].pop(); \
+             const a = li.querySelector('.body a'); \
+             return { link: a.textContent, href: a.href, marks: li.querySelectorAll('.body .hidden-char').length };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown["link"], "https://bank.example/⟨U+202E⟩gpj.exe", "the link says what it holds");
+    assert_eq!(shown["href"], "https://bank.example/%E2%80%AEgpj.exe");
+    assert_eq!(shown["marks"], 1, "the zero-width space outside the link is marked");
+    b.quit().await;
+    node.stop().await;
+}
