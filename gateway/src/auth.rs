@@ -5,14 +5,16 @@
 //! refresh token that rotates on every refresh; reusing a refresh token revokes the family.
 //! Browsers get both as HttpOnly `SameSite=Strict` cookies, plus a readable `confab_csrf` cookie
 //! whose value they echo in `X-CSRF-Token` (see `security`). API clients use the JSON body and
-//! `Authorization: Bearer`. Passwords are hashed with Argon2id off the async threads; login and
-//! code requests are throttled per IP and per account with exponential backoff.
+//! `Authorization: Bearer`. Passwords are hashed with Argon2id off the async threads and must
+//! pass a strength estimate (zxcvbn). Every guess (password, code) is reserved in the database
+//! before it is compared (`limits`), so concurrent guesses on any node never exceed the limits.
 
 use crate::AppState;
 use crate::error::{ApiError, ApiJson};
+use crate::limits::{self, LoginKeys};
 use crate::tokens::{Claims, now_secs};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,8 +34,14 @@ pub const ACCESS_COOKIE: &str = "confab_access";
 pub const REFRESH_COOKIE: &str = "confab_refresh";
 pub const CSRF_COOKIE: &str = "confab_csrf";
 
-/// How many wrong guesses an email code survives.
+/// How many guesses an email code survives.
 const CODE_MAX_ATTEMPTS: i64 = 5;
+/// Codes pending at once for one address: a new request leaves the earlier ones valid.
+const CODE_MAX_LIVE: i64 = 3;
+/// A sign-in this recent may set a first password without a fresh code.
+const RECENT_SIGN_IN_MS: i64 = 10 * 60 * 1000;
+/// The least zxcvbn score (0 to 4) of an accepted password.
+const MIN_PASSWORD_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 
 static COMMON_PASSWORDS: &str = include_str!("common_passwords.txt");
 
@@ -57,17 +65,42 @@ pub fn validate_username(name: &str) -> Result<(), ApiError> {
     if ok { Ok(()) } else { Err(ApiError::new(ErrorCode::Invalid, "username: 3 to 32 letters, digits or _")) }
 }
 
-/// Checks a password: 8 to 1024 characters, not one of the most common passwords.
-pub fn validate_password(pw: &str) -> Result<(), ApiError> {
+/// Checks a password for `username`: 8 to 1024 characters, not the username, not a trivial
+/// repetition, not a common password, and strong enough by zxcvbn's estimate.
+pub fn validate_password(pw: &str, username: &str) -> Result<(), ApiError> {
     let n = pw.chars().count();
     if !(8..=1024).contains(&n) {
         return Err(ApiError::new(ErrorCode::Invalid, "password: 8 to 1024 characters"));
     }
+    let weak = |why: &str| Err(ApiError::new(ErrorCode::WeakPassword, format!("{why}; choose another")));
     let lower = pw.to_lowercase();
+    let name = username.to_lowercase();
+    if name.len() >= 3 && lower.contains(&name) {
+        return weak("the password contains the username");
+    }
+    if is_repetition(&lower) {
+        return weak("the password repeats a few characters");
+    }
     if COMMON_PASSWORDS.lines().any(|c| c == lower) {
-        return Err(ApiError::new(ErrorCode::WeakPassword, "this password is too common; choose another"));
+        return weak("this password is too common");
+    }
+    // zxcvbn's work grows with the length: estimate on the first 100 characters.
+    let head: String = pw.chars().take(100).collect();
+    if zxcvbn::zxcvbn(&head, &[username]).score() < MIN_PASSWORD_SCORE {
+        return weak("this password is too easy to guess");
     }
     Ok(())
+}
+
+/// True when `pw` (after trimming) is empty or one short unit said again and again
+/// (`bbbbbbbb`, `abcabcabc`, spaces).
+fn is_repetition(pw: &str) -> bool {
+    let chars: Vec<char> = pw.trim().chars().collect();
+    if chars.is_empty() {
+        return true;
+    }
+    (1..=chars.len() / 2)
+        .any(|unit| chars.len().is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit]))
 }
 
 /// Argon2id hash of a password (`passwords`: a few at a time, in reused memory).
@@ -139,6 +172,8 @@ fn login_response(
     let mut resp = (status, Json(body)).into_response();
     let secure = cfg.secure_cookies;
     let h = resp.headers_mut();
+    // Tokens must not stay in any cache.
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.append(SET_COOKIE, cookie_header(ACCESS_COOKIE, &access, "/", cfg.access_ttl.as_secs(), true, secure)?);
     h.append(SET_COOKIE, cookie_header(REFRESH_COOKIE, refresh, "/api/auth", cfg.refresh_ttl.as_secs(), true, secure)?);
     h.append(SET_COOKIE, cookie_header(CSRF_COOKIE, &csrf, "/", cfg.refresh_ttl.as_secs(), false, secure)?);
@@ -171,9 +206,17 @@ struct Credentials {
 }
 
 /// `POST /api/auth/register {"username","password"}` → 201, logged in (as login answers).
-async fn register_route(State(state): State<AppState>, ApiJson(c): ApiJson<Credentials>) -> Result<Response, ApiError> {
+/// Limited per client address (`--signups-per-ip-per-hour`).
+async fn register_route(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ApiJson(c): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
     validate_username(&c.username)?;
-    validate_password(&c.password)?;
+    validate_password(&c.password, &c.username)?;
+    let per_hour = state.config.signups_per_ip_per_hour;
+    limits::hourly(&state, &format!("signup:ip:{}", addr.ip()), per_hour, "too many sign-ups from this address")
+        .await?;
     let hash = hash_password(c.password).await?;
     let user = state.system.store().create_user(&c.username, &hash, Role::User).await?;
     state.system.store().audit(Some(user.id), "register", None, &user.username).await?;
@@ -181,39 +224,30 @@ async fn register_route(State(state): State<AppState>, ApiJson(c): ApiJson<Crede
 }
 
 /// `POST /api/auth/login {"username","password"}` → 200 `{"token","refresh_token","csrf_token",
-/// "expires_in","user"}` and the cookies. Throttled per IP and per account.
+/// "expires_in","user"}` and the cookies. Each attempt is reserved first (`limits`): backoff per
+/// (account, address) and per address; the account's failures from anywhere only slow it.
 async fn login_route(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    let keys = [format!("ip:{}", addr.ip()), format!("user:{}", c.username.to_lowercase())];
-    check_throttle(&state.login_throttle, &keys)?;
+    if c.username.len() > 64 || c.password.len() > 4096 {
+        return Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password"));
+    }
+    let keys = LoginKeys::new(&c.username, addr.ip());
+    let delay = limits::reserve_login(&state, &keys).await?;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let user = state.system.store().user_by_name(&c.username).await?;
     let ok = verify_password(c.password, user.as_ref().and_then(|u| u.password_hash.clone())).await;
     match user {
         Some(user) if ok => {
-            keys.iter().for_each(|k| state.login_throttle.succeed(k));
+            limits::login_succeeded(&state, &keys).await?;
             new_login(&state, &user, StatusCode::OK).await
         }
-        _ => {
-            keys.iter().for_each(|k| state.login_throttle.fail(k));
-            Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password"))
-        }
+        _ => Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password")),
     }
-}
-
-fn check_throttle(t: &crate::throttle::Throttle, keys: &[String]) -> Result<(), ApiError> {
-    for k in keys {
-        if let Err(wait) = t.check(k) {
-            return Err(ApiError::Throttled(
-                ErrorCode::RateLimited,
-                "too many attempts; wait before trying again".into(),
-                wait,
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[derive(Deserialize, Default)]
@@ -279,28 +313,49 @@ async fn logout_route(State(state): State<AppState>, headers: HeaderMap) -> Resu
 struct PasswordChange {
     #[serde(default)]
     current_password: Option<String>,
+    /// A fresh sign-in code, for an account without a password.
+    #[serde(default)]
+    code: Option<String>,
     new_password: String,
 }
 
-/// `POST /api/auth/password {"current_password","new_password"}` → 200 with a new login; every
-/// other login of the user is revoked and its sockets closed.
+/// `POST /api/auth/password {"current_password"|"code", "new_password"}` → 200 with a new
+/// login; every other login of the user is revoked and its sockets closed. An account with a
+/// password proves it with `current_password`; an email-code account with a fresh `code` or a
+/// sign-in of the last 10 minutes (else 403 `reauth_required`).
 async fn password_route(
     State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     auth: AuthUser,
     ApiJson(p): ApiJson<PasswordChange>,
 ) -> Result<Response, ApiError> {
-    let user = auth.0;
-    let key = format!("user:{}", user.username.to_lowercase());
-    check_throttle(&state.login_throttle, std::slice::from_ref(&key))?;
-    if user.password_hash.is_some()
-        && !verify_password(p.current_password.unwrap_or_default(), user.password_hash.clone()).await
-    {
-        state.login_throttle.fail(&key);
-        return Err(ApiError::new(ErrorCode::AuthFailed, "the current password is wrong"));
-    }
-    validate_password(&p.new_password)?;
-    let hash = hash_password(p.new_password).await?;
+    let AuthUser(user, claims) = auth;
     let store = state.system.store();
+    validate_password(&p.new_password, &user.username)?;
+    if user.password_hash.is_some() {
+        let keys = LoginKeys::new(&user.username, addr.ip());
+        limits::reserve_login(&state, &keys).await?;
+        let current = p.current_password.unwrap_or_default();
+        if current.len() > 4096 || !verify_password(current, user.password_hash.clone()).await {
+            return Err(ApiError::new(ErrorCode::AuthFailed, "the current password is wrong"));
+        }
+        limits::login_succeeded(&state, &keys).await?;
+    } else if let Some(code) = p.code {
+        let email = store
+            .user_email(user.id)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::ReauthRequired, "this account has no email address"))?;
+        check_email_code(&state, &email, &code, addr).await?;
+    } else {
+        let signed_in = store.family_created_at(&claims.family).await?.unwrap_or(0);
+        if signed_in < now_ms() - RECENT_SIGN_IN_MS {
+            return Err(ApiError::new(
+                ErrorCode::ReauthRequired,
+                "setting a password needs a fresh sign-in: give a new email code as \"code\", or sign in again",
+            ));
+        }
+    }
+    let hash = hash_password(p.new_password).await?;
     store.set_password_hash(user.id, &hash).await?;
     store.revoke_user_families(user.id, "password changed").await?;
     store.audit(Some(user.id), "auth.password_change", None, "").await?;
@@ -323,26 +378,30 @@ fn normalize_email(email: &str) -> Result<String, ApiError> {
 }
 
 /// `POST /api/auth/email/request {"email"}` → 202; mails a 6-digit code valid 10 minutes.
-/// Throttled per IP and per address. The answer is the same whether or not an account exists.
+/// Limited per (address, email) and per address; at most 3 codes of an address are pending at
+/// once, and a new one never replaces one already sent. The answer is the same whether or not an
+/// account exists.
 async fn email_request_route(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ApiJson(r): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
     let email = normalize_email(&r.email)?;
-    let keys = [format!("ip:{}", addr.ip()), format!("email:{email}")];
-    check_throttle(&state.code_throttle, &keys)?;
-    keys.iter().for_each(|k| state.code_throttle.fail(k));
+    limits::reserve_code_request(&state, &email, addr.ip()).await?;
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000));
-    state
+    let expires = now_ms() + state.config.code_ttl.as_millis() as i64;
+    let stored = state
         .system
         .store()
-        .put_email_code(
-            &email,
-            &secret_hash(&format!("{email}|{code}")),
-            now_ms() + state.config.code_ttl.as_millis() as i64,
-        )
+        .put_email_code(&email, &secret_hash(&format!("{email}|{code}")), expires, CODE_MAX_ATTEMPTS, CODE_MAX_LIVE)
         .await?;
+    if !stored {
+        return Err(ApiError::Throttled(
+            ErrorCode::RateLimited,
+            "codes are already pending for this address: use one of them".into(),
+            state.config.code_ttl,
+        ));
+    }
     state.mailer.send_code(&email, &code).await.map_err(|e| ApiError::Internal(format!("sending mail: {e}")))?;
     Ok((StatusCode::ACCEPTED, Json(json!({"sent": true, "expires_in": state.config.code_ttl.as_secs()})))
         .into_response())
@@ -354,37 +413,53 @@ struct EmailVerify {
     code: String,
 }
 
+/// Checks a sign-in code of `email` and consumes it. Each guess is reserved against the address
+/// (as password guesses are) and against every pending code before any comparison: a code is
+/// compared at most 5 times, however many guesses arrive at once.
+async fn check_email_code(state: &AppState, email: &str, code: &str, addr: SocketAddr) -> Result<(), ApiError> {
+    let store = state.system.store();
+    let now = now_ms();
+    // Why nothing can match, before any guess is spent.
+    let codes = store.email_codes(email).await?;
+    if !codes.iter().any(|c| c.expires_at > now && c.attempts < CODE_MAX_ATTEMPTS) {
+        return Err(if codes.iter().any(|c| c.expires_at > now) {
+            ApiError::new(ErrorCode::TooManyAttempts, "too many wrong codes; request a new one")
+        } else if codes.is_empty() {
+            ApiError::new(ErrorCode::AuthFailed, "no code is pending for this address; request one")
+        } else {
+            ApiError::new(ErrorCode::CodeExpired, "the code has expired; request a new one")
+        });
+    }
+    let address_key = format!("login:ip:{}", addr.ip());
+    limits::reserve_address_guess(state, &address_key).await?;
+    let reserved = store.reserve_code_guess(email, CODE_MAX_ATTEMPTS).await?;
+    if reserved.is_empty() {
+        return Err(ApiError::new(ErrorCode::TooManyAttempts, "too many wrong codes; request a new one"));
+    }
+    let guess = secret_hash(&format!("{email}|{}", code.trim()));
+    let Some(hit) = reserved.iter().find(|c| crate::security::constant_eq(&c.code_hash, &guess)) else {
+        return Err(ApiError::new(ErrorCode::AuthFailed, "wrong code"));
+    };
+    if !store.consume_email_code(email, hit.id).await? {
+        return Err(ApiError::new(ErrorCode::AuthFailed, "the code was already used"));
+    }
+    store.refund_attempt(&address_key).await?;
+    Ok(())
+}
+
 /// `POST /api/auth/email/verify {"email","code"}` → 200 like login (201 when it created the
-/// account). A code works once, for 10 minutes, and dies after 5 wrong guesses.
+/// account). A code works once, for 10 minutes, and dies after 5 guesses.
 async fn email_verify_route(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     ApiJson(v): ApiJson<EmailVerify>,
 ) -> Result<Response, ApiError> {
     let email = normalize_email(&v.email)?;
-    let ip_key = format!("ip:{}", addr.ip());
-    let store = state.system.store();
-    let Some(pending) = store.email_code(&email).await? else {
-        return Err(ApiError::new(ErrorCode::AuthFailed, "no code is pending for this address; request one"));
-    };
-    if pending.expires_at <= now_ms() {
-        store.delete_email_code(&email).await?;
-        return Err(ApiError::new(ErrorCode::CodeExpired, "the code has expired; request a new one"));
-    }
-    if pending.attempts >= CODE_MAX_ATTEMPTS {
-        return Err(ApiError::new(ErrorCode::TooManyAttempts, "too many wrong codes; request a new one"));
-    }
-    // Guessing across many addresses from one IP is throttled like password guessing.
-    check_throttle(&state.login_throttle, std::slice::from_ref(&ip_key))?;
-    if secret_hash(&format!("{email}|{}", v.code.trim())) != pending.code_hash {
-        store.bump_email_attempts(&email).await?;
-        state.login_throttle.fail(&ip_key);
+    if v.code.len() > 64 {
         return Err(ApiError::new(ErrorCode::AuthFailed, "wrong code"));
     }
-    if !store.delete_email_code(&email).await? {
-        return Err(ApiError::new(ErrorCode::AuthFailed, "the code was already used"));
-    }
-    state.code_throttle.succeed(&format!("email:{email}"));
+    check_email_code(&state, &email, &v.code, addr).await?;
+    let store = state.system.store();
     let (user, status) = match store.user_by_email(&email).await? {
         Some(u) => (u, StatusCode::OK),
         None => (create_email_user(&state, &email).await?, StatusCode::CREATED),
@@ -436,12 +511,19 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The access token of a request: bearer header first, then the cookie.
+/// The token of an `Authorization: Bearer` header (the scheme in any case).
+pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// The access token of a request: the `Authorization` header when there is one (then only it,
+/// so a request is never judged on one credential and served on another), else the cookie.
 pub fn request_token(headers: &HeaderMap) -> Option<String> {
-    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ")
-    {
-        return Some(t.trim().to_owned());
+    if headers.contains_key(AUTHORIZATION) {
+        return bearer_token(headers);
     }
     cookie(headers, ACCESS_COOKIE)
 }
@@ -490,9 +572,14 @@ mod tests {
         for bad in ["ab", "a b", "x".repeat(33).as_str(), "ann!", "<script>"] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
-        assert!(validate_password("correct horse").is_ok());
-        assert!(validate_password("1234567").is_err());
-        assert!(matches!(validate_password("Password123"), Err(ApiError::Refused(ErrorCode::WeakPassword, _))));
+        assert!(validate_password("correct horse", "ann_99").is_ok());
+        assert!(validate_password("1234567", "ann_99").is_err());
+        for weak in ["Password123", "        ", "bbbbbbbb", "abcabcabcabc", "ann_99ann_99", "xx_Ann_99_xx"] {
+            assert!(
+                matches!(validate_password(weak, "ann_99"), Err(ApiError::Refused(ErrorCode::WeakPassword, _))),
+                "{weak:?}"
+            );
+        }
         assert_eq!(normalize_email(" Ann@Example.COM ").unwrap(), "ann@example.com");
         for bad in ["ann", "@x.io", "ann@x", "a b@x.io", "a@x.io>"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
@@ -506,6 +593,10 @@ mod tests {
         assert_eq!(request_token(&h).as_deref(), Some("abc"));
         h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer xyz"));
         assert_eq!(request_token(&h).as_deref(), Some("xyz"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("bearer xyz"));
+        assert_eq!(request_token(&h).as_deref(), Some("xyz"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(request_token(&h), None, "another scheme never falls back to the cookie");
     }
 
     #[tokio::test]

@@ -30,7 +30,7 @@ impl ApiError {
         use ErrorCode::*;
         match code {
             NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
-            Forbidden | NotMember | CsrfFailed => StatusCode::FORBIDDEN,
+            Forbidden | NotMember | CsrfFailed | ReauthRequired => StatusCode::FORBIDDEN,
             TooManyConnections | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             NotFound | UnknownRoom => StatusCode::NOT_FOUND,
             Conflict => StatusCode::CONFLICT,

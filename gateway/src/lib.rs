@@ -9,12 +9,12 @@ pub mod auth;
 mod chaos;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod mail;
 mod passwords;
 pub mod rooms;
 pub mod security;
 pub mod socket_writers;
-pub mod throttle;
 pub mod tokens;
 pub mod web;
 pub mod ws;
@@ -50,6 +50,15 @@ pub struct GatewayConfig {
     pub tls: bool,
     /// Origins (`https://chat.example.com`) besides the node's own that may use the API and `/ws`.
     pub allowed_origins: Vec<String>,
+    /// The node's own origins, as browsers name them (empty: the forms of its listen address,
+    /// filled in when it binds; `security::default_public_origins`).
+    pub public_origins: Vec<String>,
+    /// Accounts one client address may register per hour (0: no limit).
+    pub signups_per_ip_per_hour: u32,
+    /// Rooms one user may create per hour (0: no limit).
+    pub rooms_per_user_per_hour: u32,
+    /// Reports one user may file per hour (0: no limit).
+    pub reports_per_user_per_hour: u32,
     /// Wrong logins per IP or account before backoff starts.
     pub login_free_attempts: u32,
     /// Code requests per IP or address before backoff starts.
@@ -87,6 +96,10 @@ impl Default for GatewayConfig {
             secure_cookies: false,
             tls: false,
             allowed_origins: Vec::new(),
+            public_origins: Vec::new(),
+            signups_per_ip_per_hour: 10,
+            rooms_per_user_per_hour: 30,
+            reports_per_user_per_hour: 30,
             login_free_attempts: 5,
             code_free_requests: 3,
             max_connections_per_ip: 256,
@@ -106,8 +119,6 @@ pub struct AppInner {
     pub system: Arc<ActorSystem>,
     pub config: GatewayConfig,
     pub mailer: mail::Mailer,
-    pub login_throttle: throttle::Throttle,
-    pub code_throttle: throttle::Throttle,
     /// Open WebSockets per client IP.
     pub connections: Mutex<HashMap<IpAddr, usize>>,
     /// Open TCP connections: per client IP, and those not yet authenticated.
@@ -118,22 +129,9 @@ pub struct AppInner {
 
 impl AppInner {
     pub fn new(system: Arc<ActorSystem>, config: GatewayConfig, mailer: mail::Mailer) -> AppInner {
-        let login_throttle =
-            throttle::Throttle::new(config.login_free_attempts, Duration::from_secs(1), Duration::from_secs(15 * 60));
-        let code_throttle =
-            throttle::Throttle::new(config.code_free_requests, Duration::from_secs(30), Duration::from_secs(3600));
         let writers = socket_writers::SocketWriters::new(config.socket_writer_threads);
         let admission = admission::Admission::new(config.max_tcp_per_ip, config.max_unauthenticated);
-        AppInner {
-            system,
-            config,
-            mailer,
-            login_throttle,
-            code_throttle,
-            connections: Mutex::new(HashMap::new()),
-            admission,
-            writers,
-        }
+        AppInner { system, config, mailer, connections: Mutex::new(HashMap::new()), admission, writers }
     }
 }
 

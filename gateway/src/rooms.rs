@@ -1,15 +1,19 @@
 //! Rooms over REST: list, create, inspect, add members, read history, report.
 //!
 //! Visibility: a public room is visible to every user (joining makes them a member); a private
-//! room only to its members, and only its owner (or an admin) adds members.
+//! room only to its members, and only its owner (or an admin) adds members. Public names are
+//! unique; a private name only among its owner's private rooms, so a taken name reveals nothing.
+//! Names refuse control, bidirectional-override and invisible characters (`is_deceptive`).
 
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
+use crate::limits;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use confab_actors::store::RoomPage;
 use confab_schemas::{ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, UserRow, Visibility};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -58,13 +62,63 @@ async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<Ro
     Ok(room)
 }
 
-/// `GET /api/rooms` → `{"rooms": [...]}`: public rooms and the user's private rooms, with
-/// membership, head seq, read cursor, unread count and the newest message (`last`, or null).
-async fn list_route(State(state): State<AppState>, AuthUser(user, _): AuthUser) -> Result<Json<Value>, ApiError> {
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+    after: Option<i64>,
+    before: Option<i64>,
+}
+
+/// Rooms per page of `GET /api/rooms` unless `limit` says otherwise; `MAX_ROOM_PAGE` at most.
+const ROOM_PAGE: u32 = 100;
+const MAX_ROOM_PAGE: u32 = 500;
+
+/// `GET /api/rooms?limit=N&after=ID|before=ID` → `{"rooms": [...], "next"}`: public rooms and the
+/// user's private rooms by ascending id, with membership, head seq, read cursor, unread count and
+/// the newest message (`last`, or null). A page holds `limit` rooms (1 to 500, default 100): the
+/// first ones, those after `after`, or the last ones before `before`. `next` is the cursor of
+/// the following page in the same direction (give it as `after`, or as `before`), null at the end.
+async fn list_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(ROOM_PAGE);
+    if !(1..=MAX_ROOM_PAGE).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::Invalid, "limit: 1 to 500"));
+    }
+    if q.before.is_some() && q.after.is_some() {
+        return Err(ApiError::new(ErrorCode::Invalid, "give before or after, not both"));
+    }
+    let newest_first = q.before.is_some();
+    let page = RoomPage {
+        after: q.after.unwrap_or(0),
+        before: q.before.unwrap_or(i64::MAX),
+        // One more than asked tells whether another page follows.
+        limit: limit + 1,
+        newest_first,
+    };
     let store = state.system.store();
-    let rooms = store.rooms_for(user.id).await?;
-    let last: HashMap<RoomId, Value> =
-        store.last_messages_for(user.id).await?.iter().map(|m| (m.room, message_json(m))).collect();
+    let mut rooms = store.rooms_page(user.id, page).await?;
+    let more = rooms.len() > limit as usize;
+    if more {
+        if newest_first {
+            rooms.remove(0);
+        } else {
+            rooms.pop();
+        }
+    }
+    let next = match (more, newest_first) {
+        (false, _) => Value::Null,
+        (true, false) => json!(rooms.last().map(|l| l.room.id)),
+        (true, true) => json!(rooms.first().map(|l| l.room.id)),
+    };
+    let (first, last) = match (rooms.first(), rooms.last()) {
+        (Some(f), Some(l)) => (f.room.id.0, l.room.id.0),
+        _ => return Ok(Json(json!({"rooms": [], "next": null}))),
+    };
+    let last_messages: HashMap<RoomId, Value> =
+        store.last_messages_between(user.id, first, last).await?.iter().map(|m| (m.room, message_json(m))).collect();
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|l| {
@@ -75,12 +129,47 @@ async fn list_route(State(state): State<AppState>, AuthUser(user, _): AuthUser) 
                 o.insert("head_seq".into(), json!(l.head_seq));
                 o.insert("read_seq".into(), json!(l.read_seq));
                 o.insert("unread".into(), json!(unread));
-                o.insert("last".into(), last.get(&l.room.id).cloned().unwrap_or(Value::Null));
+                o.insert("last".into(), last_messages.get(&l.room.id).cloned().unwrap_or(Value::Null));
             }
             v
         })
         .collect();
-    Ok(Json(json!({"rooms": rooms})))
+    Ok(Json(json!({"rooms": rooms, "next": next})))
+}
+
+/// Characters that let a name pose as another: bidirectional overrides, embeddings and
+/// isolates, zero-width and other invisible characters, and the BOM.
+pub fn is_deceptive(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Checks a room name: 1 to 64 characters, none of them control or deceptive ones.
+pub fn validate_room_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(|c| c.is_control() || is_deceptive(c)) {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            "name: 1 to 64 characters, no control, invisible or direction-changing characters",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -93,15 +182,15 @@ struct NewRoom {
 }
 
 /// `POST /api/rooms {"name","description"?,"visibility"?}` → 201 room; the creator owns it.
+/// 409 when a public room, or one of the user's own private rooms, has the name. Limited per
+/// user (`--rooms-per-user-per-hour`).
 async fn create_route(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
     ApiJson(new): ApiJson<NewRoom>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = new.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ApiError::new(ErrorCode::Invalid, "name: 1 to 64 characters, no control characters"));
-    }
+    validate_room_name(name)?;
     if new.description.chars().count() > 500 || new.description.contains('\0') {
         return Err(ApiError::new(ErrorCode::Invalid, "description: at most 500 characters, no NUL"));
     }
@@ -111,6 +200,14 @@ async fn create_route(
             Visibility::parse(v).ok_or_else(|| ApiError::new(ErrorCode::Invalid, "visibility: public or private"))?
         }
     };
+    let per_hour = state.config.rooms_per_user_per_hour;
+    limits::hourly(
+        &state,
+        &format!("rooms:user:{}", user.id),
+        per_hour,
+        "too many new rooms; wait before creating more",
+    )
+    .await?;
     let room = state.system.store().create_room(name, new.description.trim(), visibility, Some(user.id)).await?;
     state.system.store().audit(Some(user.id), "room.create", Some(room.id), &room.name).await?;
     let mut v = room_json(&room);
@@ -209,7 +306,7 @@ struct NewReport {
 }
 
 /// `POST /api/rooms/{id}/reports {"seq"?, "reason"}` → 201 `{"id"}`, through the room's
-/// moderation queue.
+/// moderation queue. `seq` names a message of the room (1 to its head); limited per user.
 async fn report_route(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
@@ -220,6 +317,15 @@ async fn report_route(
         return Err(ApiError::new(ErrorCode::Invalid, "reason: 1 to 1000 characters, no NUL"));
     }
     let room = visible_room(&state, &user, RoomId(id)).await?;
+    if let Some(seq) = r.seq {
+        let head = state.system.store().head_seq(room.id).await?;
+        if seq == 0 || seq > head {
+            return Err(ApiError::new(ErrorCode::Invalid, format!("seq: the room has messages 1 to {head}")));
+        }
+    }
+    let per_hour = state.config.reports_per_user_per_hour;
+    limits::hourly(&state, &format!("reports:user:{}", user.id), per_hour, "too many reports; wait before filing more")
+        .await?;
     let report = state.system.report(room.id, r.seq, user.id, r.reason).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": report}))))
 }

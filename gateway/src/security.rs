@@ -2,25 +2,29 @@
 //! authenticated writes, CORS for allow-listed origins, and the security headers (with HSTS when
 //! the node serves TLS).
 //!
-//! CSRF: a request that changes state and authenticates with cookies (no `Authorization` header)
-//! must carry `X-CSRF-Token` equal to the `confab_csrf` cookie (double submit; a cross-site page can
-//! neither read the cookie nor set the header). Every state-changing request with an `Origin` must
-//! come from this host or an allow-listed origin. Bearer-token requests carry no ambient
-//! credentials and need no CSRF token.
+//! CSRF: a request that changes state and carries the session cookies must carry `X-CSRF-Token`
+//! equal to the `confab_csrf` cookie (double submit; a cross-site page can neither read the cookie
+//! nor set the header), unless it authenticates with a valid bearer token (then the cookies are not
+//! used: `auth::request_token`). Every state-changing request with an `Origin` must come from one of
+//! the node's public origins (`--public-origin`, by default its own address) or an allow-listed
+//! one, compared whole (scheme, host and port); the `Host` header is never trusted for this.
 //!
 //! Slow clients: a request's body must arrive within `body_timeout` of its headers (the headers'
 //! own deadline is the HTTP server's, see `GatewayConfig::header_timeout`).
 
 use crate::AppState;
-use crate::auth::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, cookie};
+use crate::GatewayConfig;
+use crate::auth::{ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE, bearer_token, cookie};
 use crate::error::ApiError;
+use crate::tokens::now_secs;
 use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, ORIGIN};
+use axum::http::header::{CONTENT_LENGTH, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use confab_schemas::ErrorCode;
+use std::net::{IpAddr, SocketAddr};
 
 /// The Content-Security-Policy of every response.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
@@ -31,14 +35,38 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 const LOGIN_ROUTES: [&str; 4] =
     ["/api/auth/login", "/api/auth/register", "/api/auth/email/request", "/api/auth/email/verify"];
 
-/// True when the request's Origin (if any) is this host or allow-listed.
-pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else { return true };
-    if allowed.iter().any(|a| a == origin) {
-        return true;
+/// True when the request's Origin (if any) is one of the node's public origins or allow-listed.
+pub fn origin_allowed(headers: &HeaderMap, config: &GatewayConfig) -> bool {
+    let Some(origin) = headers.get(ORIGIN) else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    config.public_origins.iter().chain(&config.allowed_origins).any(|a| a.eq_ignore_ascii_case(origin))
+}
+
+/// The origins a browser gives for a node listening on `addr`: `http://` (or `https://` with
+/// TLS) and its address; for a loopback or unspecified address, also `localhost` and both
+/// loopback forms. Without the port when it is the scheme's default.
+pub fn default_public_origins(addr: SocketAddr, tls: bool) -> Vec<String> {
+    let scheme = if tls { "https" } else { "http" };
+    let port = match (tls, addr.port()) {
+        (false, 80) | (true, 443) => String::new(),
+        (_, p) => format!(":{p}"),
+    };
+    let host = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    let mut hosts = vec![host(addr.ip())];
+    if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        hosts.extend(["localhost".to_owned(), "127.0.0.1".to_owned(), "[::1]".to_owned()]);
     }
-    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    origin.split_once("://").map(|(_, rest)| rest) == Some(host)
+    let mut origins: Vec<String> = Vec::new();
+    for h in hosts.iter().filter(|h| !matches!(h.as_str(), "0.0.0.0" | "[::]")) {
+        let o = format!("{scheme}://{h}{port}");
+        if !origins.contains(&o) {
+            origins.push(o);
+        }
+    }
+    origins
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -57,15 +85,18 @@ pub(crate) async fn web_defences(State(state): State<AppState>, req: Request, ne
         return resp;
     }
     if !is_safe(req.method()) {
-        if !origin_allowed(headers, allowed) {
+        if !origin_allowed(headers, &state.config) {
             return finish(
                 ApiError::new(ErrorCode::Forbidden, "cross-site request refused").into_response(),
                 &state,
                 None,
             );
         }
-        let cookie_auth = headers.get(AUTHORIZATION).is_none()
-            && (cookie(headers, ACCESS_COOKIE).is_some() || cookie(headers, REFRESH_COOKIE).is_some());
+        // Only a bearer token that verifies exempts a request from the CSRF check; any other
+        // `Authorization` (another scheme, an empty or forged token) does not.
+        let bearer_ok = bearer_token(headers).is_some_and(|t| state.config.token_key.verify(&t, now_secs()).is_some());
+        let cookie_auth =
+            !bearer_ok && (cookie(headers, ACCESS_COOKIE).is_some() || cookie(headers, REFRESH_COOKIE).is_some());
         if cookie_auth && !LOGIN_ROUTES.contains(&req.uri().path()) {
             let sent = headers.get("x-csrf-token").and_then(|v| v.to_str().ok());
             let expected = cookie(headers, CSRF_COOKIE);
@@ -141,7 +172,7 @@ fn add_headers(resp: &mut Response, tls: bool) {
     }
 }
 
-fn constant_eq(a: &str, b: &str) -> bool {
+pub(crate) fn constant_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -150,15 +181,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins() {
+    fn origins_are_compared_whole_and_never_with_host() {
+        let config = GatewayConfig {
+            public_origins: default_public_origins("127.0.0.1:8080".parse().unwrap(), false),
+            allowed_origins: vec!["https://friend.example".to_owned()],
+            ..GatewayConfig::default()
+        };
         let mut h = HeaderMap::new();
-        h.insert(HOST, "chat.example:8080".parse().unwrap());
-        assert!(origin_allowed(&h, &[]));
-        h.insert(ORIGIN, "http://chat.example:8080".parse().unwrap());
-        assert!(origin_allowed(&h, &[]));
-        h.insert(ORIGIN, "https://evil.example".parse().unwrap());
-        assert!(!origin_allowed(&h, &[]));
-        assert!(origin_allowed(&h, &["https://evil.example".to_owned()]));
+        assert!(origin_allowed(&h, &config), "no Origin: not a browser");
+        h.insert(axum::http::header::HOST, "evil.example".parse().unwrap());
+        for (origin, ok) in [
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080", true),
+            ("https://friend.example", true),
+            ("http://evil.example", false),
+            ("https://127.0.0.1:8080", false),
+            ("http://127.0.0.1:8081", false),
+            ("null", false),
+        ] {
+            h.insert(ORIGIN, origin.parse().unwrap());
+            assert_eq!(origin_allowed(&h, &config), ok, "{origin}");
+        }
+        assert_eq!(default_public_origins("10.0.0.5:443".parse().unwrap(), true), vec!["https://10.0.0.5"]);
+        assert!(default_public_origins("0.0.0.0:80".parse().unwrap(), false).contains(&"http://localhost".to_owned()));
     }
 
     #[test]

@@ -61,7 +61,7 @@ async fn ws_route(
         return ApiError::new(ErrorCode::Invalid, "this endpoint speaks WebSocket only").into_response();
     };
     // Browsers always send Origin: a page elsewhere must not ride on this user's cookies.
-    if !origin_allowed(&headers, &state.config.allowed_origins) {
+    if !origin_allowed(&headers, &state.config) {
         return ApiError::new(ErrorCode::Forbidden, "WebSocket from a foreign origin refused").into_response();
     }
     let Some(slot) = ConnectionSlot::take(&state, addr.ip()) else {

@@ -120,10 +120,22 @@ function teardown() {
 }
 
 // ---- rooms --------------------------------------------------------------------
+// Every page of GET /api/rooms (500 rooms a page, following `next`).
+async function allRooms() {
+  const rooms = [];
+  let path = '/api/rooms?limit=500';
+  for (let page = 0; page < 200; page++) {
+    const data = await api('GET', path);
+    rooms.push(...(data.rooms || []));
+    if (data.next == null) break;
+    path = `/api/rooms?limit=500&after=${encodeURIComponent(data.next)}`;
+  }
+  return rooms;
+}
 // The list from REST, merged into what the socket already tracks (never moving `seen` back).
 async function loadRooms() {
   let rooms;
-  try { rooms = (await api('GET', '/api/rooms')).rooms || []; } catch (e) { return apiFailed(e); }
+  try { rooms = await allRooms(); } catch (e) { return apiFailed(e); }
   const ids = new Set();
   for (const r of rooms) {
     ids.add(r.id);

@@ -104,6 +104,18 @@ pub struct ServeArgs {
     /// (`https://chat.example.com`) [default: none; the node's own origin is always allowed].
     #[arg(long, env = "CONFAB_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Option<Vec<String>>,
+    /// This node's origins as browsers name them, comma-separated or repeated
+    /// (`https://chat.example.com`); the Origin of a write must be one of them or of
+    /// --allowed-origins [default: http:// (https:// with TLS) and the listen address, plus
+    /// localhost and the loopback addresses when it listens on one or on all].
+    #[arg(long, env = "CONFAB_PUBLIC_ORIGIN", value_delimiter = ',')]
+    pub public_origin: Option<Vec<String>>,
+    /// Accounts one client address may register per hour, 0 for no limit [default: 10].
+    #[arg(long, env = "CONFAB_SIGNUPS_PER_IP_PER_HOUR")]
+    pub signups_per_ip_per_hour: Option<u32>,
+    /// Rooms one user may create per hour, 0 for no limit [default: 30].
+    #[arg(long, env = "CONFAB_ROOMS_PER_USER_PER_HOUR")]
+    pub rooms_per_user_per_hour: Option<u32>,
     /// SMTP server for sign-in codes, `smtp://[user:pass@]host[:port]` [default: none: codes are
     /// written to the log and to <data-dir>/outbox/].
     #[arg(long, env = "CONFAB_SMTP_URL")]
@@ -237,6 +249,9 @@ impl ServeArgs {
             access_ttl_secs,
             refresh_ttl_secs,
             allowed_origins,
+            public_origin,
+            signups_per_ip_per_hour,
+            rooms_per_user_per_hour,
             smtp_url,
             smtp_from,
             max_connections_per_ip,
@@ -368,11 +383,14 @@ impl NodeConfig {
             bail!("the auth secret must be at least 32 bytes");
         }
         let allowed_origins: Vec<String> = a.allowed_origins.clone().unwrap_or_default();
-        if let Some(bad) = allowed_origins
-            .iter()
-            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
-        {
-            bail!("--allowed-origins: {bad} is not an origin like https://chat.example.com");
+        let public_origins: Vec<String> =
+            a.public_origin.clone().unwrap_or_default().into_iter().filter(|o| !o.is_empty()).collect();
+        for (flag, list) in [("--allowed-origins", &allowed_origins), ("--public-origin", &public_origins)] {
+            if let Some(bad) =
+                list.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+            {
+                bail!("{flag}: {bad} is not an origin like https://chat.example.com");
+            }
         }
         let read_key = |path: &PathBuf| -> anyhow::Result<[u8; 32]> {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -421,6 +439,9 @@ impl NodeConfig {
                 "refresh-ttl-secs",
             )? as u64),
             allowed_origins,
+            public_origins,
+            signups_per_ip_per_hour: a.signups_per_ip_per_hour.unwrap_or(g.signups_per_ip_per_hour),
+            rooms_per_user_per_hour: a.rooms_per_user_per_hour.unwrap_or(g.rooms_per_user_per_hour),
             code_ttl: Duration::from_secs(a.code_ttl_secs.unwrap_or(600)),
             max_connections_per_ip,
             max_tcp_per_ip,

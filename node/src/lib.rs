@@ -60,7 +60,15 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     let mailer = Mailer::new(config.smtp_url.as_deref(), &config.smtp_from, config.data_dir.join("outbox"))
         .map_err(|e| anyhow::anyhow!(e))?;
     info!(mail = %mailer.describe(), "sign-in codes");
-    let inner = Arc::new(AppInner::new(system.clone(), config.gateway.clone(), mailer));
+    let mut gateway = config.gateway.clone();
+    if gateway.public_origins.is_empty() {
+        gateway.public_origins = confab_gateway::security::default_public_origins(addr, config.tls.is_some());
+        if let Some(public) = config.cluster.as_ref().and_then(|c| c.public_addr.as_ref()) {
+            let scheme = if config.tls.is_some() { "https" } else { "http" };
+            gateway.public_origins.push(format!("{scheme}://{public}"));
+        }
+    }
+    let inner = Arc::new(AppInner::new(system.clone(), gateway, mailer));
     let admission = inner.admission.clone();
     let app = router(inner);
     let stop = CancellationToken::new();

@@ -200,6 +200,8 @@ pub enum ErrorCode {
     TooManyConnections,
     /// A request (its body) did not arrive in time.
     RequestTimeout,
+    /// Needs a fresh sign-in (or a fresh email code) first.
+    ReauthRequired,
 }
 
 impl ErrorCode {
@@ -231,6 +233,7 @@ impl ErrorCode {
             ErrorCode::TooManyAttempts => "too_many_attempts",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::ReauthRequired => "reauth_required",
         }
     }
 }

@@ -262,7 +262,11 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(target: std::net::SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        Proxy::start_on(TcpListener::bind("127.0.0.1:0").await.expect("bind port 0"), target)
+    }
+
+    /// `start`, on a listener bound beforehand (so the node can be told the proxy's origin).
+    pub fn start_on(listener: TcpListener, target: std::net::SocketAddr) -> Proxy {
         let addr = listener.local_addr().expect("addr");
         let up = Arc::new(AtomicBool::new(true));
         let conns: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();

@@ -75,12 +75,18 @@ impl Api {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    /// The id of the room `name` (which must be visible).
+    /// The id of the room `name` (which must be visible), following the list's pages.
     pub async fn room_id(&self, name: &str) -> i64 {
-        let (_, body) = self.get("/api/rooms").await;
-        body["rooms"].as_array().expect("rooms").iter().find(|r| r["name"] == name).expect("room exists")["id"]
-            .as_i64()
-            .expect("id")
+        let mut path = "/api/rooms?limit=500".to_owned();
+        loop {
+            let (_, body) = self.get(&path).await;
+            let rooms = body["rooms"].as_array().expect("rooms");
+            if let Some(room) = rooms.iter().find(|r| r["name"] == name) {
+                return room["id"].as_i64().expect("id");
+            }
+            let next = body["next"].as_i64().unwrap_or_else(|| panic!("room {name} exists"));
+            path = format!("/api/rooms?limit=500&after={next}");
+        }
     }
 
     pub async fn create_room(&self, name: &str, visibility: &str) -> i64 {

@@ -51,6 +51,8 @@ impl TestNode {
         args.rate_burst.get_or_insert(100_000);
         args.max_tcp_connections_per_ip.get_or_insert(0);
         args.rate_per_sec.get_or_insert(100_000.0);
+        args.signups_per_ip_per_hour.get_or_insert(0);
+        args.rooms_per_user_per_hour.get_or_insert(0);
         args.node_id.get_or_insert_with(|| format!("test-{}", rand::random::<u32>()));
         args.sqlite_sync.get_or_insert_with(|| "normal".into());
         let config = NodeConfig::resolve(&args).expect("valid test config");

@@ -46,6 +46,7 @@ impl NodeProcess {
             .arg("--database-url")
             .arg(database_url)
             .args(["--rate-burst", "100000", "--rate-per-sec", "100000"])
+            .args(["--signups-per-ip-per-hour", "0", "--rooms-per-user-per-hour", "0"])
             .args(extra)
             .env("CONFAB_LOG", "warn")
             .stdout(Stdio::piped())

@@ -174,7 +174,7 @@ async fn rest_refusals_are_json_with_stable_codes() {
     assert_eq!(r.status(), 400);
     assert_eq!(code(&r.json().await.unwrap()), "invalid");
     for (body, status, c) in [
-        (json!({"username": api.username.to_uppercase(), "password": "long enough"}), 409, "conflict"),
+        (json!({"username": api.username.to_uppercase(), "password": "correct horse"}), 409, "conflict"),
         (json!({"username": "no spaces", "password": "long enough"}), 400, "invalid"),
         (json!({"username": unique("shortpw"), "password": "short"}), 400, "invalid"),
     ] {

@@ -220,9 +220,13 @@ async fn unread_counts_divider_and_read_cursor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socket_reconnects_with_exactly_the_messages_sent_meanwhile() {
-    let node = TestNode::start(NodeOpts::default()).await;
+    // The page's origin is the proxy's: the node is told so, as behind any proxy.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs { public_origin: Some(vec![origin]), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
     let addr = node.node.as_ref().expect("running").addr;
-    let proxy = Proxy::start(addr).await;
+    let proxy = Proxy::start_on(listener, addr);
     let driver = Driver::start().await;
     let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
     sign_up(&b, &proxy.base(), &unique("dave")).await;

@@ -56,15 +56,21 @@ async fn suite(db: &TestDb) {
     store.revoke_user_families(ann.id, "test").await.unwrap();
     assert!(store.family_user("fam3").await.unwrap().is_none());
 
-    // Email codes: one per address, attempts counted, single use.
-    store.put_email_code("a@x.io", "h1", i64::MAX).await.unwrap();
-    store.bump_email_attempts("a@x.io").await.unwrap();
-    assert_eq!(store.email_code("a@x.io").await.unwrap().unwrap().attempts, 1);
-    store.put_email_code("a@x.io", "h2", i64::MAX).await.unwrap();
-    let code = store.email_code("a@x.io").await.unwrap().unwrap();
-    assert_eq!((code.code_hash.as_str(), code.attempts), ("h2", 0), "a new code resets the attempts");
-    assert!(store.delete_email_code("a@x.io").await.unwrap());
-    assert!(!store.delete_email_code("a@x.io").await.unwrap(), "single use");
+    // Email codes: a few pending per address, each guess reserved against every live one,
+    // single use.
+    assert!(store.put_email_code("a@x.io", "h1", i64::MAX, 5, 2).await.unwrap());
+    let reserved = store.reserve_code_guess("a@x.io", 5).await.unwrap();
+    assert_eq!(reserved.iter().map(|c| (c.code_hash.as_str(), c.attempts)).collect::<Vec<_>>(), vec![("h1", 1)]);
+    assert!(store.put_email_code("a@x.io", "h2", i64::MAX, 5, 2).await.unwrap());
+    assert!(!store.put_email_code("a@x.io", "h3", i64::MAX, 5, 2).await.unwrap(), "two live codes at most");
+    let codes = store.email_codes("a@x.io").await.unwrap();
+    assert_eq!(
+        codes.iter().map(|c| (c.code_hash.as_str(), c.attempts)).collect::<Vec<_>>(),
+        vec![("h1", 1), ("h2", 0)]
+    );
+    assert!(store.consume_email_code("a@x.io", codes[1].id).await.unwrap());
+    assert!(!store.consume_email_code("a@x.io", codes[1].id).await.unwrap(), "single use");
+    assert!(store.email_codes("a@x.io").await.unwrap().is_empty(), "a sign-in drops the other codes");
     let eve = store.create_email_user("eve", "eve@x.io").await.unwrap();
     assert_eq!(store.user_by_email("eve@x.io").await.unwrap().unwrap().id, eve.id);
     assert!(store.create_email_user("eve2", "eve@x.io").await.is_err(), "one account per address");
@@ -73,8 +79,9 @@ async fn suite(db: &TestDb) {
     let general = store.ensure_room("general", "all").await.unwrap();
     assert_eq!(store.ensure_room("general", "all").await.unwrap().id, general.id);
     let secret = store.create_room("secret", "", Visibility::Private, Some(ann.id)).await.unwrap();
+    // A private name is the owner's alone: it neither blocks nor reveals itself to others.
     assert!(matches!(
-        store.create_room("SECRET", "", Visibility::Public, None).await,
+        store.create_room("Secret", "", Visibility::Private, Some(ann.id)).await,
         Err(confab_actors::Error::Conflict(_))
     ));
     assert!(store.is_member(secret.id, ann.id).await.unwrap());
@@ -85,6 +92,14 @@ async fn suite(db: &TestDb) {
     store.add_member(secret.id, bob.id).await.unwrap();
     assert_eq!(store.room_members(secret.id).await.unwrap().len(), 2);
     assert_eq!(store.rooms_for(bob.id).await.unwrap().len(), 2);
+    store.create_room("secret", "", Visibility::Private, Some(bob.id)).await.unwrap();
+    store.create_room("SECRET", "", Visibility::Public, None).await.unwrap();
+    assert!(matches!(
+        store.create_room("secret", "", Visibility::Public, Some(bob.id)).await,
+        Err(confab_actors::Error::Conflict(_))
+    ));
+    assert_eq!(store.room_by_name("secret").await.unwrap().map(|r| r.visibility), Some(Visibility::Public));
+    assert_eq!(store.rooms_for(bob.id).await.unwrap().len(), 4);
 
     // Leases: every take raises the epoch.
     let e1 = store.take_lease(general.id, "n1", 1000).await.unwrap();

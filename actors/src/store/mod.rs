@@ -12,12 +12,14 @@ mod auth;
 mod batch;
 mod cipher;
 mod revocations;
+mod limits;
 mod rows;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;
 pub use revocations::Revocation;
+pub use limits::{Backoff, Limited};
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
@@ -258,7 +260,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 )
                 .bind(name)
-                .bind(name.to_lowercase())
+                .bind(room_name_key(name, visibility, owner))
                 .bind(description)
                 .bind(visibility.as_str())
                 .bind(owner.map(|o| o.0))
@@ -317,12 +319,13 @@ impl Store {
         })
     }
 
+    /// The public room `name`.
     pub async fn room_by_name(&self, name: &str) -> Result<Option<RoomRow>> {
         on_pool!(self, read, |p| {
             let row = sqlx::query(
                 "SELECT id, name, description, visibility, owner_id, created_at FROM rooms WHERE name_lower = $1",
             )
-            .bind(name.to_lowercase())
+            .bind(room_name_key(name, Visibility::Public, None))
             .fetch_optional(p)
             .await?;
             row.map(|r| rows::room(&r)).transpose()
@@ -332,18 +335,30 @@ impl Store {
     /// Rooms a user can see: every public room and the private rooms they belong to, with
     /// membership, head seq and read cursor.
     pub async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomListing>> {
+        self.rooms_page(user, RoomPage { after: 0, before: i64::MAX, limit: u32::MAX, newest_first: false }).await
+    }
+
+    /// One page of `rooms_for`: ids strictly between `after` and `before`, at most `limit`, the
+    /// lowest ids first (or the highest, with `newest_first`), ascending either way.
+    pub async fn rooms_page(&self, user: UserId, page: RoomPage) -> Result<Vec<RoomListing>> {
+        let order = if page.newest_first { "DESC" } else { "ASC" };
+        let mut out = self.rooms_page_sorted(user, page, order).await?;
+        if page.newest_first {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    async fn rooms_page_sorted(&self, user: UserId, page: RoomPage, order: &str) -> Result<Vec<RoomListing>> {
+        let sql = if order == "DESC" { ROOMS_PAGE_SQL_DESC } else { ROOMS_PAGE_SQL_ASC };
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(
-                "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, \
-                   (m.user_id IS NOT NULL) AS member, \
-                   COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = r.id), 0) AS head_seq, \
-                   COALESCE((SELECT seq FROM read_cursors c WHERE c.room_id = r.id AND c.user_id = $1), 0) AS read_seq \
-                 FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
-                 WHERE r.visibility = 'public' OR m.user_id IS NOT NULL ORDER BY r.id",
-            )
-            .bind(user.0)
-            .fetch_all(p)
-            .await?;
+            let rows = sqlx::query(sql)
+                .bind(user.0)
+                .bind(page.after)
+                .bind(page.before)
+                .bind(i64::from(page.limit))
+                .fetch_all(p)
+                .await?;
             rows.iter()
                 .map(|r| {
                     Ok(RoomListing {
@@ -360,6 +375,11 @@ impl Store {
     /// The newest message of each room `user` can see (rooms without messages are left out), for
     /// the room list's preview line. One indexed `MAX(seq)` probe per room, as in `rooms_for`.
     pub async fn last_messages_for(&self, user: UserId) -> Result<Vec<MessageRow>> {
+        self.last_messages_between(user, i64::MIN, i64::MAX).await
+    }
+
+    /// `last_messages_for`, for the rooms with `first <= id <= last` (one page of the list).
+    pub async fn last_messages_between(&self, user: UserId, first: i64, last: i64) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
@@ -367,9 +387,11 @@ impl Store {
                  FROM rooms r LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
                  JOIN messages m ON m.room_id = r.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE room_id = r.id) \
                  LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE r.visibility = 'public' OR rm.user_id IS NOT NULL",
+                 WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3",
             )
             .bind(user.0)
+            .bind(first)
+            .bind(last)
             .fetch_all(p)
             .await?;
             rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
@@ -675,6 +697,44 @@ impl Store {
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
                 .collect()
         })
+    }
+}
+
+/// Which rooms of the list to read (see `Store::rooms_page`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomPage {
+    pub after: i64,
+    pub before: i64,
+    pub limit: u32,
+    pub newest_first: bool,
+}
+
+macro_rules! rooms_page_sql {
+    ($order:literal) => {
+        concat!(
+            "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, \
+               (m.user_id IS NOT NULL) AS member, \
+               COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = r.id), 0) AS head_seq, \
+               COALESCE((SELECT seq FROM read_cursors c WHERE c.room_id = r.id AND c.user_id = $1), 0) AS read_seq \
+             FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
+             WHERE (r.visibility = 'public' OR m.user_id IS NOT NULL) AND r.id > $2 AND r.id < $3 \
+             ORDER BY r.id ",
+            $order,
+            " LIMIT $4"
+        )
+    };
+}
+const ROOMS_PAGE_SQL_ASC: &str = rooms_page_sql!("ASC");
+const ROOMS_PAGE_SQL_DESC: &str = rooms_page_sql!("DESC");
+
+/// The uniqueness key of a room's name (`rooms.name_lower`): the lowercase name of a public
+/// room; a private room's is scoped to its owner (names never hold control characters), so a
+/// taken name never reveals another user's private room.
+fn room_name_key(name: &str, visibility: Visibility, owner: Option<UserId>) -> String {
+    let lower = name.to_lowercase();
+    match visibility {
+        Visibility::Public => lower,
+        Visibility::Private => format!("\u{1}{}\u{1}{lower}", owner.map_or(0, |o| o.0)),
     }
 }
 

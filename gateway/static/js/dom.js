@@ -16,11 +16,34 @@ export function showText(id, text) {
   e.hidden = !text;
 }
 
+// Characters that make text pose as other text: direction overrides and isolates, zero-width and
+// other invisible ones (the server refuses them in names; bodies keep them, shown visibly).
+const DECEPTIVE = /[\u00AD\u034F\u061C\u115F\u1160\u17B4\u17B5\u180B-\u180F\u200B-\u200F\u202A-\u202E\u2060-\u206F\u3164\uFE00-\uFE0F\uFEFF\uFFA0\uFFF9-\uFFFB\u{1D173}-\u{1D17A}\u{E0000}-\u{E007F}]/gu;
+const codePoint = (c) => 'U+' + c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
+
+// A string with each deceptive character written out as ⟨U+202E⟩.
+export const revealed = (text) => String(text).replace(DECEPTIVE, (c) => `⟨${codePoint(c)}⟩`);
+
+// Text as nodes, each deceptive character shown as a marked ⟨U+XXXX⟩ instead of acting.
+export function visibleText(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const m of text.matchAll(DECEPTIVE)) {
+    if (m.index > last) frag.append(text.slice(last, m.index));
+    const mark = el('span', 'hidden-char', `⟨${codePoint(m[0])}⟩`);
+    mark.title = `invisible character ${codePoint(m[0])}`;
+    frag.append(mark);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) frag.append(text.slice(last));
+  return frag;
+}
+
 const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const TRAILING = /[.,;:!?)\]}'"]+$/;
 
 // Text with http(s) links made clickable: a fragment of text nodes and <a> elements. Anything
-// that does not parse as an http or https URL stays plain text.
+// that does not parse as an http or https URL stays plain text. Deceptive characters show.
 export function linkify(text) {
   const frag = document.createDocumentFragment();
   let last = 0;
@@ -31,15 +54,16 @@ export function linkify(text) {
     let url = null;
     try { url = new URL(raw); } catch { url = null; }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
-    if (m.index > last) frag.append(text.slice(last, m.index));
-    const a = el('a', null, raw);
+    if (m.index > last) frag.append(visibleText(text.slice(last, m.index)));
+    // The link's text shows what it holds; its address is the parsed, percent-encoded one.
+    const a = el('a', null, revealed(raw));
     a.href = url.href;
     a.target = '_blank';
     a.rel = 'noopener noreferrer nofollow';
     frag.append(a);
     last = m.index + raw.length;
   }
-  if (last < text.length) frag.append(text.slice(last));
+  if (last < text.length) frag.append(visibleText(text.slice(last)));
   return frag;
 }
 
@@ -70,7 +94,8 @@ const HUMAN = {
   forbidden: 'You are not allowed to do that.',
   too_many_rooms: 'You have joined too many rooms at once.',
   too_many_connections: 'Too many open connections from this network.',
-  weak_password: 'That password is too common or too short. Choose another one (8 characters or more).',
+  weak_password: 'That password is too easy to guess. Choose a longer one, such as a few unrelated words.',
+  reauth_required: 'Sign in again (or use a new email code) to do that.',
   auth_failed: 'Wrong username or password.',
   code_expired: 'This code has expired. Ask for a new one.',
   too_many_attempts: 'Too many attempts. Wait a little, then try again.',
