@@ -25,6 +25,7 @@ pub mod moderation;
 pub mod outbound;
 pub mod priority;
 pub mod remote;
+pub mod replay;
 pub mod room;
 pub mod sent_cids;
 pub mod session;

@@ -4,12 +4,19 @@
 //! session and tells it to close with a resume cursor. Typing and presence are only enqueued while
 //! the queue is at most half full, so they are shed first.
 //!
+//! It also keeps, per joined room, the highest message seq queued to the client (its resume
+//! cursor) and which join attempt may still answer: a message at or below the cursor is never
+//! queued twice, whichever path (fan-out, replay, a late join) offers it, a join attempt the
+//! session gave up on cannot answer, and a `reconnect` hint carries the cursors of the frames
+//! queued before it.
+//!
 //! The queue allocates nothing until a frame is queued and gives its buffer back once a burst is
 //! drained, so an idle connection costs only the small shared header (a tokio channel keeps a
 //! block of slots per connection for its whole life).
 
 use bytes::Bytes;
-use std::collections::VecDeque;
+use confab_schemas::RoomId;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -32,6 +39,59 @@ struct Queue {
     receiver_gone: bool,
     /// The receiver ends once the queue is empty, though senders remain (see [`Finisher`]).
     finished: bool,
+    /// A `reconnect` hint is on its way: no more messages, the cursors are final.
+    sealed: bool,
+    /// Per room, the client's position (a few rooms per connection: a vector is fastest).
+    cursors: Vec<Cursor>,
+    /// The last join attempt handed out.
+    attempts: u64,
+}
+
+/// One room's position in this connection's stream.
+struct Cursor {
+    room: RoomId,
+    /// The highest seq queued (or known to the client, from its `since`); meaningful once
+    /// `joined`.
+    seq: u64,
+    /// A `joined` frame for the room was queued: the client is in the room.
+    joined: bool,
+    /// The join attempt allowed to answer (0: none).
+    attempt: u64,
+    /// That attempt's `joined` was queued.
+    answered: bool,
+}
+
+impl Queue {
+    fn cursor(&mut self, room: RoomId) -> Option<&mut Cursor> {
+        self.cursors.iter_mut().find(|c| c.room == room)
+    }
+
+    fn cursor_or_new(&mut self, room: RoomId) -> &mut Cursor {
+        match self.cursors.iter().position(|c| c.room == room) {
+            Some(i) => &mut self.cursors[i],
+            None => {
+                self.cursors.push(Cursor { room, seq: 0, joined: false, attempt: 0, answered: false });
+                self.cursors.last_mut().expect("just pushed")
+            }
+        }
+    }
+}
+
+/// One join attempt of a session for a room: only the newest attempt may answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JoinTicket {
+    pub room: RoomId,
+    pub attempt: u64,
+}
+
+/// Whether a message frame was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Yes,
+    /// The client already has every seq of it: nothing was queued.
+    AlreadySent,
+    /// It has some of them, up to this seq: queue only the ones after it.
+    Partly(u64),
 }
 
 impl Shared {
@@ -83,8 +143,10 @@ impl Drop for OutboundRx {
 pub enum Refused {
     /// The queue is full (chat) or too full for an ephemeral frame.
     Full,
-    /// The connection is gone.
+    /// The connection is gone (or closing: its resume cursors are final).
     Closed,
+    /// The join attempt was given up or superseded: the session no longer waits for it.
+    Stale,
 }
 
 /// Ends the receiving side once what is queued is written, whoever still holds a sender: the
@@ -108,7 +170,14 @@ impl Outbound {
     /// A queue of `capacity` frames and its receiving end (the socket's writer task).
     pub fn channel(capacity: usize) -> (Outbound, OutboundRx) {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue { frames: VecDeque::new(), receiver_gone: false, finished: false }),
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                receiver_gone: false,
+                finished: false,
+                sealed: false,
+                cursors: Vec::new(),
+                attempts: 0,
+            }),
             capacity: capacity.max(2),
             arrived: Notify::new(),
             drained: Notify::new(),
@@ -154,6 +223,133 @@ impl Outbound {
 
     pub fn is_closed(&self) -> bool {
         self.shared.lock().receiver_gone
+    }
+
+    /// Queues the frames of messages `first..=last` of `room` (the fan-out's hot path), unless
+    /// the client already has them; then `room`'s cursor is `last`.
+    pub fn push_messages(&self, room: RoomId, first: u64, last: u64, frames: Bytes) -> Result<Queued, Refused> {
+        let mut q = self.shared.lock();
+        if q.receiver_gone || q.sealed {
+            return Err(Refused::Closed);
+        }
+        let cap = self.shared.capacity;
+        let len = q.frames.len();
+        if let Some(c) = q.cursor(room) {
+            if last <= c.seq {
+                return Ok(Queued::AlreadySent);
+            }
+            if first <= c.seq {
+                return Ok(Queued::Partly(c.seq));
+            }
+            if len >= cap {
+                return Err(Refused::Full);
+            }
+            c.seq = last;
+        } else if len >= cap {
+            return Err(Refused::Full);
+        }
+        q.frames.push_back(frames);
+        drop(q);
+        self.shared.arrived.notify_one();
+        Ok(Queued::Yes)
+    }
+
+    /// Queues one replayed message of `room`, waiting while the queue is half full: a replay
+    /// goes at the pace the client reads and leaves room for its live rooms. Ok without queuing
+    /// when the client already has it.
+    pub async fn push_replayed(&self, room: RoomId, seq: u64, frame: Bytes) -> Result<(), Refused> {
+        loop {
+            let drained = self.shared.drained.notified();
+            {
+                let mut q = self.shared.lock();
+                if q.receiver_gone || q.sealed {
+                    return Err(Refused::Closed);
+                }
+                let full = q.frames.len() >= self.shared.capacity / 2;
+                match q.cursor(room) {
+                    Some(c) if seq <= c.seq => return Ok(()),
+                    Some(c) if !full => {
+                        c.seq = seq;
+                        q.frames.push_back(frame);
+                        drop(q);
+                        self.shared.arrived.notify_one();
+                        return Ok(());
+                    }
+                    // Left or closed meanwhile.
+                    None => return Err(Refused::Closed),
+                    Some(_) => {}
+                }
+            }
+            drained.await;
+        }
+    }
+
+    /// The client's cursor in `room`: the highest seq it has (or was queued).
+    pub fn cursor(&self, room: RoomId) -> Option<u64> {
+        let mut q = self.shared.lock();
+        q.cursor(room).filter(|c| c.joined).map(|c| c.seq)
+    }
+
+    /// A new join attempt for `room`: the ones before it can no longer answer.
+    pub fn begin_join(&self, room: RoomId) -> JoinTicket {
+        let mut q = self.shared.lock();
+        q.attempts += 1;
+        let attempt = q.attempts;
+        let c = q.cursor_or_new(room);
+        c.attempt = attempt;
+        c.answered = false;
+        JoinTicket { room, attempt }
+    }
+
+    /// Gives up on a join attempt (its call timed out). True when it had answered already: the
+    /// client got its `joined`, so the join happened.
+    pub fn cancel_join(&self, ticket: JoinTicket) -> bool {
+        let mut q = self.shared.lock();
+        match q.cursor(ticket.room) {
+            Some(c) if c.attempt == ticket.attempt => {
+                c.attempt = 0;
+                c.answered
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues a join's answer (`joined`, maybe `resync`) if `ticket` is still the attempt the
+    /// session waits for; the client then has everything up to `from` (its `since`, or the
+    /// head), or more if it was in the room already. Returns the seq the replay starts after.
+    pub fn push_joined(&self, ticket: JoinTicket, from: u64, frames: Bytes) -> Result<u64, Refused> {
+        let mut q = self.shared.lock();
+        if q.receiver_gone || q.sealed {
+            return Err(Refused::Closed);
+        }
+        let full = q.frames.len() >= self.shared.capacity;
+        let Some(c) = q.cursor(ticket.room).filter(|c| c.attempt == ticket.attempt && !c.answered) else {
+            return Err(Refused::Stale);
+        };
+        if full {
+            return Err(Refused::Full);
+        }
+        c.answered = true;
+        c.seq = if c.joined { c.seq.max(from) } else { from };
+        c.joined = true;
+        let after = c.seq;
+        q.frames.push_back(frames);
+        drop(q);
+        self.shared.arrived.notify_one();
+        Ok(after)
+    }
+
+    /// The client left `room`: it has no position there any more.
+    pub fn forget(&self, room: RoomId) {
+        self.shared.lock().cursors.retain(|c| c.room != room);
+    }
+
+    /// No more messages from now on; returns the client's cursor in every room it joined (what
+    /// a `reconnect` hint queued next tells it to resume from).
+    pub fn seal(&self) -> BTreeMap<String, u64> {
+        let mut q = self.shared.lock();
+        q.sealed = true;
+        q.cursors.iter().filter(|c| c.joined).map(|c| (c.room.to_string(), c.seq)).collect()
     }
 }
 

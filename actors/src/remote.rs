@@ -6,6 +6,12 @@
 //! to each). Joins, sends and typing are forwarded to the owner, and its answers come back
 //! unchanged.
 //!
+//! A session has at most one join pending here: a join that comes again while the owner has
+//! not answered (the session's call timed out and it tried again) takes the pending one's
+//! place, so the owner's one answer admits it once. An answer for an attempt the session gave
+//! up on is dropped, and the owner told the session left unless it is subscribed here. A
+//! replay goes through `replay`, paced by the joiner's socket, from where the session is.
+//!
 //! Ordering is kept by seq: the owner answers `Subscribed { head }` before any later event on
 //! the same connection; an event that skips seqs (it cannot on one connection, but storage is
 //! the record) is preceded by the missing rows read from the shared store; older seqs are
@@ -15,8 +21,9 @@
 //! owner deduplicates by cid).
 
 use crate::cluster::NodeLink;
-use crate::outbound::Refused;
-use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, send_joined};
+use crate::outbound::{Queued, Refused};
+use crate::replay::NotQueued;
+use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, stale_join};
 use crate::session::SessionMsg;
 use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
@@ -115,6 +122,12 @@ impl Actor for RemoteRoom {
         match msg {
             RoomMsg::Join { sub, since, reply } => {
                 st.last_activity = Instant::now();
+                // The owner answers the join already on its way for this session; the newest
+                // attempt takes its place (an earlier caller gave up waiting).
+                if let Some(pending) = st.joins.values_mut().find(|j| j.sub.session == sub.session) {
+                    *pending = PendingJoin { sub, since, reply: Some(reply) };
+                    return Ok(());
+                }
                 let req = st.req();
                 let frame = NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() };
                 st.joins.insert(req, PendingJoin { sub, since, reply: Some(reply) });
@@ -182,6 +195,7 @@ impl RemoteState {
             NodeFrame::Subscribed { head, .. } => {
                 self.head = Some(head);
                 self.catch_up_subscribers(head).await?;
+                self.shared.lock().fanned = head;
             }
             NodeFrame::Event { seq, frame, .. } => {
                 let Some(head) = self.head else { return Ok(()) };
@@ -197,6 +211,7 @@ impl RemoteState {
                 }
                 self.fan_out(frame, seq);
                 self.head = Some(seq);
+                self.shared.lock().fanned = seq;
             }
             NodeFrame::Ephemeral { except, frame, .. } => {
                 for sub in self.shared.lock().subs.iter().filter(|s| Some(s.s.session) != except) {
@@ -213,7 +228,14 @@ impl RemoteState {
                 }
                 match (join.reply, result) {
                     (Some(reply), Ok(info)) => {
-                        let res = self.join_local(join.sub, join.since, info).await;
+                        let res = if reply.is_closed() {
+                            Err(stale_join())
+                        } else {
+                            self.join_local(join.sub, join.since, info).await
+                        };
+                        if res.is_err() {
+                            self.forget_unless_subscribed(session);
+                        }
                         let _ = reply.send(res);
                     }
                     (Some(reply), Err(refusal)) => {
@@ -243,16 +265,17 @@ impl RemoteState {
 
     /// After subscribing: subscribers kept from before get, from storage, what they missed.
     async fn catch_up_subscribers(&mut self, head: u64) -> Result<(), ActorProcessingErr> {
-        let oldest = self.shared.lock().subs.iter().map(|s| s.last_seq).min();
+        let oldest = self.shared.lock().subs.iter().filter(|s| s.replay == 0).map(|s| s.last_seq).min();
         let Some(oldest) = oldest.filter(|o| *o < head) else { return Ok(()) };
         let rows = self.ctx.store.messages_between(self.room, oldest + 1, head, (head - oldest) as u32).await?;
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         let mut lagging = Vec::new();
-        for sub in sh.subs.iter_mut() {
+        for sub in sh.subs.iter_mut().filter(|s| s.replay == 0) {
             let after = sub.last_seq;
             for row in rows.iter().filter(|r| r.seq > after) {
-                if sub.s.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
+                let frame = encode_server_frame(&ServerFrame::message(row));
+                if sub.s.out.push_messages(self.room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;
                 }
@@ -263,8 +286,8 @@ impl RemoteState {
         Ok(())
     }
 
-    /// A local session joins once the owner admitted it: `joined`, the replay from storage,
-    /// then live events.
+    /// A local session joins once the owner admitted it: `joined` now, what it missed from its
+    /// replay task, then live events. A session subscribed already keeps its place.
     async fn join_local(
         &mut self,
         sub: Subscriber,
@@ -272,29 +295,40 @@ impl RemoteState {
         info: confab_schemas::node::JoinedInfo,
     ) -> Result<u64, crate::room::Refusal> {
         let head = *self.head.get_or_insert(info.head);
-        let since = since.unwrap_or(head).min(head);
-        let resync = head - since > self.ctx.config.max_replay;
-        let from = if resync { head } else { since };
-        let rows = if from < head {
-            self.ctx.store.messages_between(self.room, from + 1, head, (head - from) as u32).await.map_err(|e| {
-                tracing::warn!(err = %e, "storage error");
-                (confab_schemas::ErrorCode::Internal, "storage error; try again".to_owned())
-            })?
-        } else {
-            Vec::new()
-        };
+        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room;
         let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
-        let resync = resync.then_some(ServerFrame::Resync { room, head });
-        if let Err(last) = send_joined(&sub, joined, resync, rows.iter(), from) {
-            let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: last });
-            let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
-            return Ok(head);
-        }
-        let mut sh = self.shared.lock();
+        let shared = self.shared.clone();
+        let mut sh = shared.lock();
+        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+            Ok(after) => after,
+            Err(NotQueued::Full) => {
+                let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
+                return Ok(head);
+            }
+            Err(NotQueued::Stale) => return Err(stale_join()),
+        };
+        sh.fanned = head;
         sh.subs.retain(|s| s.s.session != sub.session);
-        sh.subs.push(Sub { s: sub, last_seq: head });
+        let session = sub.session;
+        let new = Sub::new(sub, after, head);
+        let replay = new.replay;
+        sh.subs.push(new);
+        drop(sh);
+        if replay != 0 {
+            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+        }
         Ok(head)
+    }
+
+    /// The owner admitted a session that no longer waits for it: unless it is subscribed here
+    /// (or joining again), the owner forgets it.
+    fn forget_unless_subscribed(&mut self, session: u64) {
+        let subscribed = self.shared.lock().subs.iter().any(|s| s.s.session == session);
+        if !subscribed && !self.joins.values().any(|j| j.sub.session == session) {
+            self.admitted.remove(&session);
+            let _ = self.link.send(NodeFrame::Leave { room: self.room, session });
+        }
     }
 
     /// One committed message to every local subscriber.
@@ -302,11 +336,11 @@ impl RemoteState {
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         let (mut lagging, mut gone) = (Vec::new(), Vec::new());
-        for sub in sh.subs.iter_mut().filter(|s| s.last_seq < seq) {
-            match sub.s.out.push(frame.clone()) {
-                Ok(()) => sub.last_seq = seq,
+        for sub in sh.subs.iter_mut().filter(|s| s.last_seq < seq && s.replay == 0) {
+            match sub.s.out.push_messages(self.room, seq, seq, frame.clone()) {
+                Ok(Queued::Yes | Queued::AlreadySent | Queued::Partly(_)) => sub.last_seq = seq,
                 Err(Refused::Full) => lagging.push(sub.s.session),
-                Err(Refused::Closed) => gone.push(sub.s.session),
+                Err(Refused::Closed | Refused::Stale) => gone.push(sub.s.session),
             }
         }
         self.drop_subs(&mut sh.subs, &lagging, true);

@@ -17,7 +17,8 @@
 //! full stops being fed and is told to close with its resume cursor.
 
 use crate::cluster::NodeLink;
-use crate::outbound::{Outbound, Refused};
+use crate::outbound::{JoinTicket, Outbound, Queued, Refused};
+use crate::replay::NotQueued;
 use crate::sent_cids::{Recent, SentCids};
 use crate::session::SessionMsg;
 use crate::store::{NewMessage, WriteOutcome};
@@ -42,6 +43,8 @@ pub struct Subscriber {
     pub user: UserRef,
     pub out: Outbound,
     pub session_ref: ActorRef<SessionMsg>,
+    /// The join attempt this subscription answers (see `Outbound::begin_join`).
+    pub ticket: JoinTicket,
 }
 
 /// A refusal: a protocol error code and a human message.
@@ -221,12 +224,24 @@ pub(crate) struct Shared {
     pending: VecDeque<Pending>,
     /// Nodes subscribed to this room's events (on the owner).
     nodes: Vec<NodeLink>,
+    /// The last seq fanned out to live subscribers: a replay that got there goes live.
+    pub(crate) fanned: u64,
 }
 
 pub(crate) struct Sub {
     pub(crate) s: Subscriber,
     /// The last message seq enqueued to this subscriber.
     pub(crate) last_seq: u64,
+    /// Catching up (its join attempt; 0: live): the fan-out skips it, `replay` feeds it.
+    pub(crate) replay: u64,
+}
+
+impl Sub {
+    /// A subscription at `after`, replaying up to `fanned` first when it is behind.
+    pub(crate) fn new(s: Subscriber, after: u64, fanned: u64) -> Sub {
+        let replay = if after < fanned { s.ticket.attempt.max(1) } else { 0 };
+        Sub { s, last_seq: after, replay }
+    }
 }
 
 struct Pending {
@@ -472,7 +487,8 @@ impl RoomState {
     async fn recover(&mut self) -> Result<(), ActorProcessingErr> {
         let (min_last, has_subs) = {
             let sh = self.shared.lock();
-            (sh.subs.iter().map(|s| s.last_seq).min().unwrap_or(self.head), !sh.subs.is_empty())
+            let live = sh.subs.iter().filter(|s| s.replay == 0);
+            (live.clone().map(|s| s.last_seq).min().unwrap_or(self.head), live.count() > 0)
         };
         let older = if has_subs { self.rows_before_tail(min_last).await? } else { Vec::new() };
         let shared = self.shared.clone();
@@ -498,17 +514,23 @@ impl RoomState {
         let room = self.room_id();
         let mut lagging = Vec::new();
         for sub in sh.subs.iter_mut() {
+            self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
+            if sub.replay != 0 {
+                // Its replay task carries on, up to the new `fanned`.
+                continue;
+            }
             let after = sub.last_seq;
             let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > after && r.seq <= head);
             for row in rows {
-                if sub.s.out.push(encode_server_frame(&ServerFrame::message(row))).is_err() {
+                let frame = encode_server_frame(&ServerFrame::message(row));
+                if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;
                 }
                 sub.last_seq = row.seq;
             }
-            self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
         }
+        sh.fanned = head;
         for session in lagging {
             self.drop_lagging(&mut sh, room, session);
         }
@@ -588,35 +610,48 @@ impl RoomState {
         }
     }
 
+    /// Admits a local session: `joined` (and `resync` when the gap is too large) now, the
+    /// messages it missed from its replay task, then live events. A session already subscribed
+    /// keeps its place: its replay starts from what it has, whatever `since` says.
     async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
         let user = sub.user.id;
         self.ensure_member(user).await?;
         let head = self.head;
-        let since = since.unwrap_or(head).min(head);
-        let resync = head - since > self.ctx.config.max_replay;
-        let from = if resync { head } else { since };
-        let older = self.rows_before_tail(from).await.map_err(internal)?;
-
+        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room_id();
         // The joiner first: they are online in this room from now on.
         let (online_list, online_count) = self.online_list(&sub.user);
+        let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        if let Some(i) = sh.subs.iter().position(|s| s.s.session == sub.session) {
-            sh.subs.swap_remove(i);
-            self.offline(&mut sh, user, &sub.user);
-        }
-        let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
-        let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > from && r.seq <= head);
-        if let Err(last) = send_joined(&sub, joined, resync.then_some(ServerFrame::Resync { room, head }), rows, from) {
-            let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: last });
-            self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
-            return Ok(head);
-        }
+        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+            Ok(after) => after,
+            Err(NotQueued::Full) => {
+                self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
+                return Ok(head);
+            }
+            Err(NotQueued::Stale) => return Err(stale_join()),
+        };
+        let existed = match sh.subs.iter().position(|s| s.s.session == sub.session) {
+            Some(i) => {
+                sh.subs.swap_remove(i);
+                true
+            }
+            None => false,
+        };
         let user_ref = sub.user.clone();
         let session = sub.session;
-        sh.subs.push(Sub { s: sub, last_seq: head });
-        self.online(&sh, &user_ref, Except::Local(session));
+        let fanned = sh.fanned;
+        let new = Sub::new(sub, after, fanned);
+        let replay = new.replay;
+        sh.subs.push(new);
+        if !existed {
+            self.online(&sh, &user_ref, Except::Local(session));
+        }
+        drop(sh);
+        if replay != 0 {
+            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+        }
         Ok(head)
     }
 
@@ -868,7 +903,8 @@ impl RoomState {
                 }
             };
             let with_acks = (k + 1 == chunks && !acks.is_empty()).then_some((&mut acks[..], &by_session));
-            self.fan_out(&mut sh, frames, last, with_acks);
+            self.fan_out(&mut sh, chunk, frames, with_acks);
+            sh.fanned = last;
         }
         drop(sh);
         for a in acks {
@@ -877,13 +913,24 @@ impl RoomState {
         self.last_fanout = Instant::now();
     }
 
-    /// Sends committed messages (one or more WebSocket frames, up to `seq`) to every
-    /// subscriber: the same bytes to each, followed by the subscriber's own acks if `acks` has
-    /// some for it.
-    fn fan_out(&mut self, sh: &mut Shared, frames: Bytes, seq: u64, mut acks: Option<(&mut [SessionAcks], &ByActor)>) {
+    /// Sends committed messages (`chunk`, whose frames `frames` holds in one buffer) to every
+    /// live subscriber: the same bytes to each, followed by the subscriber's own acks if `acks`
+    /// has some for it. A subscriber that has some of them already gets only the others.
+    fn fan_out(
+        &mut self,
+        sh: &mut Shared,
+        chunk: &[(u64, Bytes)],
+        frames: Bytes,
+        mut acks: Option<(&mut [SessionAcks], &ByActor)>,
+    ) {
+        let (first, seq) = (chunk[0].0, chunk[chunk.len() - 1].0);
+        let room = self.room.id;
         let mut lagging = Vec::new();
         let mut gone = Vec::new();
         for sub in sh.subs.iter_mut() {
+            if sub.replay != 0 {
+                continue;
+            }
             let mut mine = acks
                 .as_mut()
                 .and_then(|(a, index)| index.get(&sub.s.session_ref.get_id()).map(|&i| &mut a[i]))
@@ -892,15 +939,25 @@ impl RoomState {
                 Some(a) => Bytes::from([&frames[..], &a.frames[..]].concat()),
                 None => frames.clone(),
             };
-            match sub.s.out.push(out) {
-                Ok(()) => {
+            let mut pushed = sub.s.out.push_messages(room, first, seq, out);
+            if let Ok(Queued::Partly(had)) = pushed {
+                // Only on a path that replayed some of these to it already (never in steady state).
+                let mut rest: Vec<u8> = chunk.iter().filter(|(s, _)| *s > had).flat_map(|(_, f)| f.to_vec()).collect();
+                if let Some(a) = &mine {
+                    rest.extend_from_slice(&a.frames);
+                }
+                pushed = sub.s.out.push_messages(room, had + 1, seq, Bytes::from(rest));
+            }
+            match pushed {
+                Ok(Queued::Yes | Queued::Partly(_)) => {
                     sub.last_seq = seq;
                     if let Some(a) = mine.as_mut() {
                         a.written = true;
                     }
                 }
+                Ok(Queued::AlreadySent) => sub.last_seq = seq,
                 Err(Refused::Full) => lagging.push(sub.s.session),
-                Err(Refused::Closed) => gone.push(sub.s.session),
+                Err(Refused::Closed | Refused::Stale) => gone.push(sub.s.session),
             }
         }
         for session in lagging {
@@ -997,24 +1054,17 @@ impl RoomState {
     }
 }
 
-/// A join's first frames on the joiner's queue: `joined`, `resync` when the gap was too large,
-/// then the replayed `rows`. On a full queue, the last seq that made it (`from` if none).
-pub(crate) fn send_joined<'a>(
-    sub: &Subscriber,
-    joined: ServerFrame,
-    resync: Option<ServerFrame>,
-    rows: impl Iterator<Item = &'a MessageRow>,
-    from: u64,
-) -> Result<(), u64> {
-    for frame in std::iter::once(joined).chain(resync) {
-        sub.out.push(encode_server_frame(&frame)).map_err(|_| from)?;
+/// A join's answer in one buffer: `joined`, then `resync` when the gap was too large.
+pub(crate) fn joined_frames(joined: ServerFrame, resync: Option<ServerFrame>) -> Bytes {
+    match resync {
+        None => encode_server_frame(&joined),
+        Some(r) => Bytes::from([encode_server_frame(&joined), encode_server_frame(&r)].concat()),
     }
-    let mut last = from;
-    for row in rows {
-        sub.out.push(encode_server_frame(&ServerFrame::message(row))).map_err(|_| last)?;
-        last = row.seq;
-    }
-    Ok(())
+}
+
+/// The answer to a join attempt its session no longer waits for (nobody reads it).
+pub(crate) fn stale_join() -> Refusal {
+    (ErrorCode::Retry, "the join was given up; join again".into())
 }
 
 /// The stop reason of a room actor that handed its room off or found it moved.

@@ -9,6 +9,11 @@
 //! It validates what can be checked without the room (body length, cid, room count) and forwards
 //! the rest to room actors.
 //!
+//! A join waits at most `JOIN_CALL_TIMEOUT` for its room and then tries again; each try is a new
+//! attempt on the outbound queue (`Outbound::begin_join`), and a try it gave up on can no longer
+//! answer, so the client gets one `joined` per `join` it sent. Its `reconnect` hints carry, per
+//! joined room, the last seq queued before them (`Outbound::seal`).
+//!
 //! A session actor is not restarted in place: its state *is* the connection. When it fails or is
 //! killed, its supervisor sends the client a `reconnect` frame and closes the socket; the client
 //! resumes with `join … since`, which replays exactly what it missed.
@@ -37,6 +42,9 @@ pub const MAX_IN_FLIGHT: usize = 128;
 /// Room restarts a send may live through before the session gives up on it (a message that
 /// makes its room fail every time must not loop forever).
 pub const MAX_RESENDS: u8 = 3;
+/// How long a join waits for its room before trying again (the room may be restarting or
+/// moving, or its owner slow to answer).
+pub const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Messages of a session actor.
 pub enum SessionMsg {
@@ -120,14 +128,9 @@ impl Actor for SessionActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessionMsg::Frames(frames, _permits) => st.frames(&me, frames).await,
-            SessionMsg::Lagging { room, last_seq } => {
-                let mut resume = BTreeMap::new();
-                resume.insert(room.to_string(), last_seq);
-                st.close(&me, "lagging", Some(resume));
-            }
-            SessionMsg::Close { reason, reconnect } => {
-                st.close(&me, &reason, reconnect.then(BTreeMap::new));
-            }
+            // The queue's cursor for `room` is `last_seq`: the last message queued to it.
+            SessionMsg::Lagging { .. } => st.close(&me, "lagging", true),
+            SessionMsg::Close { reason, reconnect } => st.close(&me, &reason, reconnect),
             SessionMsg::SendResults { room, cids, frames } => {
                 if let Some(q) = st.in_flight.get_mut(&room) {
                     for cid in &cids {
@@ -138,7 +141,7 @@ impl Actor for SessionActor {
                 }
                 // Empty when the room wrote them behind its messages already.
                 if !frames.is_empty() && st.out.push(frames).is_err() {
-                    st.close(&me, "lagging", Some(BTreeMap::new()));
+                    st.close(&me, "lagging", true);
                 }
             }
             SessionMsg::RoomRestarted { room, crashed } => st.resend(&me, room, crashed).await,
@@ -197,6 +200,7 @@ impl SessionState {
                     // Answers to sends already made still arrive; they are just not resent.
                     self.in_flight.remove(&room);
                     let _ = actor.cast(RoomMsg::Leave { session: self.id });
+                    self.out.forget(room);
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
@@ -248,21 +252,32 @@ impl SessionState {
                 Err((ErrorCode::Retry, _)) => continue,
                 Err((code, msg)) => return self.room_error(code, msg, room),
             };
+            // Only this attempt may answer from now on.
+            let ticket = self.out.begin_join(room);
             let sub = Subscriber {
                 session: self.id,
                 user: self.user.clone(),
                 out: self.out.clone(),
                 session_ref: me.clone(),
+                ticket,
             };
-            let call = actor.call(|reply| RoomMsg::Join { sub, since, reply }, Some(Duration::from_secs(10))).await;
+            let call = actor.call(|reply| RoomMsg::Join { sub, since, reply }, Some(JOIN_CALL_TIMEOUT)).await;
             match call {
                 Ok(ractor::rpc::CallResult::Success(Ok(_head))) => {
                     self.rooms.insert(room, actor);
                     return;
                 }
-                Ok(ractor::rpc::CallResult::Success(Err((ErrorCode::Retry, _)))) => continue,
-                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) => return self.room_error(code, msg, room),
-                _ => continue,
+                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) if code != ErrorCode::Retry => {
+                    return self.room_error(code, msg, room);
+                }
+                // No answer in time (or a retry): this attempt may no longer answer, unless its
+                // `joined` was queued already, in which case the join did happen.
+                _ => {
+                    if self.out.cancel_join(ticket) {
+                        self.rooms.insert(room, actor);
+                        return;
+                    }
+                }
             }
         }
         self.room_error(ErrorCode::Retry, "the room is restarting; join again", room);
@@ -379,11 +394,14 @@ impl SessionState {
     }
 
     /// Sends the last frames and stops: queued frames first, then the hint, then the close frame.
-    fn close(&mut self, me: &ActorRef<SessionMsg>, reason: &str, resume: Option<BTreeMap<String, u64>>) {
+    /// With `reconnect`, the hint names each joined room's last seq queued before it (no message
+    /// is queued after it).
+    fn close(&mut self, me: &ActorRef<SessionMsg>, reason: &str, reconnect: bool) {
         if self.closing {
             return;
         }
         self.closing = true;
+        let resume: Option<BTreeMap<String, u64>> = reconnect.then(|| self.out.seal());
         let out = self.out.clone();
         let hint =
             resume.map(|resume| encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));

@@ -17,7 +17,7 @@ use confab_schemas::node::{CloseScope, NodeFrame};
 use confab_schemas::wire::{close_frame, encode_server_frame};
 use confab_schemas::{ClientFrame, ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
@@ -526,7 +526,7 @@ impl Actor for SessionSupervisor {
         if failed {
             // The connection is the session's state: hand the client a resume hint and close.
             st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
-            let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: BTreeMap::new() };
+            let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: out.seal() };
             let _ = out.push(encode_server_frame(&hint));
             let _ = out.push(close_frame(1011, "session restart"));
         }

@@ -160,6 +160,14 @@ impl Ws {
         self.next_from_socket(DEADLINE).await
     }
 
+    /// `next`, waiting up to `wait` for a frame instead of the usual deadline.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        if !self.backlog.is_empty() {
+            return Some(self.backlog.remove(0));
+        }
+        self.next_from_socket(wait).await
+    }
+
     async fn next_from_socket(&mut self, wait: Duration) -> Option<Value> {
         loop {
             let msg = tokio::time::timeout(wait, self.stream.next()).await.expect("a frame within the deadline");

@@ -88,6 +88,38 @@ impl NodeProcess {
         let _ = self.child.wait().await;
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Resident memory of the process now (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS line");
+        kb * 1024
+    }
+
+    /// SIGSTOP: the process stops answering anything (its sockets stay open) until `resume`.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        // `unsafe` is forbidden in the workspace, so send the signal with kill(1).
+        let ok = std::process::Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status();
+        assert!(ok.is_ok_and(|s| s.success()), "kill -{name}");
+    }
+
     /// SIGTERM, and the exit code once it exits (within 30 s).
     pub async fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().expect("running") as i32;

@@ -1,0 +1,109 @@
+//! Join replay: what a joiner missed, sent from the history cache page by page at the pace its
+//! own socket drains, then handed over to the room's live fan-out.
+//!
+//! A replaying subscriber is skipped by the fan-out. Its task reads one page (64 messages) at a
+//! time and queues a message only while the connection's queue is at most half full
+//! (`Outbound::push_replayed`), so a joiner that does not read holds one page and half its own
+//! queue, and the room actor never waits or reads history for it. Once the task has reached
+//! the last seq fanned out (`Shared::fanned`), checked under the room's lock, the subscriber
+//! goes live. The task never outlives its subscription: a newer join, a leave or a closed
+//! connection ends it.
+
+use crate::history::PAGE;
+use crate::outbound::Refused;
+use crate::room::{RoomShared, Subscriber, joined_frames};
+use crate::session::SessionMsg;
+use crate::system::Ctx;
+use confab_schemas::wire::encode_server_frame;
+use confab_schemas::{RoomId, ServerFrame};
+use std::sync::Arc;
+use tracing::warn;
+
+/// Where a join's replay starts: after `since` (the head when none), or at the head with a
+/// `resync` when the gap is larger than `max_replay`.
+pub(crate) fn replay_from(head: u64, since: Option<u64>, max_replay: u64) -> (u64, bool) {
+    let since = since.unwrap_or(head).min(head);
+    let resync = head - since > max_replay;
+    (if resync { head } else { since }, resync)
+}
+
+/// Why a join's answer was not queued.
+pub(crate) enum NotQueued {
+    /// The joiner's queue is full: it was told to close with its cursor.
+    Full,
+    /// The session gave this attempt up (its call timed out) or is gone: nobody waits for it.
+    Stale,
+}
+
+/// Queues a join's answer for `sub`'s attempt: `joined`, then `resync` when the replay starts at
+/// `head` for want of room. Returns the seq its replay starts after (what the client has).
+pub(crate) fn queue_joined(
+    sub: &Subscriber,
+    joined: ServerFrame,
+    head: u64,
+    from: u64,
+    resync: bool,
+) -> Result<u64, NotQueued> {
+    let room = sub.ticket.room;
+    let frames = joined_frames(joined, resync.then_some(ServerFrame::Resync { room, head }));
+    match sub.out.push_joined(sub.ticket, from, frames) {
+        Ok(after) => Ok(after),
+        Err(Refused::Full) => {
+            let _ = sub.session_ref.cast(SessionMsg::Lagging { room, last_seq: from });
+            Err(NotQueued::Full)
+        }
+        Err(Refused::Stale | Refused::Closed) => Err(NotQueued::Stale),
+    }
+}
+
+/// Replays `room` after seq `after` to the subscriber of `session` whose replay is `replay` (its
+/// join attempt), in a task of its own.
+pub(crate) fn start(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64, replay: u64, after: u64) {
+    tokio::spawn(run(ctx, shared, room, session, replay, after));
+}
+
+async fn run(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64, replay: u64, after: u64) {
+    let mut pos = after;
+    loop {
+        // Where the live stream is; live from here when the replay got there.
+        let (target, out, session_ref) = {
+            let mut sh = shared.lock();
+            let fanned = sh.fanned;
+            let Some(sub) = sh.subs.iter_mut().find(|s| s.s.session == session && s.replay == replay) else {
+                return;
+            };
+            sub.last_seq = pos;
+            if pos >= fanned {
+                sub.replay = 0;
+                return;
+            }
+            (fanned, sub.s.out.clone(), sub.s.session_ref.clone())
+        };
+        let page_end = (pos / PAGE + 1) * PAGE;
+        let rows = ctx.history.range(&ctx.store, &ctx.metrics, room, pos + 1, page_end.min(target), target).await;
+        let rows = match rows {
+            Ok(rows) if rows.first().is_some_and(|r| r.seq == pos + 1) => rows,
+            other => {
+                // Storage failed or holds a gap: the client resumes later from what it has.
+                if let Err(e) = other {
+                    warn!(%room, err = %e, "replay read failed");
+                } else {
+                    warn!(%room, after = pos, "replay found no next message in storage");
+                }
+                let _ = session_ref.cast(SessionMsg::Lagging { room, last_seq: pos });
+                return;
+            }
+        };
+        for row in &rows {
+            if row.seq != pos + 1 {
+                break;
+            }
+            let frame = encode_server_frame(&ServerFrame::message(row));
+            if out.push_replayed(room, row.seq, frame).await.is_err() {
+                // Gone, closing, or no longer in the room.
+                return;
+            }
+            pos = row.seq;
+        }
+    }
+}
