@@ -11,15 +11,15 @@
 mod auth;
 mod batch;
 mod cipher;
-mod revocations;
 mod limits;
+mod revocations;
 mod rows;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;
-pub use revocations::Revocation;
 pub use limits::{Backoff, Limited};
+pub use revocations::Revocation;
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
