@@ -5,15 +5,21 @@
 //! - `state`: the current view and links, and the answers the actors ask (`ClusterHooks`):
 //!   a room's owner is chosen by rendezvous hashing over the ready nodes, so every node derives
 //!   the same owner from the same view.
-//! - `transport`: one TCP connection per pair of nodes, versioned postcard frames.
+//! - `key`: the cluster credential (a pre-shared key file, rotatable) and the keys derived from it.
+//! - `link`: the Noise channel every node-to-node connection runs in.
+//! - `transport`: one TCP connection per pair of nodes, versioned postcard frames, heartbeats.
 //! - `router`: frames from a peer to the room actors and proxies of this node.
 //!
 //! Fencing lives in storage: before sequencing a room a node takes its lease with a higher epoch
 //! (`RoomActor`), and every commit checks the epoch, so a stale owner's writes fail. Leases are
-//! renewed here while this node sees a majority of the cluster; a node cut off from the others
-//! stops renewing, and its rooms stop sequencing before their leases lapse.
+//! renewed here while this node hears a majority of the cluster over live links; a node cut off
+//! from the others stops renewing, and its rooms stop sequencing before their leases lapse. A
+//! clock task notices when the process was paused, and the node then waits out a grace period
+//! before it sequences or takes a lease again.
 
 pub mod error;
+pub mod key;
+pub mod link;
 pub mod membership;
 pub mod router;
 pub mod state;
@@ -51,6 +57,8 @@ pub struct ClusterConfig {
     /// Gossip seeds, `host:port` (DNS names allowed).
     pub seeds: Vec<String>,
     pub lease_ttl: Duration,
+    /// The cluster credential every node holds.
+    pub key: key::ClusterKey,
 }
 
 /// A running cluster membership.
@@ -95,9 +103,16 @@ impl Cluster {
             ],
         })
         .await?;
-        let net = Net { state: state.clone(), system: system.clone(), cluster_id: config.cluster_id.clone() };
+        let net = Net::new(
+            state.clone(),
+            system.clone(),
+            config.cluster_id.clone(),
+            config.key.link_psks(),
+            config.cluster_listen,
+        );
         let mut tasks = vec![tokio::spawn(transport::accept_loop(listener, net.clone()))];
         tasks.push(tokio::spawn(renew_loop(state.clone(), system.clone())));
+        tasks.push(tokio::spawn(clock_loop(state.clone(), system.clone())));
         let cluster = Cluster { state, gossip, tasks, gossip_addr, cluster_addr };
         let watch = tokio::spawn(watch_loop(
             cluster.state.clone(),
@@ -200,12 +215,27 @@ async fn watch_loop(
     }
 }
 
-/// Renews this node's leases every quarter of their ttl while it sees a majority of the cluster.
+/// Ticks the state's clock; a late tick means the process was paused, and its rooms are told
+/// to check their rights (they stop sequencing until the grace has passed).
+async fn clock_loop(state: Arc<ClusterState>, system: Arc<ActorSystem>) {
+    let mut every = tokio::time::interval(Duration::from_millis(50));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Some(gap) = state.tick() {
+            warn!(paused_ms = gap.as_millis() as u64, "this node was paused; it waits before sequencing again");
+            system.view_changed();
+        }
+    }
+}
+
+/// Renews this node's leases every quarter of their ttl while it hears a majority of the
+/// cluster and is not waking from a pause.
 async fn renew_loop(state: Arc<ClusterState>, system: Arc<ActorSystem>) {
     let ttl = state.lease_ttl;
     loop {
         let at = Instant::now();
-        if state.view().has_quorum() {
+        if state.has_quorum() && !state.waking() {
             match system.store().renew_leases(&state.node_id, ttl.as_millis() as i64).await {
                 Ok(_) => state.renewed(at),
                 Err(e) => warn!(err = %e, "lease renewal failed"),

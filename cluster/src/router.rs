@@ -94,7 +94,7 @@ impl Router {
                 let room = frame_room(&frame);
                 self.for_proxy(room, frame).await;
             }
-            NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } => {}
+            NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } | NodeFrame::Heartbeat => {}
         }
     }
 

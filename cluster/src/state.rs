@@ -1,5 +1,12 @@
 //! What this node knows of the cluster right now (the gossip view, the links to peers, lease
 //! rights, routing counters), and the answers the actors ask of it (`ClusterHooks`).
+//!
+//! Lease rights need more than gossip: this node must hear, over live links, from a majority of
+//! the nodes it knows of (gossip marks peers dead one at a time, so a cut-off node would
+//! otherwise still count a majority), it must not have just woken from a pause (its view is
+//! stale: `WAKE_GRACE`), and its leases must have been renewed recently. A lease is taken from
+//! another node at once only when that node has been dead in the view for `DEAD_STABLE`, no link
+//! to it is alive, and this node is not in its wake grace; otherwise the lease must lapse first.
 
 use crate::membership::{Status, View};
 use crate::room_owner;
@@ -12,6 +19,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+/// A gap this long between two ticks of the clock task is a pause (SIGSTOP, a frozen VM).
+pub const PAUSE: Duration = Duration::from_millis(1000);
+/// After a pause, this node neither sequences nor takes leases for this long.
+pub const WAKE_GRACE: Duration = Duration::from_millis(2000);
+/// A peer must be dead in the view this long before its leases are taken at once.
+pub const DEAD_STABLE: Duration = Duration::from_millis(300);
+
+fn now_ms() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
 /// Counters of one peer's connection.
 #[derive(Default)]
 pub struct PeerCounters {
@@ -19,6 +38,26 @@ pub struct PeerCounters {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub connects: AtomicU64,
+    /// When the current link last heard from the peer (`now_ms`; 0: never).
+    heard_ms: AtomicU64,
+}
+
+impl PeerCounters {
+    /// Something arrived from the peer.
+    pub fn heard(&self) {
+        self.heard_ms.store(now_ms(), Relaxed);
+    }
+
+    fn heard_within(&self, bound: Duration) -> bool {
+        let at = self.heard_ms.load(Relaxed);
+        at != 0 && now_ms().saturating_sub(at) <= bound.as_millis() as u64
+    }
+}
+
+/// The clock task's last tick and the last pause it saw.
+struct Clock {
+    last_tick: Instant,
+    woken_at: Option<Instant>,
 }
 
 /// Each peer's counters and its current link.
@@ -36,6 +75,14 @@ pub struct ClusterState {
     renewed: Mutex<Option<Instant>>,
     pub lease_ttl: Duration,
     pub nodes_declared_dead: AtomicU64,
+    /// Node-to-node connections refused (no key, wrong key, another cluster, too many at once).
+    pub peers_refused: AtomicU64,
+    /// Gossip datagrams dropped because they did not open under the cluster key.
+    pub gossip_refused: Arc<AtomicU64>,
+    /// Since when each peer in the view's dead set has been there.
+    dead_since: Mutex<HashMap<String, Instant>>,
+    clock: Mutex<Clock>,
+    pub pauses: AtomicU64,
 }
 
 impl ClusterState {
@@ -50,7 +97,47 @@ impl ClusterState {
             renewed: Mutex::new(None),
             lease_ttl,
             nodes_declared_dead: AtomicU64::new(0),
+            peers_refused: AtomicU64::new(0),
+            gossip_refused: Arc::default(),
+            dead_since: Mutex::default(),
+            clock: Mutex::new(Clock { last_tick: Instant::now(), woken_at: None }),
+            pauses: AtomicU64::new(0),
         }
+    }
+
+    /// Called by the clock task every few tens of milliseconds: returns the length of a pause
+    /// if this tick came after one. A pause voids the lease renewals made before it.
+    pub fn tick(&self) -> Option<Duration> {
+        let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let gap = now - c.last_tick;
+        c.last_tick = now;
+        if gap < PAUSE {
+            return None;
+        }
+        c.woken_at = Some(now);
+        drop(c);
+        self.pauses.fetch_add(1, Relaxed);
+        *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Some(gap)
+    }
+
+    /// This node was paused (or its clock task starved) recently: its view may be stale.
+    pub fn waking(&self) -> bool {
+        let c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        c.last_tick.elapsed() >= PAUSE || c.woken_at.is_some_and(|w| w.elapsed() < WAKE_GRACE)
+    }
+
+    /// This node hears, over live links, from a majority of the nodes it knows of (itself
+    /// included; nodes drained away are not counted), and gossip agrees.
+    pub fn has_quorum(&self) -> bool {
+        let view = self.view();
+        if !view.has_quorum() {
+            return false;
+        }
+        let known = view.live.len() + view.dead.len();
+        let linked = 1 + view.live.keys().filter(|n| **n != self.node_id && self.link(n).is_some()).count();
+        linked * 2 > known
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -64,6 +151,13 @@ impl ClusterState {
         let after: Vec<(String, Status)> = view.live.values().map(|m| (m.node_id.clone(), m.status)).collect();
         let newly_dead = view.dead.difference(&cur.dead).count() as u64;
         self.nodes_declared_dead.fetch_add(newly_dead, Relaxed);
+        {
+            let mut since = self.dead_since.lock().unwrap_or_else(|p| p.into_inner());
+            since.retain(|n, _| view.dead.contains(n));
+            for n in &view.dead {
+                since.entry(n.clone()).or_insert_with(Instant::now);
+            }
+        }
         let changed = before != after || cur.dead != view.dead;
         *cur = Arc::new(view);
         changed
@@ -79,8 +173,13 @@ impl ClusterState {
         ready
     }
 
+    /// The live link to `node`: connected, and heard from within the silence bound.
     pub fn link(&self, node: &str) -> Option<NodeLink> {
-        self.links.read().unwrap_or_else(|p| p.into_inner()).get(node).filter(|l| !l.is_broken()).cloned()
+        let link =
+            self.links.read().unwrap_or_else(|p| p.into_inner()).get(node).filter(|l| !l.is_broken()).cloned()?;
+        let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let heard = peers.get(node).is_some_and(|(c, _)| c.heard_within(crate::transport::LINK_SILENCE));
+        heard.then_some(link)
     }
 
     pub fn add_link(&self, link: NodeLink) -> Arc<PeerCounters> {
@@ -88,6 +187,7 @@ impl ClusterState {
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let entry = peers.entry(link.node.to_string()).or_default();
         entry.0.connects.fetch_add(1, Relaxed);
+        entry.0.heard();
         entry.1 = Some(link);
         entry.0.clone()
     }
@@ -140,11 +240,15 @@ impl ClusterHooks for ClusterState {
 
     fn is_live(&self, node: &str) -> bool {
         // Only a node known dead loses its leases at once; an unknown holder's lease lapses.
-        node == self.node_id || !self.view().dead.contains(node)
+        if node == self.node_id || self.waking() || self.link(node).is_some() {
+            return true;
+        }
+        let since = self.dead_since.lock().unwrap_or_else(|p| p.into_inner()).get(node).copied();
+        since.is_none_or(|at| at.elapsed() < DEAD_STABLE)
     }
 
     fn may_sequence(&self) -> bool {
-        self.view().has_quorum() && self.leases_fresh()
+        !self.waking() && self.has_quorum() && self.leases_fresh()
     }
 
     fn broadcast(&self, frame: NodeFrame) {
@@ -183,7 +287,27 @@ impl ClusterHooks for ClusterState {
         );
         let _ = writeln!(out, "# HELP confab_cluster_quorum Whether this node sees a majority of the cluster.");
         let _ =
-            writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(view.has_quorum()));
+            writeln!(out, "# TYPE confab_cluster_quorum gauge\nconfab_cluster_quorum {}", u8::from(self.has_quorum()));
+        let counters = [
+            (
+                "confab_cluster_peers_refused_total",
+                "Node-to-node connections refused before any frame was read (no or wrong cluster key, another cluster or version, too many handshakes).",
+                self.peers_refused.load(Relaxed),
+            ),
+            (
+                "confab_gossip_datagrams_refused_total",
+                "Gossip datagrams dropped because they did not open under the cluster key.",
+                self.gossip_refused.load(Relaxed),
+            ),
+            (
+                "confab_cluster_pauses_total",
+                "Pauses of this process longer than a second that it noticed on waking.",
+                self.pauses.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let mut series = |name: &str, help: &str, value: &dyn Fn(&PeerCounters, Option<&NodeLink>) -> u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

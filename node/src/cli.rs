@@ -24,6 +24,26 @@ enum Cmd {
     Admin(crate::admin::AdminArgs),
     /// Kill actors on a node started with --enable-chaos (room, session, writer, rooms, sessions).
     Chaos(crate::chaos::ChaosArgs),
+    /// Cluster credentials: `confab cluster init` makes the key every node of a cluster needs.
+    Cluster(ClusterArgs),
+}
+
+#[derive(clap::Args)]
+struct ClusterArgs {
+    #[command(subcommand)]
+    cmd: ClusterCmd,
+}
+
+#[derive(Subcommand)]
+enum ClusterCmd {
+    /// Make a new cluster key (32 random bytes) and write it to --out (made readable by its owner
+    /// only; an existing file is never overwritten) or print it. Give every node the same file
+    /// with --cluster-key-file.
+    Init {
+        /// The key file to create [default: print the key].
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs the command line; the `confab` binary is only this.
@@ -34,6 +54,7 @@ pub fn main() -> std::process::ExitCode {
         Some(Cmd::Bench(args)) => return crate::bench::main(args),
         Some(Cmd::Admin(admin)) => return run_admin(admin),
         Some(Cmd::Chaos(args)) => return crate::chaos::main(args),
+        Some(Cmd::Cluster(args)) => return run_cluster(args),
         None => cli.serve,
     };
     // Before the configuration: its default cap on unauthenticated connections follows the limit.
@@ -98,6 +119,36 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {}
         _ = term => {}
+    }
+}
+
+fn run_cluster(args: ClusterArgs) -> std::process::ExitCode {
+    let ClusterCmd::Init { out } = args.cmd;
+    let text = confab_cluster::key::ClusterKey::generate().to_text();
+    let Some(path) = out else {
+        print!("{text}");
+        return std::process::ExitCode::SUCCESS;
+    };
+    let written = (|| -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "confab cluster init: wrote a new cluster key to {}; give every node of the cluster this file \
+                 with --cluster-key-file, and keep it secret",
+                path.display()
+            );
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("confab cluster init: {}: {e}", path.display());
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -196,6 +196,11 @@ pub struct ServeArgs {
     /// Name of the cluster; nodes of another cluster are refused [default: confab].
     #[arg(long, env = "CONFAB_CLUSTER_ID")]
     pub cluster_id: Option<String>,
+    /// File holding the cluster key (`confab cluster init` makes one); every node of a cluster
+    /// needs the same file, and a cluster node refuses to start without it. Or give the key's
+    /// text itself in the env CONFAB_CLUSTER_KEY.
+    #[arg(long, env = "CONFAB_CLUSTER_KEY_FILE")]
+    pub cluster_key_file: Option<PathBuf>,
     /// Seconds a room's lease lasts without renewal; a dead owner's rooms move sooner, as soon
     /// as gossip declares it dead [default: 10].
     #[arg(long, env = "CONFAB_LEASE_TTL_SECS")]
@@ -269,6 +274,7 @@ impl ServeArgs {
             cluster_advertise,
             public_addr,
             cluster_id,
+            cluster_key_file,
             lease_ttl_secs,
             enable_chaos
         ))
@@ -309,6 +315,7 @@ pub struct ClusterSettings {
     pub cluster_advertise: Option<String>,
     pub public_addr: Option<String>,
     pub cluster_id: String,
+    pub key: confab_cluster::key::ClusterKey,
 }
 
 impl NodeConfig {
@@ -466,7 +473,23 @@ impl NodeConfig {
                      would be lost on failover)"
                 );
             }
+            let key = match (&a.cluster_key_file, std::env::var("CONFAB_CLUSTER_KEY")) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the cluster key file {}", path.display()))?;
+                    confab_cluster::key::ClusterKey::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("the cluster key file {}: {e}", path.display()))?
+                }
+                (None, Ok(text)) => confab_cluster::key::ClusterKey::parse(&text.replace("\\n", "\n"))
+                    .map_err(|e| anyhow::anyhow!("CONFAB_CLUSTER_KEY: {e}"))?,
+                (None, Err(_)) => bail!(
+                    "a cluster node needs the cluster key, which authenticates and encrypts node-to-node \
+                     links and gossip: make one with `confab cluster init --out cluster.key`, give every \
+                     node the same file with --cluster-key-file (or its text in CONFAB_CLUSTER_KEY)"
+                ),
+            };
             Some(ClusterSettings {
+                key,
                 seeds,
                 gossip_listen: a.gossip_listen.unwrap_or_else(|| "0.0.0.0:7946".parse().expect("valid default")),
                 cluster_listen: a.cluster_listen.unwrap_or_else(|| "0.0.0.0:7947".parse().expect("valid default")),
@@ -627,8 +650,14 @@ mod tests {
         let gossip = ServeArgs { gossip_listen: Some("127.0.0.1:0".parse().unwrap()), ..base.clone() };
         assert!(NodeConfig::resolve(&gossip).is_err());
         let pg = ServeArgs { database_url: Some("postgres://h/db".into()), ..seeded };
+        let err = NodeConfig::resolve(&pg).unwrap_err().to_string();
+        assert!(err.contains("cluster key") && err.contains("confab cluster init"), "the refusal says why: {err}");
+        let key_file = dir.path().join("cluster.key");
+        std::fs::write(&key_file, confab_cluster::key::ClusterKey::generate().to_text()).unwrap();
+        let pg = ServeArgs { cluster_key_file: Some(key_file), ..pg };
         let c = NodeConfig::resolve(&pg).unwrap().cluster.expect("a cluster member");
         assert_eq!(c.seeds, vec!["10.0.0.1:7946".to_owned()]);
+        assert_eq!(c.key.len(), 1);
         assert!(NodeConfig::resolve(&base).unwrap().cluster.is_none());
     }
 

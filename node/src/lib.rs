@@ -126,6 +126,7 @@ async fn join_cluster(
         },
         seeds: c.seeds.clone(),
         lease_ttl: std::time::Duration::from_millis(config.system.lease_ttl_ms as u64),
+        key: c.key.clone(),
     };
     Cluster::start(settings, system).await.context("joining the cluster")
 }

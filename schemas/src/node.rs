@@ -2,7 +2,8 @@
 //!
 //! Every frame is a variant of one enum (appending variants keeps old decoders working; adding
 //! fields to a variant does not, so such a change bumps `NODE_PROTOCOL_VERSION`). Connections are framed by length (checked
-//! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`.
+//! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`
+//! inside an authenticated, encrypted channel (the cluster crate's `link`).
 
 use crate::client::{ErrorCode, UserRef};
 use crate::ids::{RoomId, UserId};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version carried in the handshake; peers with another version are refused.
-pub const NODE_PROTOCOL_VERSION: u32 = 2;
+pub const NODE_PROTOCOL_VERSION: u32 = 3;
 /// Largest node-to-node frame accepted, checked before a frame is read.
 pub const MAX_NODE_FRAME: usize = 4 * 1024 * 1024;
 
@@ -116,6 +117,8 @@ pub enum NodeFrame {
         reason: String,
         reconnect: bool,
     },
+    /// Sent when a link has been idle: a link silent for longer than its bound is dead.
+    Heartbeat,
 }
 
 /// Encodes a node frame with postcard.

@@ -1,6 +1,12 @@
 //! A cluster sandbox: N node processes of `confab-test-node` on loopback, gossiping with each
-//! other, sharing one fresh PostgreSQL database (dropped at the end) and one token secret, and
-//! clients that survive nodes dying: they reconnect to the next node and resume.
+//! other, sharing one fresh PostgreSQL database (dropped at the end), one token secret and one
+//! cluster key (made with `confab cluster init`, as an operator would), and clients that survive
+//! nodes dying: they reconnect to the next node and resume.
+//!
+//! Node `i` binds its gossip and node-to-node ports on its own loopback address
+//! (`Sandbox::node_ip(i)`: 127.A.B.2, 127.A.B.3, … with A.B random per sandbox, so tests running
+//! at once never share one) and dials from it, so a test can cut every packet between two nodes
+//! by address; HTTP stays on 127.0.0.1.
 //!
 //! Clusters need PostgreSQL, so these tests use `CONFAB_TEST_DATABASE_URL`, else
 //! `CONFAB_CLUSTER_DATABASE_URL`, else the server at `postgres://postgres@127.0.0.1:5432/postgres`
@@ -27,6 +33,10 @@ pub struct Sandbox {
     pub bases: Vec<String>,
     pub ws_urls: Vec<String>,
     secret: PathBuf,
+    /// The cluster key file every node is given.
+    pub key_file: PathBuf,
+    /// `127.A.B`: the loopback network of this sandbox's nodes.
+    net: String,
     bin: String,
 }
 
@@ -38,12 +48,12 @@ struct Spawned {
     cluster: u16,
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").expect("bind udp").local_addr().expect("addr").port()
+fn free_udp_port(ip: &str) -> u16 {
+    std::net::UdpSocket::bind((ip, 0)).expect("bind udp").local_addr().expect("addr").port()
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+fn free_tcp_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).expect("bind").local_addr().expect("addr").port()
 }
 
 impl Sandbox {
@@ -55,6 +65,14 @@ impl Sandbox {
         let db = TestDb::postgres_at(&server).await;
         let secret = db.dir.path().join("auth-secret");
         std::fs::write(&secret, format!("{:064x}", rand::random::<u128>()).repeat(2)).expect("secret");
+        let key_file = db.dir.path().join("cluster.key");
+        let out = tokio::process::Command::new(bin)
+            .args(["cluster", "init", "--out"])
+            .arg(&key_file)
+            .output()
+            .await
+            .expect("run confab cluster init");
+        assert!(out.status.success(), "cluster init: {}", String::from_utf8_lossy(&out.stderr));
         let mut sb = Sandbox {
             db,
             nodes: Vec::new(),
@@ -63,6 +81,8 @@ impl Sandbox {
             bases: Vec::new(),
             ws_urls: Vec::new(),
             secret,
+            key_file,
+            net: format!("127.{}.{}", 1 + rand::random::<u8>() % 254, rand::random::<u8>() % 255),
             bin: bin.to_owned(),
         };
         for _ in 0..n {
@@ -72,10 +92,15 @@ impl Sandbox {
         sb
     }
 
+    /// The loopback address node `i` gossips and links from.
+    pub fn node_ip(&self, i: usize) -> String {
+        format!("{}.{}", self.net, i + 2)
+    }
+
     /// Starts one more node, seeded with the first node's gossip address; returns its index.
     pub async fn add(&mut self) -> usize {
         let i = self.nodes.len();
-        let node = self.spawn(i, free_udp_port(), free_tcp_port()).await;
+        let node = self.spawn(i, free_udp_port(&self.node_ip(i)), free_tcp_port(&self.node_ip(i))).await;
         self.bases.push(node.base.clone());
         self.ws_urls.push(node.ws_url.clone());
         self.gossip.push(node.gossip);
@@ -95,17 +120,23 @@ impl Sandbox {
     }
 
     async fn spawn(&self, i: usize, g: u16, c: u16) -> Spawned {
-        let seeds: Vec<String> =
-            self.gossip.iter().filter(|p| **p != g).take(2).map(|p| format!("127.0.0.1:{p}")).collect();
-        let seeds = if seeds.is_empty() { format!("127.0.0.1:{g}") } else { seeds.join(",") };
+        let ip = self.node_ip(i);
+        let seeds: Vec<String> = (0..self.gossip.len())
+            .filter(|j| *j != i)
+            .take(2)
+            .map(|j| format!("{}:{}", self.node_ip(j), self.gossip[j]))
+            .collect();
+        let seeds = if seeds.is_empty() { format!("{ip}:{g}") } else { seeds.join(",") };
         let dir = self.db.dir.path().join(format!("n{i}"));
         let args: Vec<String> = vec![
             "--node-id".into(),
             format!("n{i}"),
             "--gossip-listen".into(),
-            format!("127.0.0.1:{g}"),
+            format!("{ip}:{g}"),
             "--cluster-listen".into(),
-            format!("127.0.0.1:{c}"),
+            format!("{ip}:{c}"),
+            "--cluster-key-file".into(),
+            self.key_file.display().to_string(),
             "--seeds".into(),
             seeds,
             "--auth-secret-file".into(),

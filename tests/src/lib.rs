@@ -9,6 +9,7 @@ pub mod client;
 pub mod cluster;
 pub mod db;
 pub mod load;
+pub mod partition;
 pub mod process;
 pub mod smtp;
 

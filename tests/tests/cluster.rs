@@ -5,6 +5,7 @@
 use confab_tests::cluster::{
     Received, Sandbox, check_invariants, longest_pause, owner_of, receive_all_any, send_reliably_any,
 };
+use confab_tests::partition::Partition;
 use confab_tests::{Api, eventually, unique};
 use serde_json::json;
 use std::time::Instant;
@@ -264,46 +265,6 @@ async fn chaos_kills_actors_on_every_node_under_load() {
     assert_eq!(status, 403);
 }
 
-/// Drops a node's gossip and node-to-node packets on loopback (iptables) until dropped.
-struct Partition {
-    rules: Vec<Vec<String>>,
-}
-
-impl Partition {
-    fn cut(gossip: u16, cluster: u16) -> Partition {
-        let mut rules = Vec::new();
-        for (proto, port) in [("udp", gossip), ("tcp", cluster)] {
-            for dir in ["--dport", "--sport"] {
-                rules.push(vec![
-                    "INPUT".into(),
-                    "-p".into(),
-                    proto.into(),
-                    dir.into(),
-                    port.to_string(),
-                    "-j".into(),
-                    "DROP".into(),
-                ]);
-            }
-        }
-        for r in &rules {
-            let ok = std::process::Command::new("iptables").arg("-I").args(r).status();
-            assert!(
-                ok.is_ok_and(|s| s.success()),
-                "iptables is needed to partition a node (apt-get install iptables; .ci/run does it; runs as root)"
-            );
-        }
-        Partition { rules }
-    }
-}
-
-impl Drop for Partition {
-    fn drop(&mut self) {
-        for r in &self.rules {
-            let _ = std::process::Command::new("iptables").arg("-D").args(r).status();
-        }
-    }
-}
-
 /// A node cut off from the others (its gossip and node-to-node ports blocked, the database still
 /// reachable) stops sequencing once it loses sight of a majority; the others take its rooms over.
 /// A client of the cut-off node keeps trying; after the partition heals everything it was acked
@@ -329,7 +290,7 @@ async fn a_partitioned_node_stops_sequencing_and_nothing_splits() {
     })
     .await;
     let cut = Instant::now();
-    let partition = Partition::cut(sb.gossip[2], sb.cluster_ports[2]);
+    let partition = Partition::isolate(&sb, 2).await;
     eventually("n2 to lose its majority", || async {
         (metric(&sb.bases[2], "confab_cluster_quorum").await == 0).then_some(())
     })
@@ -384,11 +345,17 @@ async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
     let last = far.until_closed().await;
     println!("the socket on n1 closed after a password change on n0: {last:?}");
 
-    // A peer of another cluster: the node answers no `HelloAck` and closes.
+    // Strangers on the node-to-node port. A peer that speaks the plain protocol (a hello of
+    // this cluster and version, or of another) gets no answer and is closed.
     use futures::{SinkExt, StreamExt};
     use tokio_util::codec::{Framed, LengthDelimitedCodec};
-    for (cluster_id, version) in [("another", confab_schemas::node::NODE_PROTOCOL_VERSION), ("confab", 999)] {
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", sb.cluster_ports[0])).await.expect("connect");
+    let port = (sb.node_ip(0), sb.cluster_ports[0]);
+    for (cluster_id, version) in [
+        ("confab", confab_schemas::node::NODE_PROTOCOL_VERSION),
+        ("another", confab_schemas::node::NODE_PROTOCOL_VERSION),
+        ("confab", 2),
+    ] {
+        let stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
         let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
         let hello = confab_schemas::node::NodeFrame::Hello {
             version,
@@ -401,10 +368,10 @@ async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
             .expect("send hello");
         let answer =
             tokio::time::timeout(std::time::Duration::from_secs(5), framed.next()).await.expect("closed in time");
-        assert!(answer.as_ref().is_none_or(|r| r.is_err()), "a foreign peer got an answer: {answer:?}");
+        assert!(answer.as_ref().is_none_or(|r| r.is_err()), "a plain peer got an answer: {answer:?}");
     }
     // An oversized length prefix is refused before anything is read.
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", sb.cluster_ports[0])).await.expect("connect");
+    let mut stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
     tokio::io::AsyncWriteExt::write_all(&mut stream, &u32::MAX.to_be_bytes()).await.expect("write");
     let mut buf = [0u8; 16];
     let n =
@@ -412,6 +379,22 @@ async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
             .await
             .expect("closed in time");
     assert!(matches!(n, Ok(0) | Err(_)), "an oversized frame was not refused");
+    // A Noise handshake under a key of its own: refused, nothing answered.
+    let stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
+    let (mut r, mut w) = stream.into_split();
+    let wrong = confab_cluster::key::ClusterKey::generate().link_psks()[0];
+    let refused = confab_cluster::link::initiate(&mut r, &mut w, "confab", &wrong).await;
+    assert!(refused.is_err(), "a stranger's key was accepted");
+    // The same handshake with the cluster's key succeeds: the refusals above are the key's doing.
+    let key = confab_cluster::key::ClusterKey::parse(&std::fs::read_to_string(&sb.key_file).unwrap()).unwrap();
+    let stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
+    let (mut r, mut w) = stream.into_split();
+    let accepted = confab_cluster::link::initiate(&mut r, &mut w, "confab", &key.link_psks()[0]).await;
+    assert!(accepted.is_ok(), "the cluster key was refused: {:?}", accepted.err());
+    drop((r, w));
+    let refusals = metric(&sb.bases[0], "confab_cluster_peers_refused_total").await;
+    println!("node-to-node refusals counted on n0: {refusals}");
+    assert!(refusals >= 5, "every stranger is counted: {refusals}");
     // The cluster still works.
     sb.wait_ready(2).await;
 }
