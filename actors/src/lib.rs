@@ -23,6 +23,7 @@ pub mod history;
 pub mod metrics;
 pub mod moderation;
 pub mod outbound;
+pub mod presence_limit;
 pub mod priority;
 pub mod remote;
 pub mod replay;

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub failovers: AtomicU64,
     /// Sends forwarded to another node's room.
     pub forwards: AtomicU64,
+    /// Proxies that subscribed afresh because the owner lost events or did not answer.
+    pub resubscribes: AtomicU64,
 }
 
 impl Metrics {
@@ -110,6 +112,12 @@ impl Metrics {
             "Sends forwarded to a room's owner node.",
             "counter",
             self.forwards.load(Relaxed) as i128,
+        );
+        gauge(
+            "confab_resubscribes_total",
+            "Room proxies that subscribed afresh because the owner lost events or did not answer.",
+            "counter",
+            self.resubscribes.load(Relaxed) as i128,
         );
         gauge(
             "confab_writer_failures_total",

@@ -12,6 +12,12 @@
 //! up on is dropped, and the owner told the session left unless it is subscribed here. A
 //! replay goes through `replay`, paced by the joiner's socket, from where the session is.
 //!
+//! A subscription is checked, not trusted: when the owner has sent nothing for `QUIET`, the
+//! proxy asks again (`Subscribe` is idempotent at the owner) and compares the head it answers
+//! with its own. A head ahead of ours (events were lost), or no answer within `ANSWER_WITHIN`
+//! (nor to the first subscription or a join), restarts the proxy, which subscribes afresh and
+//! replays what its subscribers missed.
+//!
 //! Ordering is kept by seq: the owner answers `Subscribed { head }` before any later event on
 //! the same connection; an event that skips seqs (it cannot on one connection, but storage is
 //! the record) is preceded by the missing rows read from the shared store; older seqs are
@@ -35,6 +41,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tracing::debug;
+
+/// Silence from the owner after which the subscription is checked.
+const QUIET: Duration = Duration::from_secs(5);
+/// How long the owner has to answer a subscription, a check or a join.
+const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 
 pub struct RemoteArgs {
     pub ctx: Arc<Ctx>,
@@ -68,6 +79,12 @@ pub struct RemoteState {
     held: Vec<(u64, NodeFrame)>,
     last_activity: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// When the owner last sent anything for this room (or the subscription was sent).
+    heard: Instant,
+    /// A check of the subscription is out since then.
+    probe: Option<Instant>,
+    /// When the oldest join still unanswered was forwarded, by request id.
+    join_sent: HashMap<u64, Instant>,
 }
 
 impl Actor for RemoteRoom {
@@ -90,6 +107,9 @@ impl Actor for RemoteRoom {
             held: Vec::new(),
             last_activity: Instant::now(),
             ticker: None,
+            heard: Instant::now(),
+            probe: None,
+            join_sent: HashMap::new(),
         };
         // Subscribers kept from before (restart, owner moved): join them at the owner again and
         // have their sessions send their unanswered sends again.
@@ -99,6 +119,7 @@ impl Actor for RemoteRoom {
             let _ = st.link.send(NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() });
             let _ = sub.session_ref.cast(SessionMsg::RoomRestarted { room: st.room, crashed: false });
             st.joins.insert(req, PendingJoin { sub, since: None, reply: None });
+            st.join_sent.insert(req, Instant::now());
         }
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
         debug!(room = %st.room, owner = %st.link.node, "room proxied");
@@ -131,6 +152,7 @@ impl Actor for RemoteRoom {
                 let req = st.req();
                 let frame = NodeFrame::Join { room: st.room, req, session: sub.session, user: sub.user.clone() };
                 st.joins.insert(req, PendingJoin { sub, since, reply: Some(reply) });
+                st.join_sent.insert(req, Instant::now());
                 st.forward(&me, frame);
             }
             RoomMsg::Leave { session } => {
@@ -191,8 +213,19 @@ impl RemoteState {
     }
 
     async fn owner_frame(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) -> Result<(), ActorProcessingErr> {
+        self.heard = Instant::now();
         match frame {
+            NodeFrame::Subscribed { head, .. } if self.probe.is_some() && self.head.is_some() => {
+                self.probe = None;
+                if self.head.is_some_and(|h| h < head) {
+                    tracing::warn!(room = %self.room, owner = %self.link.node, ours = ?self.head, head,
+                        "events from the owner were lost; subscribing afresh");
+                    self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
+                    me.stop(Some(MOVED.into()));
+                }
+            }
             NodeFrame::Subscribed { head, .. } => {
+                self.probe = None;
                 self.head = Some(head);
                 self.catch_up_subscribers(head).await?;
                 self.shared.lock().fanned = head;
@@ -221,6 +254,7 @@ impl RemoteState {
                 }
             }
             NodeFrame::JoinResult { req, result, .. } => {
+                self.join_sent.remove(&req);
                 let Some(join) = self.joins.remove(&req) else { return Ok(()) };
                 let session = join.sub.session;
                 if result.is_ok() {
@@ -365,6 +399,20 @@ impl RemoteState {
         if self.link.is_broken() {
             me.stop(Some(MOVED.into()));
             return;
+        }
+        // The subscription, a check of it or a join went unanswered: subscribe afresh.
+        let unanswered = (self.head.is_none() && self.heard.elapsed() > ANSWER_WITHIN)
+            || self.probe.is_some_and(|p| p.elapsed() > ANSWER_WITHIN)
+            || self.join_sent.values().any(|at| at.elapsed() > ANSWER_WITHIN);
+        if unanswered {
+            tracing::warn!(room = %self.room, owner = %self.link.node, "the owner did not answer; subscribing afresh");
+            self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
+            me.stop(Some(MOVED.into()));
+            return;
+        }
+        if self.probe.is_none() && self.head.is_some() && self.heard.elapsed() > QUIET {
+            self.probe = Some(Instant::now());
+            self.forward(me, NodeFrame::Subscribe { room: self.room });
         }
         let idle = self.shared.lock().subs.is_empty()
             && self.joins.is_empty()

@@ -295,6 +295,8 @@ pub struct RoomState {
     ticker: Option<tokio::task::JoinHandle<()>>,
     /// Sessions of other nodes joined to this room.
     remote: HashMap<RemoteKey, UserRef>,
+    /// Presence changes per user, rate-limited.
+    presence: crate::presence_limit::PresenceLimiter,
     /// Handing off: sends are left unanswered (their sessions send them again to the new owner).
     moving: bool,
     /// Committed message frames not yet sent to subscribers (see `SystemConfig::fanout_window`).
@@ -346,6 +348,7 @@ impl Actor for RoomActor {
             last_activity: Instant::now(),
             ticker: None,
             remote: HashMap::new(),
+            presence: Default::default(),
             moving: false,
             held: Vec::new(),
             held_acks: Vec::new(),
@@ -421,7 +424,12 @@ impl RoomState {
                 }
             }
             RoomMsg::Typing { session, user, on } => st.typing(Except::Local(session), user, on),
-            RoomMsg::RemoteTyping { node, session, user, on } => st.typing(Except::Remote(node, session), user, on),
+            RoomMsg::RemoteTyping { node, session, user, on } => {
+                // Only as the user the session joined as.
+                if st.remote.get(&(node.clone(), session)).is_some_and(|u| u.id == user.id) {
+                    st.typing(Except::Remote(node, session), user, on);
+                }
+            }
             RoomMsg::NodeSubscribe(link) => {
                 st.last_activity = Instant::now();
                 let shared = st.shared.clone();
@@ -584,7 +592,7 @@ impl RoomState {
     fn online(&mut self, sh: &Shared, user: &UserRef, except: Except) {
         let entry = self.online.entry(user.id).or_insert((user.username.clone(), 0));
         entry.1 += 1;
-        if entry.1 == 1 {
+        if entry.1 == 1 && self.presence.change(user, true) {
             let frame =
                 encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
             self.broadcast_ephemeral(sh, frame, except);
@@ -596,6 +604,9 @@ impl RoomState {
         self.ensure_member(user.id).await?;
         let (online, online_count) = self.online_list(&user);
         let key = (node.clone(), session);
+        if self.remote.get(&key).is_some_and(|u| u.id != user.id) {
+            return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
+        }
         if self.remote.insert(key, user.clone()).is_none() {
             let shared = self.shared.clone();
             self.online(&shared.lock(), &user, Except::Remote(node.clone(), session));
@@ -667,12 +678,14 @@ impl RoomState {
             if entry.1 == 0 {
                 self.online.remove(&user);
                 self.typing_at.remove(&user);
-                let frame = encode_server_frame(&ServerFrame::Presence {
-                    room: self.room.id,
-                    user: user_ref.clone(),
-                    online: false,
-                });
-                self.broadcast_ephemeral(sh, frame, Except::Nobody);
+                if self.presence.change(user_ref, false) {
+                    let frame = encode_server_frame(&ServerFrame::Presence {
+                        room: self.room.id,
+                        user: user_ref.clone(),
+                        online: false,
+                    });
+                    self.broadcast_ephemeral(sh, frame, Except::Nobody);
+                }
             }
         }
     }
@@ -718,11 +731,16 @@ impl RoomState {
             // A node forwards sends only for sessions an incarnation of this room admitted. One
             // this incarnation does not know was admitted before a restart, and its node joins it
             // again once told of the restart: the send is to be repeated, not refused.
-            ReplyTo::Node(link) => {
-                if !self.remote.contains_key(&(link.node.clone(), session)) {
-                    return Err((ErrorCode::Retry, "the room restarted; send again".into()));
+            // A peer is trusted to have authenticated its sessions, not to speak for another
+            // user on one of them: the send's author must be the user the session joined as.
+            ReplyTo::Node(link) => match self.remote.get(&(link.node.clone(), session)) {
+                None => return Err((ErrorCode::Retry, "the room restarted; send again".into())),
+                Some(joined) if joined.id != user.id => {
+                    warn!(room = %self.room.id, peer = %link.node, session, "a peer sent as a user its session did not join as");
+                    return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
                 }
-            }
+                Some(_) => {}
+            },
         }
         if !self.ctx.cluster().may_sequence() {
             return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));
@@ -1010,6 +1028,14 @@ impl RoomState {
     }
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), ActorProcessingErr> {
+        let held = self.presence.due();
+        if !held.is_empty() {
+            let sh = self.shared.lock();
+            for (user, online) in held {
+                let frame = encode_server_frame(&ServerFrame::Presence { room: self.room.id, user, online });
+                self.broadcast_ephemeral(&sh, frame, Except::Nobody);
+            }
+        }
         let sh = self.shared.lock();
         if let Some(p) = sh.pending.front()
             && p.sent_at.elapsed() > self.ctx.config.write_timeout

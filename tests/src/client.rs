@@ -169,13 +169,26 @@ impl Ws {
     }
 
     async fn next_from_socket(&mut self, wait: Duration) -> Option<Value> {
+        self.poll_socket(wait).await.expect("a frame within the deadline")
+    }
+
+    /// The next frame, `Ok(None)` when the connection closed, `Err(())` when none came within
+    /// `wait` (a quiet socket, not a failure).
+    pub async fn next_or_quiet(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        if !self.backlog.is_empty() {
+            return Ok(Some(self.backlog.remove(0)));
+        }
+        self.poll_socket(wait).await
+    }
+
+    async fn poll_socket(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
         loop {
-            let msg = tokio::time::timeout(wait, self.stream.next()).await.expect("a frame within the deadline");
-            match msg {
-                Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).expect("server sends JSON")),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            let msg = tokio::time::timeout(wait, self.stream.next()).await.map_err(|_| ())?;
+            return Ok(match msg {
+                Some(Ok(Message::Text(t))) => Some(serde_json::from_str(&t).expect("server sends JSON")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => None,
                 Some(Ok(_)) => continue,
-            }
+            });
         }
     }
 

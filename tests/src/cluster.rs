@@ -18,6 +18,9 @@ use crate::{TestDb, Ws, eventually};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -100,7 +103,7 @@ impl Sandbox {
     /// Starts one more node, seeded with the first node's gossip address; returns its index.
     pub async fn add(&mut self) -> usize {
         let i = self.nodes.len();
-        let node = self.spawn(i, free_udp_port(&self.node_ip(i)), free_tcp_port(&self.node_ip(i))).await;
+        let node = self.spawn(i, free_udp_port(&self.node_ip(i)), free_tcp_port(&self.node_ip(i)), None).await;
         self.bases.push(node.base.clone());
         self.ws_urls.push(node.ws_url.clone());
         self.gossip.push(node.gossip);
@@ -109,17 +112,18 @@ impl Sandbox {
         i
     }
 
-    /// Starts node `i` again (same id, data dir and node ports: a new generation) after it was
-    /// killed or stopped.
+    /// Starts node `i` again (same id, data dir, HTTP and node ports: a new generation) after it
+    /// was killed or stopped.
     pub async fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].is_none(), "n{i} is still running");
-        let node = self.spawn(i, self.gossip[i], self.cluster_ports[i]).await;
+        let port = self.bases[i].rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        let node = self.spawn(i, self.gossip[i], self.cluster_ports[i], Some(port)).await;
         self.bases[i] = node.base.clone();
         self.ws_urls[i] = node.ws_url.clone();
         self.nodes[i] = Some(node.process);
     }
 
-    async fn spawn(&self, i: usize, g: u16, c: u16) -> Spawned {
+    async fn spawn(&self, i: usize, g: u16, c: u16, http: Option<u16>) -> Spawned {
         let ip = self.node_ip(i);
         let seeds: Vec<String> = (0..self.gossip.len())
             .filter(|j| *j != i)
@@ -153,7 +157,10 @@ impl Sandbox {
             args.extend(["--log".to_owned(), filter]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let process = NodeProcess::spawn(&self.bin, &dir, &self.db.url, &args).await;
+        let process = match http {
+            Some(port) => NodeProcess::spawn_at(port, &[], &self.bin, &dir, &self.db.url, &args).await,
+            None => NodeProcess::spawn(&self.bin, &dir, &self.db.url, &args).await,
+        };
         Spawned { base: process.base.clone(), ws_url: process.ws_url.clone(), gossip: g, cluster: c, process }
     }
 
@@ -250,7 +257,8 @@ async fn try_ws(api: &Api, url: &str) -> Option<Ws> {
 
 /// Joins `room` (replaying after `since`), tolerating `retry` answers while the room moves.
 async fn join_retrying(ws: &mut Ws, room: i64, since: u64) -> bool {
-    for _ in 0..50 {
+    // Up to 30 s: a room can be unavailable for a while under faults (a pause, a partition).
+    for _ in 0..300 {
         if !ws.try_send(json!({"type": "join", "room": room, "since": since})).await {
             return false;
         }
@@ -287,6 +295,31 @@ pub async fn send_reliably_any(
     n: usize,
     window: usize,
 ) -> SendReport {
+    send_reliably(api, urls, room, prefix, n, None, window).await
+}
+
+/// Like `send_reliably_any`, but sends one message every 25 ms or so until `stop`, then waits
+/// for every ack.
+pub async fn send_until(
+    api: &Api,
+    urls: &[String],
+    room: i64,
+    prefix: &str,
+    stop: Instant,
+    window: usize,
+) -> SendReport {
+    send_reliably(api, urls, room, prefix, usize::MAX, Some(stop), window).await
+}
+
+async fn send_reliably(
+    api: &Api,
+    urls: &[String],
+    room: i64,
+    prefix: &str,
+    n: usize,
+    stop: Option<Instant>,
+    window: usize,
+) -> SendReport {
     let frame = |i: usize| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} #{i}")});
     let (mut ws, mut at) = connect_any(api, urls, 0).await;
     while !join_retrying(&mut ws, room, 0).await {
@@ -295,13 +328,23 @@ pub async fn send_reliably_any(
     let mut report = SendReport { acks: HashMap::new(), ack_times: Vec::new() };
     let mut unacked: BTreeMap<usize, ()> = BTreeMap::new();
     let mut next = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while report.acks.len() < n {
-        assert!(Instant::now() < deadline, "sender stuck: {} of {n} acked", report.acks.len());
-        while next < n && unacked.len() < window {
+    let deadline = stop.unwrap_or_else(Instant::now) + Duration::from_secs(120);
+    loop {
+        let cap = if stop.is_some_and(|s| Instant::now() >= s) { next } else { n };
+        if next >= cap && unacked.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sender stuck: {} acked, {} not", report.acks.len(), unacked.len());
+        while next < cap && unacked.len() < window {
+            if stop.is_some() {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
             let _ = ws.try_send(frame(next)).await;
             unacked.insert(next, ());
             next += 1;
+            if stop.is_some() {
+                break;
+            }
         }
         match ws.next().await {
             Some(f) if f["type"] == "ack" => {
@@ -346,15 +389,28 @@ pub struct Received {
 /// Receives `room` from seq 1 until `count` messages arrived, through any node of `urls`,
 /// resuming with `since` after a closed connection.
 pub async fn receive_all_any(api: &Api, urls: &[String], room: i64, count: u64) -> Received {
+    receive_until(api, urls, room, Arc::new(AtomicU64::new(count))).await
+}
+
+/// Like `receive_all_any`, with a count set later (`u64::MAX` until then).
+pub async fn receive_until(api: &Api, urls: &[String], room: i64, count: Arc<AtomicU64>) -> Received {
     let (mut ws, mut at) = connect_any(api, urls, 0).await;
     while !join_retrying(&mut ws, room, 0).await {
         (ws, at) = connect_any(api, urls, at + 1).await;
     }
     let mut got = Received { messages: Vec::new(), times: Vec::new() };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while (got.messages.len() as u64) < count {
-        assert!(Instant::now() < deadline, "receiver stuck at {} of {count}", got.messages.len());
-        match ws.next().await {
+    let mut deadline = None;
+    loop {
+        let target = count.load(Relaxed);
+        if got.messages.len() as u64 >= target {
+            break;
+        }
+        if target != u64::MAX {
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(120));
+            assert!(Instant::now() < deadline, "receiver stuck at {} of {target}", got.messages.len());
+        }
+        let Ok(next) = ws.next_or_quiet(Duration::from_secs(1)).await else { continue };
+        match next {
             Some(f) if f["type"] == "message" && f["room"] == room => {
                 got.messages.push(f);
                 got.times.push(Instant::now());

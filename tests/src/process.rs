@@ -28,7 +28,18 @@ impl NodeProcess {
         database_url: &str,
         extra: &[&str],
     ) -> NodeProcess {
-        let port = free_port();
+        NodeProcess::spawn_at(free_port(), wrapper, bin, data_dir, database_url, extra).await
+    }
+
+    /// `spawn_via` on a given HTTP port (a node restarted where its clients knew it).
+    pub async fn spawn_at(
+        port: u16,
+        wrapper: &[&str],
+        bin: &str,
+        data_dir: &Path,
+        database_url: &str,
+        extra: &[&str],
+    ) -> NodeProcess {
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = Command::new(first);

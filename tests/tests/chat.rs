@@ -4,6 +4,7 @@
 use confab_tests::{NodeOpts, TestNode, Ws, eventually, unique};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::time::Duration;
 
 fn seqs(frames: &[Value]) -> Vec<u64> {
     frames.iter().map(|f| f["seq"].as_u64().expect("seq")).collect()
@@ -425,6 +426,47 @@ async fn presence_typing_and_unread_counts() {
     wb.close().await;
     let p = wa.recv_where("offline presence", |f| f["type"] == "presence" && f["online"] == false).await;
     assert_eq!(p["user"]["id"], b.user_id);
+    node.stop().await;
+}
+
+/// A user who joins and leaves a room in a loop does not send every member a presence frame per
+/// change: a few, then at most one every two seconds, and members still end up seeing the true
+/// state (offline, once the loop stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_leave_loop_does_not_flood_members_with_presence() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (a, b) = (node.user(&unique("by")).await, node.user(&unique("loop")).await);
+    let room = a.create_room(&unique("calm"), "public").await;
+    let mut wa = a.ws(&node.ws_url).await;
+    wa.join(room, None).await;
+    let mut wb = b.ws(&node.ws_url).await;
+    let started = std::time::Instant::now();
+    const LOOPS: usize = 50;
+    for _ in 0..LOOPS {
+        wb.join(room, None).await;
+        wb.send(json!({"type": "leave", "room": room})).await;
+        wb.recv_type("left").await;
+    }
+    let elapsed = started.elapsed();
+    // Read what reached the bystander until its view settles on "offline".
+    let mut frames = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match wa.next_or_quiet(Duration::from_millis(500)).await {
+            Ok(Some(f)) if f["type"] == "presence" && f["user"]["id"] == b.user_id => frames.push(f),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the bystander's socket closed"),
+            Err(()) => {
+                if frames.last().is_some_and(|f| f["online"] == false) || std::time::Instant::now() > deadline {
+                    break;
+                }
+            }
+        }
+    }
+    println!("{} presence frames reached a member for {} changes in {elapsed:?}", frames.len(), 2 * LOOPS);
+    let bound = 4 + (elapsed.as_secs_f64() * 0.5).ceil() as usize + 2;
+    assert!(frames.len() <= bound, "{} presence frames for one user's loop (bound {bound})", frames.len());
+    assert_eq!(frames.last().map(|f| f["online"].clone()), Some(json!(false)), "the member sees the final state");
     node.stop().await;
 }
 
