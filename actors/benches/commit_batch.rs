@@ -45,6 +45,8 @@ impl Fixture {
                     body: body.clone(),
                     reply_to: None,
                     ts: 1_795_000_000_000 + seq as i64,
+                    kind: confab_schemas::EventKind::Message,
+                    target: None,
                 }
             })
             .collect()

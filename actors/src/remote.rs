@@ -163,7 +163,7 @@ impl Actor for RemoteRoom {
             RoomMsg::Send { session, user, reply, sends } => {
                 st.last_activity = Instant::now();
                 let ReplyTo::Session(reply) = reply else { return Ok(()) };
-                for SendItem { cid, body, reply_to } in sends {
+                for SendItem { cid, body, reply_to, kind, target } in sends {
                     st.sends.insert((user.id, cid.clone()), reply.clone());
                     st.ctx.metrics.forwards.fetch_add(1, Relaxed);
                     let frame = NodeFrame::Send {
@@ -173,6 +173,8 @@ impl Actor for RemoteRoom {
                         cid: cid.to_string(),
                         body: body.to_string(),
                         reply_to,
+                        kind,
+                        target,
                     };
                     if st.admitted.contains(&session) {
                         st.forward(&me, frame);
@@ -239,7 +241,7 @@ impl RemoteState {
                     let rows =
                         self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
                     for row in rows {
-                        self.fan_out(encode_server_frame(&ServerFrame::message(&row)), row.seq);
+                        self.fan_out(encode_server_frame(&ServerFrame::event(&row)), row.seq);
                     }
                 }
                 self.fan_out(frame, seq);
@@ -308,7 +310,7 @@ impl RemoteState {
         for sub in sh.subs.iter_mut().filter(|s| s.replay == 0) {
             let after = sub.last_seq;
             for row in rows.iter().filter(|r| r.seq > after) {
-                let frame = encode_server_frame(&ServerFrame::message(row));
+                let frame = encode_server_frame(&ServerFrame::event(row));
                 if sub.s.out.push_messages(self.room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;

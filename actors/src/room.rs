@@ -28,7 +28,9 @@ use bytes::Bytes;
 use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef, Visibility, now_ms};
+use confab_schemas::{
+    ErrorCode, EventKind, MessageRow, Role, RoomId, RoomRow, ServerFrame, UserId, UserRef, Visibility, now_ms,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -208,6 +210,9 @@ pub struct SendItem {
     pub cid: Arc<str>,
     pub body: Arc<str>,
     pub reply_to: Option<u64>,
+    /// A message, or an edit or delete of the message `target`.
+    pub kind: EventKind,
+    pub target: Option<u64>,
 }
 
 /// State that outlives one incarnation of a room actor.
@@ -297,6 +302,9 @@ pub struct RoomState {
     remote: HashMap<RemoteKey, UserRef>,
     /// Presence changes per user, rate-limited.
     presence: crate::presence_limit::PresenceLimiter,
+    /// Messages this incarnation sequenced a delete of (committed or not): no edit or second
+    /// delete of them.
+    deleting: HashSet<u64>,
     /// Handing off: sends are left unanswered (their sessions send them again to the new owner).
     moving: bool,
     /// Committed message frames not yet sent to subscribers (see `SystemConfig::fanout_window`).
@@ -349,6 +357,7 @@ impl Actor for RoomActor {
             ticker: None,
             remote: HashMap::new(),
             presence: Default::default(),
+            deleting: HashSet::new(),
             moving: false,
             held: Vec::new(),
             held_acks: Vec::new(),
@@ -530,7 +539,7 @@ impl RoomState {
             let after = sub.last_seq;
             let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > after && r.seq <= head);
             for row in rows {
-                let frame = encode_server_frame(&ServerFrame::message(row));
+                let frame = encode_server_frame(&ServerFrame::event(row));
                 if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;
@@ -721,7 +730,7 @@ impl RoomState {
         item: SendItem,
         writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
-        let SendItem { cid, body, reply_to } = item;
+        let SendItem { cid, body, reply_to, kind, target } = item;
         match reply {
             ReplyTo::Session(_) => {
                 if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
@@ -746,7 +755,7 @@ impl RoomState {
             return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));
         }
         if let Some(r) = reply_to
-            && (r == 0 || r > self.head)
+            && (r == 0 || r > self.head || kind != EventKind::Message)
         {
             return Err((ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
         }
@@ -778,6 +787,9 @@ impl RoomState {
             }
             None => {}
         }
+        if kind != EventKind::Message {
+            self.check_target(user, kind, target).await?;
+        }
         self.take_token(user.id)?;
         let cfg = &self.ctx.config;
         if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
@@ -799,6 +811,8 @@ impl RoomState {
             ts: now_ms(),
             edited_at: None,
             deleted: false,
+            kind,
+            target,
         };
         let new = NewMessage {
             room: row.room,
@@ -809,12 +823,93 @@ impl RoomState {
             body,
             reply_to,
             ts: row.ts,
+            kind,
+            target,
         };
+        if kind == EventKind::Delete {
+            self.deleting.extend(target);
+        }
         writes.push(new);
         self.next_seq += 1;
         self.shared.lock().pending.push_back(Pending { row, reply: reply.clone(), sent_at: Instant::now() });
         self.sent.pending(user.id, cid);
         Ok(())
+    }
+
+    /// Whether `user` may edit (its author) or delete (its author, the room's owner, moderators
+    /// and admins) the message `target`.
+    async fn check_target(&mut self, user: &UserRef, kind: EventKind, target: Option<u64>) -> Result<(), Refusal> {
+        let t = target.unwrap_or(0);
+        if t == 0 || t > self.head {
+            return Err((ErrorCode::NotFound, format!("there is no message {t} in this room")));
+        }
+        if self.deleting.contains(&t) {
+            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+        }
+        let row = match self.tail.iter().find(|r| r.seq == t) {
+            Some(r) => r.clone(),
+            None => self
+                .ctx
+                .store
+                .messages_between(self.room_id(), t, t, 1)
+                .await
+                .map_err(internal)?
+                .pop()
+                .ok_or_else(|| (ErrorCode::NotFound, format!("there is no message {t} in this room")))?,
+        };
+        if row.kind != EventKind::Message {
+            return Err((
+                ErrorCode::Invalid,
+                format!("event {t} is not a message: only messages are edited or deleted"),
+            ));
+        }
+        if row.deleted {
+            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+        }
+        if row.sender == user.id {
+            return Ok(());
+        }
+        if kind == EventKind::Edit {
+            return Err((ErrorCode::Forbidden, "only its author can edit a message".into()));
+        }
+        if self.room.owner_id == Some(user.id) {
+            return Ok(());
+        }
+        let role = self.ctx.store.user_by_id(user.id).await.map_err(internal)?.map_or(Role::User, |u| u.role);
+        if matches!(role, Role::Moderator | Role::Admin) {
+            return Ok(());
+        }
+        Err((ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message".into()))
+    }
+
+    /// After a delete committed: its message's body (and its edits' bodies) are gone from the
+    /// tail, and from every node's history cache.
+    fn erased(&mut self, target: u64) {
+        let mut seqs = vec![target];
+        for r in self.tail.iter_mut() {
+            if r.seq == target || (r.kind == EventKind::Edit && r.target == Some(target)) {
+                r.body = Arc::from("");
+                if r.seq == target {
+                    r.deleted = true;
+                } else {
+                    seqs.push(r.seq);
+                }
+            }
+        }
+        let room = self.room_id();
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            // Edits older than the tail are only in storage.
+            if let Ok(more) = ctx.store.edits_of(room, target).await {
+                seqs.extend(more);
+            }
+            seqs.sort_unstable();
+            seqs.dedup();
+            for seq in &seqs {
+                ctx.history.invalidate(room, *seq);
+            }
+            ctx.cluster().broadcast(NodeFrame::Forget { room, seqs });
+        });
     }
 
     fn take_token(&mut self, user: UserId) -> Result<(), Refusal> {
@@ -856,7 +951,12 @@ impl RoomState {
             }
             p.row.id = id;
             self.head = seq;
-            self.held.push((seq, encode_server_frame(&ServerFrame::message(&p.row))));
+            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row))));
+            if p.row.kind == EventKind::Delete
+                && let Some(target) = p.row.target
+            {
+                self.erased(target);
+            }
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
             self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
             self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);

@@ -25,7 +25,7 @@ use crate::system::Ctx;
 use crate::writer::WriterMsg;
 use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, RoomId, ServerFrame, UserRef};
+use confab_schemas::{ClientFrame, ErrorCode, EventKind, RoomId, ServerFrame, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -66,10 +66,21 @@ pub enum SessionMsg {
 }
 
 /// A send the room has not answered yet.
+/// What a client sends to a room (a message, an edit, a delete), as the session checks it.
+struct Draft {
+    cid: String,
+    body: String,
+    reply_to: Option<u64>,
+    kind: EventKind,
+    target: Option<u64>,
+}
+
 struct InFlight {
     cid: Arc<str>,
     body: Arc<str>,
     reply_to: Option<u64>,
+    kind: EventKind,
+    target: Option<u64>,
     /// Room restarts this send has lived through.
     resends: u8,
 }
@@ -94,6 +105,8 @@ pub struct SessionState {
     /// Per room, the sends not answered yet, oldest first.
     in_flight: HashMap<RoomId, VecDeque<InFlight>, foldhash::fast::RandomState>,
     closing: bool,
+    /// cids made up for edits and deletes that came without one.
+    made_up: u64,
 }
 
 impl Actor for SessionActor {
@@ -110,6 +123,7 @@ impl Actor for SessionActor {
             rooms: HashMap::default(),
             in_flight: HashMap::default(),
             closing: false,
+            made_up: 0,
         })
     }
 
@@ -189,7 +203,7 @@ impl SessionState {
 
     /// Handles one frame: a send joins `queued`; any other frame first forwards what is queued.
     async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame, queued: &mut Vec<(RoomId, usize)>) {
-        if !matches!(frame, ClientFrame::Send { .. }) {
+        if !matches!(frame, ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. }) {
             self.forward_queued(me, queued).await;
         }
         match frame {
@@ -207,7 +221,27 @@ impl SessionState {
                 }
             }
             ClientFrame::Send { room, cid, body, reply_to } => {
-                if let Some(i) = self.queue_send(room, cid, body, reply_to)
+                let item = Draft { cid, body, reply_to, kind: EventKind::Message, target: None };
+                if let Some(i) = self.queue_send(room, item)
+                    && !queued.iter().any(|(r, _)| *r == room)
+                {
+                    queued.push((room, i));
+                }
+            }
+            ClientFrame::Edit { room, seq, body, cid } => {
+                let cid = cid.unwrap_or_else(|| self.made_up_cid("edit"));
+                let item = Draft { cid, body, reply_to: None, kind: EventKind::Edit, target: Some(seq) };
+                if let Some(i) = self.queue_send(room, item)
+                    && !queued.iter().any(|(r, _)| *r == room)
+                {
+                    queued.push((room, i));
+                }
+            }
+            ClientFrame::Delete { room, seq, cid } => {
+                let cid = cid.unwrap_or_else(|| self.made_up_cid("delete"));
+                let item =
+                    Draft { cid, body: String::new(), reply_to: None, kind: EventKind::Delete, target: Some(seq) };
+                if let Some(i) = self.queue_send(room, item)
                     && !queued.iter().any(|(r, _)| *r == room)
                 {
                     queued.push((room, i));
@@ -283,26 +317,43 @@ impl SessionState {
         self.room_error(ErrorCode::Retry, "the room is restarting; join again", room);
     }
 
-    /// Checks a send and queues it in flight (its index there), or refuses it.
-    fn queue_send(&mut self, room: RoomId, cid: String, body: String, reply_to: Option<u64>) -> Option<usize> {
-        if let Err((code, message)) = self.check_send(room, &cid, &body) {
-            self.error(code, message, Some(cid));
+    /// A cid for an edit or delete that came without one (it is then not idempotent).
+    fn made_up_cid(&mut self, what: &str) -> String {
+        self.made_up += 1;
+        format!("~{what}-{}-{}-{}", self.id, confab_schemas::now_ms(), self.made_up)
+    }
+
+    /// Checks a send, edit or delete and queues it in flight (its index there), or refuses it.
+    fn queue_send(&mut self, room: RoomId, d: Draft) -> Option<usize> {
+        if let Err((code, message)) = self.check_send(room, &d) {
+            self.error(code, message, Some(d.cid));
             return None;
         }
         let q = self.in_flight.entry(room).or_default();
-        q.push_back(InFlight { cid: cid.into(), body: body.into(), reply_to, resends: 0 });
+        q.push_back(InFlight {
+            cid: d.cid.into(),
+            body: d.body.into(),
+            reply_to: d.reply_to,
+            kind: d.kind,
+            target: d.target,
+            resends: 0,
+        });
         Some(q.len() - 1)
     }
 
-    /// What can be checked of a send without its room.
-    fn check_send(&self, room: RoomId, cid: &str, body: &str) -> Result<(), Refusal> {
+    /// What can be checked of a send, edit or delete without its room.
+    fn check_send(&self, room: RoomId, d: &Draft) -> Result<(), Refusal> {
+        let (cid, body) = (d.cid.as_str(), d.body.as_str());
+        if d.kind != EventKind::Message && d.target.is_none_or(|t| t == 0) {
+            return Err((ErrorCode::NotFound, "seq names no message".into()));
+        }
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
             return Err((ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
         }
         if body.contains('\0') || cid.contains('\0') {
             return Err((ErrorCode::Invalid, "messages may not contain NUL characters".into()));
         }
-        if body.trim().is_empty() {
+        if body.trim().is_empty() && d.kind != EventKind::Delete {
             return Err((ErrorCode::EmptyBody, "the message is empty".into()));
         }
         let max = self.ctx.config.max_body_chars;
@@ -335,7 +386,13 @@ impl SessionState {
             let Some(q) = self.in_flight.get(&room) else { return };
             let sends = q
                 .range(range.clone())
-                .map(|f| SendItem { cid: f.cid.clone(), body: f.body.clone(), reply_to: f.reply_to })
+                .map(|f| SendItem {
+                    cid: f.cid.clone(),
+                    body: f.body.clone(),
+                    reply_to: f.reply_to,
+                    kind: f.kind,
+                    target: f.target,
+                })
                 .collect();
             let msg =
                 RoomMsg::Send { session: self.id, user: self.user.clone(), reply: ReplyTo::Session(me.clone()), sends };

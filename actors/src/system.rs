@@ -15,7 +15,7 @@ use crate::store::Store;
 use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
 use confab_schemas::node::{CloseScope, NodeFrame};
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
+use confab_schemas::{ClientFrame, ErrorCode, EventKind, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -125,6 +125,16 @@ impl Ctx {
 // Room directory: supervises room actors and their moderation queues.
 
 /// Messages of the room directory.
+/// A page of history as REST shows it (`ActorSystem::folded_history`).
+pub struct FoldedPage {
+    /// Messages, their latest edit folded in, deleted ones without a body.
+    pub messages: Vec<MessageRow>,
+    /// The edits and deletes of the range.
+    pub events: Vec<MessageRow>,
+    /// Older events exist.
+    pub has_more: bool,
+}
+
 pub enum DirMsg {
     Activate(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
     /// For another node: the room's local sequencer, refused when this node does not own it.
@@ -683,6 +693,52 @@ impl ActorSystem {
         let rows = self.ctx.history.range(&self.ctx.store, &self.ctx.metrics, room, from, to, head).await?;
         let first = rows.first().map(|r| r.seq).unwrap_or(from);
         Ok((rows, first > 1))
+    }
+
+    /// A page of history as REST shows it (see `history` for the range): the messages of the
+    /// range with their latest edit folded in and deleted ones as tombstones (no body), the
+    /// edits and deletes of the range (so a client knows every seq it has seen), and whether
+    /// older events exist. Cached pages hold the events as they were sequenced; the fold reads
+    /// the changes of the range's messages from storage each time.
+    pub async fn folded_history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<FoldedPage> {
+        let (rows, has_more) = self.history(room, before, after, limit).await?;
+        let (mut messages, events): (Vec<MessageRow>, Vec<MessageRow>) =
+            rows.into_iter().partition(|r| r.kind == EventKind::Message);
+        if let (Some(first), Some(last)) = (messages.first().map(|m| m.seq), messages.last().map(|m| m.seq)) {
+            let changes = self.ctx.store.changes_of(room, first, last).await?;
+            let index: HashMap<u64, usize> = messages.iter().enumerate().map(|(i, m)| (m.seq, i)).collect();
+            for c in changes {
+                let Some(&i) = c.target.as_ref().and_then(|t| index.get(t)) else { continue };
+                let m = &mut messages[i];
+                match c.kind {
+                    EventKind::Edit if !m.deleted => {
+                        m.body = c.body;
+                        m.edited_at = Some(c.ts);
+                    }
+                    EventKind::Delete => m.deleted = true,
+                    _ => {}
+                }
+            }
+        }
+        // A cached page may predate a delete: no deleted body leaves through REST.
+        for m in messages.iter_mut().filter(|m| m.deleted) {
+            m.body = Arc::from("");
+            m.edited_at = None;
+        }
+        Ok(FoldedPage { messages, events, has_more })
+    }
+
+    /// Drops cached history of `room` whose stored bodies were erased (a delete on its owner).
+    pub fn forget_history(&self, room: RoomId, seqs: &[u64]) {
+        for seq in seqs {
+            self.ctx.history.invalidate(room, *seq);
+        }
     }
 
     /// Tells an active room that a member was added (private rooms check membership in memory).

@@ -54,7 +54,7 @@ impl Router {
                     let _ = actor.cast(RoomMsg::RemoteLeave { node: self.link.node.clone(), session });
                 }
             }
-            NodeFrame::Send { room, session, user, cid, body, reply_to } => {
+            NodeFrame::Send { room, session, user, cid, body, reply_to, kind, target } => {
                 let (cid, body): (Arc<str>, Arc<str>) = (cid.into(), body.into());
                 let reply = ReplyTo::Node(self.link.clone());
                 let uid = user.id;
@@ -63,7 +63,7 @@ impl Router {
                         session,
                         user: user.clone(),
                         reply: reply.clone(),
-                        sends: vec![SendItem { cid: cid.clone(), body: body.clone(), reply_to }],
+                        sends: vec![SendItem { cid: cid.clone(), body: body.clone(), reply_to, kind, target }],
                     })
                     .await;
                 if !sent {
@@ -94,6 +94,7 @@ impl Router {
                 let room = frame_room(&frame);
                 self.for_proxy(room, frame).await;
             }
+            NodeFrame::Forget { room, seqs } => self.system.forget_history(room, &seqs),
             NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } | NodeFrame::Heartbeat => {}
         }
     }

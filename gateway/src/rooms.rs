@@ -42,6 +42,7 @@ pub fn message_json(m: &MessageRow) -> Value {
             if let Some(o) = v.as_object_mut() {
                 o.remove("type");
                 o.insert("edited".into(), json!(m.edited_at.is_some()));
+                o.insert("edited_at".into(), json!(m.edited_at));
                 o.insert("deleted".into(), json!(m.deleted));
             }
             v
@@ -278,8 +279,10 @@ struct HistoryQuery {
 }
 
 /// `GET /api/rooms/{id}/messages?before=SEQ&after=SEQ&limit=N` → `{"messages": [...ascending],
-/// "has_more"}`: the newest page by default, the page before `before`, or from `after` on.
-/// `limit` is 1 to 100 (default 50).
+/// "events": [...], "has_more"}`: the events with seqs in the newest `limit` by default, before
+/// `before`, or from `after` on. Messages come with their latest edit folded in (`edited`) and
+/// deleted ones as tombstones (`deleted`, empty body); `events` are the range's `edited` and
+/// `deleted` frames. `limit` is 1 to 100 (default 50).
 async fn messages_route(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
@@ -294,9 +297,11 @@ async fn messages_route(
         return Err(ApiError::new(ErrorCode::Invalid, "give before or after, not both"));
     }
     let room = visible_room(&state, &user, RoomId(id)).await?;
-    let (rows, has_more) = state.system.history(room.id, q.before, q.after, limit).await?;
-    let messages: Vec<Value> = rows.iter().map(message_json).collect();
-    Ok(Json(json!({"messages": messages, "has_more": has_more})))
+    let page = state.system.folded_history(room.id, q.before, q.after, limit).await?;
+    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
+    let events: Vec<Value> =
+        page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e)).unwrap_or(Value::Null)).collect();
+    Ok(Json(json!({"messages": messages, "events": events, "has_more": page.has_more})))
 }
 
 #[derive(Deserialize)]

@@ -20,6 +20,8 @@ fn row(body_len: usize) -> MessageRow {
         ts: 1_795_000_000_000,
         edited_at: None,
         deleted: false,
+        kind: confab_schemas::EventKind::Message,
+        target: None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! strings (`ErrorCode`), shared with the REST API's error bodies.
 
 use crate::ids::{RoomId, UserId};
-use crate::rows::{MessageRow, Role};
+use crate::rows::{EventKind, MessageRow, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,6 +37,22 @@ pub enum ClientFrame {
     Typing {
         room: RoomId,
         on: bool,
+    },
+    /// Replace the body of one's own message `seq`; every member gets an `edited` event.
+    Edit {
+        room: RoomId,
+        seq: u64,
+        body: String,
+        /// Makes the edit idempotent like a send (one is made up when absent).
+        #[serde(default)]
+        cid: Option<String>,
+    },
+    /// Delete message `seq` (one's own; the room's owner, moderators and admins: any).
+    Delete {
+        room: RoomId,
+        seq: u64,
+        #[serde(default)]
+        cid: Option<String>,
     },
     /// Move the user's read cursor.
     Read {
@@ -88,6 +104,25 @@ pub enum ServerFrame {
         body: Arc<str>,
         ts: i64,
         reply_to: Option<u64>,
+    },
+    /// Message `target` has a new body (event `seq`).
+    Edited {
+        room: RoomId,
+        seq: u64,
+        id: i64,
+        target: u64,
+        from: UserRef,
+        body: Arc<str>,
+        ts: i64,
+    },
+    /// Message `target` was deleted (event `seq`) by `by`.
+    Deleted {
+        room: RoomId,
+        seq: u64,
+        id: i64,
+        target: u64,
+        by: UserRef,
+        ts: i64,
     },
     Ack {
         cid: Arc<str>,
@@ -141,6 +176,20 @@ pub enum ServerFrame {
 pub const ONLINE_LIST_MAX: usize = 100;
 
 impl ServerFrame {
+    /// The frame of a committed event: `message`, `edited` or `deleted`.
+    pub fn event(m: &MessageRow) -> ServerFrame {
+        let from = UserRef { id: m.sender, username: m.sender_name.clone() };
+        match (m.kind, m.target) {
+            (EventKind::Edit, Some(target)) => {
+                ServerFrame::Edited { room: m.room, seq: m.seq, id: m.id, target, from, body: m.body.clone(), ts: m.ts }
+            }
+            (EventKind::Delete, Some(target)) => {
+                ServerFrame::Deleted { room: m.room, seq: m.seq, id: m.id, target, by: from, ts: m.ts }
+            }
+            _ => ServerFrame::message(m),
+        }
+    }
+
     /// The `message` frame of a committed row.
     pub fn message(m: &MessageRow) -> ServerFrame {
         ServerFrame::Message {
@@ -202,6 +251,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// Needs a fresh sign-in (or a fresh email code) first.
     ReauthRequired,
+    /// What the request is about was deleted.
+    Gone,
 }
 
 impl ErrorCode {
@@ -234,6 +285,7 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::ReauthRequired => "reauth_required",
+            ErrorCode::Gone => "gone",
         }
     }
 }

@@ -13,10 +13,13 @@ pub mod wire;
 
 pub use client::{ClientFrame, ErrorCode, ServerFrame, UserRef};
 pub use ids::{RoomId, UserId};
-pub use rows::{MessageRow, Role, RoomRow, UserRow, Visibility};
+pub use rows::{EventKind, MessageRow, Role, RoomRow, UserRow, Visibility};
 
-/// Version of the client WebSocket protocol spoken on `/ws`.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the client WebSocket protocol spoken on `/ws`. Version 2: a room's seqs number
+/// all its events (`message`, `edited`, `deleted`), not only messages; clients of version 1 keep
+/// working if they ignore frame types they do not know and do not expect message seqs to be
+/// consecutive.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Migrations for the embedded SQLite database.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

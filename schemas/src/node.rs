@@ -82,6 +82,7 @@ pub enum NodeFrame {
         room: RoomId,
         session: u64,
     },
+    /// A send, edit or delete of a session of the sending node.
     Send {
         room: RoomId,
         session: u64,
@@ -89,6 +90,8 @@ pub enum NodeFrame {
         cid: String,
         body: String,
         reply_to: Option<u64>,
+        kind: crate::rows::EventKind,
+        target: Option<u64>,
     },
     /// The owner's answer to a `Send`: an `ack` or `error` client frame for `user`'s `cid`.
     SendResult {
@@ -119,6 +122,11 @@ pub enum NodeFrame {
     },
     /// Sent when a link has been idle: a link silent for longer than its bound is dead.
     Heartbeat,
+    /// The stored bodies of these events of `room` were erased (a delete): drop any cached copy.
+    Forget {
+        room: RoomId,
+        seqs: Vec<u64>,
+    },
 }
 
 /// Encodes a node frame with postcard.

@@ -37,6 +37,8 @@ enum Kind {
     Leave,
     Send,
     Typing,
+    Edit,
+    Delete,
     Read,
     Ping,
 }
@@ -155,6 +157,8 @@ impl Fields {
             Kind::Leave => &["room"],
             Kind::Send => &["room", "cid", "body", "reply_to"],
             Kind::Typing => &["room", "on"],
+            Kind::Edit => &["room", "seq", "body", "cid"],
+            Kind::Delete => &["room", "seq", "cid"],
             Kind::Read => &["room", "seq"],
             Kind::Ping => &[],
         };
@@ -188,6 +192,15 @@ impl Fields {
                 reply_to: self.reply_to.flatten(),
             },
             Kind::Typing => ClientFrame::Typing { room: room?, on: self.on.ok_or_else(|| missing("on"))? },
+            Kind::Edit => ClientFrame::Edit {
+                room: room?,
+                seq: self.seq.ok_or_else(|| missing("seq"))?,
+                body: self.body.ok_or_else(|| missing("body"))?,
+                cid: self.cid,
+            },
+            Kind::Delete => {
+                ClientFrame::Delete { room: room?, seq: self.seq.ok_or_else(|| missing("seq"))?, cid: self.cid }
+            }
             Kind::Read => ClientFrame::Read { room: room?, seq: self.seq.ok_or_else(|| missing("seq"))? },
             Kind::Ping => ClientFrame::Ping,
         })
@@ -219,6 +232,15 @@ mod tests {
             r#"{"type":"leave","room":3}"#,
             r#"{"type":"typing","room":3,"on":true}"#,
             r#"{"type":"read","room":3,"seq":9}"#,
+            r#"{"type":"edit","room":3,"seq":9,"body":"new"}"#,
+            r#"{"type":"edit","room":3,"seq":9,"body":"new","cid":"e1"}"#,
+            r#"{"type":"edit","room":3,"body":"new"}"#,
+            r#"{"type":"edit","room":3,"seq":9}"#,
+            r#"{"type":"edit","room":3,"seq":9,"body":"x","reply_to":2}"#,
+            r#"{"type":"delete","room":3,"seq":9}"#,
+            r#"{"type":"delete","room":3,"seq":9,"cid":"d1"}"#,
+            r#"{"type":"delete","room":3,"seq":9,"body":"x"}"#,
+            r#"{"type":"delete","room":3}"#,
             r#"{"type":"auth","token":"t"}"#,
             r#"{"type":"ping"}"#,
             r#"{"type":"dance"}"#,

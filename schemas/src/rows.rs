@@ -81,7 +81,40 @@ pub struct RoomRow {
     pub created_at: i64,
 }
 
-/// A committed chat message. `body` and `username` are shared so fan-out and caches clone cheaply.
+/// What an event of a room's sequence is. Every event takes the next seq of its room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A chat message.
+    #[default]
+    Message,
+    /// A new body for the message `target` (its author's).
+    Edit,
+    /// The message `target` is deleted: its body, and its edits' bodies, are gone from storage.
+    Delete,
+}
+
+impl EventKind {
+    /// The stored form (the `kind` column).
+    pub fn code(self) -> i64 {
+        match self {
+            EventKind::Message => 0,
+            EventKind::Edit => 1,
+            EventKind::Delete => 2,
+        }
+    }
+
+    pub fn from_code(code: i64) -> EventKind {
+        match code {
+            1 => EventKind::Edit,
+            2 => EventKind::Delete,
+            _ => EventKind::Message,
+        }
+    }
+}
+
+/// A committed event of a room (a chat message, an edit, a delete). `body` and `username` are
+/// shared so fan-out and caches clone cheaply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRow {
     pub id: i64,
@@ -95,4 +128,7 @@ pub struct MessageRow {
     pub ts: i64,
     pub edited_at: Option<i64>,
     pub deleted: bool,
+    pub kind: EventKind,
+    /// The message an edit or delete is about.
+    pub target: Option<u64>,
 }

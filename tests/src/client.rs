@@ -103,6 +103,7 @@ impl Api {
         let mut ws = Ws::connect(req).await;
         let hello = ws.recv_type("hello").await;
         assert_eq!(hello["user"]["id"], self.user_id);
+        assert_eq!(hello["protocol"], confab_schemas::PROTOCOL_VERSION, "{hello}");
         ws
     }
 }

@@ -8,6 +8,7 @@ pub mod chat_page;
 pub mod client;
 pub mod cluster;
 pub mod db;
+pub mod history;
 pub mod load;
 pub mod partition;
 pub mod process;

@@ -16,6 +16,8 @@ fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, cid: &str) -> NewMess
         body: Arc::from(format!("body of {cid}")),
         reply_to: None,
         ts: 1_000 + seq as i64,
+        kind: confab_schemas::EventKind::Message,
+        target: None,
     }
 }
 

@@ -20,7 +20,7 @@
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
-use confab_schemas::{RoomId, UserId};
+use confab_schemas::{EventKind, RoomId, UserId};
 use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +36,9 @@ pub struct NewMessage {
     pub body: Arc<str>,
     pub reply_to: Option<u64>,
     pub ts: i64,
+    pub kind: EventKind,
+    /// The message an edit or delete is about.
+    pub target: Option<u64>,
 }
 
 /// A read cursor to move forward (never backward).
@@ -76,8 +79,16 @@ const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messag
 
 /// `OR ROLLBACK`: a constraint failure (a repeated cid) ends the whole transaction at once, as the
 /// batch fails as a whole anyway; so SQLite needs no statement journal to undo just this statement.
-const SQLITE_INSERT: &str =
-    "INSERT OR ROLLBACK INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) ";
+const SQLITE_INSERT: &str = "INSERT OR ROLLBACK INTO messages \
+                             (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target) ";
+
+/// Columns of a message row in the inserts.
+const COLUMNS: usize = 10;
+
+/// A delete takes the bodies of its message and of that message's edits out of storage, in the
+/// transaction that commits it.
+const ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3 \
+                     WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
 
 /// Rows per SQLite insert statement: a power of two (see `sqlite_insert_sql`).
 const SQLITE_INSERT_ROWS: usize = 1024;
@@ -93,8 +104,8 @@ fn sqlite_insert_sql(rows: usize) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=SQLITE_INSERT_ROWS.trailing_zeros())
             .map(|k| {
-                let one = "(?, ?, ?, ?, ?, ?, ?, ?)";
-                let values = vec![one; 1 << k].join(", ");
+                let one = format!("({})", ["?"; COLUMNS].join(", "));
+                let values = vec![one.as_str(); 1 << k].join(", ");
                 format!("{SQLITE_INSERT}SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL")
             })
             .collect()
@@ -102,9 +113,10 @@ fn sqlite_insert_sql(rows: usize) -> &'static str {
     &all[rows.next_power_of_two().trailing_zeros() as usize]
 }
 
-const PG_INSERT: &str = "INSERT INTO messages (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at) \
+const PG_INSERT: &str = "INSERT INTO messages \
+                         (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target) \
                          SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-                         $7::int8[], $8::int8[]) RETURNING id, room_id, seq";
+                         $7::int8[], $8::int8[], $9::int8[], $10::int8[]) RETURNING id, room_id, seq";
 
 /// Moves read cursors forward inside `$tx`, in chunks, with the backend's `$upsert` clause (the
 /// same statement otherwise; a macro because the two transactions have different types).
@@ -216,10 +228,12 @@ impl Store {
                     .bind(body.clone().unwrap_or_else(|| m.body.clone()))
                     .bind(key.clone())
                     .bind(m.reply_to.map(|s| s as i64))
-                    .bind(m.ts);
+                    .bind(m.ts)
+                    .bind(m.kind.code())
+                    .bind(m.target.map(|s| s as i64));
             }
-            // The statement's unused rows: 8 NULLs each.
-            for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * 8 {
+            // The statement's unused rows: NULLs.
+            for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * COLUMNS {
                 q = q.bind(None::<i64>);
             }
             let done = q.execute(&mut *tx).await?;
@@ -234,6 +248,9 @@ impl Store {
             }
         }
 
+        for m in erasures(msgs, &outcomes) {
+            sqlx::query(ERASE).bind(m.room.0).bind(m.target.unwrap_or(0) as i64).bind(m.ts).execute(&mut *tx).await?;
+        }
         phases.mark();
         upsert_cursors!(tx, cursors, SQLITE_CURSOR_UPSERT);
         phases.mark();
@@ -266,6 +283,7 @@ impl Store {
             let (mut room, mut seq, mut sender) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut cid, mut body, mut key) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut reply_to, mut ts) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let (mut kind, mut target) = (Vec::with_capacity(n), Vec::with_capacity(n));
             for (&i, (k, b)) in live.iter().zip(&stored) {
                 let m = &msgs[i];
                 room.push(m.room.0);
@@ -276,6 +294,8 @@ impl Store {
                 key.push(k.as_deref());
                 reply_to.push(m.reply_to.map(|s| s as i64));
                 ts.push(m.ts);
+                kind.push(m.kind.code());
+                target.push(m.target.map(|s| s as i64));
             }
             let rows = sqlx::query(PG_INSERT)
                 .bind(&room)
@@ -286,6 +306,8 @@ impl Store {
                 .bind(&key)
                 .bind(&reply_to)
                 .bind(&ts)
+                .bind(&kind)
+                .bind(&target)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(rows.len());
@@ -299,6 +321,9 @@ impl Store {
             }
         }
 
+        for m in erasures(msgs, &outcomes) {
+            sqlx::query(ERASE).bind(m.room.0).bind(m.target.unwrap_or(0) as i64).bind(m.ts).execute(&mut *tx).await?;
+        }
         upsert_cursors!(tx, cursors, PG_CURSOR_UPSERT);
 
         tx.commit().await?;
@@ -354,6 +379,16 @@ fn plan(msgs: &[NewMessage], states: &RoomStates) -> (Vec<WriteOutcome>, Vec<usi
         }
     }
     (outcomes, live)
+}
+
+/// The deletes of a batch that commit: each erases its message's body.
+fn erasures<'a>(msgs: &'a [NewMessage], outcomes: &'a [WriteOutcome]) -> impl Iterator<Item = &'a NewMessage> {
+    msgs.iter()
+        .zip(outcomes)
+        .filter(|(m, o)| {
+            m.kind == EventKind::Delete && m.target.is_some() && matches!(o, WriteOutcome::Committed { .. })
+        })
+        .map(|(m, _)| m)
 }
 
 /// One cursor per (user, room), the highest: PostgreSQL refuses to upsert a row twice in one statement.

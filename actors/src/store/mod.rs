@@ -383,9 +383,9 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target \
                  FROM rooms r LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
-                 JOIN messages m ON m.room_id = r.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE room_id = r.id) \
+                 JOIN messages m ON m.room_id = r.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE room_id = r.id AND kind = 0) \
                  LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3",
             )
@@ -455,7 +455,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
             )
             .bind(room.0)
@@ -473,7 +473,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -493,7 +493,7 @@ impl Store {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3",
             )
             .bind(room.0)
@@ -505,12 +505,43 @@ impl Store {
         })
     }
 
+    /// The seqs of the edits of message `target`.
+    pub async fn edits_of(&self, room: RoomId, target: u64) -> Result<Vec<u64>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query("SELECT seq FROM messages WHERE room_id = $1 AND target = $2 AND kind = 1")
+                .bind(room.0)
+                .bind(target as i64)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(|r| Ok(r.try_get::<i64, _>(0)? as u64)).collect()
+        })
+    }
+
+    /// The edits and deletes of the messages `from..=to`, ascending by seq: what a history page
+    /// folds in (a later edit's body, a delete's tombstone).
+    pub async fn changes_of(&self, room: RoomId, from: u64, to: u64) -> Result<Vec<MessageRow>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(
+                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m \
+                 LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.target >= $2 AND m.target <= $3 ORDER BY m.seq",
+            )
+            .bind(room.0)
+            .bind(from as i64)
+            .bind(to.min(i64::MAX as u64) as i64)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| rows::message(r, self.cipher.as_deref())).collect()
+        })
+    }
+
     /// The one message a sender posted under `cid`, if any.
     pub async fn message_by_cid(&self, room: RoomId, sender: UserId, cid: &str) -> Result<Option<MessageRow>> {
         on_pool!(self, read, |p| {
             let row = sqlx::query(
                 "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
                  WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3",
             )
             .bind(room.0)

@@ -2,7 +2,7 @@
 
 use super::Cipher;
 use crate::error::{Error, Result};
-use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility};
+use confab_schemas::{EventKind, MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use std::sync::Arc;
 
@@ -83,5 +83,7 @@ where
         ts: get(r, "created_at")?,
         edited_at: get(r, "edited_at")?,
         deleted: get::<R, Option<i64>>(r, "deleted_at")?.is_some(),
+        kind: EventKind::from_code(get(r, "kind")?),
+        target: get::<R, Option<i64>>(r, "target")?.map(|s| s as u64),
     })
 }

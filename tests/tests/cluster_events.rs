@@ -1,0 +1,156 @@
+//! Edits and deletes on a 3-node cluster: they survive a SIGKILL of the room's owner and the
+//! handoff back when it returns; a client on another node that stays joined throughout (resuming
+//! with `since` after each disconnect), a client that joins afresh and REST history all fold to
+//! the same messages; an edit resent by cid after a failover is the same edit.
+
+use confab_tests::cluster::{Sandbox, connect_any, owner_of, send_reliably_any};
+use confab_tests::history::{fold, rest_history};
+use confab_tests::{Api, Ws, eventually, unique};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_confab-test-node");
+
+/// Joins `room` on `ws` from `since`, riding out `retry` answers; false if the socket closed.
+async fn join(ws: &mut Ws, room: i64, since: u64) -> bool {
+    for _ in 0..300 {
+        if !ws.try_send(json!({"type": "join", "room": room, "since": since})).await {
+            return false;
+        }
+        loop {
+            match ws.next_or_quiet(Duration::from_secs(5)).await {
+                Ok(Some(f)) if f["type"] == "joined" && f["room"] == room => return true,
+                Ok(Some(f)) if f["type"] == "error" && f["room"] == room => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    break;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(()) => return false,
+            }
+        }
+    }
+    false
+}
+
+/// Sends an edit or delete until it is acknowledged, through any node of `urls`, reconnecting
+/// and resending (same cid) as nodes die; returns the ack.
+async fn act(api: &Api, urls: &[String], room: i64, frame: Value) -> Value {
+    let cid = frame["cid"].clone();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut at = 0;
+    loop {
+        assert!(Instant::now() < deadline, "{frame} was never acknowledged");
+        let (mut ws, i) = connect_any(api, urls, at).await;
+        at = i + 1;
+        if !join(&mut ws, room, u64::MAX >> 1).await {
+            continue;
+        }
+        loop {
+            if !ws.try_send(frame.clone()).await {
+                break;
+            }
+            let answer = loop {
+                match ws.next_or_quiet(Duration::from_secs(5)).await {
+                    Ok(Some(f)) if f["cid"] == cid && f["type"] == "ack" => break Some(f),
+                    Ok(Some(f)) if f["ref"] == cid && f["type"] == "error" => break Some(f),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(()) => break None,
+                }
+            };
+            match answer {
+                Some(a) if a["type"] == "ack" => return a,
+                Some(e) => {
+                    assert!(matches!(e["code"].as_str(), Some("retry" | "overloaded")), "{frame} refused: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+/// Everything of `room` a client sees, from seq 0, through any of `urls`, resuming with `since`
+/// after a disconnect, until it has seen seq `until` (set later).
+async fn watch(api: Api, urls: Vec<String>, room: i64, until: Arc<AtomicU64>) -> Vec<Value> {
+    let mut frames: Vec<Value> = Vec::new();
+    let mut last = 0;
+    let mut at = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while last < until.load(Relaxed) {
+        assert!(Instant::now() < deadline, "the watcher is stuck at seq {last}");
+        let (mut ws, i) = connect_any(&api, &urls, at).await;
+        at = i + 1;
+        if !join(&mut ws, room, last).await {
+            continue;
+        }
+        while last < until.load(Relaxed) {
+            match ws.next_or_quiet(Duration::from_secs(1)).await {
+                Ok(Some(f)) if f["room"] == room && f["seq"].is_u64() && f["type"] != "ack" => {
+                    let seq = f["seq"].as_u64().unwrap();
+                    assert_eq!(seq, last + 1, "the watcher saw a gap or a duplicate: {f}");
+                    last = seq;
+                    frames.push(f);
+                }
+                Ok(Some(f)) if f["type"] == "resync" => panic!("unexpected resync {f}"),
+                Ok(Some(_)) | Err(()) => {}
+                Ok(None) => break,
+            }
+        }
+    }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_survive_failover_and_handoff() {
+    let mut sb = Sandbox::start(BIN, 3).await;
+    let author = Api::register(&sb.bases[0], &unique("au")).await;
+    let room = sb.room_owned_by(&author, "n2").await;
+    let urls: Vec<String> = vec![sb.ws_urls[0].clone(), sb.ws_urls[1].clone()];
+    let until = Arc::new(AtomicU64::new(u64::MAX));
+    let watcher = Api::register(&sb.bases[1], &unique("wa")).await;
+    let watching =
+        tokio::spawn(watch(watcher, vec![sb.ws_urls[1].clone(), sb.ws_urls[0].clone()], room, until.clone()));
+
+    let sent = send_reliably_any(&author, &urls, room, "m", 10, 4).await;
+    let seq_of = |i: usize| sent.acks[&format!("m-{i}")]["seq"].as_u64().unwrap();
+    let edit = |i: usize, cid: &str| json!({"type": "edit", "room": room, "seq": seq_of(i), "body": format!("m {i} edited"), "cid": cid});
+    let delete = |i: usize, cid: &str| json!({"type": "delete", "room": room, "seq": seq_of(i), "cid": cid});
+    let first_edit = act(&author, &urls, room, edit(0, "e0")).await;
+    act(&author, &urls, room, edit(1, "e1")).await;
+    act(&author, &urls, room, delete(2, "d2")).await;
+
+    sb.kill9(2).await;
+    // The same edit again after the owner died: the new owner knows its cid.
+    let again = act(&author, &urls, room, edit(0, "e0")).await;
+    assert_eq!(again["seq"], first_edit["seq"], "an edit resent by cid after a failover is the same edit");
+    act(&author, &urls, room, edit(3, "e3")).await;
+    act(&author, &urls, room, delete(1, "d1")).await;
+    let failed_over = owner_of(&author, room).await;
+    assert_ne!(failed_over, "n2");
+
+    sb.restart(2).await;
+    sb.wait_ready(3).await;
+    eventually("the room to move back to n2", || async { (owner_of(&author, room).await == "n2").then_some(()) }).await;
+    act(&author, &urls, room, edit(4, "e4")).await;
+    act(&author, &urls, room, delete(0, "d0")).await;
+    act(&author, &urls, room, edit(4, "e4b")).await;
+
+    let (rest, _, head) = rest_history(&author, room, 100).await;
+    until.store(head, Relaxed);
+    let live = fold(&watching.await.expect("watcher"), room);
+    assert_eq!(live, rest, "the client that stayed folds to REST's history");
+    let fresh = Api::register(&sb.bases[0], &unique("fr")).await;
+    let joined = watch(fresh, vec![sb.ws_urls[2].clone()], room, Arc::new(AtomicU64::new(head))).await;
+    assert_eq!(fold(&joined, room), rest, "a client joining afresh on the returned owner folds to the same");
+    assert_eq!(rest.len(), 10);
+    assert_eq!(rest[&seq_of(0)], (String::new(), false, true));
+    assert_eq!(rest[&seq_of(1)], (String::new(), false, true));
+    assert_eq!(rest[&seq_of(2)], (String::new(), false, true));
+    assert_eq!(rest[&seq_of(3)], ("m 3 edited".to_owned(), true, false));
+    assert_eq!(rest[&seq_of(4)], ("m 4 edited".to_owned(), true, false));
+    assert_eq!(rest[&seq_of(5)], ("m #5".to_owned(), false, false));
+    assert_eq!(head, 10 + 8, "ten messages and eight edits or deletes, each once");
+    println!("room moved n2 → {failed_over} → n2; {head} events, folded the same three ways");
+}
