@@ -34,13 +34,28 @@ use crate::session::SessionMsg;
 use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{RoomId, ServerFrame, UserId};
+use confab_schemas::{EventKind, RoomId, ServerFrame, SystemEvent, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tracing::debug;
+
+/// The member a `system` event frame says left or was removed, if it is one. Only frames that
+/// start as a system event are parsed (a cheap prefix check on the hot path).
+fn leaving_user(frame: &bytes::Bytes) -> Option<UserId> {
+    let start = frame.iter().position(|b| *b == b'{')?;
+    if !frame[start..].starts_with(br#"{"type":"system""#) {
+        return None;
+    }
+    match serde_json::from_slice::<ServerFrame>(&frame[start..]).ok()? {
+        ServerFrame::System {
+            event: SystemEvent::MemberLeft { user } | SystemEvent::MemberRemoved { user }, ..
+        } => Some(user.id),
+        _ => None,
+    }
+}
 
 /// Silence from the owner after which the subscription is checked.
 const QUIET: Duration = Duration::from_secs(5);
@@ -178,14 +193,35 @@ impl Actor for RemoteRoom {
                     };
                     if st.admitted.contains(&session) {
                         st.forward(&me, frame);
-                    } else {
-                        // The owner must see the session's join first (it may still be on its way).
+                    } else if st.joins.values().any(|j| j.sub.session == session) {
+                        // The owner must see the session's join first (it is on its way).
                         st.held.push((session, frame));
+                    } else {
+                        st.sends.remove(&(user.id, cid.clone()));
+                        let refusal = ServerFrame::error(
+                            confab_schemas::ErrorCode::NotJoined,
+                            "join the room before sending",
+                            Some(cid.to_string()),
+                        );
+                        ReplyTo::Session(reply.clone()).answer(st.room, user.id, cid, encode_server_frame(&refusal));
                     }
                 }
             }
             RoomMsg::Typing { session, user, on } => {
                 let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
+            }
+            RoomMsg::Announce { by, event } => {
+                let frame = NodeFrame::Send {
+                    room: st.room,
+                    session: 0,
+                    user: by,
+                    cid: format!("~sys-{}-{}", confab_schemas::now_ms(), st.req()),
+                    body: serde_json::to_string(&event).unwrap_or_default(),
+                    reply_to: None,
+                    kind: EventKind::System,
+                    target: None,
+                };
+                st.forward(&me, frame);
             }
             RoomMsg::Head(reply) => {
                 let _ = reply.send(st.head.unwrap_or(0));
@@ -244,9 +280,13 @@ impl RemoteState {
                         self.fan_out(encode_server_frame(&ServerFrame::event(&row)), row.seq);
                     }
                 }
+                let leaving = leaving_user(&frame);
                 self.fan_out(frame, seq);
                 self.head = Some(seq);
                 self.shared.lock().fanned = seq;
+                if let Some(user) = leaving {
+                    self.drop_user(user);
+                }
             }
             NodeFrame::Ephemeral { except, frame, .. } => {
                 for sub in self.shared.lock().subs.iter().filter(|s| Some(s.s.session) != except) {
@@ -367,6 +407,27 @@ impl RemoteState {
         }
     }
 
+    /// A member left or was removed: their subscriptions here end (after the event reached them).
+    fn drop_user(&mut self, user: UserId) {
+        let room = self.room;
+        let left = encode_server_frame(&ServerFrame::Left { room });
+        let mut gone = Vec::new();
+        let mut sh = self.shared.lock();
+        sh.subs.retain(|s| {
+            if s.s.user.id != user {
+                return true;
+            }
+            s.s.out.forget(room);
+            let _ = s.s.out.push(left.clone());
+            gone.push(s.s.session);
+            false
+        });
+        drop(sh);
+        for session in gone {
+            self.admitted.remove(&session);
+        }
+    }
+
     /// One committed message to every local subscriber.
     fn fan_out(&mut self, frame: bytes::Bytes, seq: u64) {
         let shared = self.shared.clone();
@@ -403,11 +464,17 @@ impl RemoteState {
             return;
         }
         // The subscription, a check of it or a join went unanswered: subscribe afresh.
-        let unanswered = (self.head.is_none() && self.heard.elapsed() > ANSWER_WITHIN)
-            || self.probe.is_some_and(|p| p.elapsed() > ANSWER_WITHIN)
-            || self.join_sent.values().any(|at| at.elapsed() > ANSWER_WITHIN);
-        if unanswered {
-            tracing::warn!(room = %self.room, owner = %self.link.node, "the owner did not answer; subscribing afresh");
+        let unanswered = if self.head.is_none() && self.heard.elapsed() > ANSWER_WITHIN {
+            Some("the subscription")
+        } else if self.probe.is_some_and(|p| p.elapsed() > ANSWER_WITHIN) {
+            Some("a check of the subscription")
+        } else if self.join_sent.values().any(|at| at.elapsed() > ANSWER_WITHIN) {
+            Some("a join")
+        } else {
+            None
+        };
+        if let Some(what) = unanswered {
+            tracing::warn!(room = %self.room, owner = %self.link.node, what, "the owner did not answer; subscribing afresh");
             self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
             me.stop(Some(MOVED.into()));
             return;

@@ -29,7 +29,8 @@ use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    ErrorCode, EventKind, MessageRow, Role, RoomId, RoomRow, ServerFrame, UserId, UserRef, Visibility, now_ms,
+    ErrorCode, EventKind, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, Visibility,
+    now_ms,
 };
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -57,6 +58,8 @@ pub type Refusal = (ErrorCode, String);
 pub enum ReplyTo {
     Session(ActorRef<SessionMsg>),
     Node(NodeLink),
+    /// Nobody waits for the answer (a system event announced by the node itself).
+    Nobody,
 }
 
 impl ReplyTo {
@@ -69,6 +72,7 @@ impl ReplyTo {
             ReplyTo::Node(link) => {
                 let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
             }
+            ReplyTo::Nobody => {}
         }
     }
 
@@ -170,6 +174,11 @@ pub enum RoomMsg {
         results: Vec<(u64, WriteResult)>,
     },
     MemberAdded(UserId),
+    /// Sequence a system event (a change already made in storage), done by `by`.
+    Announce {
+        by: UserRef,
+        event: SystemEvent,
+    },
     /// The writer was restarted: writes in flight may be lost.
     WriterRestarted,
     /// The committed head seq.
@@ -481,6 +490,22 @@ impl RoomState {
             RoomMsg::MemberAdded(user) => {
                 st.members.insert(user);
             }
+            RoomMsg::Announce { by, event } => {
+                let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
+                let cid: Arc<str> = format!("~sys-{}-{}", now_ms(), st.next_seq).into();
+                let item = SendItem { cid, body, reply_to: None, kind: EventKind::System, target: None };
+                let mut writes = Vec::new();
+                if let Err((code, msg)) = st.send(0, &by, &ReplyTo::Nobody, item, &mut writes).await {
+                    warn!(room = %st.room.id, ?code, msg, "a system event could not be sequenced");
+                }
+                if !writes.is_empty() {
+                    let handed =
+                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
+                    if !handed {
+                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
+                    }
+                }
+            }
             RoomMsg::WriterRestarted => {
                 if !st.shared.lock().pending.is_empty() {
                     return Err("writer restarted with writes in flight; resyncing from storage".into());
@@ -731,7 +756,11 @@ impl RoomState {
         writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
         let SendItem { cid, body, reply_to, kind, target } = item;
+        let system = kind == EventKind::System;
         match reply {
+            // A system event announces a change its node already authorised and made.
+            _ if system => {}
+            ReplyTo::Nobody => return Err((ErrorCode::Invalid, "only system events are sequenced for nobody".into())),
             ReplyTo::Session(_) => {
                 if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
                     return Err((ErrorCode::NotJoined, "join the room before sending".into()));
@@ -787,10 +816,12 @@ impl RoomState {
             }
             None => {}
         }
-        if kind != EventKind::Message {
+        if matches!(kind, EventKind::Edit | EventKind::Delete) {
             self.check_target(user, kind, target).await?;
         }
-        self.take_token(user.id)?;
+        if !system {
+            self.take_token(user.id)?;
+        }
         let cfg = &self.ctx.config;
         if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
             return Err((ErrorCode::Overloaded, "the room is busy; send again shortly".into()));
@@ -931,6 +962,55 @@ impl RoomState {
     fn committed(&mut self, results: Vec<(u64, WriteResult)>) -> Result<(), ActorProcessingErr> {
         let room = self.room_id();
         let shared = self.shared.clone();
+        // Members who left or were removed: they get the event, then their subscriptions end.
+        let mut leaving = Vec::new();
+        let result = self.commit_results(&shared, results, &mut leaving);
+        if !leaving.is_empty() {
+            self.release_held();
+            let left = encode_server_frame(&ServerFrame::Left { room });
+            for user in leaving {
+                self.members.remove(&user);
+                let mut sh = shared.lock();
+                let sessions: Vec<u64> = sh.subs.iter().filter(|s| s.s.user.id == user).map(|s| s.s.session).collect();
+                for session in sessions {
+                    if let Some(sub) = sh.subs.iter().find(|s| s.s.session == session) {
+                        sub.s.out.forget(room);
+                        let _ = sub.s.out.push(left.clone());
+                    }
+                    self.remove_sub(&mut sh, session);
+                }
+                // `remote_leave` takes the lock itself.
+                drop(sh);
+                let remote: Vec<RemoteKey> =
+                    self.remote.iter().filter(|(_, u)| u.id == user).map(|(k, _)| k.clone()).collect();
+                for (node, session) in remote {
+                    self.remote_leave(&node, session);
+                }
+            }
+        }
+        result
+    }
+
+    /// What a committed system event changes in this actor's picture of the room.
+    fn apply_system(&mut self, event: SystemEvent, leaving: &mut Vec<UserId>) {
+        match event {
+            SystemEvent::MemberAdded { user } => {
+                self.members.insert(user.id);
+            }
+            SystemEvent::MemberLeft { user } | SystemEvent::MemberRemoved { user } => leaving.push(user.id),
+            SystemEvent::Renamed { name } => self.room.name = name,
+            SystemEvent::Described { description } => self.room.description = description,
+            SystemEvent::OwnerChanged { owner } => self.room.owner_id = Some(owner.id),
+        }
+    }
+
+    fn commit_results(
+        &mut self,
+        shared: &Arc<RoomShared>,
+        results: Vec<(u64, WriteResult)>,
+        leaving: &mut Vec<UserId>,
+    ) -> Result<(), ActorProcessingErr> {
+        let room = self.room_id();
         let mut sh = shared.lock();
         for (seq, result) in results {
             let id = match result {
@@ -952,6 +1032,11 @@ impl RoomState {
             p.row.id = id;
             self.head = seq;
             self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row))));
+            if p.row.kind == EventKind::System
+                && let Ok(event) = serde_json::from_str::<SystemEvent>(&p.row.body)
+            {
+                self.apply_system(event, leaving);
+            }
             if p.row.kind == EventKind::Delete
                 && let Some(target) = p.row.target
             {

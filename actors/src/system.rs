@@ -734,6 +734,14 @@ impl ActorSystem {
         Ok(FoldedPage { messages, events, has_more })
     }
 
+    /// Sequences a system event of `room` (a change already made in storage) on its owner,
+    /// wherever that is; members get it like any event, and members who left or were removed
+    /// stop getting the room's events after it.
+    pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
+        let actor = self.ctx.activate(room).await?;
+        actor.cast(RoomMsg::Announce { by, event }).map_err(|_| (ErrorCode::Retry, "the room is restarting".into()))
+    }
+
     /// Drops cached history of `room` whose stored bodies were erased (a delete on its owner).
     pub fn forget_history(&self, room: RoomId, seqs: &[u64]) {
         for seq in seqs {

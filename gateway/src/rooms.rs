@@ -1,4 +1,6 @@
-//! Rooms over REST: list, create, inspect, add members, read history, report.
+//! Rooms over REST: list, create, inspect, rename and describe, add and remove members, leave,
+//! transfer ownership, read history, report. Every change to a room is also a `system` event of
+//! its sequence (`ActorSystem::announce`).
 //!
 //! Visibility: a public room is visible to every user (joining makes them a member); a private
 //! room only to its members, and only its owner (or an admin) adds members. Public names are
@@ -14,7 +16,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_actors::store::RoomPage;
-use confab_schemas::{ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, UserRow, Visibility};
+use confab_schemas::{
+    ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, UserRow, Visibility,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -22,8 +26,11 @@ use std::collections::HashMap;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/rooms", get(list_route).post(create_route))
-        .route("/api/rooms/{id}", get(room_route))
+        .route("/api/rooms/{id}", get(room_route).patch(update_route))
         .route("/api/rooms/{id}/members", post(add_member_route))
+        .route("/api/rooms/{id}/members/{user}", axum::routing::delete(remove_member_route))
+        .route("/api/rooms/{id}/leave", post(leave_route))
+        .route("/api/rooms/{id}/owner", post(owner_route))
         .route("/api/rooms/{id}/messages", get(messages_route))
         .route("/api/rooms/{id}/reports", post(report_route))
 }
@@ -32,7 +39,156 @@ fn room_json(r: &RoomRow) -> Value {
     json!({
         "id": r.id, "name": r.name, "description": r.description, "visibility": r.visibility,
         "owner_id": r.owner_id, "created_at": r.created_at,
+        // A room without an owner (`general`) belongs to the system.
+        "system": r.owner_id.is_none(),
     })
+}
+
+fn user_ref(u: &UserRow) -> UserRef {
+    UserRef { id: u.id, username: u.username.as_str().into() }
+}
+
+/// The room's owner, or an admin.
+fn may_manage(room: &RoomRow, user: &UserRow) -> Result<(), ApiError> {
+    if room.owner_id == Some(user.id) || user.role == Role::Admin {
+        return Ok(());
+    }
+    Err(ApiError::new(ErrorCode::Forbidden, "only the room's owner (or an admin) can do this"))
+}
+
+/// Sequences a system event; the change is made already, so a failure to announce it is logged.
+async fn announce(state: &AppState, room: RoomId, by: &UserRow, event: SystemEvent) {
+    if let Err((code, msg)) = state.system.announce(room, user_ref(by), event).await {
+        tracing::warn!(%room, ?code, msg, "a room change was made but could not be announced");
+    }
+}
+
+#[derive(Deserialize)]
+struct RoomUpdate {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+/// `PATCH /api/rooms/{id} {"name"?, "description"?}` → the room; its owner (or an admin)
+/// renames or describes it, and members get a `system` event for each change.
+async fn update_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(update): ApiJson<RoomUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    let room = visible_room(&state, &user, RoomId(id)).await?;
+    may_manage(&room, &user)?;
+    let name = update.name.as_deref().map(str::trim).filter(|n| *n != room.name);
+    if let Some(n) = name {
+        validate_room_name(n)?;
+    }
+    let description = update.description.as_deref().map(str::trim).filter(|d| *d != room.description);
+    if let Some(d) = description {
+        validate_description(d)?;
+    }
+    if name.is_none() && description.is_none() {
+        return Ok(Json(room_json(&room)));
+    }
+    let store = state.system.store();
+    store.update_room(&room, name, description).await?;
+    if let Some(n) = name {
+        store.audit(Some(user.id), "room.rename", Some(room.id), n).await?;
+        announce(&state, room.id, &user, SystemEvent::Renamed { name: n.to_owned() }).await;
+    }
+    if let Some(d) = description {
+        store.audit(Some(user.id), "room.describe", Some(room.id), d).await?;
+        announce(&state, room.id, &user, SystemEvent::Described { description: d.to_owned() }).await;
+    }
+    let room =
+        store.room_by_id(room.id).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, "the room is gone"))?;
+    Ok(Json(room_json(&room)))
+}
+
+/// `POST /api/rooms/{id}/leave` → 204; the user stops being a member (and gets no more of its
+/// events). The owner hands the room to someone else first.
+async fn leave_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let room = visible_room(&state, &user, RoomId(id)).await?;
+    if room.owner_id == Some(user.id) {
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "you own this room: transfer it to another member before leaving",
+        ));
+    }
+    let store = state.system.store();
+    if !store.remove_member(room.id, user.id).await? {
+        return Err(ApiError::new(ErrorCode::NotMember, "you are not a member of this room"));
+    }
+    store.audit(Some(user.id), "room.leave", Some(room.id), &user.username).await?;
+    announce(&state, room.id, &user, SystemEvent::MemberLeft { user: user_ref(&user) }).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/rooms/{id}/members/{user_id}` → 204; the owner (or an admin) removes a member.
+async fn remove_member_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiPath((id, member)): ApiPath<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let room = visible_room(&state, &user, RoomId(id)).await?;
+    may_manage(&room, &user)?;
+    if room.owner_id == Some(UserId(member)) {
+        return Err(ApiError::new(ErrorCode::Conflict, "the owner cannot be removed: transfer the room first"));
+    }
+    let store = state.system.store();
+    let target = store
+        .user_by_id(UserId(member))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {member}")))?;
+    if !store.remove_member(room.id, target.id).await? {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("{} is not a member", target.username)));
+    }
+    store.audit(Some(user.id), "room.remove_member", Some(room.id), &target.username).await?;
+    announce(&state, room.id, &user, SystemEvent::MemberRemoved { user: user_ref(&target) }).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct NewOwner {
+    username: String,
+}
+
+/// `POST /api/rooms/{id}/owner {"username"}` → the room; its owner (or an admin) hands it to
+/// another user, who becomes a member if they were not.
+async fn owner_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<NewOwner>,
+) -> Result<Json<Value>, ApiError> {
+    let room = visible_room(&state, &user, RoomId(id)).await?;
+    may_manage(&room, &user)?;
+    if room.owner_id.is_none() {
+        return Err(ApiError::new(ErrorCode::Forbidden, "a system room has no owner to change"));
+    }
+    let store = state.system.store();
+    let owner = store
+        .user_by_name(&body.username)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {}", body.username)))?;
+    store.set_room_owner(&room, owner.id).await?;
+    store.audit(Some(user.id), "room.transfer", Some(room.id), &owner.username).await?;
+    announce(&state, room.id, &user, SystemEvent::OwnerChanged { owner: user_ref(&owner) }).await;
+    state.system.member_added(room.id, owner.id);
+    let room =
+        store.room_by_id(room.id).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, "the room is gone"))?;
+    Ok(Json(room_json(&room)))
+}
+
+fn validate_description(d: &str) -> Result<(), ApiError> {
+    if d.chars().count() > 500 || d.contains('\0') {
+        return Err(ApiError::new(ErrorCode::Invalid, "description: at most 500 characters, no NUL"));
+    }
+    Ok(())
 }
 
 /// A message as REST returns it: the same fields as the `message` frame.
@@ -192,9 +348,7 @@ async fn create_route(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let name = new.name.trim();
     validate_room_name(name)?;
-    if new.description.chars().count() > 500 || new.description.contains('\0') {
-        return Err(ApiError::new(ErrorCode::Invalid, "description: at most 500 characters, no NUL"));
-    }
+    validate_description(&new.description)?;
     let visibility = match new.visibility.as_deref() {
         None => Visibility::Public,
         Some(v) => {
@@ -265,9 +419,13 @@ async fn add_member_route(
         .user_by_name(&body.username)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {}", body.username)))?;
+    let already = store.is_member(room.id, member.id).await?;
     store.add_member(room.id, member.id).await?;
     store.audit(Some(user.id), "room.add_member", Some(room.id), &member.username).await?;
     state.system.member_added(room.id, member.id);
+    if !already {
+        announce(&state, room.id, &user, SystemEvent::MemberAdded { user: user_ref(&member) }).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

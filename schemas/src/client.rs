@@ -115,6 +115,15 @@ pub enum ServerFrame {
         body: Arc<str>,
         ts: i64,
     },
+    /// Something happened to the room (event `seq`), done by `by`.
+    System {
+        room: RoomId,
+        seq: u64,
+        id: i64,
+        by: UserRef,
+        event: SystemEvent,
+        ts: i64,
+    },
     /// Message `target` was deleted (event `seq`) by `by`.
     Deleted {
         room: RoomId,
@@ -172,6 +181,34 @@ pub enum ServerFrame {
     },
 }
 
+/// What a `system` event says happened to a room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum SystemEvent {
+    /// The owner (or an admin) added `user` to the room.
+    MemberAdded {
+        user: UserRef,
+    },
+    /// `user` left the room.
+    MemberLeft {
+        user: UserRef,
+    },
+    /// The owner (or an admin) removed `user` from the room.
+    MemberRemoved {
+        user: UserRef,
+    },
+    Renamed {
+        name: String,
+    },
+    Described {
+        description: String,
+    },
+    /// The room now belongs to `owner`.
+    OwnerChanged {
+        owner: UserRef,
+    },
+}
+
 /// The most online users listed in a `joined` frame; `online_count` has the total.
 pub const ONLINE_LIST_MAX: usize = 100;
 
@@ -186,6 +223,11 @@ impl ServerFrame {
             (EventKind::Delete, Some(target)) => {
                 ServerFrame::Deleted { room: m.room, seq: m.seq, id: m.id, target, by: from, ts: m.ts }
             }
+            (EventKind::System, _) => match serde_json::from_str::<SystemEvent>(&m.body) {
+                Ok(event) => ServerFrame::System { room: m.room, seq: m.seq, id: m.id, by: from, event, ts: m.ts },
+                // Not a system event this version knows: shown as what it says.
+                Err(_) => ServerFrame::message(m),
+            },
             _ => ServerFrame::message(m),
         }
     }

@@ -92,6 +92,8 @@ pub enum EventKind {
     Edit,
     /// The message `target` is deleted: its body, and its edits' bodies, are gone from storage.
     Delete,
+    /// Something happened to the room (`SystemEvent`, as JSON in the body).
+    System,
 }
 
 impl EventKind {
@@ -101,6 +103,7 @@ impl EventKind {
             EventKind::Message => 0,
             EventKind::Edit => 1,
             EventKind::Delete => 2,
+            EventKind::System => 3,
         }
     }
 
@@ -108,6 +111,7 @@ impl EventKind {
         match code {
             1 => EventKind::Edit,
             2 => EventKind::Delete,
+            3 => EventKind::System,
             _ => EventKind::Message,
         }
     }

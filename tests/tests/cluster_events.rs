@@ -154,3 +154,49 @@ async fn edits_and_deletes_survive_failover_and_handoff() {
     assert_eq!(head, 10 + 8, "ten messages and eight edits or deletes, each once");
     println!("room moved n2 → {failed_over} → n2; {head} events, folded the same three ways");
 }
+
+/// Room changes made through any node are system events of the room's one sequence: a member
+/// removed through another node than the owner's gets the event on a third node, then nothing
+/// more of the room there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_changes_through_any_node_reach_members_on_every_node() {
+    let sb = Sandbox::start(BIN, 3).await;
+    let owner = Api::register(&sb.bases[1], &unique("ow")).await;
+    let room = loop {
+        let r = owner.create_room(&unique("priv"), "private").await;
+        if owner_of(&owner, r).await == "n2" {
+            break r;
+        }
+    };
+    let member = Api::register(&sb.bases[0], &unique("me")).await;
+    let (status, _) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": member.username})).await;
+    assert_eq!(status, 204);
+    let mut wm = member.ws(&sb.ws_urls[0]).await;
+    wm.join(room, Some(0)).await;
+    let added = wm.recv_where("member_added", |f| f["type"] == "system" && f["event"]["op"] == "member_added").await;
+    assert_eq!(added["event"]["user"]["id"], member.user_id, "replayed with since=0");
+    let (status, _) = owner
+        .call(reqwest::Method::PATCH, &format!("/api/rooms/{room}"), Some(json!({"description": "from n1"})))
+        .await;
+    assert_eq!(status, 200);
+    wm.recv_where("described", |f| f["type"] == "system" && f["event"]["op"] == "described").await;
+    let (status, _) =
+        owner.call(reqwest::Method::DELETE, &format!("/api/rooms/{room}/members/{}", member.user_id), None).await;
+    assert_eq!(status, 204);
+    wm.recv_where("member_removed", |f| f["type"] == "system" && f["event"]["op"] == "member_removed").await;
+    wm.recv_where("left", |f| f["type"] == "left" && f["room"] == room).await;
+    let mut wo = owner.ws(&sb.ws_urls[1]).await;
+    wo.join(room, None).await;
+    let ack = act(
+        &owner,
+        &[sb.ws_urls[1].clone()],
+        room,
+        json!({"type": "send", "room": room, "cid": "o1", "body": "after"}),
+    )
+    .await;
+    let seq = ack["seq"].as_u64().unwrap();
+    wm.send(json!({"type": "send", "room": room, "cid": "m1", "body": "let me in"})).await;
+    let refused = wm.recv_where("a refusal", |f| f["type"] == "error" && f["ref"] == "m1").await;
+    assert_eq!(refused["code"], "not_joined", "{refused}");
+    assert!(!wm.backlog.iter().any(|f| f["seq"] == seq && f["room"] == room), "a removed member got a later message");
+}

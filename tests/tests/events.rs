@@ -148,3 +148,85 @@ async fn moderators_and_admins_delete_any_message_and_others_do_not() {
     assert_eq!(seen["by"]["id"], admin.user_id);
     node.stop().await;
 }
+
+/// The next `system` event `op` of `room` on `ws` (others stay in the backlog).
+async fn system_event(ws: &mut Ws, room: i64, op: &str) -> Value {
+    ws.recv_where(op, |f| f["type"] == "system" && f["room"] == room && f["event"]["op"] == op).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_changes_are_system_events_of_the_sequence() {
+    use reqwest::Method;
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (alice, bob, carol) =
+        (node.user(&unique("al")).await, node.user(&unique("bo")).await, node.user(&unique("ca")).await);
+    let room = alice.create_room(&unique("club"), "private").await;
+    let mut wa = alice.ws(&node.ws_url).await;
+    wa.join(room, None).await;
+    for who in [&bob, &carol] {
+        let (status, v) = alice.post(&format!("/api/rooms/{room}/members"), json!({"username": who.username})).await;
+        assert_eq!(status, 204, "{v}");
+        let added = system_event(&mut wa, room, "member_added").await;
+        assert_eq!(added["event"]["user"]["id"], who.user_id);
+        assert_eq!(added["by"]["id"], alice.user_id);
+    }
+    let (mut wb, mut wc) = (bob.ws(&node.ws_url).await, carol.ws(&node.ws_url).await);
+    wb.join(room, None).await;
+    wc.join(room, None).await;
+
+    // Only the owner (or an admin) renames, describes, removes and hands over.
+    let patch = |api: &confab_tests::Api, body: Value| {
+        let api = api.clone();
+        async move { api.call(Method::PATCH, &format!("/api/rooms/{room}"), Some(body)).await }
+    };
+    assert_eq!(patch(&bob, json!({"name": "mine"})).await.0, 403);
+    let (status, v) = patch(&alice, json!({"name": "The Club", "description": "members only"})).await;
+    assert_eq!((status, v["name"].as_str()), (200, Some("The Club")), "{v}");
+    for ws in [&mut wa, &mut wb, &mut wc] {
+        assert_eq!(system_event(ws, room, "renamed").await["event"]["name"], "The Club");
+        assert_eq!(system_event(ws, room, "described").await["event"]["description"], "members only");
+    }
+    assert_eq!(patch(&alice, json!({"name": "bad\u{202E}name"})).await.0, 400);
+    let (status, _) = alice.post(&format!("/api/rooms/{room}/leave"), json!({})).await;
+    assert_eq!(status, 409, "the owner hands the room over before leaving");
+
+    // The owner removes carol: she gets the event, then nothing more of the room.
+    let (status, _) = alice.call(Method::DELETE, &format!("/api/rooms/{room}/members/{}", carol.user_id), None).await;
+    assert_eq!(status, 204);
+    let removed = system_event(&mut wc, room, "member_removed").await;
+    assert_eq!(removed["event"]["user"]["id"], carol.user_id);
+    wc.recv_where("left", |f| f["type"] == "left" && f["room"] == room).await;
+    refused(&mut wc, json!({"type": "send", "room": room, "cid": "c1", "body": "still here?"}), "not_joined").await;
+    assert_eq!(carol.get(&format!("/api/rooms/{room}")).await.0, 403, "a private room is closed to a removed member");
+    system_event(&mut wb, room, "member_removed").await;
+
+    // Alice hands the room to bob, then leaves it.
+    let (status, v) = alice.post(&format!("/api/rooms/{room}/owner"), json!({"username": bob.username})).await;
+    assert_eq!((status, v["owner_id"].as_i64()), (200, Some(bob.user_id)), "{v}");
+    assert_eq!(system_event(&mut wb, room, "owner_changed").await["event"]["owner"]["id"], bob.user_id);
+    let (status, _) = alice.post(&format!("/api/rooms/{room}/leave"), json!({})).await;
+    assert_eq!(status, 204);
+    assert_eq!(system_event(&mut wb, room, "member_left").await["event"]["user"]["id"], alice.user_id);
+    let sent = send(&mut wb, room, "b1", "just me now").await;
+    wb.ping().await;
+    // Alice got her own leave, then `left`, and not bob's message.
+    system_event(&mut wa, room, "member_left").await;
+    wa.recv_where("left", |f| f["type"] == "left" && f["room"] == room).await;
+    wa.ping().await;
+    assert!(!wa.backlog.iter().any(|f| f["seq"] == sent), "a member who left got a later message");
+
+    // Every change is in the room's history, in order.
+    let (status, v) = bob.get(&format!("/api/rooms/{room}/messages?after=0&limit=100")).await;
+    assert_eq!(status, 200);
+    let ops: Vec<&str> = v["events"].as_array().unwrap().iter().filter_map(|e| e["event"]["op"].as_str()).collect();
+    assert_eq!(
+        ops,
+        ["member_added", "member_added", "renamed", "described", "member_removed", "owner_changed", "member_left"]
+    );
+    // `general` belongs to the system.
+    let general = bob.room_id("general").await;
+    let (_, g) = bob.get(&format!("/api/rooms/{general}")).await;
+    assert_eq!(g["system"], true, "{g}");
+    assert_eq!(patch(&bob, json!({"name": "x"})).await.0, 200, "bob owns his room");
+    node.stop().await;
+}

@@ -297,6 +297,74 @@ impl Store {
         }
     }
 
+    /// Renames or describes a room (`None`: unchanged). A taken name is a `Conflict`.
+    pub async fn update_room(&self, room: &RoomRow, name: Option<&str>, description: Option<&str>) -> Result<()> {
+        let name = name.unwrap_or(&room.name);
+        let key = room_name_key(name, room.visibility, room.owner_id);
+        let res: Result<()> = on_pool!(self, write, |p| {
+            sqlx::query("UPDATE rooms SET name = $2, name_lower = $3, description = $4 WHERE id = $1")
+                .bind(room.id.0)
+                .bind(name)
+                .bind(key)
+                .bind(description.unwrap_or(&room.description))
+                .execute(p)
+                .await?;
+            Ok(())
+        });
+        match res {
+            Err(e) if e.is_unique_violation() => Err(Error::Conflict("room name")),
+            other => other,
+        }
+    }
+
+    /// Makes `owner` (who becomes a member) the room's owner; the previous owner stays a member.
+    pub async fn set_room_owner(&self, room: &RoomRow, owner: UserId) -> Result<()> {
+        let key = room_name_key(&room.name, room.visibility, Some(owner));
+        let res: Result<()> = on_pool!(self, write, |p| {
+            async {
+                let mut tx = p.begin().await?;
+                sqlx::query("UPDATE rooms SET owner_id = $2, name_lower = $3 WHERE id = $1")
+                    .bind(room.id.0)
+                    .bind(owner.0)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE room_members SET role = 'member' WHERE room_id = $1 AND role = 'owner'")
+                    .bind(room.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'owner', $3) \
+                     ON CONFLICT (room_id, user_id) DO UPDATE SET role = 'owner'",
+                )
+                .bind(room.id.0)
+                .bind(owner.0)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            .await
+        });
+        match res {
+            Err(e) if e.is_unique_violation() => Err(Error::Conflict("room name")),
+            other => other,
+        }
+    }
+
+    /// Removes a member; true if they were one.
+    pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool> {
+        on_pool!(self, write, |p| {
+            let done = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+                .bind(room.0)
+                .bind(user.0)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
     /// Creates the public room `name` unless a room of that name exists.
     pub async fn ensure_room(&self, name: &str, description: &str) -> Result<RoomRow> {
         if let Some(room) = self.room_by_name(name).await? {
