@@ -14,6 +14,7 @@
 //! stops renewing, and its rooms stop sequencing before their leases lapse.
 
 pub mod error;
+pub mod gossip_seal;
 pub mod membership;
 pub mod router;
 pub mod state;
@@ -51,6 +52,9 @@ pub struct ClusterConfig {
     /// Gossip seeds, `host:port` (DNS names allowed).
     pub seeds: Vec<String>,
     pub lease_ttl: Duration,
+    /// Keys sealing gossip: the first seals, every one opens (key rotation). Empty leaves gossip
+    /// unauthenticated. Secret: never log this struct with `{:?}`.
+    pub gossip_keys: Vec<[u8; 32]>,
 }
 
 /// A running cluster membership.
@@ -93,6 +97,7 @@ impl Cluster {
                 (KEY_HTTP_ADDR.into(), config.http_addr.clone()),
                 (KEY_STATUS.into(), Status::Joining.as_str().into()),
             ],
+            gossip_keys: config.gossip_keys.clone(),
         })
         .await?;
         let net = Net { state: state.clone(), system: system.clone(), cluster_id: config.cluster_id.clone() };

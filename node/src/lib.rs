@@ -126,6 +126,7 @@ async fn join_cluster(
         },
         seeds: c.seeds.clone(),
         lease_ttl: std::time::Duration::from_millis(config.system.lease_ttl_ms as u64),
+        gossip_keys: Vec::new(), // unsealed until the cluster key file provides `gossip_key()`
     };
     Cluster::start(settings, system).await.context("joining the cluster")
 }
