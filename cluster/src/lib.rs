@@ -18,6 +18,7 @@
 //! before it sequences or takes a lease again.
 
 pub mod error;
+pub mod gossip_seal;
 pub mod key;
 pub mod link;
 pub mod membership;
@@ -101,6 +102,7 @@ impl Cluster {
                 (KEY_HTTP_ADDR.into(), config.http_addr.clone()),
                 (KEY_STATUS.into(), Status::Joining.as_str().into()),
             ],
+            gossip_keys: config.key.gossip_keys(),
         })
         .await?;
         let net = Net::new(

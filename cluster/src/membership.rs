@@ -5,13 +5,15 @@
 //! generation (its start time); members are keyed by node id, keeping the highest generation.
 //! Failure detection is tuned for loopback and LAN clusters: gossip every 100 ms with phi 8
 //! declares a silent node dead after about two seconds; dead nodes are forgotten after two
-//! minutes.
+//! minutes. Gossip datagrams are sealed with the cluster's gossip key (`gossip_seal`).
 
+use crate::gossip_seal::SealedTransport;
 use chitchat::transport::UdpTransport;
 use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState, ProtocolVersion};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
+use tracing::warn;
 
 pub const KEY_CLUSTER_ADDR: &str = "cluster_addr";
 pub const KEY_HTTP_ADDR: &str = "http_addr";
@@ -93,6 +95,9 @@ pub struct GossipConfig {
     pub advertise: SocketAddr,
     pub seeds: Vec<String>,
     pub initial: Vec<(String, String)>,
+    /// Gossip keys: the first seals, every one opens (see `gossip_seal`). Empty: gossip is not
+    /// authenticated at all (tests only).
+    pub gossip_keys: Vec<[u8; 32]>,
 }
 
 /// Starts gossip.
@@ -117,9 +122,13 @@ pub async fn start(c: GossipConfig) -> crate::error::Result<ChitchatHandle> {
         extra_liveness_predicate: None,
         protocol_version: ProtocolVersion::V0,
     };
-    chitchat::spawn_chitchat(config, c.initial, &UdpTransport)
-        .await
-        .map_err(|e| crate::error::Error::Gossip(e.to_string()))
+    let handle = if c.gossip_keys.is_empty() {
+        warn!("no gossip key: gossip is not authenticated");
+        chitchat::spawn_chitchat(config, c.initial, &UdpTransport).await
+    } else {
+        chitchat::spawn_chitchat(config, c.initial, &SealedTransport::new(&c.gossip_keys)?).await
+    };
+    handle.map_err(|e| crate::error::Error::Gossip(e.to_string()))
 }
 
 /// Reads the current view out of chitchat.

@@ -77,8 +77,6 @@ pub struct ClusterState {
     pub nodes_declared_dead: AtomicU64,
     /// Node-to-node connections refused (no key, wrong key, another cluster, too many at once).
     pub peers_refused: AtomicU64,
-    /// Gossip datagrams dropped because they did not open under the cluster key.
-    pub gossip_refused: Arc<AtomicU64>,
     /// Since when each peer in the view's dead set has been there.
     dead_since: Mutex<HashMap<String, Instant>>,
     clock: Mutex<Clock>,
@@ -98,7 +96,6 @@ impl ClusterState {
             lease_ttl,
             nodes_declared_dead: AtomicU64::new(0),
             peers_refused: AtomicU64::new(0),
-            gossip_refused: Arc::default(),
             dead_since: Mutex::default(),
             clock: Mutex::new(Clock { last_tick: Instant::now(), woken_at: None }),
             pauses: AtomicU64::new(0),
@@ -297,7 +294,7 @@ impl ClusterHooks for ClusterState {
             (
                 "confab_gossip_datagrams_refused_total",
                 "Gossip datagrams dropped because they did not open under the cluster key.",
-                self.gossip_refused.load(Relaxed),
+                crate::gossip_seal::refused_total(),
             ),
             (
                 "confab_cluster_pauses_total",

@@ -395,6 +395,46 @@ async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
     let refusals = metric(&sb.bases[0], "confab_cluster_peers_refused_total").await;
     println!("node-to-node refusals counted on n0: {refusals}");
     assert!(refusals >= 5, "every stranger is counted: {refusals}");
+
+    // A stranger that speaks chitchat's gossip (the cluster's id, plain datagrams) with the
+    // nodes as its seeds: nobody lets it in, and it learns of nobody.
+    let stranger_addr: std::net::SocketAddr = format!("{}:0", sb.node_ip(5)).parse().unwrap();
+    let stranger_addr = std::net::UdpSocket::bind(stranger_addr).unwrap().local_addr().unwrap();
+    let seeds: Vec<String> = (0..2).map(|i| format!("{}:{}", sb.node_ip(i), sb.gossip[i])).collect();
+    let config = chitchat::ChitchatConfig {
+        chitchat_id: chitchat::ChitchatId::new("intruder", 1, stranger_addr),
+        cluster_id: "confab".into(),
+        gossip_interval: std::time::Duration::from_millis(100),
+        listen_addr: stranger_addr,
+        seed_nodes: seeds,
+        failure_detector_config: chitchat::FailureDetectorConfig {
+            initial_interval: std::time::Duration::from_millis(100),
+            ..Default::default()
+        },
+        marked_for_deletion_grace_period: std::time::Duration::from_secs(3600),
+        catchup_callback: None,
+        extra_liveness_predicate: None,
+        protocol_version: chitchat::ProtocolVersion::V0,
+    };
+    let initial = vec![("status".to_owned(), "ready".to_owned()), ("cluster_addr".to_owned(), "10.9.9.9:1".to_owned())];
+    let stranger = chitchat::spawn_chitchat(config, initial, &chitchat::transport::UdpTransport).await.expect("gossip");
+    let refused_before = metric(&sb.bases[0], "confab_gossip_datagrams_refused_total").await;
+    eventually("n0 to refuse the stranger's datagrams", || async {
+        (metric(&sb.bases[0], "confab_gossip_datagrams_refused_total").await >= refused_before + 10).then_some(())
+    })
+    .await;
+    let known: Vec<String> =
+        stranger.with_chitchat(|cc| cc.node_states().keys().map(|id| id.node_id.to_string()).collect()).await;
+    assert_eq!(known, ["intruder"], "the stranger learned of other nodes");
+    let watcher = Api::register(&sb.bases[0], &unique("obs")).await;
+    for i in 0..2 {
+        let (_, v) = watcher.on(&sb.bases[i]).get("/api/cluster").await;
+        let members: Vec<&str> =
+            v["members"].as_array().unwrap().iter().filter_map(|m| m["node_id"].as_str()).collect();
+        assert!(!members.contains(&"intruder"), "n{i} lists the stranger: {members:?}");
+        assert_eq!(members.len(), 2, "n{i}: {members:?}");
+    }
+    let _ = stranger.shutdown().await;
     // The cluster still works.
     sb.wait_ready(2).await;
 }
