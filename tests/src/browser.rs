@@ -220,6 +220,12 @@ impl Browser {
         self.cdp("Emulation.setTouchEmulationEnabled", json!({"enabled": true, "maxTouchPoints": 5})).await;
     }
 
+    /// Emulates the browser's locale (`en-US`, `de-DE`): its language, date and number formats.
+    /// Call it before `goto`: the app reads the locale when it loads.
+    pub async fn locale(&self, locale: &str) {
+        self.cdp("Emulation.setLocaleOverride", json!({"locale": locale})).await;
+    }
+
     /// Emulates the system's colour scheme (`light` or `dark`).
     pub async fn color_scheme(&self, scheme: &str) {
         let media = json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]});
@@ -242,6 +248,20 @@ impl Browser {
             Some(r) => r.json::<Value>().await.map(|v| v["value"].clone()).unwrap_or(Value::Null),
             None => Value::Null,
         }
+    }
+
+    /// Panics on any console error or warning since the last look (a CSP violation is one), except
+    /// those containing one of `allowed` (e.g. a socket the test itself cut).
+    pub async fn assert_clean_console(&self, allowed: &[&str]) {
+        let logs = self.console().await;
+        let bad: Vec<&Value> = logs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| l["level"] == "SEVERE" || l["level"] == "WARNING")
+            .filter(|l| !allowed.iter().any(|a| l["message"].as_str().unwrap_or_default().contains(a)))
+            .collect();
+        assert!(bad.is_empty(), "the console shows errors: {bad:?}");
     }
 
     /// Ends the session and closes its browser.

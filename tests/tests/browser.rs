@@ -12,6 +12,18 @@ use serde_json::json;
 
 const DESKTOP: (u32, u32) = (1280, 800);
 
+/// Messages sent over `ws` into `room`, each acknowledged before the next batch of 50.
+async fn post(ws: &mut confab_tests::client::Ws, room: i64, bodies: &[String]) {
+    for chunk in bodies.chunks(50) {
+        for body in chunk {
+            ws.send(json!({"type": "send", "room": room, "cid": unique("c"), "body": body})).await;
+        }
+        for _ in chunk {
+            ws.recv_type("ack").await;
+        }
+    }
+}
+
 /// Alice on `base_a` and Bob on `base_b`, each in their own browser, chat in `general`: typing
 /// shows, messages arrive live, own messages are styled apart, a reply quotes its original,
 /// Shift+Enter makes a new line, and each sees the other online.
@@ -79,9 +91,7 @@ async fn two_users_chat(driver: &Driver, base_a: &str, base_b: &str) {
     })
     .await;
     for page in [&a, &b] {
-        let logs = page.console().await;
-        let errors: Vec<_> = logs.as_array().into_iter().flatten().filter(|l| l["level"] == "SEVERE").collect();
-        assert!(errors.is_empty(), "the console shows errors: {errors:?}");
+        page.assert_clean_console(&[]).await;
     }
     a.quit().await;
     b.quit().await;
@@ -138,6 +148,7 @@ async fn a_reload_keeps_the_session_and_the_room() {
     wait_message(&b, "remember the milk").await;
     let auth_hidden = b.exec("return document.querySelector('#auth').hidden;", json!([])).await;
     assert_eq!(auth_hidden, true, "no login form after a reload");
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -214,6 +225,7 @@ async fn unread_counts_divider_and_read_cursor() {
         }
     })
     .await;
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -290,6 +302,8 @@ async fn a_dropped_socket_reconnects_with_exactly_the_messages_sent_meanwhile() 
     let (_, hist) = erin.get(&format!("/api/rooms/{room}/messages?limit=100")).await;
     let stored = hist["messages"].as_array().unwrap().iter().filter(|m| m["body"] == "written offline").count();
     assert_eq!(stored, 1);
+    // The browser reports the connections the proxy cut; the app itself logs nothing.
+    b.assert_clean_console(&["WebSocket connection", "net::ERR_"]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -329,6 +343,7 @@ async fn a_script_body_shows_as_text_and_runs_nothing() {
     assert_eq!(check["pwned"], serde_json::Value::Null, "a body ran script");
     assert_eq!(check["imgs"], 0, "a body became markup");
     assert_eq!(check["links"], json!(["https://example.com/a?b=1"]), "only the https URL is a link");
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -343,17 +358,7 @@ async fn lazy_loading_reaches_the_first_message_of_a_long_room() {
     let mut ws = poster.ws(&node.ws_url).await;
     ws.join(room, Some(0)).await;
     const N: u64 = 230;
-    for chunk in (1..=N).collect::<Vec<_>>().chunks(50) {
-        for i in chunk {
-            ws.send(
-                json!({"type": "send", "room": room, "cid": format!("c{i}"), "body": format!("message number {i}")}),
-            )
-            .await;
-        }
-        for _ in chunk {
-            ws.recv_type("ack").await;
-        }
-    }
+    post(&mut ws, room, &(1..=N).map(|i| format!("message number {i}")).collect::<Vec<_>>()).await;
 
     let driver = Driver::start().await;
     let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
@@ -391,6 +396,7 @@ async fn lazy_loading_reaches_the_first_message_of_a_long_room() {
         json!([]),
     )
     .await;
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -405,15 +411,35 @@ async fn refused_sends_say_why_inline() {
     sign_up(&b, &node.base, &unique("gina")).await;
     open_room(&b, "general").await;
 
-    send(&b, &"x".repeat(60)).await;
-    b.wait_for(
-        "the too-long error",
-        "return document.querySelector('#messages .msg.failed .send-error')?.textContent || null;",
+    // Too long: the counter says so while typing, and Enter sends nothing but says why.
+    b.type_into("#composer", &"x".repeat(60)).await;
+    let counter = b
+        .wait_for(
+            "the counter over the limit",
+            "const c = document.querySelector('#counter'); return !c.hidden && c.classList.contains('over') ? c.textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(counter, "60 / 40");
+    b.type_into("#composer", "\u{E007}").await;
+    let error = b
+        .wait_for("the length error", "return document.querySelector('#compose-error').textContent || null;", json!([]))
+        .await;
+    assert_eq!(error, "This message is 60 characters long, and the limit is 40. Shorten it by 20 and send it again.");
+    let left = b
+        .exec(
+            "return { msgs: document.querySelectorAll('#messages .msg').length, \
+               text: document.querySelector('#composer').value.length };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(left, json!({"msgs": 0, "text": 60}), "nothing sent, nothing stuck, the text kept");
+    b.exec(
+        "const c = document.querySelector('#composer'); c.value = ''; c.dispatchEvent(new Event('input'));",
         json!([]),
     )
     .await;
-    assert!(b.text("#compose-error").await.contains("too long"), "{}", b.text("#compose-error").await);
-    b.exec("document.querySelector('#composer').value = '';", json!([])).await;
+    assert!(b.exec("return document.querySelector('#counter').hidden;", json!([])).await.as_bool().unwrap());
     for i in 0..4 {
         send(&b, &format!("quick {i}")).await;
     }
@@ -423,6 +449,17 @@ async fn refused_sends_say_why_inline() {
         json!([]),
     )
     .await;
+    // A refused send says why on the message, and can be removed.
+    b.wait_visible("#messages .msg.failed .drop-failed").await;
+    let failed = b.exec("return document.querySelectorAll('#messages .msg.failed').length;", json!([])).await;
+    b.click("#messages .msg.failed .drop-failed").await;
+    b.wait_for(
+        "the failed message removed",
+        "return document.querySelectorAll('#messages .msg.failed').length === arguments[0] - 1;",
+        json!([failed]),
+    )
+    .await;
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -443,6 +480,126 @@ async fn email_code_sign_in_works_in_the_browser() {
     b.click("#email-submit").await;
     wait_online(&b).await;
     open_room(&b, "general").await;
+    b.assert_clean_console(&[]).await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// A sender's messages in a row share one header (a message of someone else, or of oneself,
+/// starts a new one), and times follow the browser's locale: 12-hour in en-US, 24-hour in de-DE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_messages_are_grouped_and_times_follow_the_locale() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let room_name = unique("grouped");
+    let poster = node.user(&unique("lee")).await;
+    let room = poster.create_room(&room_name, "public").await;
+    let us = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    us.locale("en-US").await;
+    sign_up(&us, &node.base, &unique("kim")).await;
+    open_room(&us, &room_name).await;
+    let mut ws = poster.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    post(&mut ws, room, &["one".into(), "two".into(), "three".into()]).await;
+    wait_message(&us, "three").await;
+    send(&us, "mine").await;
+    wait_message(&us, "mine").await;
+    post(&mut ws, room, &["four".into()]).await;
+    wait_message(&us, "four").await;
+
+    let rows = us
+        .exec(
+            "return [...document.querySelectorAll('#messages .msg[data-seq]')].map((li) => ({ \
+               body: li.querySelector('.body').textContent, cont: li.classList.contains('cont'), \
+               header: li.querySelector('.meta').getClientRects().length > 0, \
+               time: li.querySelector('.time').textContent }));",
+            json!([]),
+        )
+        .await;
+    let grouped: Vec<(String, bool, bool)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["body"].as_str().unwrap().to_owned(), r["cont"].as_bool().unwrap(), r["header"].as_bool().unwrap()))
+        .collect();
+    let expect = [("one", false), ("two", true), ("three", true), ("mine", false), ("four", false)];
+    assert_eq!(
+        grouped,
+        expect.iter().map(|(b, c)| (b.to_string(), *c, !*c)).collect::<Vec<_>>(),
+        "one header per run of one sender's messages"
+    );
+    let time = rows[0]["time"].as_str().unwrap().to_owned();
+    let twelve_hour = us.exec("return /^\\d{1,2}:\\d{2}\\s?[AP]M$/.test(arguments[0]);", json!([time])).await;
+    assert_eq!(twelve_hour, true, "en-US writes {time:?} with AM or PM");
+    us.assert_clean_console(&[]).await;
+
+    let de = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    de.locale("de-DE").await;
+    sign_up(&de, &node.base, &unique("max")).await;
+    open_room(&de, &room_name).await;
+    wait_message(&de, "four").await;
+    let time = de.text("#messages .msg[data-seq] .time").await;
+    let day_hour = de.exec("return /^\\d{2}:\\d{2}$/.test(arguments[0]);", json!([time])).await;
+    assert_eq!(day_hour, true, "de-DE writes {time:?} on a 24-hour clock");
+    de.assert_clean_console(&[]).await;
+    us.quit().await;
+    de.quit().await;
+    node.stop().await;
+}
+
+/// Where the reader was in a long room is where a reload brings them back, not the bottom.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_place_in_a_long_room() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let poster = node.user(&unique("poster")).await;
+    let name = unique("history");
+    let room = poster.create_room(&name, "public").await;
+    let mut ws = poster.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    post(&mut ws, room, &(1..=150).map(|i| format!("line {i}")).collect::<Vec<_>>()).await;
+
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    sign_up(&b, &node.base, &unique("nia")).await;
+    open_room(&b, &name).await;
+    wait_message(&b, "line 150").await;
+    // Scroll up to older messages (a page the first one did not load), then put "line 70" at the top.
+    b.wait_for(
+        "line 70 loaded",
+        "const s = document.querySelector('#scroller'); s.scrollTop = 0; \
+         return !!document.querySelector('#messages .msg[data-seq=\"70\"]');",
+        json!([]),
+    )
+    .await;
+    b.exec("document.querySelector('#messages .msg[data-seq=\"70\"]').scrollIntoView({ block: 'start' });", json!([]))
+        .await;
+    let place = b
+        .wait_for(
+            "the place to be kept",
+            "const p = JSON.parse(localStorage.getItem('confab.place.' + arguments[0]) || 'null'); \
+             return p && p.seq === 70 ? p : null;",
+            json!([room]),
+        )
+        .await;
+
+    b.refresh().await;
+    wait_online(&b).await;
+    b.wait_for(
+        "line 70 back at the top after the reload",
+        "const li = document.querySelector('#messages .msg[data-seq=\"70\"]'); if (!li) return false; \
+         const s = document.querySelector('#scroller').getBoundingClientRect(); \
+         return Math.abs(li.getBoundingClientRect().top - s.top - arguments[0]) <= 2;",
+        json!([place["offset"]]),
+    )
+    .await;
+    let bottom = b
+        .exec(
+            "const s = document.querySelector('#scroller'); return s.scrollHeight - s.scrollTop - s.clientHeight < 80;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(bottom, false, "the reload did not jump to the bottom");
+    b.assert_clean_console(&[]).await;
     b.quit().await;
     node.stop().await;
 }
@@ -480,6 +637,8 @@ async fn screenshots_at_desktop_and_phone_viewports() {
     .await;
     send(&a, "Great, shipping it after lunch.").await;
     wait_message(&b, "Great, shipping it after lunch.").await;
+    send(&a, "I'll put the final mockups in design-review.").await;
+    wait_message(&b, "I'll put the final mockups in design-review.").await;
     b.type_into("#composer", "On my way").await;
     a.wait_for("typing", "return document.querySelector('#typing').textContent !== '';", json!([])).await;
     a.click("#open-info").await;
@@ -494,6 +653,12 @@ async fn screenshots_at_desktop_and_phone_viewports() {
     send(&phone, "Hi both, joining from my phone").await;
     wait_message(&phone, "Hi both, joining from my phone").await;
     let phone_chat = phone.screenshot("phone").await;
+    // On a phone the reply action is not on every message: only on the one tapped.
+    let visible_replies = "return [...document.querySelectorAll('#messages .reply-btn')].filter((b) => b.getClientRects().length > 0).length;";
+    assert_eq!(phone.exec(visible_replies, json!([])).await, 0);
+    phone.exec("document.querySelector('#messages .msg[data-seq] .bubble').click();", json!([])).await;
+    assert_eq!(phone.exec(visible_replies, json!([])).await, 1);
+    phone.exec("document.querySelector('#messages .msg.picked .bubble').click();", json!([])).await;
     phone.click("#open-drawer").await;
     phone
         .wait_for(
@@ -512,6 +677,7 @@ async fn screenshots_at_desktop_and_phone_viewports() {
         println!("screenshot: {}", p.display());
     }
     for browser in [a, b, phone] {
+        browser.assert_clean_console(&[]).await;
         browser.quit().await;
     }
     node.stop().await;

@@ -1,5 +1,7 @@
-// api.js — the REST client: JSON in and out, the CSRF double-submit header on writes, one
-// refresh-and-retry on a 401, and errors carrying the server's stable code.
+// @ts-check
+// api.js — the REST client, the one place that knows the wire: JSON in and out, the CSRF
+// double-submit header on writes, one refresh-and-retry on a 401 (shared by concurrent callers),
+// and errors carrying the server's stable code.
 
 function csrfToken() {
   const m = document.cookie.match(/(?:^|;\s*)confab_csrf=([^;]+)/);
@@ -7,6 +9,7 @@ function csrfToken() {
 }
 
 export class ApiError extends Error {
+  /** @param {number} status @param {string} code @param {string} message */
   constructor(status, code, message) {
     super(message);
     this.status = status;
@@ -14,11 +17,15 @@ export class ApiError extends Error {
   }
 }
 
+/** @param {string} method @param {string} path @param {unknown} [body] @returns {Promise<any>} */
 async function rawApi(method, path, body) {
-  const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
-  if (method !== 'GET') opts.headers['X-CSRF-Token'] = csrfToken();
+  /** @type {Record<string, string>} */
+  const headers = { Accept: 'application/json' };
+  /** @type {RequestInit} */
+  const opts = { method, credentials: 'same-origin', headers };
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
   if (body !== undefined) {
-    opts.headers['Content-Type'] = 'application/json';
+    headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }
   let res;
@@ -37,12 +44,21 @@ async function rawApi(method, path, body) {
 }
 
 // Access tokens are short-lived: rotate the refresh cookie once (shared by concurrent callers).
+/** @type {Promise<any> | null} */
 let refreshing = null;
+/** @returns {Promise<{token: string}>} */
 export function refreshLogin() {
   refreshing ??= rawApi('POST', '/api/auth/refresh').finally(() => { refreshing = null; });
   return refreshing;
 }
 
+/**
+ * A REST call; a 401 outside /api/auth/ refreshes the login once and tries again.
+ * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
+ * @param {string} path
+ * @param {unknown} [body]
+ * @returns {Promise<any>}
+ */
 export async function api(method, path, body) {
   try {
     return await rawApi(method, path, body);
@@ -56,6 +72,7 @@ export async function api(method, path, body) {
 // The session cookie is HttpOnly: this flag only remembers that this browser logged in, so a
 // logged-out visit does not begin with a failing GET /api/me.
 const SESSION_HINT = 'confab.session';
+/** @param {boolean} on */
 export function setSessionHint(on) {
   try { if (on) localStorage.setItem(SESSION_HINT, '1'); else localStorage.removeItem(SESSION_HINT); } catch { /* no storage */ }
 }

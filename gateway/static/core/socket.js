@@ -1,15 +1,23 @@
+// @ts-check
 // socket.js — the one WebSocket to /ws: connect, reconnect with jittered exponential backoff
 // (0.5 s doubling to 15 s), keep-alive pings, a dead-connection check, token renewal (`reauth`)
-// and the server's `reconnect` hint. It knows nothing of rooms: every frame goes to `onFrame`,
-// and `onOpen` fires after each `hello`, where the caller rejoins its rooms with `since`.
+// and the server's `reconnect` hint. It knows nothing of rooms: it puts its state in the store
+// (`status`) and hands every frame, `hello` included, to the registry (`frames.js`), where the
+// rooms feature rejoins each room with `since` after each `hello`.
 
 import { refreshLogin } from './api.js';
+import { dispatch } from './frames.js';
+import { store } from './store.js';
 
 const PING_EVERY = 25000, DEAD_AFTER = 60000, MAX_BACKOFF = 15000;
 
+/** @typedef {import('./types.js').Status} Status */
+
 export class Socket {
-  constructor({ onFrame, onOpen, onStatus, onAuthLost }) {
-    Object.assign(this, { onFrame, onOpen, onStatus, onAuthLost });
+  /** @param {{onAuthLost: () => void}} hooks */
+  constructor({ onAuthLost }) {
+    this.onAuthLost = onAuthLost;
+    /** @type {WebSocket | null} */
     this.ws = null;
     this.ready = false;        // `hello` received on the current socket
     this.stopped = true;
@@ -18,6 +26,11 @@ export class Socket {
     this.pingTimer = 0;
     this.lastRecv = 0;
     this.retryAt = 0;
+  }
+
+  /** @param {Status} s */
+  status(s) {
+    store.update('status', (st) => { st.status = s; });
   }
 
   start() {
@@ -36,22 +49,26 @@ export class Socket {
     s?.close();
   }
 
-  // Sends a frame now; false when not connected (the caller keeps it and retries on `onOpen`).
+  /**
+   * Sends a frame now; false when not connected (the caller keeps it and retries after `hello`).
+   * @param {object} frame
+   */
   send(frame) {
     if (!this.ws || !this.ready || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify(frame));
     return true;
   }
 
-  // Reconnect now (e.g. the browser says it is back online).
+  /** Reconnects now (e.g. the browser says it is back online). */
   nudge() {
     if (!this.stopped && !this.ws) { clearTimeout(this.retryTimer); this.connect(true); }
   }
 
+  /** @param {boolean} again */
   connect(again) {
     clearTimeout(this.retryTimer);
     if (this.stopped) return;
-    this.onStatus(again ? 'reconnecting' : 'connecting');
+    this.status(again ? 'reconnecting' : 'connecting');
     const sock = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
     this.ws = sock;
     this.ready = false;
@@ -70,13 +87,14 @@ export class Socket {
     sock.addEventListener('close', () => this.closed(sock, 0));
   }
 
+  /** @param {import('./types.js').Frame} f */
   handle(f) {
     switch (f.type) {
       case 'hello':
         this.ready = true;
         this.backoff = 500;
-        this.onStatus('online');
-        this.onOpen(f);
+        this.status('online');
+        dispatch(f);
         return;
       case 'reauth': // the access token expires soon: refresh it and re-authenticate this socket
         refreshLogin().then((d) => this.send({ type: 'auth', token: d.token })).catch(() => this.onAuthLost());
@@ -88,10 +106,11 @@ export class Socket {
         this.drop(250 + Math.random() * 750);
         return;
       default:
-        this.onFrame(f);
+        dispatch(f);
     }
   }
 
+  /** @param {WebSocket} sock @param {number} delay */
   closed(sock, delay) {
     if (sock !== this.ws) return; // a stale socket, or already handled
     this.ws = null;
@@ -101,10 +120,11 @@ export class Socket {
     const wait = delay || this.backoff * (0.75 + Math.random() * 0.5);
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF);
     this.retryAt = Date.now() + wait;
-    this.onStatus('offline');
+    this.status('offline');
     this.retryTimer = setTimeout(() => this.connect(true), wait);
   }
 
+  /** @param {number} delay */
   drop(delay) {
     const s = this.ws;
     if (s) { s.close(); this.closed(s, delay); }

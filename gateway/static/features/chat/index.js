@@ -1,0 +1,146 @@
+// @ts-check
+// chat — the open room: its header (name, who is online, the connection), the message list,
+// the composer, typing, and the read cursor. It follows the store's `current` room and handles
+// the frames that change what the open room shows.
+
+import { $, showText, humanError } from '../../core/dom.js';
+import { api } from '../../core/api.js';
+import { onFrame } from '../../core/frames.js';
+import { socket, sessionLost } from '../../core/session.js';
+import { store, currentRoom, isMe } from '../../core/store.js';
+import * as view from './messages.js';
+import { wireComposer, onAck, onError, resend, pendingIn, startReply, clearReply, clearPending, stopTyping } from './compose.js';
+import { setTyper, clearTypers } from './typing.js';
+
+/** @typedef {import('../../core/types.js').Frame} Frame */
+
+// ---- the room's header ------------------------------------------------------------------
+function renderHeader() {
+  const r = currentRoom();
+  $('room-title').textContent = r ? r.name : 'Confab';
+  if (!r) { $('room-sub').textContent = ''; return; }
+  const parts = [];
+  if (r.description) parts.push(r.description);
+  if (r.joined) parts.push(`${r.online.size + r.onlineExtra} online`);
+  $('room-sub').textContent = parts.join(' · ');
+}
+
+let bannerTimer = 0;
+/** @param {import('../../core/types.js').AppState} s */
+function renderStatus({ status }) {
+  const text = { connecting: 'Connecting…', online: 'Online', reconnecting: 'Reconnecting…', offline: 'Offline' }[status];
+  $('status').textContent = text;
+  $('status').dataset.state = status;
+  clearInterval(bannerTimer);
+  if (status === 'online') { $('conn-banner').hidden = true; return; }
+  if (status !== 'offline' && status !== 'reconnecting') return;
+  clearTypers();
+  const tick = () => {
+    const secs = Math.max(0, Math.ceil((socket.retryAt - Date.now()) / 1000));
+    showText('conn-banner', status === 'offline' && secs > 0
+      ? `Disconnected. Reconnecting in ${secs} s… Messages you write will be sent when the connection is back.`
+      : 'Disconnected. Reconnecting…');
+  };
+  tick();
+  bannerTimer = setInterval(tick, 1000);
+  // The drop may be the login's end, or an expired access cookie that a refresh renews (the
+  // socket's upgrade needs a valid one): GET /api/me does the refresh, or says it is over.
+  if (status === 'offline') api('GET', '/api/me').catch((e) => { if (e.status === 401) sessionLost(); });
+}
+
+// ---- opening a room ---------------------------------------------------------------------
+async function openCurrent() {
+  const r = currentRoom();
+  if (!r) return;
+  try {
+    await view.openRoom(r, { onReply: startReply, pending: pendingIn(r.id) });
+  } catch (e) {
+    if (e.status === 401) return sessionLost();
+    return showText('compose-error', humanError(e.code, e.message));
+  }
+  markRead();
+}
+
+/** The open room changed: what was on screen in the room left counts as read now. */
+function roomChanged() {
+  const { current } = store.state;
+  if (current === view.shownRoom()) return;
+  clearTimeout(readTimer);
+  sendRead();
+  stopTyping();
+  clearReply();
+  clearTypers();
+  showText('compose-error', '');
+  if (current == null) view.clear(); else openCurrent();
+}
+
+// ---- reading ----------------------------------------------------------------------------
+let readTimer = 0;
+function markRead() { clearTimeout(readTimer); readTimer = setTimeout(sendRead, 300); }
+
+/** Tells the server the highest seq on screen in the shown room. */
+function sendRead() {
+  const id = view.shownRoom(), r = id == null ? null : store.state.rooms.get(id);
+  if (!r || !r.joined) return;
+  const seq = view.readableSeq();
+  if (!seq || seq <= (r.read_seq || 0)) return;
+  if (!socket.send({ type: 'read', room: r.id, seq })) return;
+  store.update('rooms', () => {
+    r.read_seq = seq;
+    r.unread = Math.max(0, (r.head_seq || 0) - seq);
+  });
+}
+
+// ---- frames -----------------------------------------------------------------------------
+function registerFrames() {
+  onFrame('joined', (f) => {
+    resend(f.room); // same cid: deduplicated by the server
+    if (f.room === store.state.current) markRead();
+  });
+  onFrame('message', (m) => {
+    const r = store.state.rooms.get(m.room);
+    if (!r) return;
+    const other = !isMe(m.from);
+    if (m.from) setTyper(m.from, false);
+    if (r.id === store.state.current && view.shownRoom() === r.id) view.addLive(/** @type {any} */ (m), other);
+    markRead();
+  });
+  onFrame('ack', onAck);
+  onFrame('error', onError);
+  onFrame('typing', (f) => {
+    if (f.room === store.state.current && f.user && !isMe(f.user)) setTyper(f.user, f.on);
+  });
+  onFrame('presence', (f) => {
+    if (f.room === store.state.current && f.user && !f.online) setTyper(f.user, false);
+  });
+  onFrame('resync', (f) => { // too far behind to replay: show the newest page again
+    if (f.room === store.state.current) openCurrent();
+  });
+}
+
+/** @type {import('../../core/features.js').Feature} */
+export default {
+  name: 'chat',
+  views: new URL('./view.html', import.meta.url),
+  start() {
+    view.wireMessages();
+    wireComposer();
+    registerFrames();
+    store.subscribe(['current', 'rooms', 'presence'], renderHeader);
+    store.subscribe('status', renderStatus);
+    store.subscribe('current', roomChanged);
+    store.subscribe('me', ({ me }) => {
+      if (me) return;
+      clearPending();
+      clearReply();
+      clearTypers();
+      view.clear();
+    });
+    $('jump').addEventListener('click', () => { view.scrollToBottom(); markRead(); });
+    $('scroller').addEventListener('scroll', markRead, { passive: true });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && store.state.me) markRead();
+    });
+    addEventListener('online', () => socket.nudge());
+  },
+};

@@ -1,0 +1,62 @@
+// @ts-check
+// notifications — desktop notifications of messages from others while the tab is hidden or
+// another room is open, and their switch in the room's header (on, off, or blocked by the
+// browser). The choice is kept in this browser.
+
+import { $, showText } from '../../core/dom.js';
+import { onFrame } from '../../core/frames.js';
+import { store, isMe, selectRoom } from '../../core/store.js';
+
+const PREF = 'confab.notify';
+const supported = () => 'Notification' in window;
+
+/** The user wants them here (and has not turned them off since). */
+function wanted() {
+  try { return localStorage.getItem(PREF) !== 'off'; } catch { return true; }
+}
+
+const on = () => supported() && Notification.permission === 'granted' && wanted();
+
+function renderSwitch() {
+  const btn = $('notify');
+  btn.hidden = !supported();
+  if (!supported()) return;
+  const state = Notification.permission === 'denied' ? 'blocked' : on() ? 'on' : 'off';
+  btn.setAttribute('aria-checked', String(state === 'on'));
+  btn.dataset.state = state;
+  btn.title = `Desktop notifications: ${state}`;
+}
+
+async function toggle() {
+  if (!supported()) return;
+  showText('notify-note', '');
+  if (Notification.permission === 'denied') {
+    showText('notify-note', 'Notifications are blocked for this site. Allow them in the browser\'s site settings, then turn them on here.');
+    return;
+  }
+  const turnOn = !on();
+  try { localStorage.setItem(PREF, turnOn ? 'on' : 'off'); } catch { /* no storage */ }
+  if (turnOn && Notification.permission === 'default') await Notification.requestPermission();
+  renderSwitch();
+  showText('notify-note', on() ? 'Desktop notifications are on while Confab is in the background.' : '');
+}
+
+/** @param {import('../../core/types.js').Frame} m */
+function notify(m) {
+  const r = store.state.rooms.get(m.room);
+  // While the page is in view, the room list's badge says it.
+  if (!r || isMe(m.from) || !on() || !document.hidden) return;
+  const n = new Notification(`${m.from?.username ?? 'Someone'} in ${r.name}`, { body: (m.body ?? '').slice(0, 200), tag: `room-${r.id}` });
+  n.addEventListener('click', () => { window.focus(); selectRoom(r.id); n.close(); });
+}
+
+/** @type {import('../../core/features.js').Feature} */
+export default {
+  name: 'notifications',
+  views: new URL('./view.html', import.meta.url),
+  start() {
+    onFrame('message', notify);
+    $('notify').addEventListener('click', toggle);
+    store.subscribe('me', renderSwitch);
+  },
+};

@@ -1,0 +1,183 @@
+// @ts-check
+// rooms — the room list and what keeps it true: the REST list (every page), joins and rejoins
+// with `since`, `joined`/`left`/`resync`/`presence` frames, each message's effect on unread
+// counts and last messages, the drawer on phones, the new-room dialog and the room info panel.
+
+import { $, field, showText, humanError } from '../../core/dom.js';
+import { api } from '../../core/api.js';
+import { onFrame } from '../../core/frames.js';
+import { join, rejoinAll } from '../../core/membership.js';
+import { logout, endedBy } from '../../core/session.js';
+import { store, roomFrom, isMe, selectRoom } from '../../core/store.js';
+import { renderRoomList } from './list.js';
+import { wireRoomDialog } from './dialog.js';
+import { wireInfo, hideInfo, infoOpen } from './info.js';
+
+const LAST_ROOM = 'confab.room';
+
+/** Every page of GET /api/rooms (500 rooms a page, following `next`). */
+async function allRooms() {
+  const rooms = [];
+  let path = '/api/rooms?limit=500';
+  for (let page = 0; page < 200; page++) {
+    const data = await api('GET', path);
+    rooms.push(...(data.rooms || []));
+    if (data.next == null) break;
+    path = `/api/rooms?limit=500&after=${encodeURIComponent(data.next)}`;
+  }
+  return rooms;
+}
+
+/** The list from REST, merged into what the socket already tracks (never moving `seen` back). */
+export async function loadRooms() {
+  let list;
+  try { list = await allRooms(); } catch (e) {
+    if (!endedBy(e) && e.status === 0) showText('compose-error', humanError(e.code, e.message));
+    return;
+  }
+  store.update('rooms', ({ rooms, current }) => {
+    const ids = new Set();
+    for (const r of list) {
+      ids.add(r.id);
+      const known = rooms.get(r.id);
+      if (!known) { rooms.set(r.id, roomFrom(r)); continue; }
+      const { seen, joined, joining, online, onlineExtra, last, unread, read_seq, head_seq } = known;
+      Object.assign(known, r, { seen, joined, joining, online, onlineExtra });
+      if (last && (!r.last || last.seq > r.last.seq)) known.last = last;
+      // The server may not have stored a cursor this page just sent, nor a message it just got.
+      known.read_seq = Math.max(read_seq || 0, r.read_seq || 0);
+      known.head_seq = Math.max(head_seq || 0, r.head_seq || 0);
+      if (r.id === current) known.unread = unread;
+      else known.unread = Math.max(0, known.head_seq - known.read_seq);
+    }
+    for (const id of rooms.keys()) if (!ids.has(id)) rooms.delete(id);
+  });
+  rejoinAll();
+}
+
+/** The room from the address (#room/ID), the last one opened, `general`, or the first. */
+function openFirstRoom() {
+  const { rooms } = store.state;
+  let wanted = Number((location.hash.match(/^#room\/(\d+)$/) || [])[1]);
+  try { wanted ||= Number(localStorage.getItem(LAST_ROOM)); } catch { /* no storage */ }
+  const r = rooms.get(wanted) || [...rooms.values()].find((x) => x.name === 'general') || rooms.values().next().value;
+  if (r) selectRoom(r.id);
+}
+
+// ---- frames -----------------------------------------------------------------------
+/** @param {import('../../core/types.js').Frame} f */
+const roomOf = (f) => (f.room != null ? store.state.rooms.get(f.room) : undefined);
+
+function registerFrames() {
+  onFrame('hello', rejoinAll);
+  onFrame('joined', (f) => {
+    const r = roomOf(f), me = store.state.me;
+    if (!r) return;
+    store.update(['rooms', 'presence'], () => {
+      r.joined = true;
+      r.joining = false;
+      r.member = true;
+      r.online = new Map((f.online || []).map((/** @type {any} */ u) => [u.id, u.username]));
+      if (me) r.online.set(me.id, me.username); // the list leaves out the joiner
+      r.onlineExtra = Math.max(0, (f.online_count || 0) - r.online.size);
+    });
+  });
+  onFrame('presence', (f) => {
+    const r = roomOf(f);
+    if (!r || !f.user) return;
+    store.update('presence', () => {
+      if (f.online) r.online.set(f.user.id, f.user.username); else r.online.delete(f.user.id);
+    });
+  });
+  onFrame('left', (f) => { const r = roomOf(f); if (r) r.joined = false; });
+  onFrame('resync', (f) => { // too far behind to replay: the chat view reloads the newest page
+    const r = roomOf(f);
+    if (!r) return;
+    r.seen = f.head;
+    r.joined = false;
+    join(r);
+  });
+  onFrame('message', (m) => {
+    const r = roomOf(m);
+    if (!r) return;
+    store.update('rooms', () => {
+      r.seen = Math.max(r.seen, m.seq);
+      r.head_seq = Math.max(r.head_seq || 0, m.seq);
+      if (!r.last || m.seq >= r.last.seq) r.last = /** @type {any} */ (m);
+      // The chat view's read cursor lowers it as the user reads.
+      if (!isMe(m.from)) r.unread = Math.max(0, r.head_seq - (r.read_seq || 0));
+    });
+  });
+  onFrame('error', (f) => { // a refused join, leave or read (a refused send is the chat's)
+    const r = roomOf(f);
+    if (!r || f.ref != null) return;
+    r.joining = false;
+    if (f.code === 'retry' || f.code === 'overloaded') {
+      setTimeout(() => { if (!r.joined) rejoinAll(); }, 500 + Math.random() * 500);
+    }
+  });
+}
+
+// ---- the drawer (phones) ------------------------------------------------------------
+function openDrawer() {
+  $('app').classList.add('drawer-open');
+  $('scrim').hidden = false;
+  $('open-drawer').setAttribute('aria-expanded', 'true');
+  $('room-filter').focus();
+}
+
+function closeDrawer() {
+  if (!$('app').classList.contains('drawer-open')) return;
+  $('app').classList.remove('drawer-open');
+  $('scrim').hidden = true;
+  $('open-drawer').setAttribute('aria-expanded', 'false');
+}
+
+/** @type {import('../../core/features.js').Feature} */
+export default {
+  name: 'rooms',
+  views: new URL('./view.html', import.meta.url),
+  start() {
+    registerFrames();
+    wireInfo();
+    wireRoomDialog(async (room) => {
+      store.update('rooms', (s) => { s.rooms.set(room.id, roomFrom({ ...room, member: true })); });
+      await loadRooms();
+      selectRoom(room.id);
+    });
+    store.subscribe(['rooms', 'current'], renderRoomList);
+    field('room-filter').addEventListener('input', renderRoomList);
+    $('logout').addEventListener('click', logout);
+    $('open-drawer').addEventListener('click', openDrawer);
+    $('scrim').addEventListener('click', closeDrawer);
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape') return;
+      if ($('app').classList.contains('drawer-open')) { closeDrawer(); $('open-drawer').focus(); }
+      else if (infoOpen()) { hideInfo(); $('open-info').focus(); }
+    });
+
+    store.subscribe('me', ({ me }) => {
+      if (!me) { document.title = 'Confab'; return; }
+      $('me').textContent = me.username;
+      loadRooms().then(openFirstRoom);
+    });
+    store.subscribe('current', ({ current, rooms }) => {
+      closeDrawer();
+      const r = current == null ? null : rooms.get(current);
+      if (!r) return;
+      try { localStorage.setItem(LAST_ROOM, String(r.id)); } catch { /* no storage */ }
+      history.replaceState(null, '', `#room/${r.id}`);
+      if (!r.joined && !r.joining) join(r); // a public room: joining makes us a member
+    });
+    // A lost connection: nothing is joined and nobody is known to be online until `hello`.
+    store.subscribe('status', ({ status, rooms }) => {
+      if (status !== 'offline' && status !== 'reconnecting') return;
+      store.update('presence', () => {
+        for (const r of rooms.values()) { r.joined = r.joining = false; r.online.clear(); r.onlineExtra = 0; }
+      });
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && store.state.me) loadRooms(); // rooms others made meanwhile
+    });
+  },
+};
