@@ -149,6 +149,16 @@ impl HistoryCache {
         }
     }
 
+    /// Forgets every cached page of a deleted room (pages are keyed by room and page number;
+    /// foyer has no prefix removal, so the pages up to the room's last cached one are removed).
+    pub fn forget_room(&self, room: RoomId) {
+        let mut page = 0;
+        while self.cache.contains(&PageKey { room: room.0, page }) {
+            self.cache.remove(&PageKey { room: room.0, page });
+            page += 1;
+        }
+    }
+
     pub async fn close(&self) {
         let _ = self.cache.close().await;
     }

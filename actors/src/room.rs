@@ -270,6 +270,17 @@ impl RoomShared {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The room was deleted: every subscriber of this node is told, and forgets it.
+    pub(crate) fn room_deleted(&self, room: RoomId) {
+        let frame = encode_server_frame(&ServerFrame::RoomDeleted { room });
+        let mut sh = self.lock();
+        for sub in sh.subs.drain(..) {
+            sub.s.out.forget(room);
+            let _ = sub.s.out.push(frame.clone());
+        }
+        sh.nodes.clear();
+    }
+
     /// Sessions and nodes subscribed right now.
     pub fn subscriber_count(&self) -> usize {
         let sh = self.lock();

@@ -149,6 +149,8 @@ pub enum DirMsg {
     OwnedCount(RpcReplyPort<usize>),
     /// A room found itself idle; passivate it if it still is that incarnation.
     Idle(RoomId, ActorId),
+    /// The room was deleted: its actors stop for good and its subscribers are told.
+    Deleted(RoomId),
     /// Try again to start a room whose restart failed.
     Restart(RoomId),
     /// Test and chaos hook: kill a room's actor (it is restarted).
@@ -324,6 +326,17 @@ impl Actor for RoomDirectory {
                 {
                     warn!(room = %id, err = %e, "releasing an idle room's lease failed");
                 }
+            }
+            DirMsg::Deleted(id) => {
+                let Some(entry) = st.rooms.remove(&id) else { return Ok(()) };
+                entry.shared.room_deleted(id);
+                for actor in
+                    entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
+                {
+                    st.by_actor.remove(&actor.get_id());
+                    let _ = actor.stop_and_wait(Some("deleted".into()), Some(Duration::from_secs(5))).await;
+                }
+                st.ctx.history.forget_room(id);
             }
             DirMsg::Restart(id) => {
                 if st.rooms.get(&id).is_some_and(|e| e.actor.is_none())
@@ -740,6 +753,22 @@ impl ActorSystem {
     pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
         let actor = self.ctx.activate(room).await?;
         actor.cast(RoomMsg::Announce { by, event }).map_err(|_| (ErrorCode::Retry, "the room is restarting".into()))
+    }
+
+    /// Deletes a room with its history (storage first), then stops it on this node and on every
+    /// other node; its subscribers get `room_deleted`.
+    pub async fn delete_room(&self, room: RoomId) -> Result<bool> {
+        if !self.ctx.store.delete_room(room).await? {
+            return Ok(false);
+        }
+        self.room_deleted_here(room);
+        self.ctx.cluster().broadcast(NodeFrame::RoomDeleted { room });
+        Ok(true)
+    }
+
+    /// Another node deleted `room`: stop it here.
+    pub fn room_deleted_here(&self, room: RoomId) {
+        let _ = self.rooms.cast(DirMsg::Deleted(room));
     }
 
     /// Drops cached history of `room` whose stored bodies were erased (a delete on its owner).

@@ -95,6 +95,7 @@ impl Router {
                 self.for_proxy(room, frame).await;
             }
             NodeFrame::Forget { room, seqs } => self.system.forget_history(room, &seqs),
+            NodeFrame::RoomDeleted { room } => self.system.room_deleted_here(room),
             NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } | NodeFrame::Heartbeat => {}
         }
     }

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/rooms", get(list_route).post(create_route))
-        .route("/api/rooms/{id}", get(room_route).patch(update_route))
+        .route("/api/rooms/{id}", get(room_route).patch(update_route).delete(delete_route))
         .route("/api/rooms/{id}/members", post(add_member_route))
         .route("/api/rooms/{id}/members/{user}", axum::routing::delete(remove_member_route))
         .route("/api/rooms/{id}/leave", post(leave_route))
@@ -103,6 +103,25 @@ async fn update_route(
     let room =
         store.room_by_id(room.id).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, "the room is gone"))?;
     Ok(Json(room_json(&room)))
+}
+
+/// `DELETE /api/rooms/{id}` → 204; its owner (or an admin) deletes the room with its history.
+/// Its subscribers get `room_deleted`. A system room (`general`) is not deleted.
+async fn delete_route(
+    State(state): State<AppState>,
+    AuthUser(user, _): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let room = visible_room(&state, &user, RoomId(id)).await?;
+    if room.owner_id.is_none() {
+        return Err(ApiError::new(ErrorCode::Forbidden, "a system room cannot be deleted"));
+    }
+    may_manage(&room, &user)?;
+    state.system.store().audit(Some(user.id), "room.delete", Some(room.id), &room.name).await?;
+    if !state.system.delete_room(room.id).await? {
+        return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/rooms/{id}/leave` → 204; the user stops being a member (and gets no more of its

@@ -165,6 +165,10 @@ pub enum ServerFrame {
         reason: String,
         resume: BTreeMap<String, u64>,
     },
+    /// The room was deleted, with its history: it is gone from this connection.
+    RoomDeleted {
+        room: RoomId,
+    },
     /// The gap is too large to replay: reload history over REST and rejoin from `head`.
     Resync {
         room: RoomId,

@@ -127,6 +127,10 @@ pub enum NodeFrame {
         room: RoomId,
         seqs: Vec<u64>,
     },
+    /// `room` was deleted with its history: stop its actors, tell its subscribers.
+    RoomDeleted {
+        room: RoomId,
+    },
 }
 
 /// Encodes a node frame with postcard.

@@ -199,4 +199,12 @@ async fn room_changes_through_any_node_reach_members_on_every_node() {
     let refused = wm.recv_where("a refusal", |f| f["type"] == "error" && f["ref"] == "m1").await;
     assert_eq!(refused["code"], "not_joined", "{refused}");
     assert!(!wm.backlog.iter().any(|f| f["seq"] == seq && f["room"] == room), "a removed member got a later message");
+    // Deleted through n0 (neither the owner's node nor the subscriber's): the subscriber on n1
+    // is told, and the room is gone everywhere.
+    let (status, _) = owner.on(&sb.bases[0]).call(reqwest::Method::DELETE, &format!("/api/rooms/{room}"), None).await;
+    assert_eq!(status, 204);
+    wo.recv_where("room_deleted", |f| f["type"] == "room_deleted" && f["room"] == room).await;
+    for base in &sb.bases {
+        assert_eq!(owner.on(base).get(&format!("/api/rooms/{room}")).await.0, 404);
+    }
 }

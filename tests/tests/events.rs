@@ -230,3 +230,26 @@ async fn room_changes_are_system_events_of_the_sequence() {
     assert_eq!(patch(&bob, json!({"name": "x"})).await.0, 200, "bob owns his room");
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_room_takes_its_history_with_it() {
+    use reqwest::Method;
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (owner, guest) = (node.user(&unique("ow")).await, node.user(&unique("gu")).await);
+    let room = owner.create_room(&unique("doomed"), "public").await;
+    let mut wg = guest.ws(&node.ws_url).await;
+    wg.join(room, None).await;
+    send(&mut wg, room, "g1", "soon gone").await;
+    assert_eq!(guest.call(Method::DELETE, &format!("/api/rooms/{room}"), None).await.0, 403, "not the owner's");
+    let general = owner.room_id("general").await;
+    assert_eq!(owner.call(Method::DELETE, &format!("/api/rooms/{general}"), None).await.0, 403);
+    assert_eq!(owner.call(Method::DELETE, &format!("/api/rooms/{room}"), None).await.0, 204);
+    let gone = wg.recv_where("room_deleted", |f| f["type"] == "room_deleted").await;
+    assert_eq!(gone["room"], room);
+    refused(&mut wg, json!({"type": "send", "room": room, "cid": "g2", "body": "hello?"}), "unknown_room").await;
+    assert_eq!(guest.get(&format!("/api/rooms/{room}")).await.0, 404);
+    assert_eq!(guest.get(&format!("/api/rooms/{room}/messages")).await.0, 404);
+    let rows = node.system().store().messages_between(confab_schemas::RoomId(room), 1, 100, 100).await.unwrap();
+    assert!(rows.is_empty(), "the history went with the room");
+    node.stop().await;
+}

@@ -353,6 +353,29 @@ impl Store {
         }
     }
 
+    /// Deletes a room and everything of it: its events, read cursors, lease, reports and
+    /// members, in one transaction. False if there was no such room.
+    pub async fn delete_room(&self, room: RoomId) -> Result<bool> {
+        on_pool!(self, write, |p| {
+            async {
+                let mut tx = p.begin().await?;
+                for sql in [
+                    "DELETE FROM messages WHERE room_id = $1",
+                    "DELETE FROM read_cursors WHERE room_id = $1",
+                    "DELETE FROM room_leases WHERE room_id = $1",
+                    "DELETE FROM reports WHERE room_id = $1",
+                    "DELETE FROM room_members WHERE room_id = $1",
+                ] {
+                    sqlx::query(sql).bind(room.0).execute(&mut *tx).await?;
+                }
+                let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room.0).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+            .await
+        })
+    }
+
     /// Removes a member; true if they were one.
     pub async fn remove_member(&self, room: RoomId, user: UserId) -> Result<bool> {
         on_pool!(self, write, |p| {
