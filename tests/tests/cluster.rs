@@ -502,3 +502,61 @@ async fn a_killed_node_that_comes_back_takes_its_rooms_back() {
     check_invariants(&sender, room, "b", &sent, &got).await;
     println!("restart: longest delivery pause at the receiver {:?}", longest_pause(&got.times));
 }
+
+/// A process holding the cluster key is a peer, trusted to have authenticated its own users, and
+/// no further: on a session it joined as one user it cannot send as another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_cannot_send_as_another_user_than_its_session_joined_as() {
+    use confab_schemas::node::{NODE_PROTOCOL_VERSION, NodeFrame};
+    use confab_schemas::{EventKind, RoomId, UserId, UserRef};
+    let sb = Sandbox::start(BIN, 2).await;
+    let alice = Api::register(&sb.bases[0], &unique("al")).await;
+    let mallory = Api::register(&sb.bases[0], &unique("ma")).await;
+    let room = sb.room_owned_by(&alice, "n0").await;
+    let key = confab_cluster::key::ClusterKey::parse(&std::fs::read_to_string(&sb.key_file).unwrap()).unwrap();
+    let stream = tokio::net::TcpStream::connect((sb.node_ip(0), sb.cluster_ports[0])).await.expect("connect");
+    let (mut r, mut w) = stream.into_split();
+    let cipher =
+        confab_cluster::link::initiate(&mut r, &mut w, "confab", &key.link_psks()[0]).await.expect("handshake");
+    let (mut tx, mut rx) = cipher.split();
+    let hello = NodeFrame::Hello { version: NODE_PROTOCOL_VERSION, cluster_id: "confab".into(), node_id: "n9".into() };
+    tx.send(&mut w, &hello).await.unwrap();
+    assert!(matches!(rx.next(&mut r).await.unwrap(), NodeFrame::HelloAck { .. }));
+    let as_user = |api: &Api| UserRef { id: UserId(api.user_id), username: api.username.as_str().into() };
+    let room = RoomId(room);
+    tx.send(&mut w, &NodeFrame::Join { room, req: 1, session: 7, user: as_user(&alice) }).await.unwrap();
+    let send = |user: UserRef, cid: &str| NodeFrame::Send {
+        room,
+        session: 7,
+        user,
+        cid: cid.into(),
+        body: "who am I".into(),
+        reply_to: None,
+        kind: EventKind::Message,
+        target: None,
+    };
+    tx.send(&mut w, &send(as_user(&mallory), "forged")).await.unwrap();
+    tx.send(&mut w, &send(as_user(&alice), "honest")).await.unwrap();
+    let mut answers = std::collections::HashMap::new();
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while answers.len() < 2 {
+        assert!(Instant::now() < deadline, "answers: {answers:?}");
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), rx.next(&mut r)).await.expect("a frame");
+        match frame.expect("a frame") {
+            NodeFrame::SendResult { cid, frame, .. } => {
+                let text = String::from_utf8_lossy(&frame).to_string();
+                answers.insert(cid, text);
+            }
+            NodeFrame::JoinResult { result, .. } => assert!(result.is_ok(), "{result:?}"),
+            _ => {}
+        }
+        tx.send(&mut w, &NodeFrame::Heartbeat).await.unwrap();
+    }
+    println!("answers to the peer: {answers:?}");
+    assert!(answers["forged"].contains("\"code\":\"forbidden\""), "{}", answers["forged"]);
+    assert!(answers["honest"].contains("\"type\":\"ack\""), "{}", answers["honest"]);
+    let (_, v) = alice.get(&format!("/api/rooms/{}/messages", room.0)).await;
+    let senders: Vec<i64> =
+        v["messages"].as_array().unwrap().iter().map(|m| m["from"]["id"].as_i64().unwrap()).collect();
+    assert_eq!(senders, [alice.user_id], "only alice's message is stored");
+}
