@@ -15,6 +15,16 @@
 //!
 //! The room must never block on a subscriber: fan-out uses `try_send`; a subscriber whose queue is
 //! full stops being fed and is told to close with its resume cursor.
+//!
+//! Split by concern: this module holds the actor, its messages, sequencing and the lease;
+//! `presence` (online, typing, sessions of other nodes), `events` (edits, deletes and system
+//! events beyond plain messages), `fanout` (the fan-out window and acks) and `recovery` (what a
+//! restarted incarnation does) extend `RoomState`.
+
+mod events;
+mod fanout;
+mod presence;
+mod recovery;
 
 use crate::cluster::NodeLink;
 use crate::outbound::{JoinTicket, Outbound, Queued, Refused};
@@ -536,72 +546,6 @@ impl RoomState {
         self.room.id
     }
 
-    /// After (re)start: settle the previous incarnation's pending writes and replay gaps.
-    async fn recover(&mut self) -> Result<(), ActorProcessingErr> {
-        let (min_last, has_subs) = {
-            let sh = self.shared.lock();
-            let live = sh.subs.iter().filter(|s| s.replay == 0);
-            (live.clone().map(|s| s.last_seq).min().unwrap_or(self.head), live.count() > 0)
-        };
-        let older = if has_subs { self.rows_before_tail(min_last).await? } else { Vec::new() };
-        let shared = self.shared.clone();
-        let mut sh = shared.lock();
-        // What the previous incarnation committed is acked now; the rest its senders' sessions
-        // send again when told of the restart (the cid makes that idempotent).
-        let pending: Vec<Pending> = sh.pending.drain(..).collect();
-        for p in pending.into_iter().filter(|p| p.row.seq <= self.head) {
-            if let Some(row) = self.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
-                let frame = encode_server_frame(&ServerFrame::ack(row));
-                p.reply.answer(self.room.id, p.row.sender, p.row.cid.clone(), frame);
-            }
-        }
-        let crashed = !self.shared.moved.swap(false, Relaxed);
-        for sub in &sh.subs {
-            let _ = sub.s.session_ref.cast(SessionMsg::RoomRestarted { room: self.room.id, crashed });
-        }
-        // Other nodes subscribe again (and resend their sessions' unanswered sends).
-        for link in sh.nodes.drain(..) {
-            let _ = link.send(NodeFrame::Restarted { room: self.room.id });
-        }
-        let head = self.head;
-        let room = self.room_id();
-        let mut lagging = Vec::new();
-        for sub in sh.subs.iter_mut() {
-            self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
-            if sub.replay != 0 {
-                // Its replay task carries on, up to the new `fanned`.
-                continue;
-            }
-            let after = sub.last_seq;
-            let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > after && r.seq <= head);
-            for row in rows {
-                let frame = encode_server_frame(&ServerFrame::event(row));
-                if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
-                    lagging.push(sub.s.session);
-                    break;
-                }
-                sub.last_seq = row.seq;
-            }
-        }
-        sh.fanned = head;
-        for session in lagging {
-            self.drop_lagging(&mut sh, room, session);
-        }
-        Ok(())
-    }
-
-    /// Rows from `after + 1` up to just before the tail, from storage.
-    async fn rows_before_tail(&self, after: u64) -> Result<Vec<MessageRow>, crate::Error> {
-        let tail_start = self.tail.front().map(|r| r.seq).unwrap_or(self.head + 1);
-        if after + 1 >= tail_start {
-            return Ok(Vec::new());
-        }
-        self.ctx
-            .store
-            .messages_between(self.room_id(), after + 1, tail_start - 1, (tail_start - 1 - after) as u32)
-            .await
-    }
-
     /// Admits `user`: a member already, or a newcomer to a public room (added now).
     async fn ensure_member(&mut self, user: UserId) -> Result<(), Refusal> {
         if self.members.contains(&user) {
@@ -617,53 +561,6 @@ impl RoomState {
         }
         self.members.insert(user);
         Ok(())
-    }
-
-    /// The online list of a `joined` frame, `first` at its head, and the online count.
-    fn online_list(&self, first: &UserRef) -> (Vec<UserRef>, usize) {
-        let list = std::iter::once(first.clone())
-            .chain(
-                self.online
-                    .iter()
-                    .filter(|(id, _)| **id != first.id)
-                    .map(|(id, (name, _))| UserRef { id: *id, username: name.clone() }),
-            )
-            .take(ONLINE_LIST_MAX)
-            .collect();
-        (list, self.online.len() + usize::from(!self.online.contains_key(&first.id)))
-    }
-
-    /// One more subscription of `user`; announces them online when it is the first.
-    fn online(&mut self, sh: &Shared, user: &UserRef, except: Except) {
-        let entry = self.online.entry(user.id).or_insert((user.username.clone(), 0));
-        entry.1 += 1;
-        if entry.1 == 1 && self.presence.change(user, true) {
-            let frame =
-                encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
-            self.broadcast_ephemeral(sh, frame, except);
-        }
-    }
-
-    /// A session of another node joins: membership and presence here, the rest on its node.
-    async fn remote_join(&mut self, node: &Arc<str>, session: u64, user: UserRef) -> Result<JoinedInfo, Refusal> {
-        self.ensure_member(user.id).await?;
-        let (online, online_count) = self.online_list(&user);
-        let key = (node.clone(), session);
-        if self.remote.get(&key).is_some_and(|u| u.id != user.id) {
-            return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
-        }
-        if self.remote.insert(key, user.clone()).is_none() {
-            let shared = self.shared.clone();
-            self.online(&shared.lock(), &user, Except::Remote(node.clone(), session));
-        }
-        Ok(JoinedInfo { head: self.head, online, online_count })
-    }
-
-    fn remote_leave(&mut self, node: &Arc<str>, session: u64) {
-        if let Some(user) = self.remote.remove(&(node.clone(), session)) {
-            let shared = self.shared.clone();
-            self.offline(&mut shared.lock(), user.id, &user);
-        }
     }
 
     /// Admits a local session: `joined` (and `resync` when the gap is too large) now, the
@@ -714,46 +611,6 @@ impl RoomState {
     fn leave(&mut self, session: u64) {
         let shared = self.shared.clone();
         self.remove_sub(&mut shared.lock(), session);
-    }
-
-    /// One fewer subscription of `user`; announces them offline when it was the last.
-    fn offline(&mut self, sh: &mut Shared, user: UserId, user_ref: &UserRef) {
-        if let Some(entry) = self.online.get_mut(&user) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                self.online.remove(&user);
-                self.typing_at.remove(&user);
-                if self.presence.change(user_ref, false) {
-                    let frame = encode_server_frame(&ServerFrame::Presence {
-                        room: self.room.id,
-                        user: user_ref.clone(),
-                        online: false,
-                    });
-                    self.broadcast_ephemeral(sh, frame, Except::Nobody);
-                }
-            }
-        }
-    }
-
-    /// Presence and typing: to local sessions (shed first under pressure) and once to every
-    /// subscribed node, which passes it on to its own sessions.
-    fn broadcast_ephemeral(&self, sh: &Shared, frame: Bytes, except: Except) {
-        let local_except = match except {
-            Except::Local(s) => Some(s),
-            _ => None,
-        };
-        for sub in sh.subs.iter().filter(|s| Some(s.s.session) != local_except) {
-            if sub.s.out.push_ephemeral(frame.clone()).is_err() {
-                self.ctx.metrics.ephemeral_dropped.fetch_add(1, Relaxed);
-            }
-        }
-        for link in &sh.nodes {
-            let except = match &except {
-                Except::Remote(node, s) if *node == link.node => Some(*s),
-                _ => None,
-            };
-            let _ = link.send(NodeFrame::Ephemeral { room: self.room.id, except, frame: frame.clone() });
-        }
     }
 
     /// Sequences one message and adds its write to `writes` (the caller hands them to the
@@ -878,82 +735,6 @@ impl RoomState {
         Ok(())
     }
 
-    /// Whether `user` may edit (its author) or delete (its author, the room's owner, moderators
-    /// and admins) the message `target`.
-    async fn check_target(&mut self, user: &UserRef, kind: EventKind, target: Option<u64>) -> Result<(), Refusal> {
-        let t = target.unwrap_or(0);
-        if t == 0 || t > self.head {
-            return Err((ErrorCode::NotFound, format!("there is no message {t} in this room")));
-        }
-        if self.deleting.contains(&t) {
-            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
-        }
-        let row = match self.tail.iter().find(|r| r.seq == t) {
-            Some(r) => r.clone(),
-            None => self
-                .ctx
-                .store
-                .messages_between(self.room_id(), t, t, 1)
-                .await
-                .map_err(internal)?
-                .pop()
-                .ok_or_else(|| (ErrorCode::NotFound, format!("there is no message {t} in this room")))?,
-        };
-        if row.kind != EventKind::Message {
-            return Err((
-                ErrorCode::Invalid,
-                format!("event {t} is not a message: only messages are edited or deleted"),
-            ));
-        }
-        if row.deleted {
-            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
-        }
-        if row.sender == user.id {
-            return Ok(());
-        }
-        if kind == EventKind::Edit {
-            return Err((ErrorCode::Forbidden, "only its author can edit a message".into()));
-        }
-        if self.room.owner_id == Some(user.id) {
-            return Ok(());
-        }
-        let role = self.ctx.store.user_by_id(user.id).await.map_err(internal)?.map_or(Role::User, |u| u.role);
-        if matches!(role, Role::Moderator | Role::Admin) {
-            return Ok(());
-        }
-        Err((ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message".into()))
-    }
-
-    /// After a delete committed: its message's body (and its edits' bodies) are gone from the
-    /// tail, and from every node's history cache.
-    fn erased(&mut self, target: u64) {
-        let mut seqs = vec![target];
-        for r in self.tail.iter_mut() {
-            if r.seq == target || (r.kind == EventKind::Edit && r.target == Some(target)) {
-                r.body = Arc::from("");
-                if r.seq == target {
-                    r.deleted = true;
-                } else {
-                    seqs.push(r.seq);
-                }
-            }
-        }
-        let room = self.room_id();
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            // Edits older than the tail are only in storage.
-            if let Ok(more) = ctx.store.edits_of(room, target).await {
-                seqs.extend(more);
-            }
-            seqs.sort_unstable();
-            seqs.dedup();
-            for seq in &seqs {
-                ctx.history.invalidate(room, *seq);
-            }
-            ctx.cluster().broadcast(NodeFrame::Forget { room, seqs });
-        });
-    }
-
     fn take_token(&mut self, user: UserId) -> Result<(), Refusal> {
         let (burst, rate) = (self.ctx.config.rate_burst as f64, self.ctx.config.rate_per_sec);
         let now = Instant::now();
@@ -1000,19 +781,6 @@ impl RoomState {
             }
         }
         result
-    }
-
-    /// What a committed system event changes in this actor's picture of the room.
-    fn apply_system(&mut self, event: SystemEvent, leaving: &mut Vec<UserId>) {
-        match event {
-            SystemEvent::MemberAdded { user } => {
-                self.members.insert(user.id);
-            }
-            SystemEvent::MemberLeft { user } | SystemEvent::MemberRemoved { user } => leaving.push(user.id),
-            SystemEvent::Renamed { name } => self.room.name = name,
-            SystemEvent::Described { description } => self.room.description = description,
-            SystemEvent::OwnerChanged { owner } => self.room.owner_id = Some(owner.id),
-        }
     }
 
     fn commit_results(
@@ -1064,124 +832,6 @@ impl RoomState {
         Ok(())
     }
 
-    /// Sends the held messages now, or once the fan-out window since the last fan-out has
-    /// passed. A quiet room's message goes out at once; a busy room's messages go out together,
-    /// at most once per window, so that each socket gets them in one write.
-    fn release_or_hold(&mut self, me: &ActorRef<RoomMsg>) {
-        if self.held.is_empty() {
-            return;
-        }
-        let window = self.ctx.config.fanout_window;
-        let since = self.last_fanout.elapsed();
-        if since >= window || self.moving {
-            self.release_held();
-        } else if !self.release_armed {
-            self.release_armed = true;
-            me.send_after(window - since, || RoomMsg::ReleaseHeld);
-        }
-    }
-
-    /// Sends every held message to every subscriber, in seq order, then their acks.
-    fn release_held(&mut self) {
-        self.release_armed = false;
-        if self.held.is_empty() {
-            return;
-        }
-        let held = std::mem::take(&mut self.held);
-        let shared = self.shared.clone();
-        let mut sh = shared.lock();
-        let room = self.room.id;
-        // Once per subscribed node and message; a node whose link broke subscribes again and
-        // catches up.
-        for (seq, frame) in &held {
-            sh.nodes.retain(|link| link.send(NodeFrame::Event { room, seq: *seq, frame: frame.clone() }).is_ok());
-        }
-        // A sender's acks go behind the last messages, in the same buffer: one write to its
-        // socket per fan-out. The session is told first (it forgets the sends), then the
-        // frames go out.
-        let (mut acks, by_session) = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
-        for a in &mut acks {
-            a.tell(room);
-        }
-        let chunks = held.len().div_ceil(FANOUT_CHUNK);
-        for (k, chunk) in held.chunks(FANOUT_CHUNK).enumerate() {
-            let last = chunk[chunk.len() - 1].0;
-            let frames = match chunk {
-                [(_, one)] => one.clone(),
-                many => {
-                    let mut buf = Vec::with_capacity(many.iter().map(|(_, f)| f.len()).sum());
-                    for (_, f) in many {
-                        buf.extend_from_slice(f);
-                    }
-                    Bytes::from(buf)
-                }
-            };
-            let with_acks = (k + 1 == chunks && !acks.is_empty()).then_some((&mut acks[..], &by_session));
-            self.fan_out(&mut sh, chunk, frames, with_acks);
-            sh.fanned = last;
-        }
-        drop(sh);
-        for a in acks {
-            a.hand_over(room);
-        }
-        self.last_fanout = Instant::now();
-    }
-
-    /// Sends committed messages (`chunk`, whose frames `frames` holds in one buffer) to every
-    /// live subscriber: the same bytes to each, followed by the subscriber's own acks if `acks`
-    /// has some for it. A subscriber that has some of them already gets only the others.
-    fn fan_out(
-        &mut self,
-        sh: &mut Shared,
-        chunk: &[(u64, Bytes)],
-        frames: Bytes,
-        mut acks: Option<(&mut [SessionAcks], &ByActor)>,
-    ) {
-        let (first, seq) = (chunk[0].0, chunk[chunk.len() - 1].0);
-        let room = self.room.id;
-        let mut lagging = Vec::new();
-        let mut gone = Vec::new();
-        for sub in sh.subs.iter_mut() {
-            if sub.replay != 0 {
-                continue;
-            }
-            let mut mine = acks
-                .as_mut()
-                .and_then(|(a, index)| index.get(&sub.s.session_ref.get_id()).map(|&i| &mut a[i]))
-                .filter(|a| !a.written);
-            let out = match &mine {
-                Some(a) => Bytes::from([&frames[..], &a.frames[..]].concat()),
-                None => frames.clone(),
-            };
-            let mut pushed = sub.s.out.push_messages(room, first, seq, out);
-            if let Ok(Queued::Partly(had)) = pushed {
-                // Only on a path that replayed some of these to it already (never in steady state).
-                let mut rest: Vec<u8> = chunk.iter().filter(|(s, _)| *s > had).flat_map(|(_, f)| f.to_vec()).collect();
-                if let Some(a) = &mine {
-                    rest.extend_from_slice(&a.frames);
-                }
-                pushed = sub.s.out.push_messages(room, had + 1, seq, Bytes::from(rest));
-            }
-            match pushed {
-                Ok(Queued::Yes | Queued::Partly(_)) => {
-                    sub.last_seq = seq;
-                    if let Some(a) = mine.as_mut() {
-                        a.written = true;
-                    }
-                }
-                Ok(Queued::AlreadySent) => sub.last_seq = seq,
-                Err(Refused::Full) => lagging.push(sub.s.session),
-                Err(Refused::Closed | Refused::Stale) => gone.push(sub.s.session),
-            }
-        }
-        for session in lagging {
-            self.drop_lagging(sh, self.room.id, session);
-        }
-        for session in gone {
-            self.remove_sub(sh, session);
-        }
-    }
-
     /// Forgets a subscriber (it left, or its connection is gone).
     fn remove_sub(&mut self, sh: &mut Shared, session: u64) {
         if let Some(i) = sh.subs.iter().position(|s| s.s.session == session) {
@@ -1198,29 +848,6 @@ impl RoomState {
             self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
             self.offline(sh, sub.s.user.id, &sub.s.user);
         }
-    }
-
-    fn typing(&mut self, from: Except, user: UserRef, on: bool) {
-        if on {
-            let now = Instant::now();
-            if self.typing_at.get(&user.id).is_some_and(|t| now.duration_since(*t) < Duration::from_millis(1000)) {
-                return;
-            }
-            self.typing_at.insert(user.id, now);
-        } else {
-            self.typing_at.remove(&user.id);
-        }
-        let sh = self.shared.lock();
-        let joined = match &from {
-            Except::Local(session) => sh.subs.iter().any(|s| s.s.session == *session),
-            Except::Remote(node, session) => self.remote.contains_key(&(node.clone(), *session)),
-            Except::Nobody => false,
-        };
-        if !joined {
-            return;
-        }
-        let frame = encode_server_frame(&ServerFrame::Typing { room: self.room.id, user, on });
-        self.broadcast_ephemeral(&sh, frame, from);
     }
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), ActorProcessingErr> {

@@ -1,0 +1,101 @@
+//! What makes a room a sequence of events beyond messages: the checks on an edit or delete of
+//! a message, what a committed delete erases (the tail, every node's history cache), and what a
+//! committed system event changes in the room actor's picture of the room.
+
+use super::*;
+
+impl RoomState {
+    /// Whether `user` may edit (its author) or delete (its author, the room's owner, moderators
+    /// and admins) the message `target`.
+    pub(super) async fn check_target(
+        &mut self,
+        user: &UserRef,
+        kind: EventKind,
+        target: Option<u64>,
+    ) -> Result<(), Refusal> {
+        let t = target.unwrap_or(0);
+        if t == 0 || t > self.head {
+            return Err((ErrorCode::NotFound, format!("there is no message {t} in this room")));
+        }
+        if self.deleting.contains(&t) {
+            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+        }
+        let row = match self.tail.iter().find(|r| r.seq == t) {
+            Some(r) => r.clone(),
+            None => self
+                .ctx
+                .store
+                .messages_between(self.room_id(), t, t, 1)
+                .await
+                .map_err(internal)?
+                .pop()
+                .ok_or_else(|| (ErrorCode::NotFound, format!("there is no message {t} in this room")))?,
+        };
+        if row.kind != EventKind::Message {
+            return Err((
+                ErrorCode::Invalid,
+                format!("event {t} is not a message: only messages are edited or deleted"),
+            ));
+        }
+        if row.deleted {
+            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+        }
+        if row.sender == user.id {
+            return Ok(());
+        }
+        if kind == EventKind::Edit {
+            return Err((ErrorCode::Forbidden, "only its author can edit a message".into()));
+        }
+        if self.room.owner_id == Some(user.id) {
+            return Ok(());
+        }
+        let role = self.ctx.store.user_by_id(user.id).await.map_err(internal)?.map_or(Role::User, |u| u.role);
+        if matches!(role, Role::Moderator | Role::Admin) {
+            return Ok(());
+        }
+        Err((ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message".into()))
+    }
+
+    /// After a delete committed: its message's body (and its edits' bodies) are gone from the
+    /// tail, and from every node's history cache.
+    pub(super) fn erased(&mut self, target: u64) {
+        let mut seqs = vec![target];
+        for r in self.tail.iter_mut() {
+            if r.seq == target || (r.kind == EventKind::Edit && r.target == Some(target)) {
+                r.body = Arc::from("");
+                if r.seq == target {
+                    r.deleted = true;
+                } else {
+                    seqs.push(r.seq);
+                }
+            }
+        }
+        let room = self.room_id();
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            // Edits older than the tail are only in storage.
+            if let Ok(more) = ctx.store.edits_of(room, target).await {
+                seqs.extend(more);
+            }
+            seqs.sort_unstable();
+            seqs.dedup();
+            for seq in &seqs {
+                ctx.history.invalidate(room, *seq);
+            }
+            ctx.cluster().broadcast(NodeFrame::Forget { room, seqs });
+        });
+    }
+
+    /// What a committed system event changes in this actor's picture of the room.
+    pub(super) fn apply_system(&mut self, event: SystemEvent, leaving: &mut Vec<UserId>) {
+        match event {
+            SystemEvent::MemberAdded { user } => {
+                self.members.insert(user.id);
+            }
+            SystemEvent::MemberLeft { user } | SystemEvent::MemberRemoved { user } => leaving.push(user.id),
+            SystemEvent::Renamed { name } => self.room.name = name,
+            SystemEvent::Described { description } => self.room.description = description,
+            SystemEvent::OwnerChanged { owner } => self.room.owner_id = Some(owner.id),
+        }
+    }
+}
