@@ -126,6 +126,10 @@ async fn long_partition(cut_owner: bool) {
     })
     .await;
     let failovers_before = metric(&sb.bases[isolated], "confab_failovers_total").await.expect("metrics");
+    // A client of the node about to be cut off, joined to the room before the cut.
+    let islander = Api::register(&sb.bases[isolated], &unique("isl")).await;
+    let mut island = islander.ws(&sb.ws_urls[isolated]).await;
+    island.join(room, None).await;
     let partition = Partition::isolate(&sb, isolated).await;
     let cut = Instant::now();
     eventually("the cut-off node to lose its majority", || async {
@@ -133,7 +137,24 @@ async fn long_partition(cut_owner: bool) {
     })
     .await;
     println!("n{isolated} lost its majority {:?} after the cut", cut.elapsed());
-    tokio::time::sleep(Duration::from_secs(secs).saturating_sub(cut.elapsed())).await;
+    // The cut-off node acks nothing from now until the heal, whoever owns the room.
+    for k in 0..5 {
+        island.send(json!({"type": "send", "room": room, "cid": format!("i-{k}"), "body": format!("i #{k}")})).await;
+    }
+    let heal_at = cut + Duration::from_secs(secs);
+    let mut island_frames = Vec::new();
+    while Instant::now() < heal_at {
+        let wait = heal_at.saturating_duration_since(Instant::now()).min(Duration::from_millis(500));
+        match island.next_or_quiet(wait).await {
+            Ok(Some(f)) => island_frames.push(f),
+            Ok(None) => break,
+            Err(()) => {}
+        }
+    }
+    let acked: Vec<&Value> = island_frames.iter().filter(|f| f["type"] == "ack").collect();
+    assert!(acked.is_empty(), "the cut-off node acked sends while cut off: {acked:?}");
+    println!("island frames while cut off: {}", island_frames.len());
+    tokio::time::sleep(heal_at.saturating_duration_since(Instant::now())).await;
     let head_at_heal = sender.get(&format!("/api/rooms/{room}")).await.1["head_seq"].as_u64().unwrap();
     assert!(head_at_heal >= 40, "the majority kept sequencing during the partition: head {head_at_heal}");
     drop(partition);
@@ -164,9 +185,19 @@ async fn long_partition(cut_owner: bool) {
     assert_eq!(seqs.first(), Some(&1));
     assert!(joined_at - healed < Duration::from_secs(10), "joined long after the heal");
     let sent = sending.await.expect("sender");
-    target.store(sent.acks.len() as u64, Relaxed);
+    // What the island's session sent again on its own after the heal is acked by now.
+    island.ping().await;
+    let island_acks: HashMap<String, Value> = island
+        .backlog
+        .drain(..)
+        .filter(|f| f["type"] == "ack")
+        .map(|f| (f["cid"].as_str().unwrap().to_owned(), f))
+        .collect();
+    let island_report = SendReport { acks: island_acks, ack_times: Vec::new() };
+    target.store((sent.acks.len() + island_report.acks.len()) as u64, Relaxed);
     let got = receiving.await.expect("receiver");
-    check_room(&sender, room, &[("s", &sent)], &[&got]).await;
+    println!("island sends acked after the heal: {}", island_report.acks.len());
+    check_room(&sender, room, &[("s", &sent), ("i", &island_report)], &[&got]).await;
     let failovers_after = metric(&sb.bases[isolated], "confab_failovers_total").await.expect("metrics");
     assert_eq!(failovers_after, failovers_before, "the cut-off node took a room over from a live node");
     println!("{} messages, owner now {}", sent.acks.len(), owner_of(&sender, room).await);
