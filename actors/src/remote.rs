@@ -87,7 +87,7 @@ pub struct RemoteState {
     joins: HashMap<u64, PendingJoin>,
     next_req: u64,
     /// Sends forwarded and not answered yet: whom to answer.
-    sends: HashMap<(UserId, Arc<str>), ActorRef<SessionMsg>>,
+    sends: HashMap<(UserId, Arc<str>), ReplyTo>,
     /// Local sessions the owner admitted on this subscription.
     admitted: HashSet<u64>,
     /// Sends of sessions whose join the owner has not answered yet, in order.
@@ -179,7 +179,7 @@ impl Actor for RemoteRoom {
                 st.last_activity = Instant::now();
                 let ReplyTo::Session(reply) = reply else { return Ok(()) };
                 for SendItem { cid, body, reply_to, kind, target } in sends {
-                    st.sends.insert((user.id, cid.clone()), reply.clone());
+                    st.sends.insert((user.id, cid.clone()), ReplyTo::Session(reply.clone()));
                     st.ctx.metrics.forwards.fetch_add(1, Relaxed);
                     let frame = NodeFrame::Send {
                         room: st.room,
@@ -210,12 +210,13 @@ impl Actor for RemoteRoom {
             RoomMsg::Typing { session, user, on } => {
                 let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
             }
-            RoomMsg::Announce { by, event } => {
+            RoomMsg::Announce { by, event, cid, reply } => {
+                st.sends.insert((by.id, cid.clone()), reply);
                 let frame = NodeFrame::Send {
                     room: st.room,
                     session: 0,
                     user: by,
-                    cid: format!("~sys-{}-{}", confab_schemas::now_ms(), st.req()),
+                    cid: cid.to_string(),
                     body: serde_json::to_string(&event).unwrap_or_default(),
                     reply_to: None,
                     kind: EventKind::System,
@@ -329,8 +330,8 @@ impl RemoteState {
             }
             NodeFrame::SendResult { user, cid, frame, .. } => {
                 let cid: Arc<str> = cid.into();
-                if let Some(session) = self.sends.remove(&(user, cid.clone())) {
-                    let _ = session.cast(SessionMsg::SendResults { room: self.room, cids: vec![cid], frames: frame });
+                if let Some(reply) = self.sends.remove(&(user, cid.clone())) {
+                    reply.answer(self.room, user, cid, frame);
                 }
             }
             NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(Some(MOVED.into())),

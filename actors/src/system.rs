@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
 use crate::outbound::Outbound;
 use crate::remote::{RemoteArgs, RemoteRoom};
-use crate::room::{MOVED, Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
+use crate::room::{MOVED, Refusal, ReplyTo, RoomActor, RoomArgs, RoomMsg, RoomShared};
 use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionMsg};
 use crate::store::Store;
 use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
@@ -272,27 +272,53 @@ impl DirState {
     }
 }
 
-/// Sequences a system event in `room` (an inbox, from inside the actors), trying again while
-/// the room starts or moves; gives up (logged) after about ten seconds.
-pub(crate) async fn announce_in(ctx: &Ctx, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) {
-    for attempt in 0..40 {
+/// Sequences a system event in `room` on its owner, wherever that is, and returns once it is
+/// durable. One cid for every attempt, so an attempt that committed before its room died is not
+/// sequenced twice: tries again while the room starts, restarts or moves (its actor may die with
+/// the announcement still in its mailbox), for about half a minute.
+pub(crate) async fn announce_in(
+    ctx: &Ctx,
+    room: RoomId,
+    by: UserRef,
+    event: confab_schemas::SystemEvent,
+) -> Result<(), Refusal> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let cid: Arc<str> =
+        format!("~sys-{}-{}-{}", ctx.config.node_id, confab_schemas::now_ms(), NEXT.fetch_add(1, Relaxed)).into();
+    let mut last: Refusal = (ErrorCode::Retry, "the room did not start".into());
+    for attempt in 0..60 {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(100 + 50 * attempt.min(8))).await;
         }
-        match ctx.activate(room).await {
-            Ok(actor) => {
-                if actor.cast(RoomMsg::Announce { by: by.clone(), event: event.clone() }).is_ok() {
-                    return;
-                }
+        let actor = match ctx.activate(room).await {
+            Ok(actor) => actor,
+            Err(e) if e.0 == ErrorCode::Retry => {
+                last = e;
+                continue;
             }
-            Err((ErrorCode::Retry, _)) => {}
-            Err((code, msg)) => {
-                warn!(room = %room, ?code, msg, "an inbox event could not be sequenced");
-                return;
+            Err(e) => return Err(e),
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+        let msg =
+            RoomMsg::Announce { by: by.clone(), event: event.clone(), cid: cid.clone(), reply: ReplyTo::Waiter(tx) };
+        if actor.cast(msg).is_err() {
+            continue;
+        }
+        // No answer: the actor (or the proxy) stopped with it, or the writer is slow; again.
+        let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else { continue };
+        // The answer is a whole WebSocket text frame: its JSON starts at the first brace.
+        let json = frame.iter().position(|b| *b == b'{').map_or(&frame[..0], |i| &frame[i..]);
+        match serde_json::from_slice::<ServerFrame>(json) {
+            Ok(ServerFrame::Ack { .. }) => return Ok(()),
+            Ok(ServerFrame::Error { code: ErrorCode::Retry | ErrorCode::Overloaded, message, .. }) => {
+                last = (ErrorCode::Retry, message);
             }
+            Ok(ServerFrame::Error { code, message, .. }) => return Err((code, message)),
+            _ => last = (ErrorCode::Internal, "an unexpected answer".into()),
         }
     }
-    warn!(room = %room, "an inbox event could not be sequenced: its inbox did not start");
+    warn!(%room, code = ?last.0, msg = last.1, "a system event could not be sequenced");
+    Err(last)
 }
 
 fn storage_refusal(e: Error) -> Refusal {
@@ -796,15 +822,17 @@ impl ActorSystem {
     /// Sequences a system event of `room` (a change already made in storage) on its owner,
     /// wherever that is; members get it like any event, and members who left or were removed
     /// stop getting the room's events after it.
+    /// Returns once the event is durable.
     pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
-        let actor = self.ctx.activate(room).await?;
-        actor.cast(RoomMsg::Announce { by, event }).map_err(|_| (ErrorCode::Retry, "the room is restarting".into()))
+        announce_in(&self.ctx, room, by, event).await
     }
 
     /// Sequences `event` in `user`'s inbox (not waiting for it).
     pub fn tell_inbox(&self, user: UserId, by: UserRef, event: confab_schemas::SystemEvent) {
         let ctx = self.ctx.clone();
-        tokio::spawn(async move { announce_in(&ctx, RoomId::inbox_of(user), by, event).await });
+        tokio::spawn(async move {
+            let _ = announce_in(&ctx, RoomId::inbox_of(user), by, event).await;
+        });
     }
 
     /// An `activity` frame from another node for inboxes this node owns.

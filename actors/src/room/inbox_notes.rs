@@ -118,7 +118,7 @@ impl RoomState {
         let by = by.clone();
         tokio::spawn(async move {
             for (user, event) in notes {
-                crate::system::announce_in(&ctx, RoomId::inbox_of(user), by.clone(), event).await;
+                let _ = crate::system::announce_in(&ctx, RoomId::inbox_of(user), by.clone(), event).await;
             }
         });
     }

@@ -69,8 +69,8 @@ pub type Refusal = (ErrorCode, String);
 pub enum ReplyTo {
     Session(ActorRef<SessionMsg>),
     Node(NodeLink),
-    /// Nobody waits for the answer (a system event announced by the node itself).
-    Nobody,
+    /// A task of this node waits for the answer (a system event it announced: `announce_in`).
+    Waiter(tokio::sync::mpsc::Sender<Bytes>),
 }
 
 impl ReplyTo {
@@ -83,7 +83,9 @@ impl ReplyTo {
             ReplyTo::Node(link) => {
                 let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
             }
-            ReplyTo::Nobody => {}
+            ReplyTo::Waiter(tx) => {
+                let _ = tx.try_send(frame);
+            }
         }
     }
 
@@ -185,10 +187,13 @@ pub enum RoomMsg {
         results: Vec<(u64, WriteResult)>,
     },
     MemberAdded(UserId),
-    /// Sequence a system event (a change already made in storage), done by `by`.
+    /// Sequence a system event (a change already made in storage), done by `by`; `cid` makes
+    /// it idempotent (a repeat after a restart is the same event), `reply` gets its ack.
     Announce {
         by: UserRef,
         event: SystemEvent,
+        cid: Arc<str>,
+        reply: ReplyTo,
     },
     /// The writer was restarted: writes in flight may be lost.
     WriterRestarted,
@@ -529,13 +534,13 @@ impl RoomState {
             RoomMsg::MemberAdded(user) => {
                 st.members.insert(user);
             }
-            RoomMsg::Announce { by, event } => {
+            RoomMsg::Announce { by, event, cid, reply } => {
                 let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
-                let cid: Arc<str> = format!("~sys-{}-{}", now_ms(), st.next_seq).into();
-                let item = SendItem { cid, body, reply_to: None, kind: EventKind::System, target: None };
+                let item = SendItem { cid: cid.clone(), body, reply_to: None, kind: EventKind::System, target: None };
                 let mut writes = Vec::new();
-                if let Err((code, msg)) = st.send(0, &by, &ReplyTo::Nobody, item, &mut writes).await {
-                    warn!(room = %st.room.id, ?code, msg, "a system event could not be sequenced");
+                if let Err((code, msg)) = st.send(0, &by, &reply, item, &mut writes).await {
+                    let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
+                    reply.answer(st.room.id, by.id, cid, frame);
                 }
                 if !writes.is_empty() {
                     let handed =
@@ -650,7 +655,9 @@ impl RoomState {
         match reply {
             // A system event announces a change its node already authorised and made.
             _ if system => {}
-            ReplyTo::Nobody => return Err((ErrorCode::Invalid, "only system events are sequenced for nobody".into())),
+            ReplyTo::Waiter(_) => {
+                return Err((ErrorCode::Invalid, "only system events are sequenced for the node".into()));
+            }
             ReplyTo::Session(_) => {
                 if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
                     return Err((ErrorCode::NotJoined, "join the room before sending".into()));
