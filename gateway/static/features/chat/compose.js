@@ -74,6 +74,7 @@ export function onError(f) {
     return;
   }
   if (p) return failPending(f.ref, text);
+  if (f.ref != null) return; // a send answered already
   if (f.room != null) {
     if (again) return; // the rooms feature joins again
     for (const [cid, q] of pending) if (q.frame.room === f.room) failPending(cid, text);

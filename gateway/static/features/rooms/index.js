@@ -1,7 +1,8 @@
 // @ts-check
 // rooms — the room list and what keeps it true: the REST list (every page), joins and rejoins
 // with `since`, `joined`/`left`/`resync`/`presence` frames, each message's effect on unread
-// counts and last messages, the drawer on phones, the new-room dialog and the room info panel.
+// counts and last messages, the room events' effects (events.js), the drawer on phones, the
+// new-room dialog and the room info panel with its management actions.
 
 import { $, field, showText, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
@@ -12,6 +13,7 @@ import { store, roomFrom, isMe, selectRoom } from '../../core/store.js';
 import { renderRoomList } from './list.js';
 import { wireRoomDialog } from './dialog.js';
 import { wireInfo, hideInfo, infoOpen } from './info.js';
+import { registerRoomEvents, advance } from './events.js';
 
 const LAST_ROOM = 'confab.room';
 
@@ -101,8 +103,7 @@ function registerFrames() {
     const r = roomOf(m);
     if (!r) return;
     store.update('rooms', () => {
-      r.seen = Math.max(r.seen, m.seq);
-      r.head_seq = Math.max(r.head_seq || 0, m.seq);
+      advance(r, m.seq);
       if (!r.last || m.seq >= r.last.seq) r.last = /** @type {any} */ (m);
       // The chat view's read cursor lowers it as the user reads.
       if (!isMe(m.from)) r.unread = Math.max(0, r.head_seq - (r.read_seq || 0));
@@ -139,6 +140,7 @@ export default {
   views: new URL('./view.html', import.meta.url),
   start() {
     registerFrames();
+    registerRoomEvents();
     wireInfo();
     wireRoomDialog(async (room) => {
       store.update('rooms', (s) => { s.rooms.set(room.id, roomFrom({ ...room, member: true })); });
