@@ -191,6 +191,12 @@ impl Browser {
         self.post(&format!("/element/{id}/value"), json!({"text": text})).await;
     }
 
+    /// Empties an input or textarea (WebDriver's element clear).
+    pub async fn clear(&self, css: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/clear"), json!({})).await;
+    }
+
     /// Presses Shift+Enter in the focused element.
     pub async fn shift_enter(&self) {
         let down = |k: &str| json!({"type": "keyDown", "value": k});

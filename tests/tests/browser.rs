@@ -1,11 +1,15 @@
 //! The browser app in real headless Chromium (Debian's `chromium` + `chromium-driver`), against
 //! real in-process nodes: two users chatting, a reload, a network drop, hostile bodies, lazy
-//! loading, inline errors, email sign-in, and screenshots at desktop and phone sizes (saved
-//! under `$CARGO_TARGET_DIR/browser-artifacts/`). Without chromedriver these tests fail.
+//! loading, inline errors, email sign-in, editing and deleting messages, managing rooms, and
+//! screenshots at desktop and phone sizes (saved under `$CARGO_TARGET_DIR/browser-artifacts/`).
+//! Without chromedriver these tests fail.
 
 use confab::ServeArgs;
 use confab_tests::browser::{Driver, Proxy};
-use confab_tests::chat_page::{open_room, send, shown, sign_up, wait_message, wait_online};
+use confab_tests::chat_page::{
+    confirm, create_room, message_action, open_info, open_room, room_names, send, shown, sign_up, wait_event_line,
+    wait_listed, wait_message, wait_online,
+};
 use confab_tests::smtp::SmtpSink;
 use confab_tests::{NodeOpts, TestNode, eventually, unique};
 use serde_json::json;
@@ -680,5 +684,227 @@ async fn screenshots_at_desktop_and_phone_viewports() {
         browser.assert_clean_console(&[]).await;
         browser.quit().await;
     }
+    node.stop().await;
+}
+
+/// Alice edits and deletes her messages; Bob, in another browser, sees the new text with its
+/// "edited" mark, then the tombstone in the message's place, and his reply's quote saying the
+/// original was deleted, all live; a reload shows the same from history. Escape cancels an edit,
+/// and Bob has no edit or delete buttons on Alice's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_show_live_to_the_other_user() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    sign_up(&a, &node.base, &unique("alice")).await;
+    sign_up(&b, &node.base, &unique("bob")).await;
+    open_room(&a, "general").await;
+    open_room(&b, "general").await;
+
+    send(&a, "first draft").await;
+    send(&a, "this one goes").await;
+    let draft = wait_message(&b, "first draft").await["seq"].as_u64().unwrap();
+    let doomed = wait_message(&b, "this one goes").await["seq"].as_u64().unwrap();
+    wait_message(&a, "this one goes").await;
+    // Bob replies to the message Alice will delete.
+    message_action(&b, doomed, "reply-btn").await;
+    send(&b, "replying to it").await;
+    let reply = wait_message(&a, "replying to it").await["seq"].as_u64().unwrap();
+    // Bob may reply to Alice's messages, not edit or delete them.
+    let bobs_buttons = b
+        .exec(
+            "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+             return { edit: !!li.querySelector('.act-edit'), del: !li.querySelector('.act-delete').hidden };",
+            json!([draft]),
+        )
+        .await;
+    assert_eq!(bobs_buttons, json!({"edit": false, "del": false}));
+
+    // Escape leaves the message as it was.
+    message_action(&a, draft, "act-edit").await;
+    a.wait_visible("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", " never mind\u{E00C}").await;
+    a.wait_for("the editor to close", "return !document.querySelector('#messages .msg.editing');", json!([])).await;
+    assert_eq!(a.text(&format!("#messages > .msg[data-seq=\"{draft}\"] .body")).await, "first draft");
+
+    // Enter saves: Bob sees the new text and the mark.
+    message_action(&a, draft, "act-edit").await;
+    a.clear("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", "final wording\u{E007}").await;
+    let edited = "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+                  return li && li.querySelector('.body').textContent === 'final wording' && \
+                  li.querySelector('.meta .edited')?.textContent === 'edited';";
+    b.wait_for("the edit on Bob's page", edited, json!([draft])).await;
+    a.wait_for("the edit on Alice's page", edited, json!([draft])).await;
+
+    // Delete, after the confirmation: a tombstone in the same place, and the quote says so.
+    message_action(&a, doomed, "act-delete").await;
+    confirm(&a).await;
+    let tombstone = "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+                     return li && li.classList.contains('tombstone') && li.querySelector('.body').textContent === 'This message was deleted.' \
+                       && li.previousElementSibling?.dataset.seq === String(arguments[1]);";
+    b.wait_for("the tombstone on Bob's page", tombstone, json!([doomed, draft])).await;
+    let quote = "const q = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"] .quote`); \
+                 return q && q.classList.contains('deleted') && q.textContent.includes('This message was deleted.');";
+    b.wait_for("the reply's quote saying deleted", quote, json!([reply])).await;
+    a.wait_for("the tombstone on Alice's page", tombstone, json!([doomed, draft])).await;
+    assert!(!b.text(&format!("#messages > .msg[data-seq=\"{doomed}\"]")).await.contains("this one goes"));
+
+    // History agrees after a reload.
+    b.refresh().await;
+    wait_online(&b).await;
+    b.wait_for("the edit after a reload", edited, json!([draft])).await;
+    b.wait_for("the tombstone after a reload", tombstone, json!([doomed, draft])).await;
+    b.wait_for("the quote after a reload", quote, json!([reply])).await;
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// The owner renames and describes a room from its info panel: the other member's header, room
+/// list and open info panel follow live, and each change is a quiet line in the conversation.
+/// Then the owner hands the room over (the new owner gets the owner's controls) and the new owner
+/// deletes it: it leaves the other's list, whose page goes to `general`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_room_and_handing_it_over_show_live_to_every_member() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    let (before, after) = (unique("plans"), unique("roadmap"));
+    create_room(&a, &before, "", false).await;
+    sign_up(&b, &node.base, &bob).await;
+    open_room(&b, &before).await;
+    open_info(&b).await;
+    b.wait_for(
+        "bob in the member list",
+        "return [...document.querySelectorAll('#info-members .name')].some((n) => n.textContent.startsWith(arguments[0]));",
+        json!([bob]),
+    )
+    .await;
+    assert!(b.exec("return document.querySelector('#room-edit-box').hidden;", json!([])).await.as_bool().unwrap());
+
+    open_info(&a).await;
+    a.click("#room-edit-box summary").await;
+    a.clear("#room-edit-name").await;
+    a.type_into("#room-edit-name", &after).await;
+    a.type_into("#room-edit-desc", "What ships when").await;
+    a.click("#room-edit-save").await;
+
+    b.wait_for(
+        "the new name in Bob's header, list and panel",
+        "return document.querySelector('#room-title').textContent === arguments[0] && \
+         document.querySelector('#info-name').textContent === arguments[0] && \
+         /What ships when/.test(document.querySelector('#room-sub').textContent) && \
+         [...document.querySelectorAll('#rooms .room-name')].some((n) => n.textContent === arguments[0]);",
+        json!([after]),
+    )
+    .await;
+    assert!(!room_names(&b).await.contains(&before), "the old name left the list");
+    let line = wait_event_line(&b, "renamed the room").await;
+    assert_eq!(line, format!("{alice} renamed the room to “{after}”"));
+    wait_event_line(&b, "changed the description to “What ships when”").await;
+    wait_event_line(&a, "You renamed the room").await;
+
+    // Alice hands the room to Bob: his panel gets the owner's controls.
+    a.wait_for(
+        "bob's make-owner button",
+        "const li = [...document.querySelectorAll('#info-members .member')].find((x) => x.querySelector('.name').textContent === arguments[0]); \
+         const btn = li && li.querySelector('.member-owner'); if (btn) btn.click(); return !!btn;",
+        json!([bob]),
+    )
+    .await;
+    confirm(&a).await;
+    wait_event_line(&b, &format!("{alice} made you the owner")).await;
+    b.wait_for(
+        "the owner's controls on Bob's panel",
+        "return !document.querySelector('#room-edit-box').hidden && !document.querySelector('#delete-room').hidden \
+           && /owner: /.test(document.querySelector('#info-meta').textContent) \
+           && document.querySelector('#info-meta').textContent.includes(arguments[0]);",
+        json!([bob]),
+    )
+    .await;
+    a.wait_for(
+        "Alice without them",
+        "return document.querySelector('#room-edit-box').hidden && document.querySelector('#delete-room').hidden \
+           && !document.querySelector('#leave-room').hidden;",
+        json!([]),
+    )
+    .await;
+
+    // Bob deletes it: Alice's page loses it and goes to general.
+    b.click("#delete-room").await;
+    confirm(&b).await;
+    for page in [&a, &b] {
+        wait_listed(page, &after, false).await;
+        page.wait_for(
+            "general to open",
+            "return document.querySelector('#room-title').textContent === 'general';",
+            json!([]),
+        )
+        .await;
+    }
+    let note = a.wait_for("the note", "return document.querySelector('#toast')?.textContent || null;", json!([])).await;
+    assert_eq!(note, format!("The room {after} was deleted."));
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// A member leaves a private room from its info panel: it leaves their room list (and their
+/// screen), and the owner sees the quiet line saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_private_room_takes_it_off_the_list_and_tells_the_others() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    sign_up(&b, &node.base, &bob).await;
+    let room = unique("secret");
+    create_room(&a, &room, "Just us", true).await;
+    open_info(&a).await;
+    a.type_into("#add-member-name", &format!("{bob}\u{E007}")).await;
+    wait_event_line(&a, &format!("You added {bob}")).await;
+
+    b.refresh().await; // the room list is loaded afresh (live, with the inbox)
+    wait_online(&b).await;
+    open_room(&b, &room).await;
+    open_info(&b).await;
+    assert!(b.exec("return document.querySelector('#delete-room').hidden;", json!([])).await.as_bool().unwrap());
+    b.click("#leave-room").await;
+    confirm(&b).await;
+    wait_listed(&b, &room, false).await;
+    b.wait_for("general to open", "return document.querySelector('#room-title').textContent === 'general';", json!([]))
+        .await;
+    assert_eq!(wait_event_line(&a, "left the room").await, format!("{bob} left the room"));
+    a.wait_for(
+        "bob off the member list",
+        "return ![...document.querySelectorAll('#info-members .name')].some((n) => n.textContent === arguments[0]);",
+        json!([bob]),
+    )
+    .await;
+    // The owner cannot leave before handing the room over: the panel says so.
+    assert!(
+        a.exec(
+            "return document.querySelector('#leave-room').hidden && !document.querySelector('#leave-note').hidden;",
+            json!([])
+        )
+        .await
+        .as_bool()
+        .unwrap()
+    );
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
     node.stop().await;
 }
