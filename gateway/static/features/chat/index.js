@@ -89,7 +89,8 @@ function sendRead() {
   if (!socket.send({ type: 'read', room: r.id, seq })) return;
   store.update('rooms', () => {
     r.read_seq = seq;
-    r.unread = Math.max(0, (r.head_seq || 0) - seq);
+    r.unread = Math.min(r.unread || 0, Math.max(0, (r.head_seq || 0) - seq));
+    if (seq >= (r.head_seq || 0)) r.unread = r.mentions = 0; // read to the end: no badge left
   });
 }
 

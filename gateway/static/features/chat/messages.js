@@ -14,6 +14,7 @@ import { $, el, linkify, stamp, fullDate } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { isMe } from '../../core/store.js';
 import { systemText } from './system.js';
+import { withMentions, mentionsMe } from './mentions.js';
 
 /** @typedef {import('../../core/types.js').Message} Message */
 /** @typedef {import('../../core/types.js').Room} Room */
@@ -412,7 +413,10 @@ export function render(m) {
   if (m.reply_to != null && !m.deleted) bubble.append(quote(m.reply_to));
   const body = el('div', 'body');
   if (m.deleted) { li.classList.add('tombstone'); body.classList.add('deleted'); body.textContent = 'This message was deleted.'; }
-  else body.append(linkify(m.body ?? ''));
+  else {
+    body.append(linkify(m.body ?? '', withMentions));
+    if (!own && mentionsMe(m.body ?? '')) li.classList.add('mentions-me');
+  }
   bubble.append(body);
   li.append(bubble);
   if (m.seq != null && !m.deleted) {
