@@ -25,8 +25,21 @@ export function join(r) {
   if (socket.send({ type: 'join', room: r.id, since: r.seen })) r.joining = true;
 }
 
+/** @type {Array<(r: Room) => void>} */
+const leaving = [];
+
+/**
+ * Calls `fn(room)` just before the socket leaves a room, while it may still send frames for it
+ * (the chat sends its read cursor: the server takes one only from a joined socket).
+ * @param {(r: Room) => void} fn
+ */
+export function beforeLeave(fn) {
+  leaving.push(fn);
+}
+
 /** @param {Room} r */
 function leave(r) {
+  if (r.joined) for (const fn of leaving) fn(r);
   socket.send({ type: 'leave', room: r.id });
   r.joined = r.joining = false;
   r.online.clear();

@@ -7,6 +7,7 @@ import { $, showText, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { onFrame } from '../../core/frames.js';
 import { socket, sessionLost } from '../../core/session.js';
+import { beforeLeave } from '../../core/membership.js';
 import { store, currentRoom, isMe } from '../../core/store.js';
 import * as view from './messages.js';
 import { wireComposer, onAck, onError, resend, pendingIn, startReply, clearReply, clearPending, stopTyping } from './compose.js';
@@ -137,6 +138,8 @@ export default {
     view.wireMessages();
     wireComposer();
     registerFrames();
+    // Switching rooms leaves the one before: what was read there is sent first.
+    beforeLeave((r) => { if (view.shownRoom() === r.id) { clearTimeout(readTimer); sendRead(); } });
     store.subscribe(['current', 'rooms', 'presence'], renderHeader);
     // The room changed hands, or the user's role: who may delete others' messages.
     store.subscribe(['rooms', 'me'], () => { if (view.shownRoom() === store.state.current) view.setModerates(moderates(currentRoom())); });
