@@ -238,6 +238,28 @@ impl Browser {
         self.cdp("Emulation.setEmulatedMedia", media).await;
     }
 
+    /// Puts a recorder in place of the page's `Notification` (permission granted) in every page
+    /// this browser loads from now on: call it before `goto`. Headless Chromium shows no
+    /// notifications, so the test reads what the app asked for with `notifications`.
+    pub async fn record_notifications(&self) {
+        let source = "(() => { const shown = []; \
+            class RecordedNotification extends EventTarget { \
+              constructor(title, options = {}) { super(); this.title = title; this.body = options.body ?? ''; \
+                this.tag = options.tag ?? ''; shown.push({ title: this.title, body: this.body, tag: this.tag }); } \
+              close() {} \
+              static get permission() { return 'granted'; } \
+              static requestPermission() { return Promise.resolve('granted'); } } \
+            Object.defineProperty(window, 'Notification', { value: RecordedNotification, configurable: true, writable: true }); \
+            Object.defineProperty(window, '__notifications', { value: shown }); })();";
+        self.cdp("Page.addScriptToEvaluateOnNewDocument", json!({"source": source})).await;
+    }
+
+    /// The notifications the page made since it loaded (`record_notifications`): `{title, body, tag}`.
+    pub async fn notifications(&self) -> Vec<Value> {
+        let v = self.exec("return window.__notifications ?? null;", json!([])).await;
+        v.as_array().cloned().expect("record_notifications was called before the page loaded")
+    }
+
     /// Saves a PNG of the viewport under `artifacts_dir()` and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let v = wd(&self.http, reqwest::Method::GET, &format!("{}/screenshot", self.url), None).await;

@@ -165,3 +165,21 @@ pub async fn wait_event_line(b: &Browser, text: &str) -> String {
         .await;
     v.as_str().unwrap_or_default().to_owned()
 }
+
+/// Waits until the room list's entry for `name` satisfies `check`, a JS expression over `e`:
+/// `{unread, mention, last, private}` (its unread badge's text or null, whether it has the
+/// mention badge, its last-message preview, whether it is tagged private), and returns `e`.
+pub async fn wait_list_entry(b: &Browser, name: &str, what: &str, check: &str) -> Value {
+    b.wait_for(
+        &format!("room {name}: {what}"),
+        &format!(
+            "const r = [...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === arguments[0]); \
+             if (!r) return null; \
+             const e = {{ unread: r.querySelector('.unread-badge')?.textContent ?? null, mention: !!r.querySelector('.mention-badge'), \
+               last: r.querySelector('.room-last').textContent, private: r.querySelector('.room-top .tag')?.textContent === 'private' }}; \
+             return ({check}) ? e : null;"
+        ),
+        json!([name]),
+    )
+    .await
+}

@@ -8,7 +8,7 @@ use confab::ServeArgs;
 use confab_tests::browser::{Driver, Proxy};
 use confab_tests::chat_page::{
     confirm, create_room, message_action, open_info, open_room, room_names, send, shown, sign_up, wait_event_line,
-    wait_listed, wait_message, wait_online,
+    wait_list_entry, wait_listed, wait_message, wait_online,
 };
 use confab_tests::smtp::SmtpSink;
 use confab_tests::{NodeOpts, TestNode, eventually, unique};
@@ -905,6 +905,167 @@ async fn leaving_a_private_room_takes_it_off_the_list_and_tells_the_others() {
         page.assert_clean_console(&[]).await;
     }
     a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// The room list is live without joining its rooms (protocol 3: the inbox): a public room Alice
+/// creates appears in Bob's list at once, and so does a private room once she adds him; her
+/// messages in a room Bob is a member of but has not open raise its unread badge and change its
+/// preview, while Bob's socket stays out of that room (Alice sees only herself online there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rooms_and_unread_counts_reach_the_list_live() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    sign_up(&b, &node.base, &bob).await;
+    open_room(&b, "general").await;
+
+    let public = unique("lobby");
+    create_room(&a, &public, "Open to all", false).await;
+    wait_list_entry(&b, &public, "listed, not joined", "!e.private && e.last === 'Open to all'").await;
+
+    let private = unique("huddle");
+    create_room(&a, &private, "", true).await;
+    assert!(!room_names(&b).await.contains(&private), "a private room is not listed for others");
+    open_info(&a).await;
+    a.type_into("#add-member-name", &format!("{bob}\u{E007}")).await;
+    wait_list_entry(&b, &private, "listed as private", "e.private").await;
+
+    // Alice writes in the private room; Bob, in general, gets the count and the preview.
+    for i in 1..=3 {
+        send(&a, &format!("note {i}")).await;
+        wait_message(&a, &format!("note {i}")).await;
+    }
+    let entry = wait_list_entry(&b, &private, "3 unread", "e.unread === '3'").await;
+    assert_eq!(entry["last"], format!("{alice}: note 3"));
+    assert_eq!(entry["mention"], false);
+    // Bob's socket is not in the room: Alice is alone online there.
+    a.wait_for(
+        "alice alone online",
+        "return /^1 online$/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    // Opening it reads it: the badge goes once Bob moves on.
+    open_room(&b, &private).await;
+    wait_message(&b, "note 3").await;
+    a.wait_for(
+        "bob online in the room",
+        "return /2 online/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    open_room(&b, "general").await;
+    wait_list_entry(&b, &private, "no badge after reading", "e.unread === null && !e.mention").await;
+    a.wait_for(
+        "bob gone from the room",
+        "return /^1 online$/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// Alice mentions Bob in a room he is a member of but has not open: the room gets the mention
+/// badge and Bob a desktop notification saying who and where; `@bob` is marked in the message,
+/// and reading the room clears both badges. With the bell turned off, the next mention raises the
+/// badge but no notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_in_another_room_raises_a_badge_and_a_notification() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    b.record_notifications().await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    sign_up(&b, &node.base, &bob).await;
+    let room = unique("standup");
+    create_room(&a, &room, "", false).await;
+    open_room(&b, &room).await; // joining a public room makes Bob a member
+    open_room(&b, "general").await;
+    b.wait_for("the bell on", "return document.querySelector('#notify').dataset.state === 'on';", json!([])).await;
+
+    send(&a, &format!("@{bob} can you review this?")).await;
+    wait_list_entry(&b, &room, "the mention badge", "e.mention && e.unread === '1'").await;
+    let notes = b
+        .wait_for(
+            "a notification",
+            "return window.__notifications.length > 0 ? window.__notifications : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(notes[0]["title"], format!("{alice} mentioned you in {room}"));
+    assert_eq!(notes[0]["body"], format!("@{bob} can you review this?"));
+    assert_eq!(b.notifications().await.len(), 1, "one notification per mention");
+
+    open_room(&b, &room).await;
+    let mark = b
+        .wait_for(
+            "the mention marked",
+            "const m = document.querySelector('#messages .msg.mentions-me .mention.me'); return m ? m.textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(mark, format!("@{bob}"));
+    open_room(&b, "general").await;
+    wait_list_entry(&b, &room, "both badges gone", "!e.mention && e.unread === null").await;
+
+    // The bell off: the badge still comes, the notification does not.
+    b.click("#notify").await;
+    b.wait_for("the bell off", "return document.querySelector('#notify').dataset.state === 'off';", json!([])).await;
+    send(&a, &format!("thanks @{bob}")).await;
+    wait_list_entry(&b, &room, "the mention badge again", "e.mention").await;
+    // The badge and the notification come from the same inbox event, handled together.
+    assert_eq!(b.notifications().await.len(), 1, "no notification with the bell off");
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// While Bob's connection is down, Alice adds him to a private room and mentions him there: once
+/// it is back, the inbox (rejoined with `since`) and the reloaded list show the room with its
+/// mention badge, without a reload of the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_catches_up_after_a_dropped_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs { public_origin: Some(vec![origin]), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let proxy = Proxy::start_on(listener, node.node.as_ref().expect("running").addr);
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let bob = unique("bob");
+    sign_up(&b, &proxy.base(), &bob).await;
+    open_room(&b, "general").await;
+
+    let alice = node.user(&unique("alice")).await;
+    let name = unique("offline");
+    let room = alice.create_room(&name, "private").await;
+    proxy.cut();
+    b.wait_for("the drop", "return document.querySelector('#status').dataset.state !== 'online';", json!([])).await;
+    let (status, _) = alice.post(&format!("/api/rooms/{room}/members"), json!({"username": bob})).await;
+    assert_eq!(status, 204);
+    let mut ws = alice.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "m1", "body": format!("welcome @{bob}")})).await;
+    ws.recv_type("ack").await;
+    proxy.restore();
+    wait_online(&b).await;
+    let entry =
+        wait_list_entry(&b, &name, "the room with its badges", "e.private && e.mention && e.unread === '1'").await;
+    assert_eq!(entry["last"], format!("{}: welcome @{bob}", alice.username));
+    b.assert_clean_console(&["WebSocket connection", "net::ERR_"]).await;
     b.quit().await;
     node.stop().await;
 }
