@@ -642,7 +642,19 @@ async fn screenshots_at_desktop_and_phone_viewports() {
     send(&a, "Great, shipping it after lunch.").await;
     wait_message(&b, "Great, shipping it after lunch.").await;
     send(&a, "I'll put the final mockups in design-review.").await;
-    wait_message(&b, "I'll put the final mockups in design-review.").await;
+    let mockups = wait_message(&b, "I'll put the final mockups in design-review.").await["seq"].as_u64().unwrap();
+    // An edited message, a deleted one, and a mention of Alice.
+    message_action(&a, mockups, "act-edit").await;
+    a.clear("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", "I'll put the final mockups in design-review today.\u{E007}").await;
+    wait_message(&b, "I'll put the final mockups in design-review today.").await;
+    send(&b, "wrong window, sorry").await;
+    let oops = wait_message(&b, "wrong window, sorry").await["seq"].as_u64().unwrap();
+    message_action(&b, oops, "act-delete").await;
+    confirm(&b).await;
+    a.wait_visible("#messages .msg.tombstone").await;
+    send(&b, "@alice the logo needs the new colours too").await;
+    wait_message(&a, "@alice the logo needs the new colours too").await;
     b.type_into("#composer", "On my way").await;
     a.wait_for("typing", "return document.querySelector('#typing').textContent !== '';", json!([])).await;
     a.click("#open-info").await;
@@ -733,7 +745,7 @@ async fn edits_and_deletes_show_live_to_the_other_user() {
     a.type_into("#messages .msg.editing .edit-box", "final wording\u{E007}").await;
     let edited = "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
                   return li && li.querySelector('.body').textContent === 'final wording' && \
-                  li.querySelector('.meta .edited')?.textContent === 'edited';";
+                  li.querySelector('.bubble > .edited')?.textContent === 'edited';";
     b.wait_for("the edit on Bob's page", edited, json!([draft])).await;
     a.wait_for("the edit on Alice's page", edited, json!([draft])).await;
 

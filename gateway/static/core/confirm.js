@@ -37,11 +37,13 @@ function build() {
 }
 
 /**
- * Asks `question`; resolves true when the user presses the `action` button.
- * @param {{title: string, text: string, action: string}} what
+ * Asks `question`; resolves true when the user presses the `action` button. Focus goes to
+ * `then` afterwards when given (the element that opened the dialog may be gone by then, as a
+ * deleted message's button is), else back where it was.
+ * @param {{title: string, text: string, action: string, then?: HTMLElement}} what
  * @returns {Promise<boolean>}
  */
-export function confirmAction({ title, text, action }) {
+export function confirmAction({ title, text, action, then }) {
   dialog ??= build();
   const dlg = dialog;
   if (dlg.open) dlg.close('no');
@@ -49,8 +51,15 @@ export function confirmAction({ title, text, action }) {
   /** @type {HTMLElement} */ (dlg.querySelector('#confirm-text')).textContent = text;
   /** @type {HTMLElement} */ (dlg.querySelector('#confirm-yes')).textContent = action;
   dlg.returnValue = '';
+  const back = then ?? /** @type {HTMLElement | null} */ (document.activeElement);
   return new Promise((resolve) => {
-    answer = resolve;
+    answer = (yes) => {
+      // A click on the dialog's buttons can leave Chromium's caret in page text, where it
+      // swallows what is typed next even into a focused field: start from no selection.
+      document.getSelection()?.removeAllRanges();
+      if (back?.isConnected) back.focus();
+      resolve(yes);
+    };
     dlg.showModal();
     /** @type {HTMLElement} */ (dlg.querySelector('#confirm-no')).focus();
   });

@@ -115,6 +115,7 @@ export async function confirmDelete(m) {
       ? 'It will show as deleted to everyone in the room. This cannot be undone.'
       : `${m.from?.username ?? 'Their'}'s message will show as deleted to everyone in the room. This cannot be undone.`,
     action: 'Delete',
+    then: /** @type {HTMLElement} */ (document.getElementById('composer')),
   });
   if (!yes) return;
   const cid = newCid(), frame = { type: 'delete', room: m.room, seq: m.seq, cid };

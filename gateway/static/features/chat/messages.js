@@ -40,6 +40,7 @@ const byRoom = {
   /** @type {number | null} */ id: null,
   /** @type {Map<number, Message>} */ msgs: new Map(),
   /** Every seq shown or applied: messages, edits, deletes, system events. @type {Set<number>} */ seqs: new Set(),
+  maxSeq: 0,
   /** target seq -> its latest live change, for messages not shown yet. @type {Map<number, Change>} */ changes: new Map(),
   minSeq: 0,
   hasMore: false,
@@ -63,7 +64,7 @@ export const scrollToBottom = () => { scroller.scrollTop = scroller.scrollHeight
  */
 export async function openRoom(room, { actions, moderates, pending }) {
   Object.assign(byRoom, {
-    id: room.id, msgs: new Map(), seqs: new Set(), changes: new Map(), minSeq: 0, hasMore: false, loading: true,
+    id: room.id, msgs: new Map(), seqs: new Set(), changes: new Map(), minSeq: 0, maxSeq: 0, hasMore: false, loading: true,
     token: byRoom.token + 1, dividerAt: room.member ? room.read_seq ?? null : null, actions, moderates,
   });
   const token = byRoom.token;
@@ -315,6 +316,7 @@ function know(seq) {
   if (typeof seq !== 'number') return;
   byRoom.seqs.add(seq);
   byRoom.minSeq = byRoom.minSeq ? Math.min(byRoom.minSeq, seq) : seq;
+  byRoom.maxSeq = Math.max(byRoom.maxSeq, seq);
 }
 
 /**
@@ -404,11 +406,6 @@ export function render(m) {
     time.title = bubble.title = fullDate(when);
   }
   meta.append(el('span', 'from', own ? 'You' : (m.from?.username ?? 'unknown')), time);
-  if (m.edited && !m.deleted) {
-    const mark = el('span', 'edited', 'edited');
-    if (m.edited_at) mark.title = `Edited ${fullDate(m.edited_at)}`;
-    meta.append(mark);
-  }
   bubble.append(meta);
   if (m.reply_to != null && !m.deleted) bubble.append(quote(m.reply_to));
   const body = el('div', 'body');
@@ -418,6 +415,11 @@ export function render(m) {
     if (!own && mentionsMe(m.body ?? '')) li.classList.add('mentions-me');
   }
   bubble.append(body);
+  if (m.edited && !m.deleted) { // below the body: a message in a sender's run shows no header
+    const mark = el('span', 'edited', 'edited');
+    if (m.edited_at) mark.title = `Edited ${fullDate(m.edited_at)}`;
+    bubble.append(mark);
+  }
   li.append(bubble);
   if (m.seq != null && !m.deleted) {
     const msg = /** @type {Message} */ (m);
@@ -524,7 +526,7 @@ export function readableSeq() {
     if (items[i].getBoundingClientRect().top < bottom - 8) {
       const seq = Number(items[i].dataset.seq);
       // Edits and deletes after the last shown line have no line of their own.
-      if (i === items.length - 1) return Math.max(seq, ...byRoom.seqs);
+      if (i === items.length - 1) return Math.max(seq, byRoom.maxSeq);
       return seq;
     }
   }
@@ -532,4 +534,4 @@ export function readableSeq() {
 }
 
 export const shownRoom = () => byRoom.id;
-export function clear() { byRoom.id = null; byRoom.msgs = new Map(); byRoom.seqs = new Set(); byRoom.changes = new Map(); byRoom.token++; byRoom.restoring = false; list.replaceChildren(); $('older').textContent = ''; }
+export function clear() { byRoom.id = null; byRoom.msgs = new Map(); byRoom.seqs = new Set(); byRoom.maxSeq = 0; byRoom.changes = new Map(); byRoom.token++; byRoom.restoring = false; list.replaceChildren(); $('older').textContent = ''; }

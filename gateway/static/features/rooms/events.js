@@ -108,8 +108,10 @@ export function registerRoomEvents() {
       dropRoom(r.id, { note: e.op === 'member_removed' && !isMe(f.by) ? `${f.by?.username ?? 'The owner'} removed you from ${r.name}.` : '' });
     }
   });
-  onFrame('room_deleted', (f) => {
+  onFrame('room_deleted', (f) => { // to its subscribers, and (a public room) to every session
     const r = roomOf(f);
-    if (r) dropRoom(r.id, { gone: true, note: `The room ${r.name} was deleted.` });
+    if (!r) return;
+    const concerned = r.member || r.id === store.state.current;
+    dropRoom(r.id, { gone: true, note: concerned ? `The room ${r.name} was deleted.` : '' });
   });
 }

@@ -35,9 +35,8 @@ function onInboxEvent(f) {
   const e = f.event || {}, rooms = store.state.rooms, r = rooms.get(e.room);
   switch (e.op) {
     case 'room_added':
-      if (r) { if (!r.member) store.update('rooms', () => { r.member = true; }); } else {
-        store.update('rooms', () => { rooms.set(e.room, roomFrom({ id: e.room, name: e.name, visibility: e.visibility, member: true })); });
-      }
+      if (r) { if (!r.member) store.update('rooms', () => { r.member = true; }); return; }
+      store.update('rooms', () => { rooms.set(e.room, roomFrom({ id: e.room, name: e.name, visibility: e.visibility, member: true })); });
       reloadSoon(); // its head, owner, last message
       return;
     case 'room_removed': {

@@ -34,6 +34,8 @@ async function allRooms() {
 }
 
 let loaded = false;
+/** `hello`s since signing in: each one after the first is a reconnect. */
+let hellos = 0;
 
 /**
  * The list from REST, merged into what the socket already tracks: `seen` never moves back for a
@@ -90,7 +92,7 @@ function registerFrames() {
   onFrame('hello', (f) => {
     store.update('inbox', (s) => { s.inbox = f.inbox ?? null; });
     syncJoins();
-    if (loaded) loadRooms(); // a reconnect: what changed meanwhile (rooms, counts, previews)
+    if (hellos++ > 0 && loaded) loadRooms(); // a reconnect: what changed meanwhile (rooms, counts, previews)
   });
   onFrame('joined', (f) => {
     const r = roomOf(f), me = store.state.me;
@@ -181,7 +183,7 @@ export default {
     });
 
     store.subscribe('me', ({ me }) => {
-      if (!me) { document.title = 'Confab'; loaded = false; resetInbox(); return; }
+      if (!me) { document.title = 'Confab'; loaded = false; hellos = 0; resetInbox(); return; }
       $('me').textContent = me.username;
       loadRooms().then(openFirstRoom);
     });
