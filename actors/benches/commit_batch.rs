@@ -47,6 +47,7 @@ impl Fixture {
                     ts: 1_795_000_000_000 + seq as i64,
                     kind: confab_schemas::EventKind::Message,
                     target: None,
+                    mentions: Vec::new(),
                 }
             })
             .collect()

@@ -34,6 +34,10 @@ pub struct MemberInfo {
 pub trait ClusterHooks: Send + Sync + 'static {
     /// Where `room` is sequenced now.
     fn placement(&self, room: RoomId) -> Placement;
+    /// `placement` of each of `rooms` (one look at the cluster's view for all of them).
+    fn placements(&self, rooms: &[RoomId]) -> Vec<Placement> {
+        rooms.iter().map(|r| self.placement(*r)).collect()
+    }
     /// The id of the node that owns `room` now, if any node is ready.
     fn owner_of(&self, room: RoomId) -> Option<String>;
     /// Whether `node` is a live member (a lease it holds must be respected).

@@ -267,7 +267,9 @@ impl SessionState {
     }
 
     async fn join(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, since: Option<u64>) {
-        if !self.rooms.contains_key(&room) && self.rooms.len() >= self.ctx.config.max_rooms_per_session {
+        // The user's own inbox does not count toward the rooms a connection may join.
+        let joined = self.rooms.keys().filter(|r| !r.is_inbox()).count();
+        if !self.rooms.contains_key(&room) && !room.is_inbox() && joined >= self.ctx.config.max_rooms_per_session {
             let max = self.ctx.config.max_rooms_per_session;
             return self.room_error(
                 ErrorCode::TooManyRooms,

@@ -159,6 +159,8 @@ pub enum DirMsg {
     MemberAdded(RoomId, UserId),
     Report(RoomId, Option<u64>, UserId, String, RpcReplyPort<Result<i64, Refusal>>),
     ActiveRooms(RpcReplyPort<Vec<RoomId>>),
+    /// An `activity` frame for these inboxes, if they run here as their sequencer.
+    Activity(Vec<RoomId>, bytes::Bytes),
 }
 
 struct RoomEntry {
@@ -213,6 +215,12 @@ impl DirState {
             return Ok(actor);
         }
         if !self.rooms.contains_key(&id) {
+            // A user's inbox is made the first time anything needs it.
+            if let Some(user) = id.inbox_user()
+                && let Err(e) = self.ctx.store.ensure_inbox(user).await
+            {
+                return Err(storage_refusal(e));
+            }
             let row = match self.ctx.store.room_by_id(id).await {
                 Ok(Some(row)) => row,
                 Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
@@ -262,6 +270,29 @@ impl DirState {
             }
         }
     }
+}
+
+/// Sequences a system event in `room` (an inbox, from inside the actors), trying again while
+/// the room starts or moves; gives up (logged) after about ten seconds.
+pub(crate) async fn announce_in(ctx: &Ctx, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) {
+    for attempt in 0..40 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        match ctx.activate(room).await {
+            Ok(actor) => {
+                if actor.cast(RoomMsg::Announce { by: by.clone(), event: event.clone() }).is_ok() {
+                    return;
+                }
+            }
+            Err((ErrorCode::Retry, _)) => {}
+            Err((code, msg)) => {
+                warn!(room = %room, ?code, msg, "an inbox event could not be sequenced");
+                return;
+            }
+        }
+    }
+    warn!(room = %room, "an inbox event could not be sequenced: its inbox did not start");
 }
 
 fn storage_refusal(e: Error) -> Refusal {
@@ -385,6 +416,14 @@ impl Actor for RoomDirectory {
                     let _ = reply.send(res);
                 });
             }
+            DirMsg::Activity(inboxes, frame) => {
+                for id in inboxes {
+                    if let Some(actor) = st.rooms.get(&id).filter(|e| e.remote.is_none()).and_then(|e| e.actor.as_ref())
+                    {
+                        let _ = actor.cast(RoomMsg::Ephemeral(frame.clone()));
+                    }
+                }
+            }
             DirMsg::ActiveRooms(reply) => {
                 let owned = st.rooms.iter().filter(|(_, e)| e.actor.is_some() && e.remote.is_none());
                 let _ = reply.send(owned.map(|(id, _)| *id).collect());
@@ -462,6 +501,8 @@ pub enum SessSupMsg {
     /// Test and chaos hook: kill one session of a user.
     KillOne(UserId, RpcReplyPort<bool>),
     KillAll(RpcReplyPort<usize>),
+    /// A client frame for every session (`room_created`), shed first like presence.
+    Broadcast(bytes::Bytes),
 }
 
 pub struct SessionSupervisor;
@@ -520,6 +561,11 @@ impl Actor for SessionSupervisor {
                     a.kill();
                 }
                 let _ = reply.send(victim.is_some());
+            }
+            SessSupMsg::Broadcast(frame) => {
+                for (_, _, _, out) in st.sessions.values() {
+                    let _ = out.push_ephemeral(frame.clone());
+                }
             }
             SessSupMsg::KillAll(reply) => {
                 for (a, _, _, _) in st.sessions.values() {
@@ -753,6 +799,25 @@ impl ActorSystem {
     pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
         let actor = self.ctx.activate(room).await?;
         actor.cast(RoomMsg::Announce { by, event }).map_err(|_| (ErrorCode::Retry, "the room is restarting".into()))
+    }
+
+    /// Sequences `event` in `user`'s inbox (not waiting for it).
+    pub fn tell_inbox(&self, user: UserId, by: UserRef, event: confab_schemas::SystemEvent) {
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move { announce_in(&ctx, RoomId::inbox_of(user), by, event).await });
+    }
+
+    /// An `activity` frame from another node for inboxes this node owns.
+    pub fn inbox_activity(&self, inboxes: Vec<RoomId>, frame: bytes::Bytes) {
+        let _ = self.rooms.cast(DirMsg::Activity(inboxes, frame));
+    }
+
+    /// A client frame for every session of this node and, with `cluster`, of every node.
+    pub fn broadcast_to_sessions(&self, frame: bytes::Bytes, cluster: bool) {
+        if cluster {
+            self.ctx.cluster().broadcast(NodeFrame::Broadcast { frame: frame.clone() });
+        }
+        let _ = self.sessions.cast(SessSupMsg::Broadcast(frame));
     }
 
     /// Deletes a room with its history (storage first), then stops it on this node and on every

@@ -96,6 +96,8 @@ impl Router {
             }
             NodeFrame::Forget { room, seqs } => self.system.forget_history(room, &seqs),
             NodeFrame::RoomDeleted { room } => self.system.room_deleted_here(room),
+            NodeFrame::Activity { inboxes, frame } => self.system.inbox_activity(inboxes, frame),
+            NodeFrame::Broadcast { frame } => self.system.broadcast_to_sessions(frame, false),
             NodeFrame::Hello { .. } | NodeFrame::HelloAck { .. } | NodeFrame::Heartbeat => {}
         }
     }

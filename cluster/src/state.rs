@@ -230,6 +230,22 @@ impl ClusterHooks for ClusterState {
         }
     }
 
+    fn placements(&self, rooms: &[RoomId]) -> Vec<Placement> {
+        let owners = self.owners();
+        let mut links: HashMap<&str, Option<NodeLink>> = HashMap::new();
+        rooms
+            .iter()
+            .map(|room| match room_owner(*room, owners.iter().map(String::as_str)) {
+                None => Placement::Unavailable("no node of the cluster is ready".into()),
+                Some(owner) if owner == self.node_id => Placement::Local,
+                Some(owner) => match links.entry(owner).or_insert_with(|| self.link(owner)) {
+                    Some(link) => Placement::Remote(link.clone()),
+                    None => Placement::Unavailable(format!("the owner {owner} is not connected yet")),
+                },
+            })
+            .collect()
+    }
+
     fn owner_of(&self, room: RoomId) -> Option<String> {
         let owners = self.owners();
         room_owner(room, owners.iter().map(String::as_str)).map(str::to_owned)

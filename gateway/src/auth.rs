@@ -492,8 +492,11 @@ async fn create_email_user(state: &AppState, email: &str) -> Result<UserRow, Api
 }
 
 /// `GET /api/me` → `{"user"}`.
-async fn me_route(auth: AuthUser) -> Json<serde_json::Value> {
-    Json(json!({"user": user_json(&auth.0)}))
+/// `GET /api/me` → the user, their inbox (join it like a room) and the node sequencing it now.
+async fn me_route(State(state): State<AppState>, auth: AuthUser) -> Json<serde_json::Value> {
+    let inbox = confab_schemas::RoomId::inbox_of(auth.0.id);
+    let node = state.system.cluster().owner_of(inbox);
+    Json(json!({"user": user_json(&auth.0), "inbox": inbox, "inbox_node": node}))
 }
 
 // ---- who is asking ----

@@ -16,6 +16,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_actors::store::RoomPage;
+use confab_schemas::client::{RemovedReason, RoomSummary};
+use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
     ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, UserRow, Visibility,
 };
@@ -117,9 +119,25 @@ async fn delete_route(
         return Err(ApiError::new(ErrorCode::Forbidden, "a system room cannot be deleted"));
     }
     may_manage(&room, &user)?;
-    state.system.store().audit(Some(user.id), "room.delete", Some(room.id), &room.name).await?;
+    let store = state.system.store();
+    store.audit(Some(user.id), "room.delete", Some(room.id), &room.name).await?;
+    let members = store.room_members(room.id).await?;
     if !state.system.delete_room(room.id).await? {
         return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")));
+    }
+    // A private room leaves each member's list through their inbox; a public one is in every
+    // user's list, so every connected session is told (and a later room list omits it).
+    match room.visibility {
+        Visibility::Private => {
+            for (member, _, _) in members {
+                let event = SystemEvent::RoomRemoved { room: room.id, reason: RemovedReason::Deleted };
+                state.system.tell_inbox(member, user_ref(&user), event);
+            }
+        }
+        Visibility::Public => {
+            let frame = encode_server_frame(&ServerFrame::RoomDeleted { room: room.id });
+            state.system.broadcast_to_sessions(frame, true);
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,7 +212,16 @@ async fn owner_route(
         .user_by_name(&body.username)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {}", body.username)))?;
+    let was_member = store.is_member(room.id, owner.id).await?;
     store.set_room_owner(&room, owner.id).await?;
+    if !was_member {
+        let event = SystemEvent::RoomAdded {
+            room: room.id,
+            name: room.name.clone(),
+            visibility: room.visibility.as_str().to_owned(),
+        };
+        state.system.tell_inbox(owner.id, user_ref(&user), event);
+    }
     store.audit(Some(user.id), "room.transfer", Some(room.id), &owner.username).await?;
     announce(&state, room.id, &user, SystemEvent::OwnerChanged { owner: user_ref(&owner) }).await;
     state.system.member_added(room.id, owner.id);
@@ -225,8 +252,12 @@ pub fn message_json(m: &MessageRow) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The room, if `user` may see it: 404 when it does not exist, 403 when it is private to others.
+/// The room, if `user` may see it: 404 when it does not exist (or is an inbox: those are not
+/// rooms to manage), 403 when it is private to others.
 async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<RoomRow, ApiError> {
+    if id.is_inbox() {
+        return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")));
+    }
     let store = state.system.store();
     let room = store
         .room_by_id(id)
@@ -293,18 +324,19 @@ async fn list_route(
         (Some(f), Some(l)) => (f.room.id.0, l.room.id.0),
         _ => return Ok(Json(json!({"rooms": [], "next": null}))),
     };
+    let mentions: HashMap<RoomId, u64> = store.unread_mentions(user.id).await?.into_iter().collect();
     let last_messages: HashMap<RoomId, Value> =
         store.last_messages_between(user.id, first, last).await?.iter().map(|m| (m.room, message_json(m))).collect();
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|l| {
             let mut v = room_json(&l.room);
-            let unread = if l.member { l.head_seq.saturating_sub(l.read_seq) } else { 0 };
             if let Some(o) = v.as_object_mut() {
                 o.insert("member".into(), json!(l.member));
                 o.insert("head_seq".into(), json!(l.head_seq));
                 o.insert("read_seq".into(), json!(l.read_seq));
-                o.insert("unread".into(), json!(unread));
+                o.insert("unread".into(), json!(l.unread));
+                o.insert("mentions".into(), json!(mentions.get(&l.room.id).copied().unwrap_or(0)));
                 o.insert("last".into(), last_messages.get(&l.room.id).cloned().unwrap_or(Value::Null));
             }
             v
@@ -384,6 +416,24 @@ async fn create_route(
     .await?;
     let room = state.system.store().create_room(name, new.description.trim(), visibility, Some(user.id)).await?;
     state.system.store().audit(Some(user.id), "room.create", Some(room.id), &room.name).await?;
+    // The creator's other sessions list it; a public room appears for everyone connected.
+    let added = SystemEvent::RoomAdded {
+        room: room.id,
+        name: room.name.clone(),
+        visibility: room.visibility.as_str().to_owned(),
+    };
+    state.system.tell_inbox(user.id, user_ref(&user), added);
+    if room.visibility == Visibility::Public {
+        let summary = RoomSummary {
+            id: room.id,
+            name: room.name.clone(),
+            description: room.description.clone(),
+            visibility: room.visibility.as_str().to_owned(),
+            owner: room.owner_id,
+        };
+        let frame = encode_server_frame(&ServerFrame::RoomCreated { room: summary });
+        state.system.broadcast_to_sessions(frame, true);
+    }
     let mut v = room_json(&room);
     if let Some(o) = v.as_object_mut() {
         o.insert("member".into(), json!(true));
@@ -473,8 +523,14 @@ async fn messages_route(
     if q.before.is_some() && q.after.is_some() {
         return Err(ApiError::new(ErrorCode::Invalid, "give before or after, not both"));
     }
-    let room = visible_room(&state, &user, RoomId(id)).await?;
-    let page = state.system.folded_history(room.id, q.before, q.after, limit).await?;
+    // A user reads their own inbox's history like a room's (after a `resync`).
+    let room = if RoomId(id) == RoomId::inbox_of(user.id) {
+        state.system.store().ensure_inbox(user.id).await?;
+        RoomId(id)
+    } else {
+        visible_room(&state, &user, RoomId(id)).await?.id
+    };
+    let page = state.system.folded_history(room, q.before, q.after, limit).await?;
     let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
     let events: Vec<Value> =
         page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e)).unwrap_or(Value::Null)).collect();

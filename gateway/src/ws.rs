@@ -27,7 +27,7 @@ use confab_actors::session::INBOUND_PERMITS;
 use confab_actors::system::SessionHandle;
 use confab_schemas::client::{HelloUser, parse_client_frame};
 use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
-use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, ServerFrame, UserId, UserRef, UserRow};
+use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, RoomId, ServerFrame, UserId, UserRef, UserRow};
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -251,6 +251,7 @@ async fn start_session(state: &AppState, reader: &mut Reader, out: Outbound, pen
         user: HelloUser { id: user.id, username: user.username.clone(), role: user.role },
         node: state.config.node_id.clone(),
         protocol: PROTOCOL_VERSION,
+        inbox: RoomId::inbox_of(user.id),
     };
     let _ = out.push(encode_server_frame(&hello));
     let user_ref = UserRef { id: user.id, username: user.username.as_str().into() };

@@ -85,6 +85,8 @@ pub enum ServerFrame {
         user: HelloUser,
         node: String,
         protocol: u32,
+        /// The user's inbox: join it (with `since`) like a room to get `InboxEvent`s.
+        inbox: RoomId,
     },
     /// Answer to `join`: the room's head and who is online (at most `ONLINE_LIST_MAX` listed).
     Joined {
@@ -169,6 +171,22 @@ pub enum ServerFrame {
     RoomDeleted {
         room: RoomId,
     },
+    /// On an inbox subscription, not sequenced: a room of the user's moved on. `head` is its
+    /// last event seq, `messages` how many messages came since its previous `activity`,
+    /// `last` its newest message (a preview), `name` its name when it changed.
+    Activity {
+        room: RoomId,
+        head: u64,
+        messages: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<ActivityLast>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// To every connected session: someone created a public room.
+    RoomCreated {
+        room: RoomSummary,
+    },
     /// The gap is too large to replay: reload history over REST and rejoin from `head`.
     Resync {
         room: RoomId,
@@ -183,6 +201,46 @@ pub enum ServerFrame {
     Authenticated {
         expires_in: i64,
     },
+}
+
+/// The newest message of a room, as an `activity` frame previews it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityLast {
+    pub seq: u64,
+    pub from: UserRef,
+    /// At most `EXCERPT_CHARS` characters of the body.
+    pub body: String,
+    pub ts: i64,
+}
+
+/// A room as `room_created` names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub id: RoomId,
+    pub name: String,
+    pub description: String,
+    pub visibility: String,
+    pub owner: Option<UserId>,
+}
+
+/// How much of a body a preview (`activity`, `mention`) carries.
+pub const EXCERPT_CHARS: usize = 140;
+
+/// The first `EXCERPT_CHARS` characters of `body`.
+pub fn excerpt(body: &str) -> String {
+    match body.char_indices().nth(EXCERPT_CHARS) {
+        Some((i, _)) => format!("{}…", &body[..i]),
+        None => body.to_owned(),
+    }
+}
+
+/// Why a room left a user's list (`room_removed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RemovedReason {
+    Left,
+    Removed,
+    Deleted,
 }
 
 /// What a `system` event says happened to a room.
@@ -210,6 +268,25 @@ pub enum SystemEvent {
     /// The room now belongs to `owner`.
     OwnerChanged {
         owner: UserRef,
+    },
+    // The events of a user's inbox (a `system` frame whose `room` is the inbox).
+    /// The user was added to `room` (invited, or created or joined it).
+    RoomAdded {
+        room: RoomId,
+        name: String,
+        visibility: String,
+    },
+    /// `room` left the user's list.
+    RoomRemoved {
+        room: RoomId,
+        reason: RemovedReason,
+    },
+    /// `from` wrote `@user` in message `target` of `room`.
+    Mention {
+        room: RoomId,
+        target: u64,
+        from: UserRef,
+        excerpt: String,
     },
 }
 

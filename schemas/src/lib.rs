@@ -18,8 +18,10 @@ pub use rows::{EventKind, MessageRow, Role, RoomRow, UserRow, Visibility};
 /// Version of the client WebSocket protocol spoken on `/ws`. Version 2: a room's seqs number
 /// all its events (`message`, `edited`, `deleted`), not only messages; clients of version 1 keep
 /// working if they ignore frame types they do not know and do not expect message seqs to be
-/// consecutive.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// consecutive. Version 3 adds the user's inbox (`hello.inbox`, joined like a room; its events
+/// are `system` frames with the ops `room_added`, `room_removed`, `mention`), the `activity` and
+/// `room_created` frames; earlier clients that ignore what they do not know keep working.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Migrations for the embedded SQLite database.
 pub static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version carried in the handshake; peers with another version are refused.
-pub const NODE_PROTOCOL_VERSION: u32 = 3;
+pub const NODE_PROTOCOL_VERSION: u32 = 4;
 /// Largest node-to-node frame accepted, checked before a frame is read.
 pub const MAX_NODE_FRAME: usize = 4 * 1024 * 1024;
 
@@ -130,6 +130,16 @@ pub enum NodeFrame {
     /// `room` was deleted with its history: stop its actors, tell its subscribers.
     RoomDeleted {
         room: RoomId,
+    },
+    /// A room's `activity` client frame for these inboxes, which the receiving node owns: each
+    /// one that is active passes it to its subscribers (inactive ones have nobody to tell).
+    Activity {
+        inboxes: Vec<RoomId>,
+        frame: Bytes,
+    },
+    /// A client frame for every session of the receiving node (`room_created`).
+    Broadcast {
+        frame: Bytes,
     },
 }
 

@@ -208,3 +208,80 @@ async fn room_changes_through_any_node_reach_members_on_every_node() {
         assert_eq!(owner.on(base).get(&format!("/api/rooms/{room}")).await.0, 404);
     }
 }
+
+/// A user's inbox on a 3-node cluster: its events reach the user's sessions on every node,
+/// whichever node changes the room, and survive a SIGKILL of the node that sequences the inbox:
+/// a session that resumes with `since` sees every inbox event once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_events_reach_every_node_and_survive_the_inbox_owner_dying() {
+    let mut sb = Sandbox::start(BIN, 3).await;
+    // A user whose inbox n2 sequences; their sessions are on n0 and n1.
+    let bob = loop {
+        let u = Api::register(&sb.bases[0], &unique("bob")).await;
+        let (_, me) = u.get("/api/me").await;
+        if me["inbox_node"] == "n2" {
+            break u;
+        }
+    };
+    let inbox = -bob.user_id;
+    let alice = Api::register(&sb.bases[1], &unique("al")).await;
+    let mut sessions = Vec::new();
+    for i in [0, 1] {
+        let mut ws = bob.on(&sb.bases[i]).ws(&sb.ws_urls[i]).await;
+        assert!(join(&mut ws, inbox, 0).await);
+        sessions.push(ws);
+    }
+    let inbox_event =
+        |op: &'static str| move |f: &Value| f["type"] == "system" && f["room"] == inbox && f["event"]["op"] == op;
+
+    // Changes through n1 and n2 reach both sessions; so does a mention.
+    let room = alice.create_room(&unique("priv"), "private").await;
+    let (status, _) = alice.post(&format!("/api/rooms/{room}/members"), json!({"username": bob.username})).await;
+    assert_eq!(status, 204);
+    let mut wa = alice.ws(&sb.ws_urls[1]).await;
+    assert!(join(&mut wa, room, 0).await);
+    act(
+        &alice,
+        &[sb.ws_urls[1].clone()],
+        room,
+        json!({"type": "send", "room": room, "cid": "a1", "body": format!("hi @{}", bob.username)}),
+    )
+    .await;
+    let mut last = 0;
+    for ws in &mut sessions {
+        let added = ws.recv_where("room_added", inbox_event("room_added")).await;
+        assert_eq!(added["event"]["room"], room);
+        let mention = ws.recv_where("mention", inbox_event("mention")).await;
+        assert_eq!(mention["seq"].as_u64(), Some(added["seq"].as_u64().unwrap() + 1), "in order, no gap");
+        ws.recv_where("activity", |f| f["type"] == "activity" && f["room"] == room).await;
+        last = mention["seq"].as_u64().unwrap();
+    }
+
+    // The inbox's node dies; the next change is sequenced by its new owner and reaches the
+    // session on n0, which resumes from what it had.
+    sb.kill9(2).await;
+    let second = alice.on(&sb.bases[1]).create_room(&unique("priv"), "private").await;
+    let (status, _) =
+        alice.on(&sb.bases[1]).post(&format!("/api/rooms/{second}/members"), json!({"username": bob.username})).await;
+    assert_eq!(status, 204);
+    let mut ws = sessions.swap_remove(0);
+    let added = loop {
+        match ws.next_or_quiet(Duration::from_secs(2)).await {
+            Ok(Some(f)) if inbox_event("room_added")(&f) && f["event"]["room"] == second => break f,
+            Ok(Some(f)) if f["room"] == inbox && f["seq"].is_u64() => {
+                assert_eq!(f["seq"].as_u64(), Some(last + 1), "no gap, no duplicate: {f}");
+                last += 1;
+            }
+            Ok(Some(_)) | Err(()) => {}
+            Ok(None) => {
+                // Closed (its subscription moved): resume from what it had.
+                let (fresh, _) = connect_any(&bob, &[sb.ws_urls[0].clone()], 0).await;
+                ws = fresh;
+                assert!(join(&mut ws, inbox, last).await);
+            }
+        }
+    };
+    assert_eq!(added["seq"].as_u64(), Some(last + 1), "the new owner continues the inbox's sequence");
+    let (_, me) = bob.get("/api/me").await;
+    println!("inbox moved n2 → {}; its events reached n0 and n1 in order", me["inbox_node"]);
+}

@@ -18,6 +18,7 @@ fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, cid: &str) -> NewMess
         ts: 1_000 + seq as i64,
         kind: confab_schemas::EventKind::Message,
         target: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -91,11 +91,14 @@ impl RoomState {
         match event {
             SystemEvent::MemberAdded { user } => {
                 self.members.insert(user.id);
+                self.names.insert(user.username.to_lowercase().into(), user.id);
             }
             SystemEvent::MemberLeft { user } | SystemEvent::MemberRemoved { user } => leaving.push(user.id),
             SystemEvent::Renamed { name } => self.room.name = name,
             SystemEvent::Described { description } => self.room.description = description,
             SystemEvent::OwnerChanged { owner } => self.room.owner_id = Some(owner.id),
+            // Inbox events change nothing of the inbox itself.
+            SystemEvent::RoomAdded { .. } | SystemEvent::RoomRemoved { .. } | SystemEvent::Mention { .. } => {}
         }
     }
 }

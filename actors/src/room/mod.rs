@@ -23,6 +23,7 @@
 
 mod events;
 mod fanout;
+mod inbox_notes;
 mod presence;
 mod recovery;
 
@@ -222,6 +223,8 @@ pub enum RoomMsg {
     FromOwner(NodeFrame),
     /// The fan-out window has passed: send what was held back (self-sent).
     ReleaseHeld,
+    /// For an inbox: a frame for its subscribers that is not an event (`activity`).
+    Ephemeral(Bytes),
 }
 
 /// One message to post: the client's id for it, its text and what it replies to.
@@ -270,6 +273,8 @@ impl Sub {
 
 struct Pending {
     row: MessageRow,
+    /// The members the message mentions.
+    mentions: Vec<UserId>,
     /// Where to answer (the last one that sent this cid).
     reply: ReplyTo,
     sent_at: Instant,
@@ -321,6 +326,10 @@ pub struct RoomState {
     next_seq: u64,
     tail: VecDeque<MessageRow>,
     members: HashSet<UserId>,
+    /// The members by lowercase username, to find who a message mentions.
+    names: HashMap<Arc<str>, UserId>,
+    /// What the members' inboxes are told at the next tick.
+    activity: inbox_notes::Activity,
     /// Each sender's recent cids, to deduplicate resends.
     sent: SentCids,
     buckets: HashMap<UserId, Bucket, foldhash::fast::RandomState>,
@@ -369,7 +378,9 @@ impl Actor for RoomActor {
             .messages_between(id, head.saturating_sub(tail_len - 1).max(1), head, tail_len as u32)
             .await?
             .into();
-        let members = ctx.store.room_members(id).await?.into_iter().map(|(u, _, _)| u).collect();
+        let listed = ctx.store.room_members(id).await?;
+        let members = listed.iter().map(|(u, _, _)| *u).collect();
+        let names = listed.into_iter().map(|(u, name, _)| (Arc::from(name.to_lowercase()), u)).collect();
         let mut st = RoomState {
             ctx: ctx.clone(),
             room: args.room,
@@ -379,6 +390,8 @@ impl Actor for RoomActor {
             next_seq: head + 1,
             tail,
             members,
+            names,
+            activity: Default::default(),
             sent: SentCids::default(),
             buckets: HashMap::default(),
             typing_at: HashMap::new(),
@@ -499,6 +512,11 @@ impl RoomState {
                 st.finish_handoff(me).await;
             }
             RoomMsg::FromOwner(_) | RoomMsg::ReleaseHeld => {}
+            RoomMsg::Ephemeral(frame) => {
+                if st.room.id.is_inbox() {
+                    st.broadcast_ephemeral(&st.shared.lock(), frame, Except::Nobody);
+                }
+            }
             RoomMsg::Committed { epoch, results } => {
                 if epoch == st.epoch {
                     st.committed(results)?;
@@ -547,7 +565,8 @@ impl RoomState {
     }
 
     /// Admits `user`: a member already, or a newcomer to a public room (added now).
-    async fn ensure_member(&mut self, user: UserId) -> Result<(), Refusal> {
+    async fn ensure_member(&mut self, who: &UserRef) -> Result<(), Refusal> {
+        let user = who.id;
         if self.members.contains(&user) {
             return Ok(());
         }
@@ -560,6 +579,7 @@ impl RoomState {
             self.ctx.store.add_member(self.room_id(), user).await.map_err(internal)?;
         }
         self.members.insert(user);
+        self.names.insert(who.username.to_lowercase().into(), user);
         Ok(())
     }
 
@@ -567,8 +587,7 @@ impl RoomState {
     /// messages it missed from its replay task, then live events. A session already subscribed
     /// keeps its place: its replay starts from what it has, whatever `since` says.
     async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
-        let user = sub.user.id;
-        self.ensure_member(user).await?;
+        self.ensure_member(&sub.user.clone()).await?;
         let head = self.head;
         let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room_id();
@@ -625,6 +644,9 @@ impl RoomState {
     ) -> Result<(), Refusal> {
         let SendItem { cid, body, reply_to, kind, target } = item;
         let system = kind == EventKind::System;
+        if self.room.id.is_inbox() && !system {
+            return Err((ErrorCode::Forbidden, "an inbox is written by the server only".into()));
+        }
         match reply {
             // A system event announces a change its node already authorised and made.
             _ if system => {}
@@ -698,6 +720,11 @@ impl RoomState {
             return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
         }
         let seq = self.next_seq;
+        let mentions = if kind == EventKind::Message && body.contains('@') {
+            inbox_notes::mentioned(&body, &self.names, user.id)
+        } else {
+            Vec::new()
+        };
         let row = MessageRow {
             id: 0,
             room: self.room_id(),
@@ -724,13 +751,14 @@ impl RoomState {
             ts: row.ts,
             kind,
             target,
+            mentions: mentions.clone(),
         };
         if kind == EventKind::Delete {
             self.deleting.extend(target);
         }
         writes.push(new);
         self.next_seq += 1;
-        self.shared.lock().pending.push_back(Pending { row, reply: reply.clone(), sent_at: Instant::now() });
+        self.shared.lock().pending.push_back(Pending { row, mentions, reply: reply.clone(), sent_at: Instant::now() });
         self.sent.pending(user.id, cid);
         Ok(())
     }
@@ -762,6 +790,7 @@ impl RoomState {
             let left = encode_server_frame(&ServerFrame::Left { room });
             for user in leaving {
                 self.members.remove(&user);
+                self.names.retain(|_, u| *u != user);
                 let mut sh = shared.lock();
                 let sessions: Vec<u64> = sh.subs.iter().filter(|s| s.s.user.id == user).map(|s| s.s.session).collect();
                 for session in sessions {
@@ -821,6 +850,7 @@ impl RoomState {
             {
                 self.erased(target);
             }
+            self.note_committed(&p.row, &p.mentions);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
             self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
             self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
@@ -851,6 +881,7 @@ impl RoomState {
     }
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), ActorProcessingErr> {
+        self.flush_activity();
         let held = self.presence.due();
         if !held.is_empty() {
             let sh = self.shared.lock();

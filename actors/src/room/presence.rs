@@ -101,7 +101,7 @@ impl RoomState {
         session: u64,
         user: UserRef,
     ) -> Result<JoinedInfo, Refusal> {
-        self.ensure_member(user.id).await?;
+        self.ensure_member(&user).await?;
         let (online, online_count) = self.online_list(&user);
         let key = (node.clone(), session);
         if self.remote.get(&key).is_some_and(|u| u.id != user.id) {

@@ -39,6 +39,8 @@ pub struct NewMessage {
     pub kind: EventKind,
     /// The message an edit or delete is about.
     pub target: Option<u64>,
+    /// Users the message mentions (`@name`), recorded in `mentions` in the same transaction.
+    pub mentions: Vec<UserId>,
 }
 
 /// A read cursor to move forward (never backward).
@@ -89,6 +91,34 @@ const COLUMNS: usize = 10;
 /// transaction that commits it.
 const ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3 \
                      WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
+/// A deleted message mentions nobody any more.
+const ERASE_MENTIONS: &str = "DELETE FROM mentions WHERE room_id = $1 AND seq = $2";
+
+/// Mentions of the committed messages of a batch, per statement (3 binds a row).
+const MENTION_CHUNK: usize = 1000;
+
+/// Records who the committed messages of a batch mention, and erases the deleted ones' bodies
+/// (a macro for the same reason as `upsert_cursors`).
+macro_rules! mentions_and_erasures {
+    ($tx:ident, $msgs:expr, $outcomes:expr) => {
+        let committed = $msgs.iter().zip($outcomes.iter()).filter(|(_, o)| matches!(o, WriteOutcome::Committed { .. }));
+        let rows: Vec<(UserId, i64, i64)> =
+            committed.flat_map(|(m, _)| m.mentions.iter().map(move |u| (*u, m.room.0, m.seq as i64))).collect();
+        for chunk in rows.chunks(MENTION_CHUNK) {
+            let mut q = QueryBuilder::new("INSERT INTO mentions (user_id, room_id, seq) ");
+            q.push_values(chunk, |mut b, (u, room, seq)| {
+                b.push_bind(u.0).push_bind(*room).push_bind(*seq);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *$tx).await?;
+        }
+        for m in erasures($msgs, &$outcomes) {
+            let target = m.target.unwrap_or(0) as i64;
+            sqlx::query(ERASE).bind(m.room.0).bind(target).bind(m.ts).execute(&mut *$tx).await?;
+            sqlx::query(ERASE_MENTIONS).bind(m.room.0).bind(target).execute(&mut *$tx).await?;
+        }
+    };
+}
 
 /// Rows per SQLite insert statement: a power of two (see `sqlite_insert_sql`).
 const SQLITE_INSERT_ROWS: usize = 1024;
@@ -248,9 +278,7 @@ impl Store {
             }
         }
 
-        for m in erasures(msgs, &outcomes) {
-            sqlx::query(ERASE).bind(m.room.0).bind(m.target.unwrap_or(0) as i64).bind(m.ts).execute(&mut *tx).await?;
-        }
+        mentions_and_erasures!(tx, msgs, outcomes);
         phases.mark();
         upsert_cursors!(tx, cursors, SQLITE_CURSOR_UPSERT);
         phases.mark();
@@ -321,9 +349,7 @@ impl Store {
             }
         }
 
-        for m in erasures(msgs, &outcomes) {
-            sqlx::query(ERASE).bind(m.room.0).bind(m.target.unwrap_or(0) as i64).bind(m.ts).execute(&mut *tx).await?;
-        }
+        mentions_and_erasures!(tx, msgs, outcomes);
         upsert_cursors!(tx, cursors, PG_CURSOR_UPSERT);
 
         tx.commit().await?;

@@ -11,6 +11,7 @@
 mod auth;
 mod batch;
 mod cipher;
+mod inbox;
 mod limits;
 mod revocations;
 mod rows;
@@ -365,6 +366,7 @@ impl Store {
                     "DELETE FROM room_leases WHERE room_id = $1",
                     "DELETE FROM reports WHERE room_id = $1",
                     "DELETE FROM room_members WHERE room_id = $1",
+                    "DELETE FROM mentions WHERE room_id = $1",
                 ] {
                     sqlx::query(sql).bind(room.0).execute(&mut *tx).await?;
                 }
@@ -457,6 +459,7 @@ impl Store {
                         member: r.try_get::<bool, _>("member")?,
                         head_seq: r.try_get::<i64, _>("head_seq")? as u64,
                         read_seq: r.try_get::<i64, _>("read_seq")? as u64,
+                        unread: r.try_get::<i64, _>("unread")? as u64,
                     })
                 })
                 .collect()
@@ -478,7 +481,7 @@ impl Store {
                  FROM rooms r LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
                  JOIN messages m ON m.room_id = r.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE room_id = r.id AND kind = 0) \
                  LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3",
+                 WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3 AND r.id > 0",
             )
             .bind(user.0)
             .bind(first)
@@ -837,9 +840,13 @@ macro_rules! rooms_page_sql {
             "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, \
                (m.user_id IS NOT NULL) AS member, \
                COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = r.id), 0) AS head_seq, \
-               COALESCE((SELECT seq FROM read_cursors c WHERE c.room_id = r.id AND c.user_id = $1), 0) AS read_seq \
+               COALESCE(c.seq, 0) AS read_seq, \
+               CASE WHEN m.user_id IS NULL THEN 0 ELSE (SELECT COUNT(*) FROM (SELECT 1 FROM messages u \
+                 WHERE u.room_id = r.id AND u.seq > COALESCE(c.seq, 0) AND u.kind = 0 AND u.deleted_at IS NULL \
+                 LIMIT 1000) t) END AS unread \
              FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
-             WHERE (r.visibility = 'public' OR m.user_id IS NOT NULL) AND r.id > $2 AND r.id < $3 \
+               LEFT JOIN read_cursors c ON c.room_id = r.id AND c.user_id = $1 \
+             WHERE (r.visibility = 'public' OR m.user_id IS NOT NULL) AND r.id > $2 AND r.id < $3 AND r.id > 0 \
              ORDER BY r.id ",
             $order,
             " LIMIT $4"
@@ -867,4 +874,6 @@ pub struct RoomListing {
     pub member: bool,
     pub head_seq: u64,
     pub read_seq: u64,
+    /// Messages after the read cursor, not deleted (at most 1,000 counted; 0 for non-members).
+    pub unread: u64,
 }
