@@ -886,9 +886,7 @@ async fn leaving_a_private_room_takes_it_off_the_list_and_tells_the_others() {
     a.type_into("#add-member-name", &format!("{bob}\u{E007}")).await;
     wait_event_line(&a, &format!("You added {bob}")).await;
 
-    b.refresh().await; // the room list is loaded afresh (live, with the inbox)
-    wait_online(&b).await;
-    open_room(&b, &room).await;
+    open_room(&b, &room).await; // listed live: the inbox says Bob was added
     open_info(&b).await;
     assert!(b.exec("return document.querySelector('#delete-room').hidden;", json!([])).await.as_bool().unwrap());
     b.click("#leave-room").await;
@@ -925,14 +923,12 @@ async fn leaving_a_private_room_takes_it_off_the_list_and_tells_the_others() {
 /// creates appears in Bob's list at once, and so does a private room once she adds him; her
 /// messages in a room Bob is a member of but has not open raise its unread badge and change its
 /// preview, while Bob's socket stays out of that room (Alice sees only herself online there).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_rooms_and_unread_counts_reach_the_list_live() {
-    let node = TestNode::start(NodeOpts::default()).await;
-    let driver = Driver::start().await;
+/// Alice's page is on `base_a`, Bob's on `base_b`.
+async fn room_list_live(driver: &Driver, base_a: &str, base_b: &str) {
     let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
     let (alice, bob) = (unique("alice"), unique("bob"));
-    sign_up(&a, &node.base, &alice).await;
-    sign_up(&b, &node.base, &bob).await;
+    sign_up(&a, base_a, &alice).await;
+    sign_up(&b, base_b, &bob).await;
     open_room(&b, "general").await;
 
     let public = unique("lobby");
@@ -983,7 +979,23 @@ async fn new_rooms_and_unread_counts_reach_the_list_live() {
     }
     a.quit().await;
     b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rooms_and_unread_counts_reach_the_list_live() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    room_list_live(&driver, &node.base, &node.base).await;
     node.stop().await;
+}
+
+/// The same with Alice and Bob on two nodes of a three-node cluster: inbox events and activity
+/// cross nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_list_is_live_across_a_cluster() {
+    let driver = Driver::start().await;
+    let sb = confab_tests::cluster::Sandbox::start(env!("CARGO_BIN_EXE_confab-test-node"), 3).await;
+    room_list_live(&driver, &sb.bases[0], &sb.bases[1]).await;
 }
 
 /// Alice mentions Bob in a room he is a member of but has not open: the room gets the mention

@@ -63,13 +63,16 @@ function onActivity(f) {
   const { rooms, current } = store.state, r = rooms.get(f.room);
   if (!r) return reloadSoon(); // a room not listed yet
   if (r.id === current || r.joined || r.joining || f.head <= (r.head_seq || 0)) return;
+  // Its messages are among the events after the head known so far (at most that many are new:
+  // a room list loaded in the middle of the activity's second counted some of them already).
+  const fresh = Math.min(f.messages, f.head - (r.head_seq || 0));
   store.update('rooms', () => {
     r.head_seq = f.head;
     r.seen = Math.max(r.seen, f.head); // its newest page comes over REST when it opens
     if (f.name) r.name = f.name;
     if (f.last && (!r.last || f.last.seq >= r.last.seq)) r.last = { room: r.id, ...f.last };
-    const ownOnly = f.messages === 1 && isMe(f.last?.from);
-    if (r.member && f.messages > 0 && !ownOnly) r.unread = (r.unread || 0) + f.messages;
+    const ownOnly = fresh === 1 && isMe(f.last?.from);
+    if (r.member && fresh > 0 && !ownOnly) r.unread = (r.unread || 0) + fresh;
   });
 }
 

@@ -56,17 +56,19 @@ export async function loadRooms() {
       ids.add(r.id);
       const known = rooms.get(r.id);
       if (!known) { rooms.set(r.id, roomFrom(r)); continue; }
-      const { seen, joined, joining, online, onlineExtra, last, unread, mentions, read_seq, head_seq, members } = known;
+      const { seen, joined, joining, online, onlineExtra, last, unread, mentions, read_seq, head_seq, members, listed_head } = known;
       const head = r.head ?? r.head_seq ?? 0;
       Object.assign(known, r, { seen, joined, joining, online, onlineExtra, members });
       if (last && (!r.last || last.seq > r.last.seq)) known.last = last;
       // The server may not have stored a cursor this page just sent, nor a message it just got.
       known.read_seq = Math.max(read_seq || 0, r.read_seq || 0);
       known.head_seq = Math.max(head_seq || 0, head);
-      known.listed_head = head;
       if (!joined && !joining) known.seen = Math.max(seen, head);
-      if (r.id === current) Object.assign(known, { unread, mentions });
-      else Object.assign(known, { unread: r.unread || 0, mentions: r.mentions || 0 });
+      // Counts as of the list's head; activity that came meanwhile told of later messages, so
+      // a list older than it keeps the counts it has (they include that activity).
+      const older = head < (head_seq || 0);
+      if (r.id === current || older) Object.assign(known, { unread, mentions, listed_head });
+      else Object.assign(known, { unread: r.unread || 0, mentions: r.mentions || 0, listed_head: head });
     }
     for (const id of rooms.keys()) if (!ids.has(id)) rooms.delete(id);
   });
