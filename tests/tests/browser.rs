@@ -1093,3 +1093,56 @@ async fn the_list_catches_up_after_a_dropped_socket() {
     b.quit().await;
     node.stop().await;
 }
+
+/// A message written offline goes out once the connection is back, even if another room is open
+/// by then: its room stays joined until the message is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_offline_goes_out_after_another_room_opens() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs { public_origin: Some(vec![origin]), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let proxy = Proxy::start_on(listener, node.node.as_ref().expect("running").addr);
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    sign_up(&b, &proxy.base(), &unique("fay")).await;
+    let side = unique("side");
+    create_room(&b, &side, "", false).await;
+    open_room(&b, "general").await;
+
+    proxy.cut();
+    b.wait_for("the drop", "return document.querySelector('#status').dataset.state !== 'online';", json!([])).await;
+    send(&b, "written offline in general").await;
+    b.wait_visible("#messages .msg.pending").await;
+    b.exec(
+        "[...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === arguments[0]).click();",
+        json!([side]),
+    )
+    .await;
+    b.wait_for(
+        "the other room",
+        "return document.querySelector('#room-title').textContent === arguments[0];",
+        json!([side]),
+    )
+    .await;
+    proxy.restore();
+    wait_online(&b).await;
+
+    let reader = node.user(&unique("gil")).await;
+    let general = reader.room_id("general").await;
+    eventually("the message stored once", || {
+        let reader = reader.clone();
+        async move {
+            let (_, hist) = reader.get(&format!("/api/rooms/{general}/messages?limit=100")).await;
+            let n = hist["messages"].as_array()?.iter().filter(|m| m["body"] == "written offline in general").count();
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    open_room(&b, "general").await;
+    wait_message(&b, "written offline in general").await;
+    assert_eq!(b.exec("return document.querySelectorAll('#messages .msg.pending').length;", json!([])).await, 0);
+    b.assert_clean_console(&["WebSocket connection", "net::ERR_"]).await;
+    b.quit().await;
+    node.stop().await;
+}

@@ -6,6 +6,9 @@
 // already shows. Switching rooms leaves the previous one. The inbox cursor lives in memory only:
 // a new page load starts from the room list (REST), not from a replay.
 //
+// A room with sends or changes not yet answered (written offline, then another room opened)
+// stays joined until they are: the server answers only on a joined socket.
+//
 // A server older than protocol 3 names no inbox in `hello`: then every member room is joined,
 // as before, so the list stays live.
 
@@ -27,6 +30,20 @@ export function join(r) {
 
 /** @type {Array<(r: Room) => void>} */
 const leaving = [];
+/** @type {Array<(room: number) => boolean>} */
+const holding = [];
+
+/**
+ * Keeps a room joined, though not on screen, while `fn(room)` says so (unanswered sends); the
+ * caller calls `syncJoins` once it no longer does.
+ * @param {(room: number) => boolean} fn
+ */
+export function keepJoinedWhile(fn) {
+  holding.push(fn);
+}
+
+/** @param {Room} r */
+const wanted = (r) => r.id === store.state.current || holding.some((fn) => fn(r.id));
 
 /**
  * Calls `fn(room)` just before the socket leaves a room, while it may still send frames for it
@@ -58,14 +75,14 @@ function joinInbox() {
  */
 export function syncJoins() {
   if (!socket.ready) return;
-  const { rooms, current, inbox: inboxId } = store.state;
+  const { rooms, inbox: inboxId } = store.state;
   if (inboxId == null) { // protocol 2: no inbox, so every member room stays joined
-    for (const r of rooms.values()) if ((r.member || r.id === current) && !r.joined && !r.joining) join(r);
+    for (const r of rooms.values()) if ((r.member || wanted(r)) && !r.joined && !r.joining) join(r);
     return;
   }
   joinInbox();
   for (const r of rooms.values()) {
-    if (r.id === current) { if (!r.joined && !r.joining) join(r); } else if (r.joined || r.joining) leave(r);
+    if (wanted(r)) { if (!r.joined && !r.joining) join(r); } else if (r.joined || r.joining) leave(r);
   }
 }
 

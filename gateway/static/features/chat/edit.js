@@ -8,6 +8,7 @@
 import { el, newCid, humanError, count, showText } from '../../core/dom.js';
 import { confirmAction } from '../../core/confirm.js';
 import { socket } from '../../core/session.js';
+import { keepJoinedWhile, syncJoins } from '../../core/membership.js';
 import { store } from '../../core/store.js';
 import * as view from './messages.js';
 
@@ -19,6 +20,14 @@ import * as view from './messages.js';
  * @type {Map<string, {room: number, seq: number, kind: 'edit' | 'delete', frame: object}>}
  */
 const sent = new Map();
+
+// A room with unanswered changes stays joined after another one opens, until they are answered.
+keepJoinedWhile((room) => [...sent.values()].some((c) => c.room === room));
+
+/** A change was answered: its room, if no longer on screen, may be left. @param {number} room */
+function answered(room) {
+  if (room !== store.state.current) syncJoins();
+}
 
 /** Sends the unanswered changes of `room` again (the same cid: the server applies each once). @param {number} room */
 export function resendChanges(room) {
@@ -132,6 +141,7 @@ export function onChangeAck(f) {
   if (!c) return false;
   sent.delete(f.cid);
   document.querySelector(`#messages > .msg[data-seq="${c.seq}"]`)?.classList.remove('saving');
+  answered(c.room);
   return true;
 }
 
@@ -148,6 +158,7 @@ export function onChangeError(f) {
     return true;
   }
   sent.delete(f.ref);
+  answered(c.room);
   const m = view.shownMessage(c.seq);
   document.querySelector(`#messages > .msg[data-seq="${c.seq}"]`)?.classList.remove('saving');
   if (m && c.room === store.state.current) {
