@@ -253,3 +253,76 @@ async fn a_deleted_room_takes_its_history_with_it() {
     assert!(rows.is_empty(), "the history went with the room");
     node.stop().await;
 }
+
+/// Edits, deletes and system events across kills of the room's actor (and of the watcher's
+/// inbox): a member who stays joined sees every event once, in order, and folds to REST's
+/// history; inbox events keep coming after the inbox's actor is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_room_actor_kills() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let (owner, bob) = (node.user(&unique("own")).await, node.user(&unique("bob")).await);
+    let room = owner.create_room(&unique("kills"), "private").await;
+    let mut wo = owner.ws(&node.ws_url).await;
+    wo.join(room, None).await;
+    let mut wb = bob.ws(&node.ws_url).await;
+    let inbox = -bob.user_id;
+    wb.join(inbox, None).await;
+    let (status, _) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": bob.username})).await;
+    assert_eq!(status, 204);
+    wb.recv_where("room_added", |f| f["room"] == inbox && f["event"]["op"] == "room_added").await;
+    wb.join(room, Some(0)).await;
+    let mut seqs = Vec::new();
+    for i in 0..6 {
+        seqs.push(send(&mut wo, room, &format!("m{i}"), &format!("message {i}")).await);
+    }
+    assert!(node.system().kill_room(confab_schemas::RoomId(room)).await);
+    let ack =
+        act(&mut wo, json!({"type": "edit", "room": room, "seq": seqs[0], "body": "edited 0", "cid": "e0"})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert!(node.system().kill_room(confab_schemas::RoomId(room)).await);
+    let ack = act(&mut wo, json!({"type": "delete", "room": room, "seq": seqs[1], "cid": "d1"})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let (status, _) = owner
+        .call(reqwest::Method::PATCH, &format!("/api/rooms/{room}"), Some(json!({"name": unique("renamed")})))
+        .await;
+    assert_eq!(status, 200);
+    assert!(node.system().kill_room(confab_schemas::RoomId(room)).await);
+    let ack =
+        act(&mut wo, json!({"type": "edit", "room": room, "seq": seqs[2], "body": "edited 2", "cid": "e2"})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    // The same edit again after a kill is the same edit.
+    assert!(node.system().kill_room(confab_schemas::RoomId(room)).await);
+    let again =
+        act(&mut wo, json!({"type": "edit", "room": room, "seq": seqs[2], "body": "edited 2", "cid": "e2"})).await;
+    assert_eq!(again["seq"], ack["seq"]);
+    let mention = send(&mut wo, room, "m-last", &format!("done, @{}", bob.username)).await;
+
+    // Bob, joined throughout, saw every event once and in order.
+    let (rest, _, head) = rest_history(&owner, room, 100).await;
+    let mut frames = Vec::new();
+    let mut last = 0;
+    while last < head {
+        let f = wb.recv_where("an event", |f| f["room"] == room && f["seq"].is_u64()).await;
+        let seq = f["seq"].as_u64().unwrap();
+        assert_eq!(seq, last + 1, "a gap or a duplicate: {f}");
+        last = seq;
+        frames.push(f);
+    }
+    assert_eq!(fold(&frames, room), rest, "the member who stayed folds to REST's history");
+    assert!(frames.iter().any(|f| f["type"] == "system" && f["event"]["op"] == "renamed"));
+
+    // The inbox: killed, restarted with its subscriber, and the mention still arrives once.
+    // (The inbox may be between a kill and its restart, or running: either way nothing is lost.)
+    node.system().kill_room(confab_schemas::RoomId(inbox)).await;
+    let m = wb.recv_where("mention", |f| f["room"] == inbox && f["event"]["op"] == "mention").await;
+    assert_eq!(m["event"]["target"].as_u64(), Some(mention));
+    let (status, _) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": bob.username})).await;
+    assert_eq!(status, 204, "adding an existing member again is no new event");
+    assert!(node.system().kill_room(confab_schemas::RoomId(inbox)).await);
+    let (status, _) =
+        owner.call(reqwest::Method::DELETE, &format!("/api/rooms/{room}/members/{}", bob.user_id), None).await;
+    assert_eq!(status, 204);
+    let removed = wb.recv_where("room_removed", |f| f["room"] == inbox && f["event"]["op"] == "room_removed").await;
+    assert_eq!(removed["seq"].as_u64(), Some(m["seq"].as_u64().unwrap() + 1), "the inbox's sequence has no gap");
+    node.stop().await;
+}

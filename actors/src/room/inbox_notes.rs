@@ -16,7 +16,8 @@ pub(crate) const MAX_MENTIONS: usize = 20;
 #[derive(Default)]
 pub(super) struct Activity {
     messages: u32,
-    last: Option<ActivityLast>,
+    /// The newest message (its preview is made at the flush, not per message).
+    last: Option<MessageRow>,
     name: Option<String>,
     dirty: bool,
 }
@@ -59,21 +60,23 @@ impl RoomState {
         if self.room.id.is_inbox() {
             return;
         }
-        let by = UserRef { id: row.sender, username: row.sender_name.clone() };
+        let by = || UserRef { id: row.sender, username: row.sender_name.clone() };
         match row.kind {
             EventKind::Message => {
                 self.activity.messages += 1;
-                self.activity.last =
-                    Some(ActivityLast { seq: row.seq, from: by.clone(), body: excerpt(&row.body), ts: row.ts });
+                self.activity.last = Some(row.clone());
                 self.activity.dirty = true;
-                let event = |_: UserId| SystemEvent::Mention {
+                if mentions.is_empty() {
+                    return;
+                }
+                let event = SystemEvent::Mention {
                     room: self.room.id,
                     target: row.seq,
-                    from: by.clone(),
+                    from: by(),
                     excerpt: excerpt(&row.body),
                 };
-                let notes: Vec<_> = mentions.iter().map(|u| (*u, event(*u))).collect();
-                self.tell_inboxes(&by, notes);
+                let notes: Vec<_> = mentions.iter().map(|u| (*u, event.clone())).collect();
+                self.tell_inboxes(&by(), notes);
             }
             EventKind::System => {
                 let Ok(event) = serde_json::from_str::<SystemEvent>(&row.body) else { return };
@@ -100,7 +103,7 @@ impl RoomState {
                     }
                     _ => None,
                 };
-                self.tell_inboxes(&by, note.into_iter().collect());
+                self.tell_inboxes(&by(), note.into_iter().collect());
             }
             _ => {}
         }
@@ -130,7 +133,12 @@ impl RoomState {
             room: self.room.id,
             head: self.head,
             messages: a.messages,
-            last: a.last,
+            last: a.last.map(|m| ActivityLast {
+                seq: m.seq,
+                from: UserRef { id: m.sender, username: m.sender_name.clone() },
+                body: excerpt(&m.body),
+                ts: m.ts,
+            }),
             name: a.name,
         });
         let inboxes: Vec<RoomId> = self.members.iter().map(|u| RoomId::inbox_of(*u)).collect();
