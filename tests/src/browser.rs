@@ -191,6 +191,12 @@ impl Browser {
         self.post(&format!("/element/{id}/value"), json!({"text": text})).await;
     }
 
+    /// Empties an input or textarea (WebDriver's element clear).
+    pub async fn clear(&self, css: &str) {
+        let id = self.element(css).await;
+        self.post(&format!("/element/{id}/clear"), json!({})).await;
+    }
+
     /// Presses Shift+Enter in the focused element.
     pub async fn shift_enter(&self) {
         let down = |k: &str| json!({"type": "keyDown", "value": k});
@@ -230,6 +236,28 @@ impl Browser {
     pub async fn color_scheme(&self, scheme: &str) {
         let media = json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]});
         self.cdp("Emulation.setEmulatedMedia", media).await;
+    }
+
+    /// Puts a recorder in place of the page's `Notification` (permission granted) in every page
+    /// this browser loads from now on: call it before `goto`. Headless Chromium shows no
+    /// notifications, so the test reads what the app asked for with `notifications`.
+    pub async fn record_notifications(&self) {
+        let source = "(() => { const shown = []; \
+            class RecordedNotification extends EventTarget { \
+              constructor(title, options = {}) { super(); this.title = title; this.body = options.body ?? ''; \
+                this.tag = options.tag ?? ''; shown.push({ title: this.title, body: this.body, tag: this.tag }); } \
+              close() {} \
+              static get permission() { return 'granted'; } \
+              static requestPermission() { return Promise.resolve('granted'); } } \
+            Object.defineProperty(window, 'Notification', { value: RecordedNotification, configurable: true, writable: true }); \
+            Object.defineProperty(window, '__notifications', { value: shown }); })();";
+        self.cdp("Page.addScriptToEvaluateOnNewDocument", json!({"source": source})).await;
+    }
+
+    /// The notifications the page made since it loaded (`record_notifications`): `{title, body, tag}`.
+    pub async fn notifications(&self) -> Vec<Value> {
+        let v = self.exec("return window.__notifications ?? null;", json!([])).await;
+        v.as_array().cloned().expect("record_notifications was called before the page loaded")
     }
 
     /// Saves a PNG of the viewport under `artifacts_dir()` and returns its path.

@@ -87,3 +87,99 @@ pub async fn wait_message(b: &Browser, body: &str) -> Value {
     )
     .await
 }
+
+/// Clicks one of the buttons of message `seq` (`reply-btn`, `act-edit`, `act-delete`), as a
+/// tap on it would (they show on hover).
+pub async fn message_action(b: &Browser, seq: u64, action: &str) {
+    b.wait_for(
+        &format!("the {action} button of message {seq}"),
+        "const btn = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"] .${arguments[1]}`); \
+         if (!btn || btn.hidden) return false; btn.click(); return true;",
+        json!([seq, action]),
+    )
+    .await;
+}
+
+/// Answers the confirmation dialog with its action button.
+pub async fn confirm(b: &Browser) {
+    b.click("#confirm-yes").await;
+    b.wait_for("the confirmation to close", "return !document.querySelector('#confirm-dialog').open;", json!([])).await;
+}
+
+/// The names in the room list, in list order.
+pub async fn room_names(b: &Browser) -> Vec<String> {
+    let v = b
+        .exec("return [...document.querySelectorAll('#rooms .room .room-name')].map((n) => n.textContent);", json!([]))
+        .await;
+    v.as_array().expect("a list").iter().map(|n| n.as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// Waits until the room list shows (`shown`) or no longer shows a room named `name`.
+pub async fn wait_listed(b: &Browser, name: &str, shown: bool) {
+    b.wait_for(
+        &format!("room {name} {} the list", if shown { "in" } else { "gone from" }),
+        "return [...document.querySelectorAll('#rooms .room .room-name')].some((n) => n.textContent === arguments[0]) === arguments[1];",
+        json!([name, shown]),
+    )
+    .await;
+}
+
+/// Creates a room through the new-room dialog and waits until it is open and joined.
+pub async fn create_room(b: &Browser, name: &str, description: &str, private: bool) {
+    b.click("#new-room").await;
+    b.type_into("#room-name", name).await;
+    if !description.is_empty() {
+        b.type_into("#room-desc", description).await;
+    }
+    if private {
+        b.click("#room-form input[name=visibility][value=private]").await;
+    }
+    b.click("#room-create").await;
+    b.wait_for(
+        &format!("room {name} to open"),
+        "return document.querySelector('#room-title').textContent === arguments[0] && \
+         /online/.test(document.querySelector('#room-sub').textContent);",
+        json!([name]),
+    )
+    .await;
+}
+
+/// Opens the room info panel (if it is not open) and waits for its member list.
+pub async fn open_info(b: &Browser) {
+    let open = b.exec("return !document.querySelector('#info').hidden;", json!([])).await;
+    if open != true {
+        b.click("#open-info").await;
+    }
+    b.wait_visible("#info-members .member").await;
+}
+
+/// Waits until the open room shows a system line containing `text`, and returns the line.
+pub async fn wait_event_line(b: &Browser, text: &str) -> String {
+    let v = b
+        .wait_for(
+            &format!("a line saying {text:?}"),
+            "const li = [...document.querySelectorAll('#messages > .event')].find((x) => x.textContent.includes(arguments[0])); \
+             return li ? li.textContent : null;",
+            json!([text]),
+        )
+        .await;
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+/// Waits until the room list's entry for `name` satisfies `check`, a JS expression over `e`:
+/// `{unread, mention, last, private}` (its unread badge's text or null, whether it has the
+/// mention badge, its last-message preview, whether it is tagged private), and returns `e`.
+pub async fn wait_list_entry(b: &Browser, name: &str, what: &str, check: &str) -> Value {
+    b.wait_for(
+        &format!("room {name}: {what}"),
+        &format!(
+            "const r = [...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === arguments[0]); \
+             if (!r) return null; \
+             const e = {{ unread: r.querySelector('.unread-badge')?.textContent ?? null, mention: !!r.querySelector('.mention-badge'), \
+               last: r.querySelector('.room-last').textContent, private: r.querySelector('.room-top .tag')?.textContent === 'private' }}; \
+             return ({check}) ? e : null;"
+        ),
+        json!([name]),
+    )
+    .await
+}

@@ -1,11 +1,15 @@
 //! The browser app in real headless Chromium (Debian's `chromium` + `chromium-driver`), against
 //! real in-process nodes: two users chatting, a reload, a network drop, hostile bodies, lazy
-//! loading, inline errors, email sign-in, and screenshots at desktop and phone sizes (saved
-//! under `$CARGO_TARGET_DIR/browser-artifacts/`). Without chromedriver these tests fail.
+//! loading, inline errors, email sign-in, editing and deleting messages, managing rooms, and
+//! screenshots at desktop and phone sizes (saved under `$CARGO_TARGET_DIR/browser-artifacts/`).
+//! Without chromedriver these tests fail.
 
 use confab::ServeArgs;
 use confab_tests::browser::{Driver, Proxy};
-use confab_tests::chat_page::{open_room, send, shown, sign_up, wait_message, wait_online};
+use confab_tests::chat_page::{
+    confirm, create_room, message_action, open_info, open_room, room_names, send, shown, sign_up, wait_event_line,
+    wait_list_entry, wait_listed, wait_message, wait_online,
+};
 use confab_tests::smtp::SmtpSink;
 use confab_tests::{NodeOpts, TestNode, eventually, unique};
 use serde_json::json;
@@ -638,7 +642,19 @@ async fn screenshots_at_desktop_and_phone_viewports() {
     send(&a, "Great, shipping it after lunch.").await;
     wait_message(&b, "Great, shipping it after lunch.").await;
     send(&a, "I'll put the final mockups in design-review.").await;
-    wait_message(&b, "I'll put the final mockups in design-review.").await;
+    let mockups = wait_message(&b, "I'll put the final mockups in design-review.").await["seq"].as_u64().unwrap();
+    // An edited message, a deleted one, and a mention of Alice.
+    message_action(&a, mockups, "act-edit").await;
+    a.clear("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", "I'll put the final mockups in design-review today.\u{E007}").await;
+    wait_message(&b, "I'll put the final mockups in design-review today.").await;
+    send(&b, "wrong window, sorry").await;
+    let oops = wait_message(&b, "wrong window, sorry").await["seq"].as_u64().unwrap();
+    message_action(&b, oops, "act-delete").await;
+    confirm(&b).await;
+    a.wait_visible("#messages .msg.tombstone").await;
+    send(&b, "@alice the logo needs the new colours too").await;
+    wait_message(&a, "@alice the logo needs the new colours too").await;
     b.type_into("#composer", "On my way").await;
     a.wait_for("typing", "return document.querySelector('#typing').textContent !== '';", json!([])).await;
     a.click("#open-info").await;
@@ -680,5 +696,453 @@ async fn screenshots_at_desktop_and_phone_viewports() {
         browser.assert_clean_console(&[]).await;
         browser.quit().await;
     }
+    node.stop().await;
+}
+
+/// Alice edits and deletes her messages; Bob, in another browser, sees the new text with its
+/// "edited" mark, then the tombstone in the message's place, and his reply's quote saying the
+/// original was deleted, all live; a reload shows the same from history. Escape cancels an edit,
+/// and Bob has no edit or delete buttons on Alice's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_deletes_show_live_to_the_other_user() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    sign_up(&a, &node.base, &unique("alice")).await;
+    sign_up(&b, &node.base, &unique("bob")).await;
+    open_room(&a, "general").await;
+    open_room(&b, "general").await;
+
+    send(&a, "first draft").await;
+    send(&a, "this one goes").await;
+    let draft = wait_message(&b, "first draft").await["seq"].as_u64().unwrap();
+    let doomed = wait_message(&b, "this one goes").await["seq"].as_u64().unwrap();
+    wait_message(&a, "this one goes").await;
+    // Bob replies to the message Alice will delete.
+    message_action(&b, doomed, "reply-btn").await;
+    send(&b, "replying to it").await;
+    let reply = wait_message(&a, "replying to it").await["seq"].as_u64().unwrap();
+    // Bob may reply to Alice's messages, not edit or delete them.
+    let bobs_buttons = b
+        .exec(
+            "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+             return { edit: !!li.querySelector('.act-edit'), del: !li.querySelector('.act-delete').hidden };",
+            json!([draft]),
+        )
+        .await;
+    assert_eq!(bobs_buttons, json!({"edit": false, "del": false}));
+
+    // Escape leaves the message as it was.
+    message_action(&a, draft, "act-edit").await;
+    a.wait_visible("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", " never mind\u{E00C}").await;
+    a.wait_for("the editor to close", "return !document.querySelector('#messages .msg.editing');", json!([])).await;
+    assert_eq!(a.text(&format!("#messages > .msg[data-seq=\"{draft}\"] .body")).await, "first draft");
+
+    // Enter saves: Bob sees the new text and the mark.
+    message_action(&a, draft, "act-edit").await;
+    a.clear("#messages .msg.editing .edit-box").await;
+    a.type_into("#messages .msg.editing .edit-box", "final wording\u{E007}").await;
+    let edited = "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+                  return li && li.querySelector('.body').textContent === 'final wording' && \
+                  li.querySelector('.bubble > .edited')?.textContent === 'edited';";
+    b.wait_for("the edit on Bob's page", edited, json!([draft])).await;
+    a.wait_for("the edit on Alice's page", edited, json!([draft])).await;
+
+    // Delete, after the confirmation: a tombstone in the same place, and the quote says so.
+    message_action(&a, doomed, "act-delete").await;
+    confirm(&a).await;
+    let tombstone = "const li = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"]`); \
+                     return li && li.classList.contains('tombstone') && li.querySelector('.body').textContent === 'This message was deleted.' \
+                       && li.previousElementSibling?.dataset.seq === String(arguments[1]);";
+    b.wait_for("the tombstone on Bob's page", tombstone, json!([doomed, draft])).await;
+    let quote = "const q = document.querySelector(`#messages > .msg[data-seq=\"${arguments[0]}\"] .quote`); \
+                 return q && q.classList.contains('deleted') && q.textContent.includes('This message was deleted.');";
+    b.wait_for("the reply's quote saying deleted", quote, json!([reply])).await;
+    a.wait_for("the tombstone on Alice's page", tombstone, json!([doomed, draft])).await;
+    assert!(!b.text(&format!("#messages > .msg[data-seq=\"{doomed}\"]")).await.contains("this one goes"));
+
+    // History agrees after a reload.
+    b.refresh().await;
+    wait_online(&b).await;
+    b.wait_for("the edit after a reload", edited, json!([draft])).await;
+    b.wait_for("the tombstone after a reload", tombstone, json!([doomed, draft])).await;
+    b.wait_for("the quote after a reload", quote, json!([reply])).await;
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// The owner renames and describes a room from its info panel: the other member's header, room
+/// list and open info panel follow live, and each change is a quiet line in the conversation.
+/// Then the owner hands the room over (the new owner gets the owner's controls) and the new owner
+/// deletes it: it leaves the other's list, whose page goes to `general`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_a_room_and_handing_it_over_show_live_to_every_member() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    let (before, after) = (unique("plans"), unique("roadmap"));
+    create_room(&a, &before, "", false).await;
+    sign_up(&b, &node.base, &bob).await;
+    open_room(&b, &before).await;
+    open_info(&b).await;
+    b.wait_for(
+        "bob in the member list",
+        "return [...document.querySelectorAll('#info-members .name')].some((n) => n.textContent.startsWith(arguments[0]));",
+        json!([bob]),
+    )
+    .await;
+    assert!(b.exec("return document.querySelector('#room-edit-box').hidden;", json!([])).await.as_bool().unwrap());
+
+    open_info(&a).await;
+    a.click("#room-edit-box summary").await;
+    a.clear("#room-edit-name").await;
+    a.type_into("#room-edit-name", &after).await;
+    a.type_into("#room-edit-desc", "What ships when").await;
+    a.click("#room-edit-save").await;
+
+    b.wait_for(
+        "the new name in Bob's header, list and panel",
+        "return document.querySelector('#room-title').textContent === arguments[0] && \
+         document.querySelector('#info-name').textContent === arguments[0] && \
+         /What ships when/.test(document.querySelector('#room-sub').textContent) && \
+         [...document.querySelectorAll('#rooms .room-name')].some((n) => n.textContent === arguments[0]);",
+        json!([after]),
+    )
+    .await;
+    assert!(!room_names(&b).await.contains(&before), "the old name left the list");
+    let line = wait_event_line(&b, "renamed the room").await;
+    assert_eq!(line, format!("{alice} renamed the room to “{after}”"));
+    wait_event_line(&b, "changed the description to “What ships when”").await;
+    wait_event_line(&a, "You renamed the room").await;
+
+    // Alice hands the room to Bob: his panel gets the owner's controls.
+    a.wait_for(
+        "bob's make-owner button",
+        "const li = [...document.querySelectorAll('#info-members .member')].find((x) => x.querySelector('.name').textContent === arguments[0]); \
+         const btn = li && li.querySelector('.member-owner'); if (btn) btn.click(); return !!btn;",
+        json!([bob]),
+    )
+    .await;
+    confirm(&a).await;
+    wait_event_line(&b, &format!("{alice} made you the owner")).await;
+    b.wait_for(
+        "the owner's controls on Bob's panel",
+        "return !document.querySelector('#room-edit-box').hidden && !document.querySelector('#delete-room').hidden \
+           && /owner: /.test(document.querySelector('#info-meta').textContent) \
+           && document.querySelector('#info-meta').textContent.includes(arguments[0]);",
+        json!([bob]),
+    )
+    .await;
+    a.wait_for(
+        "Alice without them",
+        "return document.querySelector('#room-edit-box').hidden && document.querySelector('#delete-room').hidden \
+           && !document.querySelector('#leave-room').hidden;",
+        json!([]),
+    )
+    .await;
+
+    // Bob deletes it: Alice's page loses it and goes to general.
+    b.click("#delete-room").await;
+    confirm(&b).await;
+    for page in [&a, &b] {
+        wait_listed(page, &after, false).await;
+        page.wait_for(
+            "general to open",
+            "return document.querySelector('#room-title').textContent === 'general';",
+            json!([]),
+        )
+        .await;
+    }
+    let note = a.wait_for("the note", "return document.querySelector('#toast')?.textContent || null;", json!([])).await;
+    assert_eq!(note, format!("The room {after} was deleted."));
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// A member leaves a private room from its info panel: it leaves their room list (and their
+/// screen), and the owner sees the quiet line saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_a_private_room_takes_it_off_the_list_and_tells_the_others() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    sign_up(&b, &node.base, &bob).await;
+    let room = unique("secret");
+    create_room(&a, &room, "Just us", true).await;
+    open_info(&a).await;
+    a.type_into("#add-member-name", &format!("{bob}\u{E007}")).await;
+    wait_event_line(&a, &format!("You added {bob}")).await;
+
+    open_room(&b, &room).await; // listed live: the inbox says Bob was added
+    open_info(&b).await;
+    assert!(b.exec("return document.querySelector('#delete-room').hidden;", json!([])).await.as_bool().unwrap());
+    b.click("#leave-room").await;
+    confirm(&b).await;
+    wait_listed(&b, &room, false).await;
+    b.wait_for("general to open", "return document.querySelector('#room-title').textContent === 'general';", json!([]))
+        .await;
+    assert_eq!(wait_event_line(&a, "left the room").await, format!("{bob} left the room"));
+    a.wait_for(
+        "bob off the member list",
+        "return ![...document.querySelectorAll('#info-members .name')].some((n) => n.textContent === arguments[0]);",
+        json!([bob]),
+    )
+    .await;
+    // The owner cannot leave before handing the room over: the panel says so.
+    assert!(
+        a.exec(
+            "return document.querySelector('#leave-room').hidden && !document.querySelector('#leave-note').hidden;",
+            json!([])
+        )
+        .await
+        .as_bool()
+        .unwrap()
+    );
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// The room list is live without joining its rooms (protocol 3: the inbox): a public room Alice
+/// creates appears in Bob's list at once, and so does a private room once she adds him; her
+/// messages in a room Bob is a member of but has not open raise its unread badge and change its
+/// preview, while Bob's socket stays out of that room (Alice sees only herself online there).
+/// Alice's page is on `base_a`, Bob's on `base_b`.
+async fn room_list_live(driver: &Driver, base_a: &str, base_b: &str) {
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, base_a, &alice).await;
+    sign_up(&b, base_b, &bob).await;
+    open_room(&b, "general").await;
+
+    let public = unique("lobby");
+    create_room(&a, &public, "Open to all", false).await;
+    wait_list_entry(&b, &public, "listed, not joined", "!e.private && e.last === 'Open to all'").await;
+
+    let private = unique("huddle");
+    create_room(&a, &private, "", true).await;
+    assert!(!room_names(&b).await.contains(&private), "a private room is not listed for others");
+    open_info(&a).await;
+    a.type_into("#add-member-name", &format!("{bob}\u{E007}")).await;
+    wait_list_entry(&b, &private, "listed as private", "e.private").await;
+
+    // Alice writes in the private room; Bob, in general, gets the count and the preview.
+    for i in 1..=3 {
+        send(&a, &format!("note {i}")).await;
+        wait_message(&a, &format!("note {i}")).await;
+    }
+    let entry = wait_list_entry(&b, &private, "3 unread", "e.unread === '3'").await;
+    assert_eq!(entry["last"], format!("{alice}: note 3"));
+    assert_eq!(entry["mention"], false);
+    // Bob's socket is not in the room: Alice is alone online there.
+    a.wait_for(
+        "alice alone online",
+        "return /^1 online$/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    // Opening it reads it: the badge goes once Bob moves on.
+    open_room(&b, &private).await;
+    wait_message(&b, "note 3").await;
+    a.wait_for(
+        "bob online in the room",
+        "return /2 online/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    open_room(&b, "general").await;
+    wait_list_entry(&b, &private, "no badge after reading", "e.unread === null && !e.mention").await;
+    a.wait_for(
+        "bob gone from the room",
+        "return /^1 online$/.test(document.querySelector('#room-sub').textContent);",
+        json!([]),
+    )
+    .await;
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rooms_and_unread_counts_reach_the_list_live() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    room_list_live(&driver, &node.base, &node.base).await;
+    node.stop().await;
+}
+
+/// The same with Alice and Bob on two nodes of a three-node cluster: inbox events and activity
+/// cross nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_list_is_live_across_a_cluster() {
+    let driver = Driver::start().await;
+    let sb = confab_tests::cluster::Sandbox::start(env!("CARGO_BIN_EXE_confab-test-node"), 3).await;
+    room_list_live(&driver, &sb.bases[0], &sb.bases[1]).await;
+}
+
+/// Alice mentions Bob in a room he is a member of but has not open: the room gets the mention
+/// badge and Bob a desktop notification saying who and where; `@bob` is marked in the message,
+/// and reading the room clears both badges. With the bell turned off, the next mention raises the
+/// badge but no notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mention_in_another_room_raises_a_badge_and_a_notification() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser(DESKTOP.0, DESKTOP.1).await, driver.browser(DESKTOP.0, DESKTOP.1).await);
+    b.record_notifications().await;
+    let (alice, bob) = (unique("alice"), unique("bob"));
+    sign_up(&a, &node.base, &alice).await;
+    sign_up(&b, &node.base, &bob).await;
+    let room = unique("standup");
+    create_room(&a, &room, "", false).await;
+    open_room(&b, &room).await; // joining a public room makes Bob a member
+    open_room(&b, "general").await;
+    b.wait_for("the bell on", "return document.querySelector('#notify').dataset.state === 'on';", json!([])).await;
+
+    send(&a, &format!("@{bob} can you review this?")).await;
+    wait_list_entry(&b, &room, "the mention badge", "e.mention && e.unread === '1'").await;
+    let notes = b
+        .wait_for(
+            "a notification",
+            "return window.__notifications.length > 0 ? window.__notifications : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(notes[0]["title"], format!("{alice} mentioned you in {room}"));
+    assert_eq!(notes[0]["body"], format!("@{bob} can you review this?"));
+    assert_eq!(b.notifications().await.len(), 1, "one notification per mention");
+
+    open_room(&b, &room).await;
+    let mark = b
+        .wait_for(
+            "the mention marked",
+            "const m = document.querySelector('#messages .msg.mentions-me .mention.me'); return m ? m.textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(mark, format!("@{bob}"));
+    open_room(&b, "general").await;
+    wait_list_entry(&b, &room, "both badges gone", "!e.mention && e.unread === null").await;
+
+    // The bell off: the badge still comes, the notification does not.
+    b.click("#notify").await;
+    b.wait_for("the bell off", "return document.querySelector('#notify').dataset.state === 'off';", json!([])).await;
+    send(&a, &format!("thanks @{bob}")).await;
+    wait_list_entry(&b, &room, "the mention badge again", "e.mention").await;
+    // The badge and the notification come from the same inbox event, handled together.
+    assert_eq!(b.notifications().await.len(), 1, "no notification with the bell off");
+    for page in [&a, &b] {
+        page.assert_clean_console(&[]).await;
+    }
+    a.quit().await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// While Bob's connection is down, Alice adds him to a private room and mentions him there: once
+/// it is back, the inbox (rejoined with `since`) and the reloaded list show the room with its
+/// mention badge, without a reload of the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_catches_up_after_a_dropped_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs { public_origin: Some(vec![origin]), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let proxy = Proxy::start_on(listener, node.node.as_ref().expect("running").addr);
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let bob = unique("bob");
+    sign_up(&b, &proxy.base(), &bob).await;
+    open_room(&b, "general").await;
+
+    let alice = node.user(&unique("alice")).await;
+    let name = unique("offline");
+    let room = alice.create_room(&name, "private").await;
+    proxy.cut();
+    b.wait_for("the drop", "return document.querySelector('#status').dataset.state !== 'online';", json!([])).await;
+    let (status, _) = alice.post(&format!("/api/rooms/{room}/members"), json!({"username": bob})).await;
+    assert_eq!(status, 204);
+    let mut ws = alice.ws(&node.ws_url).await;
+    ws.join(room, Some(0)).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "m1", "body": format!("welcome @{bob}")})).await;
+    ws.recv_type("ack").await;
+    proxy.restore();
+    wait_online(&b).await;
+    let entry =
+        wait_list_entry(&b, &name, "the room with its badges", "e.private && e.mention && e.unread === '1'").await;
+    assert_eq!(entry["last"], format!("{}: welcome @{bob}", alice.username));
+    b.assert_clean_console(&["WebSocket connection", "net::ERR_"]).await;
+    b.quit().await;
+    node.stop().await;
+}
+
+/// A message written offline goes out once the connection is back, even if another room is open
+/// by then: its room stays joined until the message is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_written_offline_goes_out_after_another_room_opens() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let args = ServeArgs { public_origin: Some(vec![origin]), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let proxy = Proxy::start_on(listener, node.node.as_ref().expect("running").addr);
+    let driver = Driver::start().await;
+    let b = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    sign_up(&b, &proxy.base(), &unique("fay")).await;
+    let side = unique("side");
+    create_room(&b, &side, "", false).await;
+    open_room(&b, "general").await;
+
+    proxy.cut();
+    b.wait_for("the drop", "return document.querySelector('#status').dataset.state !== 'online';", json!([])).await;
+    send(&b, "written offline in general").await;
+    b.wait_visible("#messages .msg.pending").await;
+    b.exec(
+        "[...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === arguments[0]).click();",
+        json!([side]),
+    )
+    .await;
+    b.wait_for(
+        "the other room",
+        "return document.querySelector('#room-title').textContent === arguments[0];",
+        json!([side]),
+    )
+    .await;
+    proxy.restore();
+    wait_online(&b).await;
+
+    let reader = node.user(&unique("gil")).await;
+    let general = reader.room_id("general").await;
+    eventually("the message stored once", || {
+        let reader = reader.clone();
+        async move {
+            let (_, hist) = reader.get(&format!("/api/rooms/{general}/messages?limit=100")).await;
+            let n = hist["messages"].as_array()?.iter().filter(|m| m["body"] == "written offline in general").count();
+            (n == 1).then_some(())
+        }
+    })
+    .await;
+    open_room(&b, "general").await;
+    wait_message(&b, "written offline in general").await;
+    assert_eq!(b.exec("return document.querySelectorAll('#messages .msg.pending').length;", json!([])).await, 0);
+    b.assert_clean_console(&["WebSocket connection", "net::ERR_"]).await;
+    b.quit().await;
     node.stop().await;
 }

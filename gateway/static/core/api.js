@@ -54,7 +54,7 @@ export function refreshLogin() {
 
 /**
  * A REST call; a 401 outside /api/auth/ refreshes the login once and tries again.
- * @param {'GET' | 'POST' | 'PUT' | 'DELETE'} method
+ * @param {'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'} method
  * @param {string} path
  * @param {unknown} [body]
  * @returns {Promise<any>}

@@ -61,9 +61,13 @@ const URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
 const TRAILING = /[.,;:!?)\]}'"]+$/;
 
 // Text with http(s) links made clickable: a fragment of text nodes and <a> elements. Anything
-// that does not parse as an http or https URL stays plain text. Deceptive characters show.
-/** @param {string} text */
-export function linkify(text) {
+// that does not parse as an http or https URL stays plain text, made by `plain` (deceptive
+// characters shown; a caller may mark more in it, such as mentions).
+/**
+ * @param {string} text
+ * @param {(text: string) => DocumentFragment} [plain]
+ */
+export function linkify(text, plain = visibleText) {
   const frag = document.createDocumentFragment();
   let last = 0;
   for (const m of text.matchAll(URL_RE)) {
@@ -73,7 +77,7 @@ export function linkify(text) {
     let url = null;
     try { url = new URL(raw); } catch { url = null; }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
-    if (m.index > last) frag.append(visibleText(text.slice(last, m.index)));
+    if (m.index > last) frag.append(plain(text.slice(last, m.index)));
     // The link's text shows what it holds; its address is the parsed, percent-encoded one.
     const a = /** @type {HTMLAnchorElement} */ (el('a', null, revealed(raw)));
     a.href = url.href;
@@ -82,7 +86,7 @@ export function linkify(text) {
     frag.append(a);
     last = m.index + raw.length;
   }
-  if (last < text.length) frag.append(visibleText(text.slice(last)));
+  if (last < text.length) frag.append(plain(text.slice(last)));
   return frag;
 }
 

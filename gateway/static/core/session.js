@@ -43,9 +43,10 @@ export function sessionLost() {
 function end(reason) {
   signedOutReason = reason;
   setSessionHint(false);
-  store.update(['me', 'rooms', 'current'], (s) => {
+  store.update(['me', 'rooms', 'current', 'inbox'], (s) => {
     s.me = null;
     s.current = null;
+    s.inbox = null;
     s.rooms.clear();
   });
 }

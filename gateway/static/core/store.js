@@ -59,6 +59,7 @@ export const store = new Store({
   me: null,
   rooms: new Map(),
   current: null,
+  inbox: null,
   status: 'connecting',
   limits: { max_body_chars: 4000 },
 });
@@ -69,9 +70,14 @@ export const store = new Store({
  * @returns {Room}
  */
 export function roomFrom(r) {
+  const head = r.head ?? r.head_seq ?? 0;
   return {
     ...r,
-    seen: r.head_seq || 0,      // highest seq received: rejoin with since = seen
+    head_seq: head,
+    listed_head: head,          // the head when the room list (REST) last counted its unread and mentions
+    unread: r.unread || 0,
+    mentions: r.mentions || 0,
+    seen: head,                 // highest seq received: rejoin with since = seen
     joined: false,              // a `joined` answer on the current socket
     joining: false,             // a `join` sent, not yet answered
     online: new Map(),          // user id -> username

@@ -6,7 +6,7 @@
 
 import { $, field, el, showText, newCid, humanError, count } from '../../core/dom.js';
 import { dispatch } from '../../core/frames.js';
-import { join } from '../../core/membership.js';
+import { join, keepJoinedWhile, syncJoins } from '../../core/membership.js';
 import { socket, sessionLost } from '../../core/session.js';
 import { store, currentRoom } from '../../core/store.js';
 import * as view from './messages.js';
@@ -25,6 +25,16 @@ const length = (text) => [...text.trim()].length;
 
 /** The pending sends' elements of `room`, for the list to show after the history. @param {number} room */
 export const pendingIn = (room) => [...pending.values()].filter((p) => p.frame.room === room).map((p) => p.el);
+
+/** Whether a send to `room` waits for its answer. @param {number} room */
+const waitsIn = (room) => [...pending.values()].some((p) => p.frame.room === room);
+// A room with unanswered sends stays joined after another one opens, until they are answered.
+keepJoinedWhile(waitsIn);
+
+/** A send was answered: a room left on screen no longer needs joining once all of its are. @param {number} room */
+function answered(room) {
+  if (room !== store.state.current && !waitsIn(room)) syncJoins();
+}
 
 /** Sends every pending message of `room` again (the same cid: the server answers it once). @param {number} room */
 export function resend(room) {
@@ -62,6 +72,7 @@ export function onAck(f) {
   view.remove(p.el);
   const { body, reply_to } = p.frame;
   dispatch({ type: 'message', room: f.room, seq: f.seq, id: f.id, from: store.state.me, body, ts: f.ts, reply_to });
+  answered(f.room);
 }
 
 /** A refusal: of a send (`ref`), of a join or read (`room`), or of the socket. @param {Frame} f */
@@ -74,6 +85,7 @@ export function onError(f) {
     return;
   }
   if (p) return failPending(f.ref, text);
+  if (f.ref != null) return; // a send answered already
   if (f.room != null) {
     if (again) return; // the rooms feature joins again
     for (const [cid, q] of pending) if (q.frame.room === f.room) failPending(cid, text);
@@ -94,6 +106,7 @@ function failPending(cid, text) {
   const p = pending.get(cid);
   if (!p) return;
   pending.delete(cid);
+  answered(p.frame.room);
   p.el.classList.replace('pending', 'failed');
   /** @type {HTMLElement} */ (p.el.querySelector('.time')).textContent = 'not sent';
   const why = el('div', 'send-error', text);

@@ -1,15 +1,17 @@
 // @ts-check
 // chat — the open room: its header (name, who is online, the connection), the message list,
-// the composer, typing, and the read cursor. It follows the store's `current` room and handles
-// the frames that change what the open room shows.
+// the composer, editing and deleting messages, typing, and the read cursor. It follows the
+// store's `current` room and handles the frames that change what the open room shows.
 
 import { $, showText, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { onFrame } from '../../core/frames.js';
 import { socket, sessionLost } from '../../core/session.js';
+import { beforeLeave } from '../../core/membership.js';
 import { store, currentRoom, isMe } from '../../core/store.js';
 import * as view from './messages.js';
 import { wireComposer, onAck, onError, resend, pendingIn, startReply, clearReply, clearPending, stopTyping } from './compose.js';
+import { startEdit, confirmDelete, moderates, onChangeAck, onChangeError, resendChanges } from './edit.js';
 import { setTyper, clearTypers } from './typing.js';
 
 /** @typedef {import('../../core/types.js').Frame} Frame */
@@ -53,7 +55,8 @@ async function openCurrent() {
   const r = currentRoom();
   if (!r) return;
   try {
-    await view.openRoom(r, { onReply: startReply, pending: pendingIn(r.id) });
+    const actions = { reply: startReply, edit: startEdit, remove: confirmDelete };
+    await view.openRoom(r, { actions, moderates: moderates(r), pending: pendingIn(r.id) });
   } catch (e) {
     if (e.status === 401) return sessionLost();
     return showText('compose-error', humanError(e.code, e.message));
@@ -87,7 +90,8 @@ function sendRead() {
   if (!socket.send({ type: 'read', room: r.id, seq })) return;
   store.update('rooms', () => {
     r.read_seq = seq;
-    r.unread = Math.max(0, (r.head_seq || 0) - seq);
+    r.unread = Math.min(r.unread || 0, Math.max(0, (r.head_seq || 0) - seq));
+    if (seq >= (r.head_seq || 0)) r.unread = r.mentions = 0; // read to the end: no badge left
   });
 }
 
@@ -95,6 +99,7 @@ function sendRead() {
 function registerFrames() {
   onFrame('joined', (f) => {
     resend(f.room); // same cid: deduplicated by the server
+    resendChanges(f.room);
     if (f.room === store.state.current) markRead();
   });
   onFrame('message', (m) => {
@@ -105,8 +110,15 @@ function registerFrames() {
     if (r.id === store.state.current && view.shownRoom() === r.id) view.addLive(/** @type {any} */ (m), other);
     markRead();
   });
-  onFrame('ack', onAck);
-  onFrame('error', onError);
+  for (const type of ['edited', 'deleted', 'system']) {
+    onFrame(type, (f) => {
+      if (f.room !== store.state.current || view.shownRoom() !== f.room) return;
+      view.addEvent(f);
+      if (type === 'system') markRead();
+    });
+  }
+  onFrame('ack', (f) => { if (!onChangeAck(f)) onAck(f); });
+  onFrame('error', (f) => { if (!onChangeError(f)) onError(f); });
   onFrame('typing', (f) => {
     if (f.room === store.state.current && f.user && !isMe(f.user)) setTyper(f.user, f.on);
   });
@@ -126,7 +138,11 @@ export default {
     view.wireMessages();
     wireComposer();
     registerFrames();
+    // Switching rooms leaves the one before: what was read there is sent first.
+    beforeLeave((r) => { if (view.shownRoom() === r.id) { clearTimeout(readTimer); sendRead(); } });
     store.subscribe(['current', 'rooms', 'presence'], renderHeader);
+    // The room changed hands, or the user's role: who may delete others' messages.
+    store.subscribe(['rooms', 'me'], () => { if (view.shownRoom() === store.state.current) view.setModerates(moderates(currentRoom())); });
     store.subscribe('status', renderStatus);
     store.subscribe('current', roomChanged);
     store.subscribe('me', ({ me }) => {

@@ -2,15 +2,29 @@
 // messages.js — the open room's message list: the newest page first, older pages as the user
 // scrolls up (keeping the scroll position), sorted by seq and never showing one twice; messages
 // from one sender in a row grouped under one header; the "new messages" divider at the read
-// cursor; reply quotes; the reader's place in each room kept across reloads; and which seq the
-// user has read.
+// cursor; reply quotes; the room's other events (edits and deletes applied to their message,
+// system events as quiet lines); the reader's place in each room kept across reloads; and which
+// seq the user has read.
+//
+// A history page comes with its messages' latest edits folded in; a live `edited` or `deleted`
+// changes the message it names, or, when that message is not shown yet (its page is loading or
+// older), waits in `byRoom.changes` until it is.
 
 import { $, el, linkify, stamp, fullDate } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { isMe } from '../../core/store.js';
+import { systemText } from './system.js';
+import { withMentions, mentionsMe } from './mentions.js';
 
 /** @typedef {import('../../core/types.js').Message} Message */
 /** @typedef {import('../../core/types.js').Room} Room */
+/** @typedef {import('../../core/types.js').Frame} Frame */
+/**
+ * What a message's buttons do (the open room's chat feature provides them).
+ * @typedef {{reply: (m: Message) => void, edit: (li: HTMLElement, m: Message) => void,
+ *   remove: (m: Message) => void}} MessageActions
+ */
+/** A change that came live for a message not shown yet. @typedef {{body?: string, deleted?: boolean, ts: number}} Change */
 
 const PAGE = 50;
 /** Messages of one sender less than this apart share one header. */
@@ -25,13 +39,18 @@ const PLACE_MAX_PAGES = 20;
 const byRoom = {
   /** @type {number | null} */ id: null,
   /** @type {Map<number, Message>} */ msgs: new Map(),
+  /** Every seq shown or applied: messages, edits, deletes, system events. @type {Set<number>} */ seqs: new Set(),
+  maxSeq: 0,
+  /** target seq -> its latest live change, for messages not shown yet. @type {Map<number, Change>} */ changes: new Map(),
   minSeq: 0,
   hasMore: false,
   loading: false,
   restoring: false, // going back to a kept place: scrolling neither loads nor saves meanwhile
   token: 0,
   /** @type {number | null} */ dividerAt: null,
-  /** @type {(m: Message) => void} */ onReply: () => {},
+  /** @type {MessageActions} */ actions: { reply: () => {}, edit: () => {}, remove: () => {} },
+  /** The user may delete anyone's message here (the room's owner, a moderator, an admin). */
+  moderates: false,
 };
 
 export const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -41,10 +60,13 @@ export const scrollToBottom = () => { scroller.scrollTop = scroller.scrollHeight
  * Shows `room`: clears the list, loads the newest page and goes back to the reader's place in
  * it (or to the first unread message, or to the bottom).
  * @param {Room} room
- * @param {{onReply: (m: Message) => void, pending: HTMLElement[]}} opts
+ * @param {{actions: MessageActions, moderates: boolean, pending: HTMLElement[]}} opts
  */
-export async function openRoom(room, { onReply, pending }) {
-  Object.assign(byRoom, { id: room.id, msgs: new Map(), minSeq: 0, hasMore: false, loading: true, token: byRoom.token + 1, dividerAt: room.member ? room.read_seq ?? null : null, onReply });
+export async function openRoom(room, { actions, moderates, pending }) {
+  Object.assign(byRoom, {
+    id: room.id, msgs: new Map(), seqs: new Set(), changes: new Map(), minSeq: 0, maxSeq: 0, hasMore: false, loading: true,
+    token: byRoom.token + 1, dividerAt: room.member ? room.read_seq ?? null : null, actions, moderates,
+  });
   const token = byRoom.token;
   list.replaceChildren();
   $('empty').hidden = true;
@@ -58,7 +80,7 @@ export async function openRoom(room, { onReply, pending }) {
   }
   if (token !== byRoom.token) return;
   byRoom.hasMore = !!data.has_more;
-  for (const m of data.messages || []) insert({ room: room.id, ...m });
+  insertPage(room.id, data);
   list.append(...pending);
   regroup();
   const divider = placeDivider();
@@ -93,7 +115,7 @@ export async function loadOlder() {
     if (token !== byRoom.token) return false;
     const fromBottom = scroller.scrollHeight - scroller.scrollTop;
     byRoom.hasMore = !!data.has_more;
-    for (const m of data.messages || []) insert({ room: id, ...m });
+    insertPage(id, data);
     placeDivider();
     regroup();
     scroller.scrollTop = scroller.scrollHeight - fromBottom;
@@ -105,8 +127,22 @@ export async function loadOlder() {
   }
 }
 
+/**
+ * A page of history: its messages (edits folded in) and its system events as lines; its edits
+ * and deletes are already folded into the messages they name.
+ * @param {number} room
+ * @param {{messages?: Message[], events?: Frame[]}} data
+ */
+function insertPage(room, data) {
+  for (const m of data.messages || []) insert({ room, ...m });
+  for (const e of data.events || []) {
+    if (e.type === 'system') insertSystem({ ...e, room });
+    else know(e.seq);
+  }
+}
+
 function olderStatus() {
-  $('older').textContent = byRoom.hasMore ? '' : (byRoom.msgs.size ? 'This is the start of the room.' : '');
+  $('older').textContent = byRoom.hasMore ? '' : (byRoom.seqs.size ? 'This is the start of the room.' : '');
 }
 
 // ---- the reader's place -------------------------------------------------------------
@@ -183,6 +219,79 @@ export function addLive(m, fromOther) {
 }
 
 /**
+ * A live `edited`, `deleted` or `system` frame of the open room.
+ * @param {Frame} f
+ */
+export function addEvent(f) {
+  if (f.room !== byRoom.id || byRoom.seqs.has(f.seq)) return;
+  if (f.type === 'system') {
+    const atBottom = nearBottom();
+    if (!insertSystem(f)) return;
+    regroup();
+    olderStatus();
+    $('empty').hidden = true;
+    if (atBottom) scrollToBottom();
+    return;
+  }
+  know(f.seq);
+  const ts = new Date(f.ts).getTime();
+  /** @type {Change} */
+  const change = f.type === 'deleted' ? { deleted: true, ts } : { body: f.body, ts };
+  const m = byRoom.msgs.get(f.target);
+  if (!m) {
+    const kept = byRoom.changes.get(f.target);
+    if (!kept?.deleted) byRoom.changes.set(f.target, change);
+    return;
+  }
+  if (m.deleted) return;
+  if (change.deleted) Object.assign(m, { deleted: true, body: '', edited: false, edited_at: null });
+  else Object.assign(m, { body: change.body, edited: true, edited_at: f.ts });
+  rerender(m);
+}
+
+/**
+ * Shows `m` again after it changed (an edit, a delete), and every quote of it.
+ * @param {Message} m
+ */
+export function rerender(m) {
+  const li = /** @type {HTMLElement | null} */ (list.querySelector(`:scope > .msg[data-seq="${m.seq}"]`));
+  if (li && !li.classList.contains('editing')) {
+    const fresh = render(m);
+    fresh.classList.toggle('cont', li.classList.contains('cont'));
+    li.replaceWith(fresh);
+  }
+  for (const q of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(`.quote[data-seq="${m.seq}"]`))) fillQuote(q, m);
+}
+
+/**
+ * Shows the body an edit of ours is saving on message `seq`, marked as being saved.
+ * @param {number} seq
+ * @param {string} body
+ */
+export function showSaving(seq, body) {
+  const m = byRoom.msgs.get(seq), li = list.querySelector(`:scope > .msg[data-seq="${seq}"]`);
+  if (!m || !li) return;
+  const fresh = render({ ...m, body, edited: true, edited_at: null });
+  fresh.classList.add('saving');
+  fresh.classList.toggle('cont', li.classList.contains('cont'));
+  /** @type {HTMLElement} */ (fresh.querySelector('.edited')).textContent = 'saving…';
+  li.replaceWith(fresh);
+}
+
+/** The shown message `seq` of the open room, if it is shown. @param {number} seq */
+export const shownMessage = (seq) => byRoom.msgs.get(seq);
+
+/**
+ * Whether the user may delete anyone's message in the open room changed (the room's owner).
+ * @param {boolean} moderates
+ */
+export function setModerates(moderates) {
+  if (byRoom.moderates === moderates) return;
+  byRoom.moderates = moderates;
+  for (const b of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(':scope > .msg:not(.own) .act-delete'))) b.hidden = !moderates;
+}
+
+/**
  * Appends a message being sent (no seq yet) at the bottom.
  * @param {HTMLElement} li
  */
@@ -202,23 +311,63 @@ export function remove(li) {
   regroup();
 }
 
+/** Remembers that event `seq` is shown or applied. @param {number} seq */
+function know(seq) {
+  if (typeof seq !== 'number') return;
+  byRoom.seqs.add(seq);
+  byRoom.minSeq = byRoom.minSeq ? Math.min(byRoom.minSeq, seq) : seq;
+  byRoom.maxSeq = Math.max(byRoom.maxSeq, seq);
+}
+
 /**
  * Keeps the list sorted by seq; pending sends (no data-seq) always stay last.
  * @param {Message} m
  */
 function insert(m) {
-  if (typeof m.seq !== 'number' || byRoom.msgs.has(m.seq)) return false;
+  if (typeof m.seq !== 'number' || byRoom.seqs.has(m.seq)) return false;
+  const change = byRoom.changes.get(m.seq);
+  if (change) { // it changed while its page was on the way
+    byRoom.changes.delete(m.seq);
+    if (change.deleted) Object.assign(m, { deleted: true, body: '', edited: false, edited_at: null });
+    else if (!m.deleted && change.ts >= new Date(m.edited_at || 0).getTime()) Object.assign(m, { body: change.body, edited: true, edited_at: change.ts });
+  }
+  know(m.seq);
   byRoom.msgs.set(m.seq, m);
-  byRoom.minSeq = byRoom.minSeq ? Math.min(byRoom.minSeq, m.seq) : m.seq;
+  place(render(m), m.seq);
+  for (const q of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(`.quote[data-seq="${m.seq}"]`))) fillQuote(q, m);
+  return true;
+}
+
+/**
+ * A system event as a quiet line in its place.
+ * @param {Frame} f
+ */
+function insertSystem(f) {
+  if (typeof f.seq !== 'number' || byRoom.seqs.has(f.seq)) return false;
+  know(f.seq);
+  const li = el('li', 'event');
+  li.dataset.seq = String(f.seq);
+  li.setAttribute('role', 'note');
+  li.append(el('span', null, systemText(f)));
+  if (f.ts) li.title = fullDate(f.ts);
+  place(li, f.seq);
+  return true;
+}
+
+/**
+ * Puts `li` (event `seq`) before the first shown event with a higher seq and before the
+ * pending sends.
+ * @param {HTMLElement} li
+ * @param {number} seq
+ */
+function place(li, seq) {
   /** @type {HTMLElement | null} */
   let next = null, node = /** @type {HTMLElement | null} */ (list.lastElementChild);
-  while (node && (node.dataset.seq === undefined || Number(node.dataset.seq) > m.seq)) {
+  while (node && (node.dataset.seq === undefined || Number(node.dataset.seq) > seq)) {
     next = node;
     node = /** @type {HTMLElement | null} */ (node.previousElementSibling);
   }
-  list.insertBefore(render(m), next);
-  for (const q of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(`.quote[data-seq="${m.seq}"]`))) fillQuote(q, m);
-  return true;
+  list.insertBefore(li, next);
 }
 
 /**
@@ -258,18 +407,29 @@ export function render(m) {
   }
   meta.append(el('span', 'from', own ? 'You' : (m.from?.username ?? 'unknown')), time);
   bubble.append(meta);
-  if (m.reply_to != null) bubble.append(quote(m.reply_to));
+  if (m.reply_to != null && !m.deleted) bubble.append(quote(m.reply_to));
   const body = el('div', 'body');
-  if (m.deleted) { body.classList.add('deleted'); body.textContent = 'This message was deleted.'; }
-  else body.append(linkify(m.body ?? ''));
+  if (m.deleted) { li.classList.add('tombstone'); body.classList.add('deleted'); body.textContent = 'This message was deleted.'; }
+  else {
+    body.append(linkify(m.body ?? '', withMentions));
+    if (!own && mentionsMe(m.body ?? '')) li.classList.add('mentions-me');
+  }
   bubble.append(body);
+  if (m.edited && !m.deleted) { // below the body: a message in a sender's run shows no header
+    const mark = el('span', 'edited', 'edited');
+    if (m.edited_at) mark.title = `Edited ${fullDate(m.edited_at)}`;
+    bubble.append(mark);
+  }
   li.append(bubble);
-  if (m.seq != null) {
-    const btn = /** @type {HTMLButtonElement} */ (el('button', 'reply-btn', '↩'));
-    btn.type = 'button';
-    btn.setAttribute('aria-label', `Reply to ${m.from?.username ?? 'this message'}`);
-    btn.addEventListener('click', () => byRoom.onReply(/** @type {Message} */ (m)));
-    li.append(btn);
+  if (m.seq != null && !m.deleted) {
+    const msg = /** @type {Message} */ (m);
+    const acts = el('div', 'msg-acts');
+    acts.append(action('reply-btn', '↩', `Reply to ${m.from?.username ?? 'this message'}`, () => byRoom.actions.reply(msg)));
+    if (own) acts.append(action('act-edit', '✎', 'Edit your message', () => byRoom.actions.edit(li, msg)));
+    const del = action('act-delete', '🗑', own ? 'Delete your message' : `Delete ${m.from?.username ?? 'this'}'s message`, () => byRoom.actions.remove(msg));
+    del.hidden = !own && !byRoom.moderates;
+    acts.append(del);
+    li.append(acts);
     // On a phone the reply action shows only on the message tapped, not on every message.
     bubble.addEventListener('click', (e) => {
       if (/** @type {HTMLElement} */ (e.target).closest('a, button')) return;
@@ -279,6 +439,22 @@ export function render(m) {
     });
   }
   return li;
+}
+
+/**
+ * One of a message's buttons.
+ * @param {string} cls
+ * @param {string} icon
+ * @param {string} label
+ * @param {() => void} run
+ */
+function action(cls, icon, label, run) {
+  const btn = /** @type {HTMLButtonElement} */ (el('button', `msg-act ${cls}`, icon));
+  btn.type = 'button';
+  btn.title = label;
+  btn.setAttribute('aria-label', label);
+  btn.addEventListener('click', run);
+  return btn;
 }
 
 /** @param {number} seq */
@@ -299,8 +475,11 @@ function quote(seq) {
 /** @param {HTMLElement} q @param {Message} m */
 function fillQuote(q, m) {
   /** @type {HTMLElement} */ (q.querySelector('.q-from')).textContent = m.from?.username ?? 'unknown';
-  /** @type {HTMLElement} */ (q.querySelector('.q-body')).textContent = m.deleted ? 'deleted message' : (m.body ?? '').slice(0, 140);
-  q.setAttribute('aria-label', `Reply to ${m.from?.username ?? 'a message'}: ${(m.body ?? '').slice(0, 60)}. Show it`);
+  /** @type {HTMLElement} */ (q.querySelector('.q-body')).textContent = m.deleted ? 'This message was deleted.' : (m.body ?? '').slice(0, 140);
+  q.classList.toggle('deleted', !!m.deleted);
+  q.setAttribute('aria-label', m.deleted
+    ? `Reply to a message of ${m.from?.username ?? 'someone'} that was deleted. Show where it was`
+    : `Reply to ${m.from?.username ?? 'a message'}: ${(m.body ?? '').slice(0, 60)}. Show it`);
 }
 
 const fetching = new Set();
@@ -312,6 +491,9 @@ async function fetchQuoted(room, seq) {
   try {
     const data = await api('GET', `/api/rooms/${room}/messages?after=${seq - 1}&limit=1`);
     const m = (data.messages || []).find((/** @type {Message} */ x) => x.seq === seq);
+    const change = m && room === byRoom.id ? byRoom.changes.get(seq) : null;
+    if (m && change?.deleted) Object.assign(m, { deleted: true, body: '' });
+    else if (m && change && !m.deleted) m.body = change.body;
     if (m && room === byRoom.id) for (const q of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(`.quote[data-seq="${seq}"]`))) fillQuote(q, m);
   } catch { /* the quote keeps its placeholder */ } finally { fetching.delete(key); }
 }
@@ -332,16 +514,24 @@ function placeDivider() {
   return d;
 }
 
-/** The highest seq the user can see on screen now (0 when none). */
+/**
+ * The highest seq the user can see on screen now (0 when none): the last message or line in
+ * view, or the room's last event (an edit, a delete) when that is in view.
+ */
 export function readableSeq() {
   if (document.visibilityState !== 'visible') return 0;
   const bottom = scroller.getBoundingClientRect().bottom;
-  const items = /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll('.msg[data-seq]'));
+  const items = /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(':scope > [data-seq]'));
   for (let i = items.length - 1; i >= 0; i--) {
-    if (items[i].getBoundingClientRect().top < bottom - 8) return Number(items[i].dataset.seq);
+    if (items[i].getBoundingClientRect().top < bottom - 8) {
+      const seq = Number(items[i].dataset.seq);
+      // Edits and deletes after the last shown line have no line of their own.
+      if (i === items.length - 1) return Math.max(seq, byRoom.maxSeq);
+      return seq;
+    }
   }
   return 0;
 }
 
 export const shownRoom = () => byRoom.id;
-export function clear() { byRoom.id = null; byRoom.token++; byRoom.restoring = false; list.replaceChildren(); $('older').textContent = ''; }
+export function clear() { byRoom.id = null; byRoom.msgs = new Map(); byRoom.seqs = new Set(); byRoom.maxSeq = 0; byRoom.changes = new Map(); byRoom.token++; byRoom.restoring = false; list.replaceChildren(); $('older').textContent = ''; }

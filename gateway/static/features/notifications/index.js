@@ -1,13 +1,16 @@
 // @ts-check
-// notifications — desktop notifications of messages from others while the tab is hidden or
-// another room is open, and their switch in the room's header (on, off, or blocked by the
-// browser). The choice is kept in this browser.
+// notifications — desktop notifications: messages from others in the open room while the tab is
+// hidden, and mentions of the user (from the inbox) in any room not open, hidden or not; and
+// their switch in the room's header (on, off, or blocked by the browser). The choice is kept in
+// this browser.
 
 import { $, showText } from '../../core/dom.js';
 import { onFrame } from '../../core/frames.js';
 import { store, isMe, selectRoom } from '../../core/store.js';
 
 const PREF = 'confab.notify';
+/** A mention older than this (replayed after a long disconnection) is counted, not announced. */
+const MENTION_FRESH_MS = 10 * 60 * 1000;
 const supported = () => 'Notification' in window;
 
 /** The user wants them here (and has not turned them off since). */
@@ -50,12 +53,23 @@ function notify(m) {
   n.addEventListener('click', () => { window.focus(); selectRoom(r.id); n.close(); });
 }
 
+/** An inbox event: a mention of the user in a room that is not open. @param {import('../../core/types.js').Frame} f */
+function notifyMention(f) {
+  const { inbox, current, rooms } = store.state, e = f.event || {};
+  if (f.room !== inbox || e.op !== 'mention' || e.room === current || !on()) return;
+  if (f.ts && Date.now() - new Date(f.ts).getTime() > MENTION_FRESH_MS) return;
+  const r = rooms.get(e.room);
+  const n = new Notification(`${e.from?.username ?? 'Someone'} mentioned you in ${r?.name ?? 'a room'}`, { body: String(e.excerpt ?? '').slice(0, 200), tag: `mention-${e.room}-${e.target}` });
+  n.addEventListener('click', () => { window.focus(); selectRoom(e.room); n.close(); });
+}
+
 /** @type {import('../../core/features.js').Feature} */
 export default {
   name: 'notifications',
   views: new URL('./view.html', import.meta.url),
   start() {
     onFrame('message', notify);
+    onFrame('system', notifyMention);
     $('notify').addEventListener('click', toggle);
     store.subscribe('me', renderSwitch);
   },

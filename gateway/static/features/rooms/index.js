@@ -1,17 +1,22 @@
 // @ts-check
-// rooms — the room list and what keeps it true: the REST list (every page), joins and rejoins
-// with `since`, `joined`/`left`/`resync`/`presence` frames, each message's effect on unread
-// counts and last messages, the drawer on phones, the new-room dialog and the room info panel.
+// rooms — the room list and what keeps it true: the REST list (every page, again after each
+// reconnect), the subscriptions (the inbox and the open room: core/membership.js), the inbox's
+// events and every room's `activity` (inbox.js: new and removed rooms, unread and mention
+// counts, previews), `joined`/`left`/`resync`/`presence` frames, the room events' effects
+// (events.js), the drawer on phones, the new-room dialog and the room info panel with its
+// management actions.
 
 import { $, field, showText, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { onFrame } from '../../core/frames.js';
-import { join, rejoinAll } from '../../core/membership.js';
+import { join, syncJoins, socketLost, resetInbox } from '../../core/membership.js';
 import { logout, endedBy } from '../../core/session.js';
 import { store, roomFrom, isMe, selectRoom } from '../../core/store.js';
 import { renderRoomList } from './list.js';
 import { wireRoomDialog } from './dialog.js';
 import { wireInfo, hideInfo, infoOpen } from './info.js';
+import { registerRoomEvents, advance } from './events.js';
+import { registerInbox } from './inbox.js';
 
 const LAST_ROOM = 'confab.room';
 
@@ -28,31 +33,48 @@ async function allRooms() {
   return rooms;
 }
 
-/** The list from REST, merged into what the socket already tracks (never moving `seen` back). */
+let loaded = false;
+/** `hello`s since signing in: each one after the first is a reconnect. */
+let hellos = 0;
+
+/**
+ * The list from REST, merged into what the socket already tracks: `seen` never moves back for a
+ * joined room; a room not joined takes the listed head (its newest page comes over REST when it
+ * opens). Unread and mention counts are the server's, except for the open room, which is being
+ * read.
+ */
 export async function loadRooms() {
   let list;
   try { list = await allRooms(); } catch (e) {
     if (!endedBy(e) && e.status === 0) showText('compose-error', humanError(e.code, e.message));
     return;
   }
+  loaded = true;
   store.update('rooms', ({ rooms, current }) => {
     const ids = new Set();
     for (const r of list) {
       ids.add(r.id);
       const known = rooms.get(r.id);
       if (!known) { rooms.set(r.id, roomFrom(r)); continue; }
-      const { seen, joined, joining, online, onlineExtra, last, unread, read_seq, head_seq } = known;
-      Object.assign(known, r, { seen, joined, joining, online, onlineExtra });
+      const { seen, joined, joining, online, onlineExtra, last, unread, mentions, read_seq, head_seq, members, listed_head } = known;
+      const head = r.head ?? r.head_seq ?? 0;
+      Object.assign(known, r, { seen, joined, joining, online, onlineExtra, members });
       if (last && (!r.last || last.seq > r.last.seq)) known.last = last;
       // The server may not have stored a cursor this page just sent, nor a message it just got.
       known.read_seq = Math.max(read_seq || 0, r.read_seq || 0);
-      known.head_seq = Math.max(head_seq || 0, r.head_seq || 0);
-      if (r.id === current) known.unread = unread;
-      else known.unread = Math.max(0, known.head_seq - known.read_seq);
+      known.head_seq = Math.max(head_seq || 0, head);
+      if (!joined && !joining) known.seen = Math.max(seen, head);
+      // Counts as of the list's head; activity that came meanwhile told of later messages, so
+      // a list older than it keeps the counts it has (they include that activity).
+      const older = head < (head_seq || 0);
+      if (r.id === current || older) Object.assign(known, { unread, mentions, listed_head });
+      else Object.assign(known, { unread: r.unread || 0, mentions: r.mentions || 0, listed_head: head });
     }
     for (const id of rooms.keys()) if (!ids.has(id)) rooms.delete(id);
   });
-  rejoinAll();
+  const { current, rooms } = store.state;
+  if (current != null && !rooms.has(current)) openFirstRoom(); // it went away meanwhile
+  syncJoins();
 }
 
 /** The room from the address (#room/ID), the last one opened, `general`, or the first. */
@@ -61,7 +83,7 @@ function openFirstRoom() {
   let wanted = Number((location.hash.match(/^#room\/(\d+)$/) || [])[1]);
   try { wanted ||= Number(localStorage.getItem(LAST_ROOM)); } catch { /* no storage */ }
   const r = rooms.get(wanted) || [...rooms.values()].find((x) => x.name === 'general') || rooms.values().next().value;
-  if (r) selectRoom(r.id);
+  if (r) selectRoom(r.id); else store.update(['current', 'rooms'], (s) => { s.current = null; });
 }
 
 // ---- frames -----------------------------------------------------------------------
@@ -69,7 +91,11 @@ function openFirstRoom() {
 const roomOf = (f) => (f.room != null ? store.state.rooms.get(f.room) : undefined);
 
 function registerFrames() {
-  onFrame('hello', rejoinAll);
+  onFrame('hello', (f) => {
+    store.update('inbox', (s) => { s.inbox = f.inbox ?? null; });
+    syncJoins();
+    if (hellos++ > 0 && loaded) loadRooms(); // a reconnect: what changed meanwhile (rooms, counts, previews)
+  });
   onFrame('joined', (f) => {
     const r = roomOf(f), me = store.state.me;
     if (!r) return;
@@ -101,11 +127,11 @@ function registerFrames() {
     const r = roomOf(m);
     if (!r) return;
     store.update('rooms', () => {
-      r.seen = Math.max(r.seen, m.seq);
-      r.head_seq = Math.max(r.head_seq || 0, m.seq);
+      // Counted once: not replayed again, not in the list's count already, not the open room's.
+      const counts = m.seq > r.seen && m.seq > (r.listed_head || 0) && !isMe(m.from) && r.id !== store.state.current;
+      advance(r, m.seq);
       if (!r.last || m.seq >= r.last.seq) r.last = /** @type {any} */ (m);
-      // The chat view's read cursor lowers it as the user reads.
-      if (!isMe(m.from)) r.unread = Math.max(0, r.head_seq - (r.read_seq || 0));
+      if (counts) r.unread = (r.unread || 0) + 1;
     });
   });
   onFrame('error', (f) => { // a refused join, leave or read (a refused send is the chat's)
@@ -113,7 +139,7 @@ function registerFrames() {
     if (!r || f.ref != null) return;
     r.joining = false;
     if (f.code === 'retry' || f.code === 'overloaded') {
-      setTimeout(() => { if (!r.joined) rejoinAll(); }, 500 + Math.random() * 500);
+      setTimeout(() => { if (!r.joined) syncJoins(); }, 500 + Math.random() * 500);
     }
   });
 }
@@ -139,6 +165,8 @@ export default {
   views: new URL('./view.html', import.meta.url),
   start() {
     registerFrames();
+    registerRoomEvents();
+    registerInbox({ reload: loadRooms });
     wireInfo();
     wireRoomDialog(async (room) => {
       store.update('rooms', (s) => { s.rooms.set(room.id, roomFrom({ ...room, member: true })); });
@@ -157,21 +185,22 @@ export default {
     });
 
     store.subscribe('me', ({ me }) => {
-      if (!me) { document.title = 'Confab'; return; }
+      if (!me) { document.title = 'Confab'; loaded = false; hellos = 0; resetInbox(); return; }
       $('me').textContent = me.username;
       loadRooms().then(openFirstRoom);
     });
     store.subscribe('current', ({ current, rooms }) => {
       closeDrawer();
+      syncJoins(); // joins the open room (a public room: joining makes us a member), leaves the one before
       const r = current == null ? null : rooms.get(current);
       if (!r) return;
       try { localStorage.setItem(LAST_ROOM, String(r.id)); } catch { /* no storage */ }
       history.replaceState(null, '', `#room/${r.id}`);
-      if (!r.joined && !r.joining) join(r); // a public room: joining makes us a member
     });
     // A lost connection: nothing is joined and nobody is known to be online until `hello`.
     store.subscribe('status', ({ status, rooms }) => {
       if (status !== 'offline' && status !== 'reconnecting') return;
+      socketLost();
       store.update('presence', () => {
         for (const r of rooms.values()) { r.joined = r.joining = false; r.online.clear(); r.onlineExtra = 0; }
       });

@@ -1,11 +1,13 @@
 // @ts-check
-// info.js — the room info panel: description, kind (public, private, or a system room that has
-// no owner), members with who is online, and adding members to a private room. It follows the
-// open room and its presence through the store.
+// info.js — the room info panel: name, description, kind (public, private, or a system room that
+// has no owner), members with who is online, and what the user may do to the room (manage.js).
+// It renders from the store, so a rename, a new owner or a member who leaves shows at once for
+// everyone who has it open; the member list comes from GET /api/rooms/{id} when it opens.
 
-import { $, field, el, showText, humanError } from '../../core/dom.js';
+import { $, el, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { store, currentRoom, isMe } from '../../core/store.js';
+import { wireManage, canManage, memberActions, fillEditForm } from './manage.js';
 
 /** @typedef {import('../../core/types.js').Room} Room */
 
@@ -19,46 +21,69 @@ async function showInfo(room) {
   infoFor = room.id;
   $('info').hidden = false;
   $('open-info').setAttribute('aria-expanded', 'true');
-  $('info-name').textContent = room.name;
-  $('info-desc').textContent = room.description || 'No description.';
-  $('info-meta').textContent = room.visibility === 'private' ? 'Private room' : 'Public room';
+  for (const id of ['members-error', 'add-member-error', 'room-edit-error', 'room-danger-error']) $(id).hidden = true;
+  fillEditForm(room, true);
+  renderInfo();
   let data;
   try { data = await api('GET', `/api/rooms/${room.id}`); } catch (e) {
-    $('info-members').replaceChildren(el('li', 'note', humanError(e.code, e.message)));
+    if (infoFor === room.id) $('info-members').replaceChildren(el('li', 'note', humanError(e.code, e.message)));
     return;
   }
   if (infoFor !== room.id) return;
-  $('info-meta').textContent = describe(data);
-  room.members = data.members || [];
-  renderMembers();
-  const me = store.state.me;
-  $('add-member').hidden = !(data.visibility === 'private' && (data.owner_id === me?.id || me?.role === 'admin'));
+  store.update('rooms', () => {
+    room.members = data.members || [];
+    room.owner_id = data.owner_id;
+    room.created_at = data.created_at;
+    room.system = !!data.system;
+  });
 }
 
 /**
  * "Public room · owner: alice · created 3 May 2025", or a system room's line.
- * @param {any} data
+ * @param {Room} room
  */
-function describe(data) {
-  const created = `created ${new Date(data.created_at).toLocaleDateString()}`;
-  if (data.owner_id == null) return `System room: open to everyone, owned by no one · ${created}`;
-  const owner = (data.members || []).find((/** @type {any} */ m) => m.id === data.owner_id);
-  const kind = data.visibility === 'private' ? 'Private' : 'Public';
-  return `${kind} room · owner: ${owner ? owner.username : 'someone who left'} · ${created}`;
+function describe(room) {
+  const created = room.created_at ? ` · created ${new Date(room.created_at).toLocaleDateString()}` : '';
+  if (room.system || (room.owner_id == null && room.members)) return `System room: open to everyone, owned by no one${created}`;
+  const kind = room.visibility === 'private' ? 'Private room' : 'Public room';
+  if (!room.members) return kind + created;
+  const owner = room.members.find((m) => m.id === room.owner_id);
+  return `${kind} · owner: ${owner ? owner.username : 'someone who left'}${created}`;
 }
 
-function renderMembers() {
+/** The panel, from the store (the open room, its members, who is online, what the user may do). */
+function renderInfo() {
   const room = currentRoom();
-  if (!room || infoFor !== room.id || !room.members) return;
+  if (!room || infoFor !== room.id || !infoOpen()) return;
+  const me = store.state.me;
+  const manage = canManage(room);
+  $('info-name').textContent = room.name;
+  $('info-desc').textContent = room.description || 'No description.';
+  $('info-meta').textContent = describe(room);
+  fillEditForm(room, false);
+  $('room-edit-box').hidden = !manage;
+  $('add-member').hidden = !(room.visibility === 'private' && manage);
+  const owns = room.owner_id != null && room.owner_id === me?.id;
+  $('leave-room').hidden = !!room.system || !room.member || owns;
+  $('leave-note').hidden = !owns;
+  $('delete-room').hidden = !!room.system || !manage;
+  renderMembers(room, manage);
+}
+
+/** @param {Room} room @param {boolean} manage */
+function renderMembers(room, manage) {
+  if (!room.members) { $('info-count').textContent = ''; $('info-members').replaceChildren(el('li', 'note', 'Loading…')); return; }
   const on = (/** @type {{id: number}} */ m) => (room.online.has(m.id) ? 1 : 0);
   const members = [...room.members].sort((a, b) => (on(b) - on(a)) || a.username.localeCompare(b.username));
   $('info-count').textContent = `(${members.length})`;
   $('info-members').replaceChildren(...members.map((m) => {
-    const online = room.online.has(m.id);
+    const online = room.online.has(m.id), owner = m.id === room.owner_id;
     const li = el('li', online ? 'member online' : 'member');
+    li.dataset.userId = String(m.id);
     li.append(el('span', 'dot'), el('span', 'name', isMe(m) ? `${m.username} (you)` : m.username));
-    if (m.role === 'owner') li.append(el('span', 'tag', 'owner'));
-    li.setAttribute('aria-label', `${m.username}${m.role === 'owner' ? ', owner' : ''}, ${online ? 'online' : 'offline'}`);
+    if (owner) li.append(el('span', 'tag', 'owner'));
+    if (manage && !owner && !isMe(m) && !room.system) li.append(...memberActions(room, m));
+    li.setAttribute('aria-label', `${m.username}${owner ? ', owner' : ''}, ${online ? 'online' : 'offline'}`);
     return li;
   }));
 }
@@ -75,20 +100,8 @@ export function wireInfo() {
     if (infoOpen()) hideInfo(); else if (room) showInfo(room);
   });
   $('close-info').addEventListener('click', () => { hideInfo(); $('open-info').focus(); });
-  $('add-member').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const room = currentRoom(), username = field('add-member-name').value.trim();
-    if (!room || !username) return;
-    showText('add-member-error', '');
-    try {
-      await api('POST', `/api/rooms/${room.id}/members`, { username });
-      field('add-member-name').value = '';
-      showInfo(room);
-    } catch (err) {
-      showText('add-member-error', humanError(err.code, err.message));
-    }
-  });
-  store.subscribe('presence', renderMembers);
+  wireManage({ reload: () => { const room = currentRoom(); if (room && infoOpen()) showInfo(room); } });
+  store.subscribe(['rooms', 'presence', 'me'], renderInfo);
   store.subscribe('current', () => {
     const room = currentRoom();
     if (!room) hideInfo(); else if (infoOpen() && infoFor !== room.id) showInfo(room);

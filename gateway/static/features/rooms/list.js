@@ -1,6 +1,7 @@
 // @ts-check
-// list.js — the sidebar's room list: sorted by latest activity, unread counts, the last message,
-// a filter. It renders from the store whenever `rooms` or `current` change.
+// list.js — the sidebar's room list: sorted by latest activity, unread counts and a separate
+// mention badge (`@`), the last message, a filter. It renders from the store whenever `rooms` or
+// `current` change.
 
 import { $, field, el, shortTime } from '../../core/dom.js';
 import { store, isMe, selectRoom } from '../../core/store.js';
@@ -45,10 +46,21 @@ function roomItem(r, current) {
     : (r.description || (r.member ? 'No messages yet' : 'Public room: open to join'));
   bottom.append(el('span', 'room-last', preview.slice(0, 120)));
   const unread = r.member && r.id !== current ? r.unread || 0 : 0;
-  if (unread) bottom.append(el('span', 'badge', unread > 99 ? '99+' : unread));
+  const mentions = r.member && r.id !== current ? r.mentions || 0 : 0;
+  if (unread) bottom.append(el('span', 'badge unread-badge', unread > 99 ? '99+' : unread));
   else if (!r.member) bottom.append(el('span', 'tag', 'join'));
+  if (mentions) {
+    const at = el('span', 'badge mention-badge', '@');
+    at.title = mentions === 1 ? 'You were mentioned' : `You were mentioned ${mentions} times`;
+    bottom.append(at);
+  }
   b.append(top, bottom);
-  b.setAttribute('aria-label', `${r.name}${r.visibility === 'private' ? ', private' : ''}${unread ? `, ${unread} unread` : ''}${r.member ? '' : ', not joined'}`);
+  const says = [r.name];
+  if (r.visibility === 'private') says.push('private');
+  if (unread) says.push(`${unread} unread`);
+  if (mentions) says.push(mentions === 1 ? 'you were mentioned' : `${mentions} mentions of you`);
+  if (!r.member) says.push('not joined');
+  b.setAttribute('aria-label', says.join(', '));
   b.addEventListener('click', () => selectRoom(r.id));
   li.append(b);
   return li;
