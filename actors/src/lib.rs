@@ -30,6 +30,7 @@ pub mod replay;
 pub mod room;
 pub mod sent_cids;
 pub mod session;
+pub mod stop;
 pub mod store;
 pub mod system;
 pub mod writer;

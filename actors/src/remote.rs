@@ -22,19 +22,20 @@
 //! the same connection; an event that skips seqs (it cannot on one connection, but storage is
 //! the record) is preceded by the missing rows read from the shared store; older seqs are
 //! dropped. When the owner moves, restarts or its connection breaks, this actor stops with
-//! `MOVED`; the directory starts what the new placement needs with the same subscribers, which
+//! `StopReason::Moved`; the directory starts what the new placement needs with the same subscribers, which
 //! are replayed what they missed, and their sessions send their unanswered sends again (the
 //! owner deduplicates by cid).
 
 use crate::cluster::NodeLink;
 use crate::outbound::{Queued, Refused};
 use crate::replay::NotQueued;
-use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, stale_join};
+use crate::room::{ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, stale_join};
 use crate::session::SessionMsg;
+use crate::stop::StopReason;
 use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{EventKind, RoomId, ServerFrame, SystemEvent, UserId};
+use confab_schemas::{ErrorCode, EventKind, Refusal, RoomId, ServerFrame, SystemEvent, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -74,7 +75,7 @@ pub struct RemoteRoom;
 struct PendingJoin {
     sub: Subscriber,
     since: Option<u64>,
-    reply: Option<RpcReplyPort<Result<u64, crate::room::Refusal>>>,
+    reply: Option<RpcReplyPort<Result<u64, Refusal>>>,
 }
 
 pub struct RemoteState {
@@ -198,11 +199,8 @@ impl Actor for RemoteRoom {
                         st.held.push((session, frame));
                     } else {
                         st.sends.remove(&(user.id, cid.clone()));
-                        let refusal = ServerFrame::error(
-                            confab_schemas::ErrorCode::NotJoined,
-                            "join the room before sending",
-                            Some(cid.to_string()),
-                        );
+                        let refusal = Refusal::new(ErrorCode::NotJoined, "join the room before sending")
+                            .frame(Some(cid.to_string()));
                         ReplyTo::Session(reply.clone()).answer(st.room, user.id, cid, encode_server_frame(&refusal));
                     }
                 }
@@ -227,8 +225,8 @@ impl Actor for RemoteRoom {
                 let _ = reply.send(st.head.unwrap_or(0));
             }
             RoomMsg::Tick => st.tick(&me),
-            RoomMsg::PeerDown(node) if node == st.link.node => me.stop(Some(MOVED.into())),
-            RoomMsg::Handoff => me.stop(Some(MOVED.into())),
+            RoomMsg::PeerDown(node) if node == st.link.node => me.stop(StopReason::Moved.reason()),
+            RoomMsg::Handoff => me.stop(StopReason::Moved.reason()),
             RoomMsg::FromOwner(frame) => st.owner_frame(&me, frame).await?,
             _ => {}
         }
@@ -246,7 +244,7 @@ impl RemoteState {
     /// once the owner is reachable, and the sessions resend).
     fn forward(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) {
         if self.link.send(frame).is_err() {
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
         }
     }
 
@@ -259,7 +257,7 @@ impl RemoteState {
                     tracing::warn!(room = %self.room, owner = %self.link.node, ours = ?self.head, head,
                         "events from the owner were lost; subscribing afresh");
                     self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
-                    me.stop(Some(MOVED.into()));
+                    me.stop(StopReason::Moved.reason());
                 }
             }
             NodeFrame::Subscribed { head, .. } => {
@@ -333,7 +331,7 @@ impl RemoteState {
                     let _ = session.cast(SessionMsg::SendResults { room: self.room, cids: vec![cid], frames: frame });
                 }
             }
-            NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(Some(MOVED.into())),
+            NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(StopReason::Moved.reason()),
             _ => {}
         }
         Ok(())
@@ -369,7 +367,7 @@ impl RemoteState {
         sub: Subscriber,
         since: Option<u64>,
         info: confab_schemas::node::JoinedInfo,
-    ) -> Result<u64, crate::room::Refusal> {
+    ) -> Result<u64, Refusal> {
         let head = *self.head.get_or_insert(info.head);
         let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room;
@@ -460,7 +458,7 @@ impl RemoteState {
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) {
         if self.link.is_broken() {
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
             return;
         }
         // The subscription, a check of it or a join went unanswered: subscribe afresh.
@@ -476,7 +474,7 @@ impl RemoteState {
         if let Some(what) = unanswered {
             tracing::warn!(room = %self.room, owner = %self.link.node, what, "the owner did not answer; subscribing afresh");
             self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
             return;
         }
         if self.probe.is_none() && self.head.is_some() && self.heard.elapsed() > QUIET {

@@ -20,6 +20,7 @@
 
 use crate::outbound::Outbound;
 use crate::room::{Refusal, ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::stop::StopReason;
 use crate::store::CursorWrite;
 use crate::system::Ctx;
 use crate::writer::WriterMsg;
@@ -285,8 +286,8 @@ impl SessionState {
             }
             let actor = match self.ctx.activate(room).await {
                 Ok(a) => a,
-                Err((ErrorCode::Retry, _)) => continue,
-                Err((code, msg)) => return self.room_error(code, msg, room),
+                Err(Refusal { code: ErrorCode::Retry, .. }) => continue,
+                Err(Refusal { code, message }) => return self.room_error(code, message, room),
             };
             // Only this attempt may answer from now on.
             let ticket = self.out.begin_join(room);
@@ -303,8 +304,8 @@ impl SessionState {
                     self.rooms.insert(room, actor);
                     return;
                 }
-                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) if code != ErrorCode::Retry => {
-                    return self.room_error(code, msg, room);
+                Ok(ractor::rpc::CallResult::Success(Err(r))) if r.code != ErrorCode::Retry => {
+                    return self.room_error(r.code, r.message, room);
                 }
                 // No answer in time (or a retry): this attempt may no longer answer, unless its
                 // `joined` was queued already, in which case the join did happen.
@@ -327,8 +328,8 @@ impl SessionState {
 
     /// Checks a send, edit or delete and queues it in flight (its index there), or refuses it.
     fn queue_send(&mut self, room: RoomId, d: Draft) -> Option<usize> {
-        if let Err((code, message)) = self.check_send(room, &d) {
-            self.error(code, message, Some(d.cid));
+        if let Err(r) = self.check_send(room, &d) {
+            self.error(r.code, r.message, Some(d.cid));
             return None;
         }
         let q = self.in_flight.entry(room).or_default();
@@ -347,26 +348,26 @@ impl SessionState {
     fn check_send(&self, room: RoomId, d: &Draft) -> Result<(), Refusal> {
         let (cid, body) = (d.cid.as_str(), d.body.as_str());
         if d.kind != EventKind::Message && d.target.is_none_or(|t| t == 0) {
-            return Err((ErrorCode::NotFound, "seq names no message".into()));
+            return Err(Refusal::new(ErrorCode::NotFound, "seq names no message"));
         }
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
-            return Err((ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
+            return Err(Refusal::new(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
         }
         if body.contains('\0') || cid.contains('\0') {
-            return Err((ErrorCode::Invalid, "messages may not contain NUL characters".into()));
+            return Err(Refusal::new(ErrorCode::Invalid, "messages may not contain NUL characters"));
         }
         if body.trim().is_empty() && d.kind != EventKind::Delete {
-            return Err((ErrorCode::EmptyBody, "the message is empty".into()));
+            return Err(Refusal::new(ErrorCode::EmptyBody, "the message is empty"));
         }
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
-            return Err((ErrorCode::TooLong, format!("messages are at most {max} characters")));
+            return Err(Refusal::new(ErrorCode::TooLong, format!("messages are at most {max} characters")));
         }
         if !self.rooms.contains_key(&room) {
-            return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+            return Err(Refusal::new(ErrorCode::NotJoined, "join the room before sending"));
         }
         if self.in_flight.get(&room).is_some_and(|q| q.len() >= MAX_IN_FLIGHT) {
-            return Err((ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks".into()));
+            return Err(Refusal::new(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks"));
         }
         Ok(())
     }
@@ -382,7 +383,7 @@ impl SessionState {
                         self.rooms.insert(room, a.clone());
                         a
                     }
-                    Err((code, m)) => return self.fail_in_flight(room, range, code, &m),
+                    Err(r) => return self.fail_in_flight(room, range, r.code, &r.message),
                 },
             };
             let Some(q) = self.in_flight.get(&room) else { return };
@@ -427,9 +428,9 @@ impl SessionState {
             Ok(actor) => {
                 self.rooms.insert(room, actor);
             }
-            Err((code, m)) => {
+            Err(r) => {
                 let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
-                return self.fail_in_flight(room, 0..n, code, &m);
+                return self.fail_in_flight(room, 0..n, r.code, &r.message);
             }
         }
         let mut gave_up = Vec::new();
@@ -475,7 +476,7 @@ impl SessionState {
                 out.push_wait(close).await
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), last_frames).await;
-            me.stop(Some("closed".into()));
+            me.stop(StopReason::Closed.reason());
         });
     }
 }

@@ -9,8 +9,9 @@ use crate::metrics::Metrics;
 use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
 use crate::outbound::Outbound;
 use crate::remote::{RemoteArgs, RemoteRoom};
-use crate::room::{MOVED, Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
+use crate::room::{Refusal, RoomActor, RoomArgs, RoomMsg, RoomShared};
 use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionMsg};
+use crate::stop::StopReason;
 use crate::store::Store;
 use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
 use confab_schemas::node::{CloseScope, NodeFrame};
@@ -113,10 +114,10 @@ impl Ctx {
 
     /// The running actor of a room, started if needed.
     pub async fn activate(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
-        let dir = self.rooms.get().ok_or((ErrorCode::Retry, "the node is starting".to_owned()))?;
+        let dir = self.rooms.get().ok_or(Refusal::new(ErrorCode::Retry, "the node is starting"))?;
         match ractor::call_t!(dir, DirMsg::Activate, 15_000, room) {
             Ok(res) => res,
-            Err(_) => Err((ErrorCode::Retry, "the node is busy; try again".into())),
+            Err(_) => Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")),
         }
     }
 }
@@ -223,7 +224,7 @@ impl DirState {
             }
             let row = match self.ctx.store.room_by_id(id).await {
                 Ok(Some(row)) => row,
-                Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
+                Ok(None) => return Err(Refusal::new(ErrorCode::UnknownRoom, format!("there is no room {id}"))),
                 Err(e) => return Err(storage_refusal(e)),
             };
             self.rooms
@@ -231,7 +232,7 @@ impl DirState {
         }
         self.start_room(me, id).await.map_err(|e| {
             warn!(room = %id, err = %e, "room failed to start");
-            (ErrorCode::Retry, "the room failed to start; try again".to_owned())
+            Refusal::new(ErrorCode::Retry, "the room failed to start; try again")
         })
     }
 }
@@ -285,9 +286,9 @@ pub(crate) async fn announce_in(ctx: &Ctx, room: RoomId, by: UserRef, event: con
                     return;
                 }
             }
-            Err((ErrorCode::Retry, _)) => {}
-            Err((code, msg)) => {
-                warn!(room = %room, ?code, msg, "an inbox event could not be sequenced");
+            Err(Refusal { code: ErrorCode::Retry, .. }) => {}
+            Err(refusal) => {
+                warn!(room = %room, %refusal, "an inbox event could not be sequenced");
                 return;
             }
         }
@@ -297,7 +298,7 @@ pub(crate) async fn announce_in(ctx: &Ctx, room: RoomId, by: UserRef, event: con
 
 fn storage_refusal(e: Error) -> Refusal {
     warn!(err = %e, "storage error");
-    (ErrorCode::Internal, "storage error; try again".into())
+    Refusal::new(ErrorCode::Internal, "storage error; try again")
 }
 
 impl Actor for RoomDirectory {
@@ -320,10 +321,10 @@ impl Actor for RoomDirectory {
                     Placement::Local if st.rooms.get(&id).is_some_and(|e| e.remote.is_some()) => {
                         // The view changed and the proxy has not moved yet.
                         st.move_rooms();
-                        Err((ErrorCode::Retry, "the room is moving here".to_owned()))
+                        Err(Refusal::new(ErrorCode::Retry, "the room is moving here"))
                     }
                     Placement::Local => st.activate(&me, id).await,
-                    _ => Err((ErrorCode::Retry, "not the owner".to_owned())),
+                    _ => Err(Refusal::new(ErrorCode::Retry, "not the owner")),
                 };
                 let _ = reply.send(res);
             }
@@ -350,7 +351,7 @@ impl Actor for RoomDirectory {
                     entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
                 {
                     st.by_actor.remove(&actor.get_id());
-                    let _ = actor.stop_and_wait(Some("idle".into()), Some(Duration::from_secs(5))).await;
+                    let _ = actor.stop_and_wait(StopReason::Idle.reason(), Some(Duration::from_secs(5))).await;
                 }
                 if entry.remote.is_none()
                     && let Err(e) = st.ctx.store.release_lease(id, &st.ctx.config.node_id).await
@@ -365,7 +366,7 @@ impl Actor for RoomDirectory {
                     entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
                 {
                     st.by_actor.remove(&actor.get_id());
-                    let _ = actor.stop_and_wait(Some("deleted".into()), Some(Duration::from_secs(5))).await;
+                    let _ = actor.stop_and_wait(StopReason::Deleted.reason(), Some(Duration::from_secs(5))).await;
                 }
                 st.ctx.history.forget_room(id);
             }
@@ -399,7 +400,7 @@ impl Actor for RoomDirectory {
                     return Ok(());
                 }
                 let Some(m) = st.rooms.get(&id).and_then(|e| e.moderation.clone()) else {
-                    let _ = reply.send(Err((ErrorCode::Retry, "moderation is restarting".into())));
+                    let _ = reply.send(Err(Refusal::new(ErrorCode::Retry, "moderation is restarting")));
                     return Ok(());
                 };
                 // Answered by the queue itself, so the directory does not wait on storage.
@@ -410,8 +411,8 @@ impl Actor for RoomDirectory {
                     );
                     let res = match call.await {
                         Ok(ractor::rpc::CallResult::Success(Ok(id))) => Ok(id),
-                        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err((ErrorCode::Internal, e)),
-                        _ => Err((ErrorCode::Retry, "moderation is restarting".to_owned())),
+                        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err(Refusal::new(ErrorCode::Internal, e)),
+                        _ => Err(Refusal::new(ErrorCode::Retry, "moderation is restarting")),
                     };
                     let _ = reply.send(res);
                 });
@@ -438,9 +439,12 @@ impl Actor for RoomDirectory {
         evt: SupervisionEvent,
         st: &mut DirState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_default()),
+        let (cell, why, stopped) = match evt {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string(), None),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let stopped = StopReason::of(reason.as_deref());
+                (cell, reason.unwrap_or_default(), stopped)
+            }
             _ => return Ok(()),
         };
         let Some(id) = st.by_actor.remove(&cell.get_id()) else { return Ok(()) };
@@ -454,14 +458,15 @@ impl Actor for RoomDirectory {
             return Ok(());
         }
         entry.actor = None;
-        entry.shared.moved.store(why == MOVED, Relaxed);
-        if why == MOVED {
+        let moved = stopped == Some(StopReason::Moved);
+        entry.shared.moved.store(moved, Relaxed);
+        if moved {
             debug!(room = %id, "room moved; starting what its new placement needs");
         } else {
             st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
             info!(room = %id, reason = %why, "room actor stopped; restarting it");
         }
-        if why == MOVED {
+        if moved {
             // Give the new owner a moment (it may still be taking the lease over).
             me.send_after(Duration::from_millis(20), move || DirMsg::Restart(id));
         } else if let Err(e) = st.start_room(&me, id).await {
@@ -471,7 +476,7 @@ impl Actor for RoomDirectory {
     }
 
     async fn post_stop(&self, me: ActorRef<DirMsg>, _st: &mut DirState) -> Result<(), ActorProcessingErr> {
-        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         Ok(())
     }
 }
@@ -588,7 +593,9 @@ impl Actor for SessionSupervisor {
                 warn!(%err, "session actor failed");
                 (cell, true)
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.as_deref() == Some("killed")),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                (cell, StopReason::of(reason.as_deref()) == Some(StopReason::Killed))
+            }
             _ => return Ok(()),
         };
         let Some((_, _, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
@@ -603,7 +610,7 @@ impl Actor for SessionSupervisor {
     }
 
     async fn post_stop(&self, me: ActorRef<SessSupMsg>, _st: &mut SessSupState) -> Result<(), ActorProcessingErr> {
-        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         Ok(())
     }
 }
@@ -635,7 +642,7 @@ impl SessionHandle {
 
     /// Ends the session (the socket closed).
     pub fn stop(&self) {
-        self.actor.stop(Some("disconnected".into()));
+        self.actor.stop(StopReason::Disconnected.reason());
     }
 }
 
@@ -798,7 +805,9 @@ impl ActorSystem {
     /// stop getting the room's events after it.
     pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
         let actor = self.ctx.activate(room).await?;
-        actor.cast(RoomMsg::Announce { by, event }).map_err(|_| (ErrorCode::Retry, "the room is restarting".into()))
+        actor
+            .cast(RoomMsg::Announce { by, event })
+            .map_err(|_| Refusal::new(ErrorCode::Retry, "the room is restarting"))
     }
 
     /// Sequences `event` in `user`'s inbox (not waiting for it).
@@ -857,7 +866,7 @@ impl ActorSystem {
         reason: String,
     ) -> Result<i64, Refusal> {
         ractor::call_t!(self.rooms, DirMsg::Report, 15_000, room, seq, reporter, reason)
-            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+            .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")))
     }
 
     /// Closes sessions (logout, revocation, ban) on this node and, for a user or a login, on
@@ -903,7 +912,7 @@ impl ActorSystem {
     /// The local sequencer of a room this node owns, for another node's request.
     pub async fn owned_room(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
         ractor::call_t!(self.rooms, DirMsg::ActivateOwned, 15_000, room)
-            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+            .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")))
     }
 
     /// The proxy of a room owned by another node, if one runs here.
@@ -967,8 +976,8 @@ impl ActorSystem {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.ctx.writer.sync().await;
-        let _ = self.rooms.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
-        let _ = self.sessions.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        let _ = self.rooms.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
+        let _ = self.sessions.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         let _ = ractor::call_t!(self.writer_sup, WriterSupMsg::Shutdown, 30_000);
         self.sampler.abort();
         self.ctx.history.close().await;

@@ -28,6 +28,7 @@
 use crate::commit_thread::CommitThread;
 use crate::metrics::Metrics;
 use crate::room::RoomMsg;
+use crate::stop::StopReason;
 use crate::store::{CursorWrite, NewMessage, Store, WriteOutcome};
 use confab_schemas::RoomId;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -298,7 +299,8 @@ impl Actor for WriterSupervisor {
             WriterSupMsg::Shutdown(reply) => {
                 st.stopping = true;
                 st.args.slot.set(None);
-                me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+                me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(std::time::Duration::from_secs(30)))
+                    .await;
                 let _ = reply.send(());
                 me.stop(None);
             }
@@ -333,7 +335,7 @@ impl Actor for WriterSupervisor {
 
     async fn post_stop(&self, me: ActorRef<WriterSupMsg>, st: &mut WriterSupState) -> Result<(), ActorProcessingErr> {
         st.stopping = true;
-        me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+        me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(std::time::Duration::from_secs(30))).await;
         Ok(())
     }
 }

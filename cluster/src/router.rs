@@ -113,8 +113,8 @@ impl Router {
                         self.owned.insert(room, a.clone());
                         a
                     }
-                    Err((code, _)) => {
-                        if code != ErrorCode::UnknownRoom {
+                    Err(refusal) => {
+                        if refusal.code != ErrorCode::UnknownRoom {
                             let _ = self.link.send(NodeFrame::Moved { room });
                         }
                         return false;

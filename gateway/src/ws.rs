@@ -205,8 +205,8 @@ fn classify(message: Result<Message, ReadError>, out: &Outbound) -> Incoming {
     match message {
         Message::Text(payload) => match parse_client_frame(&payload) {
             Ok(f) => Incoming::Frame(f),
-            Err((code, message)) => {
-                let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
+            Err(refusal) => {
+                let _ = out.push(encode_server_frame(&refusal.frame(None)));
                 Incoming::Handled
             }
         },

@@ -11,7 +11,7 @@ mod parse;
 pub mod rows;
 pub mod wire;
 
-pub use client::{ClientFrame, ErrorCode, ServerFrame, SystemEvent, UserRef};
+pub use client::{ClientFrame, ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef};
 pub use ids::{RoomId, UserId};
 pub use rows::{EventKind, MessageRow, Role, RoomRow, UserRow, Visibility};
 

@@ -5,7 +5,7 @@
 //! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`
 //! inside an authenticated, encrypted channel (the cluster crate's `link`).
 
-use crate::client::{ErrorCode, UserRef};
+use crate::client::{Refusal, UserRef};
 use crate::ids::{RoomId, UserId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ pub enum NodeFrame {
     JoinResult {
         room: RoomId,
         req: u64,
-        result: Result<JoinedInfo, (ErrorCode, String)>,
+        result: Result<JoinedInfo, Refusal>,
     },
     Leave {
         room: RoomId,
@@ -166,5 +166,13 @@ mod tests {
         let bytes = encode_node_frame(&hello).unwrap();
         assert_eq!(decode_node_frame(&bytes).unwrap(), hello);
         assert!(decode_node_frame(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_bytes_of_the_pair_it_replaced() {
+        let refusal = Refusal::new(crate::ErrorCode::NotMember, "private");
+        let pair: Result<JoinedInfo, (crate::ErrorCode, String)> = Err((refusal.code, refusal.message.clone()));
+        let ours: Result<JoinedInfo, Refusal> = Err(refusal);
+        assert_eq!(postcard::to_stdvec(&ours).unwrap(), postcard::to_stdvec(&pair).unwrap());
     }
 }

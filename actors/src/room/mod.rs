@@ -32,6 +32,7 @@ use crate::outbound::{JoinTicket, Outbound, Queued, Refused};
 use crate::replay::NotQueued;
 use crate::sent_cids::{Recent, SentCids};
 use crate::session::SessionMsg;
+use crate::stop::StopReason;
 use crate::store::{NewMessage, WriteOutcome};
 use crate::system::Ctx;
 use crate::writer::{WriteResult, WriterMsg};
@@ -61,8 +62,7 @@ pub struct Subscriber {
     pub ticket: JoinTicket,
 }
 
-/// A refusal: a protocol error code and a human message.
-pub type Refusal = (ErrorCode, String);
+pub use confab_schemas::Refusal;
 
 /// Where the answer to a send goes: a local session, or the node a remote session is on.
 #[derive(Clone)]
@@ -459,8 +459,8 @@ impl RoomState {
                 let mut writes = Vec::with_capacity(sends.len());
                 for item in sends {
                     let cid = item.cid.clone();
-                    if let Err((code, msg)) = st.send(session, &user, &reply, item, &mut writes).await {
-                        let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
+                    if let Err(refusal) = st.send(session, &user, &reply, item, &mut writes).await {
+                        let frame = encode_server_frame(&refusal.frame(Some(cid.to_string())));
                         reply.answer(st.room.id, user.id, cid, frame);
                         st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
                     }
@@ -534,8 +534,8 @@ impl RoomState {
                 let cid: Arc<str> = format!("~sys-{}-{}", now_ms(), st.next_seq).into();
                 let item = SendItem { cid, body, reply_to: None, kind: EventKind::System, target: None };
                 let mut writes = Vec::new();
-                if let Err((code, msg)) = st.send(0, &by, &ReplyTo::Nobody, item, &mut writes).await {
-                    warn!(room = %st.room.id, ?code, msg, "a system event could not be sequenced");
+                if let Err(refusal) = st.send(0, &by, &ReplyTo::Nobody, item, &mut writes).await {
+                    warn!(room = %st.room.id, %refusal, "a system event could not be sequenced");
                 }
                 if !writes.is_empty() {
                     let handed =
@@ -573,7 +573,7 @@ impl RoomState {
         if self.room.visibility == Visibility::Private {
             // A member added through another node is only in storage.
             if !self.ctx.store.is_member(self.room_id(), user).await.map_err(internal)? {
-                return Err((ErrorCode::NotMember, "this room is private: ask its owner to add you".into()));
+                return Err(Refusal::new(ErrorCode::NotMember, "this room is private: ask its owner to add you"));
             }
         } else {
             self.ctx.store.add_member(self.room_id(), user).await.map_err(internal)?;
@@ -645,15 +645,17 @@ impl RoomState {
         let SendItem { cid, body, reply_to, kind, target } = item;
         let system = kind == EventKind::System;
         if self.room.id.is_inbox() && !system {
-            return Err((ErrorCode::Forbidden, "an inbox is written by the server only".into()));
+            return Err(Refusal::new(ErrorCode::Forbidden, "an inbox is written by the server only"));
         }
         match reply {
             // A system event announces a change its node already authorised and made.
             _ if system => {}
-            ReplyTo::Nobody => return Err((ErrorCode::Invalid, "only system events are sequenced for nobody".into())),
+            ReplyTo::Nobody => {
+                return Err(Refusal::new(ErrorCode::Invalid, "only system events are sequenced for nobody"));
+            }
             ReplyTo::Session(_) => {
                 if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
-                    return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+                    return Err(Refusal::new(ErrorCode::NotJoined, "join the room before sending"));
                 }
             }
             // A node forwards sends only for sessions an incarnation of this room admitted. One
@@ -662,21 +664,21 @@ impl RoomState {
             // A peer is trusted to have authenticated its sessions, not to speak for another
             // user on one of them: the send's author must be the user the session joined as.
             ReplyTo::Node(link) => match self.remote.get(&(link.node.clone(), session)) {
-                None => return Err((ErrorCode::Retry, "the room restarted; send again".into())),
+                None => return Err(Refusal::new(ErrorCode::Retry, "the room restarted; send again")),
                 Some(joined) if joined.id != user.id => {
                     warn!(room = %self.room.id, peer = %link.node, session, "a peer sent as a user its session did not join as");
-                    return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
+                    return Err(Refusal::new(ErrorCode::Forbidden, "this session joined as another user"));
                 }
                 Some(_) => {}
             },
         }
         if !self.ctx.cluster().may_sequence() {
-            return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));
+            return Err(Refusal::new(ErrorCode::Retry, "this node is cut off from its cluster; send again shortly"));
         }
         if let Some(r) = reply_to
             && (r == 0 || r > self.head || kind != EventKind::Message)
         {
-            return Err((ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
+            return Err(Refusal::new(ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
         }
         // Deduplicate before rate limiting: a retry must get its original ack.
         if !self.sent.knows(user.id) {
@@ -714,10 +716,10 @@ impl RoomState {
         }
         let cfg = &self.ctx.config;
         if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
-            return Err((ErrorCode::Overloaded, "the room is busy; send again shortly".into()));
+            return Err(Refusal::new(ErrorCode::Overloaded, "the room is busy; send again shortly"));
         }
         if self.ctx.writer.get().is_none() {
-            return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
+            return Err(Refusal::new(ErrorCode::Retry, "storage is restarting; send again"));
         }
         let seq = self.next_seq;
         let mentions = if kind == EventKind::Message && body.contains('@') {
@@ -774,7 +776,7 @@ impl RoomState {
             Ok(())
         } else {
             let wait_ms = ((1.0 - b.tokens) / rate * 1000.0).ceil() as u64;
-            Err((ErrorCode::RateLimited, format!("too many messages; retry in {wait_ms} ms")))
+            Err(Refusal::new(ErrorCode::RateLimited, format!("too many messages; retry in {wait_ms} ms")))
         }
     }
 
@@ -930,7 +932,7 @@ impl RoomState {
             let _ = link.send(NodeFrame::Moved { room: self.room.id });
         }
         self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
-        me.stop(Some(MOVED.into()));
+        me.stop(StopReason::Moved.reason());
     }
 }
 
@@ -944,11 +946,8 @@ pub(crate) fn joined_frames(joined: ServerFrame, resync: Option<ServerFrame>) ->
 
 /// The answer to a join attempt its session no longer waits for (nobody reads it).
 pub(crate) fn stale_join() -> Refusal {
-    (ErrorCode::Retry, "the join was given up; join again".into())
+    Refusal::new(ErrorCode::Retry, "the join was given up; join again")
 }
-
-/// The stop reason of a room actor that handed its room off or found it moved.
-pub const MOVED: &str = "moved";
 
 /// Who a presence or typing frame is not for.
 #[derive(Clone)]
@@ -995,5 +994,5 @@ async fn acquire_lease(ctx: &Ctx, room: RoomId) -> Result<u64, ActorProcessingEr
 
 fn internal(err: crate::Error) -> Refusal {
     warn!(%err, "room storage error");
-    (ErrorCode::Internal, "storage error; try again".into())
+    Refusal::new(ErrorCode::Internal, "storage error; try again")
 }

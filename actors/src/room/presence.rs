@@ -105,7 +105,7 @@ impl RoomState {
         let (online, online_count) = self.online_list(&user);
         let key = (node.clone(), session);
         if self.remote.get(&key).is_some_and(|u| u.id != user.id) {
-            return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
+            return Err(Refusal::new(ErrorCode::Forbidden, "this session joined as another user"));
         }
         if self.remote.insert(key, user.clone()).is_none() {
             let shared = self.shared.clone();
