@@ -1,7 +1,7 @@
 //! `RemoteRoom`: a room sequenced by another node, as this node's sessions see it.
 //!
-//! It speaks the room actor's protocol (`RoomMsg`) to local sessions, so a session never knows
-//! where its room lives. It subscribes this node once at the owner; the owner sends every event
+//! It answers the room actor's messages (`RoomMsg`, sent through a `RoomHandle`) for local
+//! sessions, so a session never knows where its room lives. It subscribes this node once at the owner; the owner sends every event
 //! once per subscribed node and this actor fans it out to the local subscribers (the same bytes
 //! to each). Joins, sends and typing are forwarded to the owner, and its answers come back
 //! unchanged.
@@ -27,12 +27,14 @@
 //! owner deduplicates by cid).
 
 use crate::cluster::NodeLink;
+use crate::ctx::Ctx;
+use crate::msg::directory::DirMsg;
+use crate::msg::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::msg::session::SessionMsg;
 use crate::outbound::{Queued, Refused};
-use crate::replay::NotQueued;
-use crate::room::{ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, stale_join};
-use crate::session::SessionMsg;
+use crate::room::replay::{self, NotQueued};
+use crate::room::{RoomShared, Sub, stale_join};
 use crate::stop::StopReason;
-use crate::system::{Ctx, DirMsg};
 use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{ErrorCode, EventKind, Refusal, RoomId, ServerFrame, SystemEvent, UserId};
@@ -63,14 +65,14 @@ const QUIET: Duration = Duration::from_secs(5);
 /// How long the owner has to answer a subscription, a check or a join.
 const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 
-pub struct RemoteArgs {
-    pub ctx: Arc<Ctx>,
-    pub room: RoomId,
-    pub shared: Arc<RoomShared>,
-    pub link: NodeLink,
+pub(crate) struct RemoteArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) room: RoomId,
+    pub(crate) shared: Arc<RoomShared>,
+    pub(crate) link: NodeLink,
 }
 
-pub struct RemoteRoom;
+pub(crate) struct RemoteRoom;
 
 struct PendingJoin {
     sub: Subscriber,
@@ -78,7 +80,7 @@ struct PendingJoin {
     reply: Option<RpcReplyPort<Result<u64, Refusal>>>,
 }
 
-pub struct RemoteState {
+pub(crate) struct RemoteState {
     ctx: Arc<Ctx>,
     room: RoomId,
     shared: Arc<RoomShared>,
@@ -369,12 +371,12 @@ impl RemoteState {
         info: confab_schemas::node::JoinedInfo,
     ) -> Result<u64, Refusal> {
         let head = *self.head.get_or_insert(info.head);
-        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
+        let (from, resync) = replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room;
         let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+        let after = match replay::queue_joined(&sub, joined, head, from, resync) {
             Ok(after) => after,
             Err(NotQueued::Full) => {
                 let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
@@ -390,7 +392,7 @@ impl RemoteState {
         sh.subs.push(new);
         drop(sh);
         if replay != 0 {
-            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+            replay::start(self.ctx.clone(), shared, room, session, replay, after);
         }
         Ok(head)
     }

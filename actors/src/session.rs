@@ -7,7 +7,8 @@
 //! one message too: under load a socket read brings several frames, and the actors' mailboxes
 //! carry one message per read instead of one per frame.
 //! It validates what can be checked without the room (body length, cid, room count) and forwards
-//! the rest to room actors.
+//! the rest to room actors through their `RoomHandle`s; rooms answer on its `SessionMsg`s
+//! (`crate::msg::session`), so the room never names this module.
 //!
 //! A join waits at most `JOIN_CALL_TIMEOUT` for its room and then tries again; each try is a new
 //! attempt on the outbound queue (`Outbound::begin_join`), and a try it gave up on can no longer
@@ -18,21 +19,19 @@
 //! killed, its supervisor sends the client a `reconnect` frame and closes the socket; the client
 //! resumes with `join … since`, which replays exactly what it missed.
 
+use crate::ctx::Ctx;
+use crate::msg::room::{ReplyTo, RoomHandle, SendItem, Subscriber};
+use crate::msg::session::SessionMsg;
 use crate::outbound::Outbound;
-use crate::room::{Refusal, ReplyTo, RoomMsg, SendItem, Subscriber};
 use crate::stop::StopReason;
 use crate::store::CursorWrite;
-use crate::system::Ctx;
-use crate::writer::WriterMsg;
-use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, EventKind, RoomId, ServerFrame, UserRef};
+use confab_schemas::{ClientFrame, ErrorCode, EventKind, Refusal, RoomId, ServerFrame, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Frames a reader may hand over before waiting for the session to catch up.
 pub const INBOUND_PERMITS: usize = 64;
@@ -47,26 +46,6 @@ pub const MAX_RESENDS: u8 = 3;
 /// moving, or its owner slow to answer).
 pub const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Messages of a session actor.
-pub enum SessionMsg {
-    /// Parsed client frames, in the order they came; the permits return to the reader once
-    /// they are handled.
-    Frames(Vec<ClientFrame>, Option<OwnedSemaphorePermit>),
-    /// A room stopped feeding this session: it fell behind after `last_seq`.
-    Lagging { room: RoomId, last_seq: u64 },
-    /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
-    Close { reason: String, reconnect: bool },
-    /// A room's answers to some of this session's sends: `frames` holds one `ack` or `error`
-    /// frame per cid, in order, ready for the socket (one write however many there are). After a
-    /// fan-out the room sends the cids alone first, before its acks can reach the socket behind
-    /// the messages they answer, and the frames it could not write there come later, alone.
-    SendResults { room: RoomId, cids: Vec<Arc<str>>, frames: Bytes },
-    /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
-    /// answered are sent again. Only crashes count against a send's resends.
-    RoomRestarted { room: RoomId, crashed: bool },
-}
-
-/// A send the room has not answered yet.
 /// What a client sends to a room (a message, an edit, a delete), as the session checks it.
 struct Draft {
     cid: String,
@@ -76,6 +55,7 @@ struct Draft {
     target: Option<u64>,
 }
 
+/// A send the room has not answered yet.
 struct InFlight {
     cid: Arc<str>,
     body: Arc<str>,
@@ -86,23 +66,23 @@ struct InFlight {
     resends: u8,
 }
 
-pub struct SessionArgs {
-    pub ctx: Arc<Ctx>,
-    pub id: u64,
-    pub user: UserRef,
+pub(crate) struct SessionArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) id: u64,
+    pub(crate) user: UserRef,
     /// The login family the connection authenticated with.
-    pub family: Option<Arc<str>>,
-    pub out: Outbound,
+    pub(crate) family: Option<Arc<str>>,
+    pub(crate) out: Outbound,
 }
 
-pub struct SessionActor;
+pub(crate) struct SessionActor;
 
-pub struct SessionState {
+pub(crate) struct SessionState {
     ctx: Arc<Ctx>,
     id: u64,
     user: UserRef,
     out: Outbound,
-    rooms: HashMap<RoomId, ActorRef<RoomMsg>, foldhash::fast::RandomState>,
+    rooms: HashMap<RoomId, RoomHandle, foldhash::fast::RandomState>,
     /// Per room, the sends not answered yet, oldest first.
     in_flight: HashMap<RoomId, VecDeque<InFlight>, foldhash::fast::RandomState>,
     closing: bool,
@@ -130,7 +110,7 @@ impl Actor for SessionActor {
 
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
         for room in st.rooms.values() {
-            let _ = room.cast(RoomMsg::Leave { session: st.id });
+            room.leave(st.id);
         }
         Ok(())
     }
@@ -144,7 +124,10 @@ impl Actor for SessionActor {
         match msg {
             SessionMsg::Frames(frames, _permits) => st.frames(&me, frames).await,
             // The queue's cursor for `room` is `last_seq`: the last message queued to it.
-            SessionMsg::Lagging { .. } => st.close(&me, "lagging", true),
+            SessionMsg::Lagging { room, last_seq } => {
+                tracing::debug!(session = st.id, %room, last_seq, "fell behind a room; closing with a resume cursor");
+                st.close(&me, "lagging", true);
+            }
             SessionMsg::Close { reason, reconnect } => st.close(&me, &reason, reconnect),
             SessionMsg::SendResults { room, cids, frames } => {
                 if let Some(q) = st.in_flight.get_mut(&room) {
@@ -214,7 +197,7 @@ impl SessionState {
                 if let Some(actor) = self.rooms.remove(&room) {
                     // Answers to sends already made still arrive; they are just not resent.
                     self.in_flight.remove(&room);
-                    let _ = actor.cast(RoomMsg::Leave { session: self.id });
+                    actor.leave(self.id);
                     self.out.forget(room);
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
@@ -250,7 +233,7 @@ impl SessionState {
             }
             ClientFrame::Typing { room, on } => {
                 if let Some(actor) = self.rooms.get(&room) {
-                    let _ = actor.cast(RoomMsg::Typing { session: self.id, user: self.user.clone(), on });
+                    actor.typing(self.id, self.user.clone(), on);
                 }
             }
             ClientFrame::Read { room, seq } => {
@@ -258,7 +241,7 @@ impl SessionState {
                     return self.room_error(ErrorCode::NotJoined, "join the room before marking it read", room);
                 }
                 if let Some(w) = self.ctx.writer.get() {
-                    let _ = w.cast(WriterMsg::Cursor(CursorWrite { user: self.user.id, room, seq }));
+                    w.cursor(CursorWrite { user: self.user.id, room, seq });
                 }
             }
             ClientFrame::Ping => {
@@ -298,13 +281,12 @@ impl SessionState {
                 session_ref: me.clone(),
                 ticket,
             };
-            let call = actor.call(|reply| RoomMsg::Join { sub, since, reply }, Some(JOIN_CALL_TIMEOUT)).await;
-            match call {
-                Ok(ractor::rpc::CallResult::Success(Ok(_head))) => {
+            match actor.join(sub, since, JOIN_CALL_TIMEOUT).await {
+                Some(Ok(_head)) => {
                     self.rooms.insert(room, actor);
                     return;
                 }
-                Ok(ractor::rpc::CallResult::Success(Err(r))) if r.code != ErrorCode::Retry => {
+                Some(Err(r)) if r.code != ErrorCode::Retry => {
                     return self.room_error(r.code, r.message, room);
                 }
                 // No answer in time (or a retry): this attempt may no longer answer, unless its
@@ -397,9 +379,7 @@ impl SessionState {
                     target: f.target,
                 })
                 .collect();
-            let msg =
-                RoomMsg::Send { session: self.id, user: self.user.clone(), reply: ReplyTo::Session(me.clone()), sends };
-            if actor.cast(msg).is_ok() {
+            if actor.send(self.id, self.user.clone(), ReplyTo::Session(me.clone()), sends) {
                 return;
             }
             // The room actor was replaced: its subscribers survived, only the reference changed.

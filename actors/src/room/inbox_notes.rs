@@ -115,7 +115,7 @@ impl RoomState {
         let by = by.clone();
         tokio::spawn(async move {
             for (user, event) in notes {
-                crate::system::announce_in(&ctx, RoomId::inbox_of(user), by.clone(), event).await;
+                ctx.tell_inbox(user, by.clone(), event).await;
             }
         });
     }
@@ -147,7 +147,7 @@ impl RoomState {
         if !local.is_empty()
             && let Some(dir) = self.ctx.rooms.get()
         {
-            let _ = dir.cast(crate::system::DirMsg::Activity(local, frame.clone()));
+            let _ = dir.cast(DirMsg::Activity(local, frame.clone()));
         }
         for (_, (link, inboxes)) in remote {
             let _ = link.send(NodeFrame::Activity { inboxes, frame: frame.clone() });

@@ -16,300 +16,61 @@
 //! The room must never block on a subscriber: fan-out uses `try_send`; a subscriber whose queue is
 //! full stops being fed and is told to close with its resume cursor.
 //!
-//! Split by concern: this module holds the actor, its messages, sequencing and the lease;
+//! Split by concern: this module holds the actor, its dispatch, sequencing and the lease;
 //! `presence` (online, typing, sessions of other nodes), `events` (edits, deletes and system
-//! events beyond plain messages), `fanout` (the fan-out window and acks) and `recovery` (what a
-//! restarted incarnation does) extend `RoomState`.
+//! events beyond plain messages), `fanout` (the fan-out window and acks), `recovery` (what a
+//! restarted incarnation does) and `inbox_notes` (what members' inboxes are told) extend
+//! `RoomState`; `shared` is what outlives an incarnation and `replay` feeds a joiner what it
+//! missed. Its messages and handle are in `crate::msg::room`; the writer answers it through a
+//! reference derived from its own (`Committed`).
 
 mod events;
 mod fanout;
 mod inbox_notes;
 mod presence;
 mod recovery;
+pub(crate) mod replay;
+mod shared;
+
+pub(crate) use shared::{RoomShared, Sub, stale_join};
 
 use crate::cluster::NodeLink;
-use crate::outbound::{JoinTicket, Outbound, Queued, Refused};
-use crate::replay::NotQueued;
+use crate::ctx::Ctx;
+use crate::msg::directory::DirMsg;
+use crate::msg::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::msg::session::SessionMsg;
+use crate::outbound::{Queued, Refused};
 use crate::sent_cids::{Recent, SentCids};
-use crate::session::SessionMsg;
 use crate::stop::StopReason;
 use crate::store::{NewMessage, WriteOutcome};
-use crate::system::Ctx;
-use crate::writer::{WriteResult, WriterMsg};
+use crate::writer::{CommitReply, Committed, WriteResult};
 use bytes::Bytes;
 use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    ErrorCode, EventKind, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, Visibility,
-    now_ms,
+    ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
+    Visibility, now_ms,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use replay::NotQueued;
+use shared::{Pending, Shared};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
-
-/// A session subscribed to a room.
-#[derive(Clone)]
-pub struct Subscriber {
-    pub session: u64,
-    pub user: UserRef,
-    pub out: Outbound,
-    pub session_ref: ActorRef<SessionMsg>,
-    /// The join attempt this subscription answers (see `Outbound::begin_join`).
-    pub ticket: JoinTicket,
-}
-
-pub use confab_schemas::Refusal;
-
-/// Where the answer to a send goes: a local session, or the node a remote session is on.
-#[derive(Clone)]
-pub enum ReplyTo {
-    Session(ActorRef<SessionMsg>),
-    Node(NodeLink),
-    /// Nobody waits for the answer (a system event announced by the node itself).
-    Nobody,
-}
-
-impl ReplyTo {
-    /// Sends `frame` (an `ack` or `error`) for `user`'s `cid`.
-    pub fn answer(&self, room: RoomId, user: UserId, cid: Arc<str>, frame: Bytes) {
-        match self {
-            ReplyTo::Session(s) => {
-                let _ = s.cast(SessionMsg::SendResults { room, cids: vec![cid], frames: frame });
-            }
-            ReplyTo::Node(link) => {
-                let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
-            }
-            ReplyTo::Nobody => {}
-        }
-    }
-
-    /// Groups answers by local session, keeping their order, with an index of the groups by
-    /// session; answers for sessions of other nodes go at once.
-    fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> (Vec<SessionAcks>, ByActor) {
-        let mut sessions: Vec<SessionAcks> = Vec::new();
-        let mut frames: Vec<Vec<Bytes>> = Vec::new();
-        let mut index = ByActor::default();
-        for (reply, user, cid, frame) in answers {
-            match reply {
-                ReplyTo::Session(s) => {
-                    let i = *index.entry(s.get_id()).or_insert_with(|| {
-                        sessions.push(SessionAcks {
-                            session: s,
-                            cids: Vec::new(),
-                            frames: Bytes::new(),
-                            written: false,
-                        });
-                        frames.push(Vec::new());
-                        sessions.len() - 1
-                    });
-                    sessions[i].cids.push(cid);
-                    frames[i].push(frame);
-                }
-                node => node.answer(room, user, cid, frame),
-            }
-        }
-        for (acks, frames) in sessions.iter_mut().zip(frames) {
-            acks.frames = match <[Bytes; 1]>::try_from(frames) {
-                Ok([one]) => one,
-                Err(many) => Bytes::from(many.concat()),
-            };
-        }
-        (sessions, index)
-    }
-}
-
-/// An index by actor, with a hash cheap enough to look up every subscriber of a fan-out.
-type ByActor = HashMap<ractor::ActorId, usize, foldhash::fast::RandomState>;
-
-/// One fan-out's acks for one local session, answered right after its messages.
-struct SessionAcks {
-    session: ActorRef<SessionMsg>,
-    cids: Vec<Arc<str>>,
-    /// Their frames, in one buffer.
-    frames: Bytes,
-    /// Already written to the session's socket behind the messages, in the same buffer.
-    written: bool,
-}
-
-impl SessionAcks {
-    /// Tells the session its sends are answered, before the acks can reach the socket: a
-    /// client that sends again the moment it reads an ack must find a free place in the
-    /// session's window. The frames follow with `hand_over` unless the fan-out wrote them.
-    fn tell(&mut self, room: RoomId) {
-        let cids = std::mem::take(&mut self.cids);
-        let _ = self.session.cast(SessionMsg::SendResults { room, cids, frames: Bytes::new() });
-    }
-
-    /// Hands the session the frames the fan-out did not write (it no longer subscribes, or
-    /// its queue was full), for its own socket.
-    fn hand_over(self, room: RoomId) {
-        if !self.written {
-            let _ = self.session.cast(SessionMsg::SendResults { room, cids: Vec::new(), frames: self.frames });
-        }
-    }
-}
 
 /// A session of another node, as the owner knows it: (node, that node's session id).
 type RemoteKey = (Arc<str>, u64);
 
-/// Messages of a room actor.
-pub enum RoomMsg {
-    Join {
-        sub: Subscriber,
-        since: Option<u64>,
-        reply: RpcReplyPort<Result<u64, Refusal>>,
-    },
-    Leave {
-        session: u64,
-    },
-    /// Post messages, in order; each one's outcome (ack or error) goes back to `reply`. A session
-    /// hands over all its sends to the room from one read of its socket in one `Send`.
-    Send {
-        session: u64,
-        user: UserRef,
-        reply: ReplyTo,
-        sends: Vec<SendItem>,
-    },
-    Typing {
-        session: u64,
-        user: UserRef,
-        on: bool,
-    },
-    /// The writer's answer for some of this incarnation's writes, in seq order.
-    Committed {
-        epoch: u64,
-        results: Vec<(u64, WriteResult)>,
-    },
-    MemberAdded(UserId),
-    /// Sequence a system event (a change already made in storage), done by `by`.
-    Announce {
-        by: UserRef,
-        event: SystemEvent,
-    },
-    /// The writer was restarted: writes in flight may be lost.
-    WriterRestarted,
-    /// The committed head seq.
-    Head(RpcReplyPort<u64>),
-    Tick,
-    /// Another node wants this room's events (it has subscribers here).
-    NodeSubscribe(NodeLink),
-    /// A session of another node joins; the answer goes back on the link.
-    RemoteJoin {
-        link: NodeLink,
-        req: u64,
-        session: u64,
-        user: UserRef,
-    },
-    RemoteLeave {
-        node: Arc<str>,
-        session: u64,
-    },
-    RemoteTyping {
-        node: Arc<str>,
-        session: u64,
-        user: UserRef,
-        on: bool,
-    },
-    /// The connection to a node closed: forget its subscription and sessions.
-    PeerDown(Arc<str>),
-    /// This node no longer owns the room: flush, release the lease and stop (the directory
-    /// starts what the new placement needs, keeping the subscribers).
-    Handoff,
-    /// A frame from the room's owner (for a room sequenced elsewhere).
-    FromOwner(NodeFrame),
-    /// The fan-out window has passed: send what was held back (self-sent).
-    ReleaseHeld,
-    /// For an inbox: a frame for its subscribers that is not an event (`activity`).
-    Ephemeral(Bytes),
+pub(crate) struct RoomArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) room: RoomRow,
+    pub(crate) shared: Arc<RoomShared>,
 }
 
-/// One message to post: the client's id for it, its text and what it replies to.
-pub struct SendItem {
-    pub cid: Arc<str>,
-    pub body: Arc<str>,
-    pub reply_to: Option<u64>,
-    /// A message, or an edit or delete of the message `target`.
-    pub kind: EventKind,
-    pub target: Option<u64>,
-}
-
-/// State that outlives one incarnation of a room actor.
-#[derive(Default)]
-pub struct RoomShared {
-    inner: Mutex<Shared>,
-    /// The last incarnation stopped because the room moved, not because it failed.
-    pub(crate) moved: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Default)]
-pub(crate) struct Shared {
-    pub(crate) subs: Vec<Sub>,
-    pending: VecDeque<Pending>,
-    /// Nodes subscribed to this room's events (on the owner).
-    nodes: Vec<NodeLink>,
-    /// The last seq fanned out to live subscribers: a replay that got there goes live.
-    pub(crate) fanned: u64,
-}
-
-pub(crate) struct Sub {
-    pub(crate) s: Subscriber,
-    /// The last message seq enqueued to this subscriber.
-    pub(crate) last_seq: u64,
-    /// Catching up (its join attempt; 0: live): the fan-out skips it, `replay` feeds it.
-    pub(crate) replay: u64,
-}
-
-impl Sub {
-    /// A subscription at `after`, replaying up to `fanned` first when it is behind.
-    pub(crate) fn new(s: Subscriber, after: u64, fanned: u64) -> Sub {
-        let replay = if after < fanned { s.ticket.attempt.max(1) } else { 0 };
-        Sub { s, last_seq: after, replay }
-    }
-}
-
-struct Pending {
-    row: MessageRow,
-    /// The members the message mentions.
-    mentions: Vec<UserId>,
-    /// Where to answer (the last one that sent this cid).
-    reply: ReplyTo,
-    sent_at: Instant,
-}
-
-impl RoomShared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The room was deleted: every subscriber of this node is told, and forgets it.
-    pub(crate) fn room_deleted(&self, room: RoomId) {
-        let frame = encode_server_frame(&ServerFrame::RoomDeleted { room });
-        let mut sh = self.lock();
-        for sub in sh.subs.drain(..) {
-            sub.s.out.forget(room);
-            let _ = sub.s.out.push(frame.clone());
-        }
-        sh.nodes.clear();
-    }
-
-    /// Sessions and nodes subscribed right now.
-    pub fn subscriber_count(&self) -> usize {
-        let sh = self.lock();
-        sh.subs.len() + sh.nodes.len()
-    }
-}
-
-pub struct RoomArgs {
-    pub ctx: Arc<Ctx>,
-    pub room: RoomRow,
-    pub shared: Arc<RoomShared>,
-}
-
-pub struct RoomActor;
+pub(crate) struct RoomActor;
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
 struct Bucket {
@@ -317,8 +78,10 @@ struct Bucket {
     at: Instant,
 }
 
-pub struct RoomState {
+pub(crate) struct RoomState {
     ctx: Arc<Ctx>,
+    /// Where the writer answers this incarnation (derived from its own reference once).
+    commit_reply: CommitReply,
     room: RoomRow,
     shared: Arc<RoomShared>,
     epoch: u64,
@@ -350,7 +113,7 @@ pub struct RoomState {
     held: Vec<(u64, Bytes)>,
     /// Their acks, answered right after them: a client never has an ack for seq N before every
     /// message up to N (it resumes from the highest seq it has seen).
-    held_acks: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>,
+    held_acks: Vec<fanout::HeldAck>,
     /// When subscribers were last sent messages.
     last_fanout: Instant,
     /// A `ReleaseHeld` is on its way.
@@ -383,6 +146,7 @@ impl Actor for RoomActor {
         let names = listed.into_iter().map(|(u, name, _)| (Arc::from(name.to_lowercase()), u)).collect();
         let mut st = RoomState {
             ctx: ctx.clone(),
+            commit_reply: me.get_derived(),
             room: args.room,
             shared: args.shared,
             epoch,
@@ -427,7 +191,7 @@ impl Actor for RoomActor {
         // Messages held for the fan-out window go out before anything that could depend on
         // them: a join's replay, a leave, presence, typing, a handoff. Only new sends and
         // commits let them wait.
-        if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed { .. }) {
+        if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed(_)) {
             st.release_held();
         }
         let result = st.handle(&me, msg).await;
@@ -466,8 +230,7 @@ impl RoomState {
                     }
                 }
                 if !writes.is_empty() {
-                    let handed =
-                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
+                    let handed = st.ctx.writer.get().is_some_and(|w| w.messages(writes, st.commit_reply.clone()));
                     if !handed {
                         // The writer stopped since `send` looked: as after a writer restart, the
                         // room resyncs and the sessions send again what was not committed.
@@ -517,7 +280,7 @@ impl RoomState {
                     st.broadcast_ephemeral(&st.shared.lock(), frame, Except::Nobody);
                 }
             }
-            RoomMsg::Committed { epoch, results } => {
+            RoomMsg::Committed(Committed { epoch, results }) => {
                 if epoch == st.epoch {
                     st.committed(results)?;
                     st.release_or_hold(me);
@@ -538,8 +301,7 @@ impl RoomState {
                     warn!(room = %st.room.id, %refusal, "a system event could not be sequenced");
                 }
                 if !writes.is_empty() {
-                    let handed =
-                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
+                    let handed = st.ctx.writer.get().is_some_and(|w| w.messages(writes, st.commit_reply.clone()));
                     if !handed {
                         return Err("the writer stopped with writes in flight; resyncing from storage".into());
                     }
@@ -589,14 +351,14 @@ impl RoomState {
     async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
         self.ensure_member(&sub.user.clone()).await?;
         let head = self.head;
-        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
+        let (from, resync) = replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room_id();
         // The joiner first: they are online in this room from now on.
         let (online_list, online_count) = self.online_list(&sub.user);
         let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+        let after = match replay::queue_joined(&sub, joined, head, from, resync) {
             Ok(after) => after,
             Err(NotQueued::Full) => {
                 self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
@@ -622,7 +384,7 @@ impl RoomState {
         }
         drop(sh);
         if replay != 0 {
-            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+            replay::start(self.ctx.clone(), shared, room, session, replay, after);
         }
         Ok(head)
     }
@@ -854,7 +616,12 @@ impl RoomState {
             }
             self.note_committed(&p.row, &p.mentions);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
+            self.held_acks.push(fanout::HeldAck {
+                reply: p.reply,
+                user: p.row.sender,
+                cid: p.row.cid.clone(),
+                frame: ack,
+            });
             self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {
@@ -911,7 +678,7 @@ impl RoomState {
         {
             drop(sh);
             if let Some(dir) = self.ctx.rooms.get() {
-                let _ = dir.cast(crate::system::DirMsg::Idle(self.room.id, me.get_id()));
+                let _ = dir.cast(DirMsg::Idle(self.room.id, me.get_id()));
             }
         }
         Ok(())
@@ -934,19 +701,6 @@ impl RoomState {
         self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
         me.stop(StopReason::Moved.reason());
     }
-}
-
-/// A join's answer in one buffer: `joined`, then `resync` when the gap was too large.
-pub(crate) fn joined_frames(joined: ServerFrame, resync: Option<ServerFrame>) -> Bytes {
-    match resync {
-        None => encode_server_frame(&joined),
-        Some(r) => Bytes::from([encode_server_frame(&joined), encode_server_frame(&r)].concat()),
-    }
-}
-
-/// The answer to a join attempt its session no longer waits for (nobody reads it).
-pub(crate) fn stale_join() -> Refusal {
-    Refusal::new(ErrorCode::Retry, "the join was given up; join again")
 }
 
 /// Who a presence or typing frame is not for.
