@@ -16,20 +16,24 @@
 //! The room must never block on a subscriber: fan-out uses `try_send`; a subscriber whose queue is
 //! full stops being fed and is told to close with its resume cursor.
 //!
-//! Split by concern: this module holds the actor, its dispatch, sequencing and the lease;
-//! `presence` (online, typing, sessions of other nodes), `events` (edits, deletes and system
-//! events beyond plain messages), `fanout` (the fan-out window and acks), `recovery` (what a
-//! restarted incarnation does) and `inbox_notes` (what members' inboxes are told) extend
-//! `RoomState`; `shared` is what outlives an incarnation and `replay` feeds a joiner what it
-//! missed. Its messages and handle are in `crate::msg::room`; the writer answers it through a
+//! Split by concern: this module holds the actor, its state, its dispatch, joins and leaves;
+//! `sequencing` (checks, cid dedupe, seq, the writer's answers), `lease` (taking the lease,
+//! handoff), `fanout` (the fan-out window and acks), `presence` (online and typing),
+//! `remote_subs` (nodes subscribed here and their sessions), `events` (edits, deletes and system
+//! events beyond plain messages), `recovery` (what a restarted incarnation does) and
+//! `inbox_notes` (what members' inboxes are told) extend `RoomState`; `shared` is what outlives
+//! an incarnation and `replay` feeds a joiner what it missed. Its messages and handle are in `crate::msg::room`; the writer answers it through a
 //! reference derived from its own (`Committed`).
 
 mod events;
 mod fanout;
 mod inbox_notes;
+mod lease;
 mod presence;
 mod recovery;
+mod remote_subs;
 pub(crate) mod replay;
+mod sequencing;
 mod shared;
 
 pub(crate) use shared::{RoomShared, Sub, stale_join};
@@ -52,17 +56,17 @@ use confab_schemas::{
     ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
     Visibility, now_ms,
 };
+use lease::acquire_lease;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use remote_subs::RemoteKey;
 use replay::NotQueued;
+use sequencing::{Bucket, internal};
 use shared::{Pending, Shared};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
-
-/// A session of another node, as the owner knows it: (node, that node's session id).
-type RemoteKey = (Arc<str>, u64);
 
 pub(crate) struct RoomArgs {
     pub(crate) ctx: Arc<Ctx>,
@@ -71,12 +75,6 @@ pub(crate) struct RoomArgs {
 }
 
 pub(crate) struct RoomActor;
-
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
 
 pub(crate) struct RoomState {
     ctx: Arc<Ctx>,
@@ -122,9 +120,6 @@ pub(crate) struct RoomState {
 
 /// Held messages that share one buffer (one outbound slot) in a fan-out.
 const FANOUT_CHUNK: usize = 32;
-/// A sender's newest messages loaded to deduplicate a `cid` from before this incarnation.
-const SENDER_DEDUPE_LOAD: u32 = 256;
-
 impl Actor for RoomActor {
     type Msg = RoomMsg;
     type State = RoomState;
@@ -219,57 +214,20 @@ impl RoomState {
                     // Left unanswered: the session sends them again to the room's new owner.
                     return Ok(());
                 }
-                // Sequenced one by one, then handed to the writer together.
-                let mut writes = Vec::with_capacity(sends.len());
-                for item in sends {
-                    let cid = item.cid.clone();
-                    if let Err(refusal) = st.send(session, &user, &reply, item, &mut writes).await {
-                        let frame = encode_server_frame(&refusal.frame(Some(cid.to_string())));
-                        reply.answer(st.room.id, user.id, cid, frame);
-                        st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
-                    }
-                }
-                if !writes.is_empty() {
-                    let handed = st.ctx.writer.get().is_some_and(|w| w.messages(writes, st.commit_reply.clone()));
-                    if !handed {
-                        // The writer stopped since `send` looked: as after a writer restart, the
-                        // room resyncs and the sessions send again what was not committed.
-                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
-                    }
-                }
+                st.send_all(session, &user, &reply, sends).await?;
             }
             RoomMsg::Typing { session, user, on } => st.typing(Except::Local(session), user, on),
-            RoomMsg::RemoteTyping { node, session, user, on } => {
-                // Only as the user the session joined as.
-                if st.remote.get(&(node.clone(), session)).is_some_and(|u| u.id == user.id) {
-                    st.typing(Except::Remote(node, session), user, on);
-                }
-            }
+            RoomMsg::RemoteTyping { node, session, user, on } => st.remote_typing(node, session, user, on),
             RoomMsg::NodeSubscribe(link) => {
                 st.last_activity = Instant::now();
-                let shared = st.shared.clone();
-                let mut sh = shared.lock();
-                sh.nodes.retain(|l| l.node != link.node);
-                if link.send(NodeFrame::Subscribed { room: st.room.id, head: st.head }).is_ok() {
-                    sh.nodes.push(link);
-                }
+                st.node_subscribe(link);
             }
             RoomMsg::RemoteJoin { link, req, session, user } => {
                 st.last_activity = Instant::now();
-                let result = st.remote_join(&link.node, session, user).await;
-                let _ = link.send(NodeFrame::JoinResult { room: st.room.id, req, result });
+                st.answer_remote_join(link, req, session, user).await;
             }
             RoomMsg::RemoteLeave { node, session } => st.remote_leave(&node, session),
-            RoomMsg::PeerDown(node) => {
-                let shared = st.shared.clone();
-                let mut sh = shared.lock();
-                sh.nodes.retain(|l| l.node != node);
-                let gone: Vec<u64> = st.remote.keys().filter(|(n, _)| *n == node).map(|(_, s)| *s).collect();
-                drop(sh);
-                for session in gone {
-                    st.remote_leave(&node, session);
-                }
-            }
+            RoomMsg::PeerDown(node) => st.peer_down(&node),
             RoomMsg::Handoff => {
                 st.moving = true;
                 st.finish_handoff(me).await;
@@ -292,21 +250,7 @@ impl RoomState {
             RoomMsg::MemberAdded(user) => {
                 st.members.insert(user);
             }
-            RoomMsg::Announce { by, event } => {
-                let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
-                let cid: Arc<str> = format!("~sys-{}-{}", now_ms(), st.next_seq).into();
-                let item = SendItem { cid, body, reply_to: None, kind: EventKind::System, target: None };
-                let mut writes = Vec::new();
-                if let Err(refusal) = st.send(0, &by, &ReplyTo::Nobody, item, &mut writes).await {
-                    warn!(room = %st.room.id, %refusal, "a system event could not be sequenced");
-                }
-                if !writes.is_empty() {
-                    let handed = st.ctx.writer.get().is_some_and(|w| w.messages(writes, st.commit_reply.clone()));
-                    if !handed {
-                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
-                    }
-                }
-            }
+            RoomMsg::Announce { by, event } => st.announce(&by, event).await?,
             RoomMsg::WriterRestarted => {
                 if !st.shared.lock().pending.is_empty() {
                     return Err("writer restarted with writes in flight; resyncing from storage".into());
@@ -394,243 +338,6 @@ impl RoomState {
         self.remove_sub(&mut shared.lock(), session);
     }
 
-    /// Sequences one message and adds its write to `writes` (the caller hands them to the
-    /// writer), or refuses it.
-    async fn send(
-        &mut self,
-        session: u64,
-        user: &UserRef,
-        reply: &ReplyTo,
-        item: SendItem,
-        writes: &mut Vec<NewMessage>,
-    ) -> Result<(), Refusal> {
-        let SendItem { cid, body, reply_to, kind, target } = item;
-        let system = kind == EventKind::System;
-        if self.room.id.is_inbox() && !system {
-            return Err(Refusal::new(ErrorCode::Forbidden, "an inbox is written by the server only"));
-        }
-        match reply {
-            // A system event announces a change its node already authorised and made.
-            _ if system => {}
-            ReplyTo::Nobody => {
-                return Err(Refusal::new(ErrorCode::Invalid, "only system events are sequenced for nobody"));
-            }
-            ReplyTo::Session(_) => {
-                if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
-                    return Err(Refusal::new(ErrorCode::NotJoined, "join the room before sending"));
-                }
-            }
-            // A node forwards sends only for sessions an incarnation of this room admitted. One
-            // this incarnation does not know was admitted before a restart, and its node joins it
-            // again once told of the restart: the send is to be repeated, not refused.
-            // A peer is trusted to have authenticated its sessions, not to speak for another
-            // user on one of them: the send's author must be the user the session joined as.
-            ReplyTo::Node(link) => match self.remote.get(&(link.node.clone(), session)) {
-                None => return Err(Refusal::new(ErrorCode::Retry, "the room restarted; send again")),
-                Some(joined) if joined.id != user.id => {
-                    warn!(room = %self.room.id, peer = %link.node, session, "a peer sent as a user its session did not join as");
-                    return Err(Refusal::new(ErrorCode::Forbidden, "this session joined as another user"));
-                }
-                Some(_) => {}
-            },
-        }
-        if !self.ctx.cluster().may_sequence() {
-            return Err(Refusal::new(ErrorCode::Retry, "this node is cut off from its cluster; send again shortly"));
-        }
-        if let Some(r) = reply_to
-            && (r == 0 || r > self.head || kind != EventKind::Message)
-        {
-            return Err(Refusal::new(ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
-        }
-        // Deduplicate before rate limiting: a retry must get its original ack.
-        if !self.sent.knows(user.id) {
-            let rows =
-                self.ctx.store.recent_by_sender(self.room_id(), user.id, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
-            // Newest first from storage; remembered oldest first.
-            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
-            self.sent.load(user.id, stored);
-        }
-        match self.sent.get(user.id, &cid) {
-            Some(Recent::Committed { seq, id, ts }) => {
-                // The message may still be held for the fan-out window: it goes first, so that
-                // this ack does not overtake it.
-                self.release_held();
-                let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq, id, ts };
-                reply.answer(self.room_id(), user.id, cid, encode_server_frame(&ack));
-                return Ok(());
-            }
-            Some(Recent::Pending) => {
-                // The ack goes to whichever session asked last.
-                if let Some(p) =
-                    self.shared.lock().pending.iter_mut().find(|p| p.row.sender == user.id && p.row.cid == cid)
-                {
-                    p.reply = reply.clone();
-                }
-                return Ok(());
-            }
-            None => {}
-        }
-        if matches!(kind, EventKind::Edit | EventKind::Delete) {
-            self.check_target(user, kind, target).await?;
-        }
-        if !system {
-            self.take_token(user.id)?;
-        }
-        let cfg = &self.ctx.config;
-        if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
-            return Err(Refusal::new(ErrorCode::Overloaded, "the room is busy; send again shortly"));
-        }
-        if self.ctx.writer.get().is_none() {
-            return Err(Refusal::new(ErrorCode::Retry, "storage is restarting; send again"));
-        }
-        let seq = self.next_seq;
-        let mentions = if kind == EventKind::Message && body.contains('@') {
-            inbox_notes::mentioned(&body, &self.names, user.id)
-        } else {
-            Vec::new()
-        };
-        let row = MessageRow {
-            id: 0,
-            room: self.room_id(),
-            seq,
-            sender: user.id,
-            sender_name: user.username.clone(),
-            cid: cid.clone(),
-            body: body.clone(),
-            reply_to,
-            ts: now_ms(),
-            edited_at: None,
-            deleted: false,
-            kind,
-            target,
-        };
-        let new = NewMessage {
-            room: row.room,
-            epoch: self.epoch,
-            seq,
-            sender: user.id,
-            cid: cid.clone(),
-            body,
-            reply_to,
-            ts: row.ts,
-            kind,
-            target,
-            mentions: mentions.clone(),
-        };
-        if kind == EventKind::Delete {
-            self.deleting.extend(target);
-        }
-        writes.push(new);
-        self.next_seq += 1;
-        self.shared.lock().pending.push_back(Pending { row, mentions, reply: reply.clone(), sent_at: Instant::now() });
-        self.sent.pending(user.id, cid);
-        Ok(())
-    }
-
-    fn take_token(&mut self, user: UserId) -> Result<(), Refusal> {
-        let (burst, rate) = (self.ctx.config.rate_burst as f64, self.ctx.config.rate_per_sec);
-        let now = Instant::now();
-        let b = self.buckets.entry(user).or_insert(Bucket { tokens: burst, at: now });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_ms = ((1.0 - b.tokens) / rate * 1000.0).ceil() as u64;
-            Err(Refusal::new(ErrorCode::RateLimited, format!("too many messages; retry in {wait_ms} ms")))
-        }
-    }
-
-    /// The writer's answers: fan out and ack what is durable, in seq order.
-    fn committed(&mut self, results: Vec<(u64, WriteResult)>) -> Result<(), ActorProcessingErr> {
-        let room = self.room_id();
-        let shared = self.shared.clone();
-        // Members who left or were removed: they get the event, then their subscriptions end.
-        let mut leaving = Vec::new();
-        let result = self.commit_results(&shared, results, &mut leaving);
-        if !leaving.is_empty() {
-            self.release_held();
-            let left = encode_server_frame(&ServerFrame::Left { room });
-            for user in leaving {
-                self.members.remove(&user);
-                self.names.retain(|_, u| *u != user);
-                let mut sh = shared.lock();
-                let sessions: Vec<u64> = sh.subs.iter().filter(|s| s.s.user.id == user).map(|s| s.s.session).collect();
-                for session in sessions {
-                    if let Some(sub) = sh.subs.iter().find(|s| s.s.session == session) {
-                        sub.s.out.forget(room);
-                        let _ = sub.s.out.push(left.clone());
-                    }
-                    self.remove_sub(&mut sh, session);
-                }
-                // `remote_leave` takes the lock itself.
-                drop(sh);
-                let remote: Vec<RemoteKey> =
-                    self.remote.iter().filter(|(_, u)| u.id == user).map(|(k, _)| k.clone()).collect();
-                for (node, session) in remote {
-                    self.remote_leave(&node, session);
-                }
-            }
-        }
-        result
-    }
-
-    fn commit_results(
-        &mut self,
-        shared: &Arc<RoomShared>,
-        results: Vec<(u64, WriteResult)>,
-        leaving: &mut Vec<UserId>,
-    ) -> Result<(), ActorProcessingErr> {
-        let room = self.room_id();
-        let mut sh = shared.lock();
-        for (seq, result) in results {
-            let id = match result {
-                Ok(WriteOutcome::Committed { id }) => id,
-                Ok(WriteOutcome::Fenced) => {
-                    return Err(format!("room {room}: lease epoch {} was fenced", self.epoch).into());
-                }
-                Ok(WriteOutcome::Gap) => {
-                    return Err(format!("room {room}: seq {seq} does not follow the stored head; resyncing").into());
-                }
-                Err(()) => return Err(format!("room {room}: write of seq {seq} failed").into()),
-            };
-            let Some(mut p) = sh.pending.pop_front() else {
-                return Err(format!("room {room}: commit of seq {seq} with nothing pending").into());
-            };
-            if p.row.seq != seq {
-                return Err(format!("room {room}: commit of seq {seq} but {} pending first", p.row.seq).into());
-            }
-            p.row.id = id;
-            self.head = seq;
-            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row))));
-            if p.row.kind == EventKind::System
-                && let Ok(event) = serde_json::from_str::<SystemEvent>(&p.row.body)
-            {
-                self.apply_system(event, leaving);
-            }
-            if p.row.kind == EventKind::Delete
-                && let Some(target) = p.row.target
-            {
-                self.erased(target);
-            }
-            self.note_committed(&p.row, &p.mentions);
-            let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            self.held_acks.push(fanout::HeldAck {
-                reply: p.reply,
-                user: p.row.sender,
-                cid: p.row.cid.clone(),
-                frame: ack,
-            });
-            self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
-            self.tail.push_back(p.row);
-            if self.tail.len() > self.ctx.config.tail_len {
-                self.tail.pop_front();
-            }
-        }
-        Ok(())
-    }
-
     /// Forgets a subscriber (it left, or its connection is gone).
     fn remove_sub(&mut self, sh: &mut Shared, session: u64) {
         if let Some(i) = sh.subs.iter().position(|s| s.s.session == session) {
@@ -685,68 +392,10 @@ impl RoomState {
     }
 }
 
-impl RoomState {
-    /// Ends a handoff once every write in flight is answered: releases the lease, tells the
-    /// subscribed nodes to find the new owner, and stops (the directory keeps the subscribers).
-    async fn finish_handoff(&mut self, me: &ActorRef<RoomMsg>) {
-        if !self.shared.lock().pending.is_empty() {
-            return;
-        }
-        if let Err(e) = self.ctx.store.release_lease(self.room.id, &self.ctx.config.node_id).await {
-            warn!(room = %self.room.id, err = %e, "releasing the lease failed; the next owner waits for it to lapse");
-        }
-        for link in self.shared.lock().nodes.drain(..) {
-            let _ = link.send(NodeFrame::Moved { room: self.room.id });
-        }
-        self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
-        me.stop(StopReason::Moved.reason());
-    }
-}
-
 /// Who a presence or typing frame is not for.
 #[derive(Clone)]
 pub(crate) enum Except {
     Nobody,
     Local(u64),
     Remote(Arc<str>, u64),
-}
-
-/// Longest wait for another live node to release a room's lease (a handoff in progress).
-const LEASE_WAIT: Duration = Duration::from_secs(3);
-
-/// Takes the room's lease: at once when it is free, lapsed, ours or held by a node that is not
-/// live; otherwise waits for its holder to hand it over.
-async fn acquire_lease(ctx: &Ctx, room: RoomId) -> Result<u64, ActorProcessingErr> {
-    let cluster = ctx.cluster();
-    let deadline = Instant::now() + LEASE_WAIT;
-    loop {
-        if !cluster.may_sequence() {
-            return Err(format!("room {room}: this node cannot reach a majority of its cluster").into());
-        }
-        let node = &ctx.config.node_id;
-        // Set when the lease is taken from a holder that is not live: a failover.
-        let forced = std::sync::atomic::AtomicBool::new(false);
-        let gone = |holder: &str| {
-            let gone = !cluster.is_live(holder);
-            forced.store(gone, Relaxed);
-            gone
-        };
-        let taken = ctx.store.try_take_lease(room, node, ctx.config.lease_ttl_ms, gone).await?;
-        if let Some(epoch) = taken {
-            if forced.load(Relaxed) {
-                ctx.metrics.failovers.fetch_add(1, Relaxed);
-                tracing::info!(%room, epoch, "took the room over from a node that is not live");
-            }
-            return Ok(epoch);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("room {room}: its lease is still held by a live node").into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn internal(err: crate::Error) -> Refusal {
-    warn!(%err, "room storage error");
-    Refusal::new(ErrorCode::Internal, "storage error; try again")
 }
