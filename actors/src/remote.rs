@@ -29,7 +29,7 @@
 use crate::cluster::NodeLink;
 use crate::ctx::Ctx;
 use crate::msg::directory::DirMsg;
-use crate::msg::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::msg::room::{ReplyTo, RoomMsg, Subscriber};
 use crate::msg::session::SessionMsg;
 use crate::outbound::{Queued, Refused};
 use crate::room::replay::{self, NotQueued};
@@ -37,7 +37,7 @@ use crate::room::{RoomShared, Sub, stale_join};
 use crate::stop::StopReason;
 use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{ErrorCode, EventKind, Refusal, RoomId, ServerFrame, SystemEvent, UserId};
+use confab_schemas::{Draft, ErrorCode, Refusal, RoomId, ServerFrame, SystemEvent, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -181,19 +181,11 @@ impl Actor for RemoteRoom {
             RoomMsg::Send { session, user, reply, sends } => {
                 st.last_activity = Instant::now();
                 let ReplyTo::Session(reply) = reply else { return Ok(()) };
-                for SendItem { cid, body, reply_to, kind, target } in sends {
+                for draft in sends {
+                    let cid = draft.cid.clone();
                     st.sends.insert((user.id, cid.clone()), reply.clone());
                     st.ctx.metrics.forwards.fetch_add(1, Relaxed);
-                    let frame = NodeFrame::Send {
-                        room: st.room,
-                        session,
-                        user: user.clone(),
-                        cid: cid.to_string(),
-                        body: body.to_string(),
-                        reply_to,
-                        kind,
-                        target,
-                    };
+                    let frame = NodeFrame::Send { room: st.room, session, user: user.clone(), draft };
                     if st.admitted.contains(&session) {
                         st.forward(&me, frame);
                     } else if st.joins.values().any(|j| j.sub.session == session) {
@@ -211,16 +203,10 @@ impl Actor for RemoteRoom {
                 let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
             }
             RoomMsg::Announce { by, event } => {
-                let frame = NodeFrame::Send {
-                    room: st.room,
-                    session: 0,
-                    user: by,
-                    cid: format!("~sys-{}-{}", confab_schemas::now_ms(), st.req()),
-                    body: serde_json::to_string(&event).unwrap_or_default(),
-                    reply_to: None,
-                    kind: EventKind::System,
-                    target: None,
-                };
+                let cid = format!("~sys-{}-{}", confab_schemas::now_ms(), st.req());
+                let body = serde_json::to_string(&event).unwrap_or_default();
+                let draft = Draft::system(cid.into(), body.into());
+                let frame = NodeFrame::Send { room: st.room, session: 0, user: by, draft };
                 st.forward(&me, frame);
             }
             RoomMsg::Head(reply) => {

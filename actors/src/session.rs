@@ -20,13 +20,13 @@
 //! resumes with `join … since`, which replays exactly what it missed.
 
 use crate::ctx::Ctx;
-use crate::msg::room::{ReplyTo, RoomHandle, SendItem, Subscriber};
+use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
 use crate::msg::session::SessionMsg;
 use crate::outbound::Outbound;
 use crate::stop::StopReason;
 use crate::store::CursorWrite;
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, EventKind, Refusal, RoomId, ServerFrame, UserRef};
+use confab_schemas::{ClientFrame, Draft, ErrorCode, EventKind, Refusal, RoomId, ServerFrame, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,22 +46,9 @@ pub const MAX_RESENDS: u8 = 3;
 /// moving, or its owner slow to answer).
 pub const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a client sends to a room (a message, an edit, a delete), as the session checks it.
-struct Draft {
-    cid: String,
-    body: String,
-    reply_to: Option<u64>,
-    kind: EventKind,
-    target: Option<u64>,
-}
-
 /// A send the room has not answered yet.
 struct InFlight {
-    cid: Arc<str>,
-    body: Arc<str>,
-    reply_to: Option<u64>,
-    kind: EventKind,
-    target: Option<u64>,
+    draft: Draft,
     /// Room restarts this send has lived through.
     resends: u8,
 }
@@ -132,7 +119,7 @@ impl Actor for SessionActor {
             SessionMsg::SendResults { room, cids, frames } => {
                 if let Some(q) = st.in_flight.get_mut(&room) {
                     for cid in &cids {
-                        if let Some(i) = q.iter().position(|f| f.cid == *cid) {
+                        if let Some(i) = q.iter().position(|f| f.draft.cid == *cid) {
                             q.remove(i);
                         }
                     }
@@ -190,7 +177,20 @@ impl SessionState {
         if !matches!(frame, ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. }) {
             self.forward_queued(me, queued).await;
         }
+        let frame = match frame.into_draft(|kind| self.made_up_cid(kind)) {
+            Ok((room, draft)) => {
+                if let Some(i) = self.queue_send(room, draft)
+                    && !queued.iter().any(|(r, _)| *r == room)
+                {
+                    queued.push((room, i));
+                }
+                return;
+            }
+            Err(frame) => frame,
+        };
         match frame {
+            // Drafts, queued above.
+            ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. } => {}
             ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
             ClientFrame::Join { room, since } => self.join(me, room, since).await,
             ClientFrame::Leave { room } => {
@@ -202,33 +202,6 @@ impl SessionState {
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
-                }
-            }
-            ClientFrame::Send { room, cid, body, reply_to } => {
-                let item = Draft { cid, body, reply_to, kind: EventKind::Message, target: None };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
-                }
-            }
-            ClientFrame::Edit { room, seq, body, cid } => {
-                let cid = cid.unwrap_or_else(|| self.made_up_cid("edit"));
-                let item = Draft { cid, body, reply_to: None, kind: EventKind::Edit, target: Some(seq) };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
-                }
-            }
-            ClientFrame::Delete { room, seq, cid } => {
-                let cid = cid.unwrap_or_else(|| self.made_up_cid("delete"));
-                let item =
-                    Draft { cid, body: String::new(), reply_to: None, kind: EventKind::Delete, target: Some(seq) };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
                 }
             }
             ClientFrame::Typing { room, on } => {
@@ -303,7 +276,8 @@ impl SessionState {
     }
 
     /// A cid for an edit or delete that came without one (it is then not idempotent).
-    fn made_up_cid(&mut self, what: &str) -> String {
+    fn made_up_cid(&mut self, kind: EventKind) -> String {
+        let what = if kind == EventKind::Edit { "edit" } else { "delete" };
         self.made_up += 1;
         format!("~{what}-{}-{}-{}", self.id, confab_schemas::now_ms(), self.made_up)
     }
@@ -311,24 +285,17 @@ impl SessionState {
     /// Checks a send, edit or delete and queues it in flight (its index there), or refuses it.
     fn queue_send(&mut self, room: RoomId, d: Draft) -> Option<usize> {
         if let Err(r) = self.check_send(room, &d) {
-            self.error(r.code, r.message, Some(d.cid));
+            self.error(r.code, r.message, Some(d.cid.to_string()));
             return None;
         }
         let q = self.in_flight.entry(room).or_default();
-        q.push_back(InFlight {
-            cid: d.cid.into(),
-            body: d.body.into(),
-            reply_to: d.reply_to,
-            kind: d.kind,
-            target: d.target,
-            resends: 0,
-        });
+        q.push_back(InFlight { draft: d, resends: 0 });
         Some(q.len() - 1)
     }
 
     /// What can be checked of a send, edit or delete without its room.
     fn check_send(&self, room: RoomId, d: &Draft) -> Result<(), Refusal> {
-        let (cid, body) = (d.cid.as_str(), d.body.as_str());
+        let (cid, body) = (&*d.cid, &*d.body);
         if d.kind != EventKind::Message && d.target.is_none_or(|t| t == 0) {
             return Err(Refusal::new(ErrorCode::NotFound, "seq names no message"));
         }
@@ -369,16 +336,7 @@ impl SessionState {
                 },
             };
             let Some(q) = self.in_flight.get(&room) else { return };
-            let sends = q
-                .range(range.clone())
-                .map(|f| SendItem {
-                    cid: f.cid.clone(),
-                    body: f.body.clone(),
-                    reply_to: f.reply_to,
-                    kind: f.kind,
-                    target: f.target,
-                })
-                .collect();
+            let sends = q.range(range.clone()).map(|f| f.draft.clone()).collect();
             if actor.send(self.id, self.user.clone(), ReplyTo::Session(me.clone()), sends) {
                 return;
             }
@@ -394,7 +352,7 @@ impl SessionState {
             None => return,
         };
         for f in failed {
-            self.error(code, message, Some(f.cid.to_string()));
+            self.error(code, message, Some(f.draft.cid.to_string()));
         }
     }
 
@@ -419,7 +377,7 @@ impl SessionState {
                 f.resends += u8::from(crashed);
                 let keep = f.resends <= MAX_RESENDS;
                 if !keep {
-                    gave_up.push(f.cid.to_string());
+                    gave_up.push(f.draft.cid.to_string());
                 }
                 keep
             });

@@ -3,7 +3,6 @@
 //! owns go to their local proxies, which fan them out to this node's sessions.
 
 use confab_actors::cluster::NodeLink;
-use confab_actors::msg::room::SendItem;
 use confab_actors::sessions::CloseTarget;
 use confab_actors::{ActorSystem, RoomHandle};
 use confab_schemas::node::{CloseScope, NodeFrame};
@@ -47,15 +46,14 @@ impl Router {
                     actor.remote_leave(self.link.node.clone(), session);
                 }
             }
-            NodeFrame::Send { room, session, user, cid, body, reply_to, kind, target } => {
-                let item = SendItem { cid: cid.into(), body: body.into(), reply_to, kind, target };
+            NodeFrame::Send { room, session, user, draft } => {
                 let link = self.link.clone();
                 let uid = user.id;
                 let sent = self
-                    .for_owned_room(room, |r| r.remote_send(link.clone(), session, user.clone(), item.clone()))
+                    .for_owned_room(room, |r| r.remote_send(link.clone(), session, user.clone(), draft.clone()))
                     .await;
                 if !sent {
-                    let cid = item.cid.to_string();
+                    let cid = draft.cid.to_string();
                     let frame =
                         Refusal::new(ErrorCode::Retry, "the room is moving; send again").frame(Some(cid.clone()));
                     let _ =

@@ -8,7 +8,7 @@ use crate::outbound::{JoinTicket, Outbound};
 use crate::writer::Committed;
 use bytes::Bytes;
 use confab_schemas::node::NodeFrame;
-use confab_schemas::{ErrorCode, EventKind, Refusal, RoomId, SystemEvent, UserId, UserRef};
+use confab_schemas::{Draft, ErrorCode, Refusal, RoomId, SystemEvent, UserId, UserRef};
 use ractor::rpc::CallResult;
 use ractor::{ActorId, ActorRef, RpcReplyPort};
 use std::sync::Arc;
@@ -52,17 +52,6 @@ impl ReplyTo {
     }
 }
 
-/// One message to post: the client's id for it, its text and what it replies to.
-#[derive(Clone)]
-pub struct SendItem {
-    pub cid: Arc<str>,
-    pub body: Arc<str>,
-    pub reply_to: Option<u64>,
-    /// A message, or an edit or delete of the message `target`.
-    pub kind: EventKind,
-    pub target: Option<u64>,
-}
-
 /// Messages of a room actor.
 pub(crate) enum RoomMsg {
     Join {
@@ -79,7 +68,7 @@ pub(crate) enum RoomMsg {
         session: u64,
         user: UserRef,
         reply: ReplyTo,
-        sends: Vec<SendItem>,
+        sends: Vec<Draft>,
     },
     Typing {
         session: u64,
@@ -199,7 +188,7 @@ impl RoomHandle {
     }
 
     /// Hands a local session's sends to the room, in order; each is answered on `reply`.
-    pub(crate) fn send(&self, session: u64, user: UserRef, reply: ReplyTo, sends: Vec<SendItem>) -> bool {
+    pub(crate) fn send(&self, session: u64, user: UserRef, reply: ReplyTo, sends: Vec<Draft>) -> bool {
         self.actor.cast(RoomMsg::Send { session, user, reply, sends }).is_ok()
     }
 
@@ -255,8 +244,8 @@ impl RoomHandle {
     }
 
     /// A send of a session of the node at the end of `link`; answered on the link.
-    pub fn remote_send(&self, link: NodeLink, session: u64, user: UserRef, item: SendItem) -> bool {
-        self.send(session, user, ReplyTo::Node(link), vec![item])
+    pub fn remote_send(&self, link: NodeLink, session: u64, user: UserRef, draft: Draft) -> bool {
+        self.send(session, user, ReplyTo::Node(link), vec![draft])
     }
 
     pub fn remote_typing(&self, node: Arc<str>, session: u64, user: UserRef, on: bool) {

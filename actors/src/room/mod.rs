@@ -41,7 +41,7 @@ pub(crate) use shared::{RoomShared, Sub, stale_join};
 use crate::cluster::NodeLink;
 use crate::ctx::Ctx;
 use crate::msg::directory::DirMsg;
-use crate::msg::room::{ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::msg::room::{ReplyTo, RoomMsg, Subscriber};
 use crate::msg::session::SessionMsg;
 use crate::outbound::{Queued, Refused};
 use crate::sent_cids::{Recent, SentCids};
@@ -53,7 +53,7 @@ use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
+    Draft, ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
     Visibility, now_ms,
 };
 use lease::acquire_lease;

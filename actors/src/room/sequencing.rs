@@ -23,7 +23,7 @@ impl RoomState {
         session: u64,
         user: &UserRef,
         reply: &ReplyTo,
-        sends: Vec<SendItem>,
+        sends: Vec<Draft>,
     ) -> Result<(), ActorProcessingErr> {
         let mut writes = Vec::with_capacity(sends.len());
         for item in sends {
@@ -41,7 +41,7 @@ impl RoomState {
     pub(super) async fn announce(&mut self, by: &UserRef, event: SystemEvent) -> Result<(), ActorProcessingErr> {
         let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
         let cid: Arc<str> = format!("~sys-{}-{}", now_ms(), self.next_seq).into();
-        let item = SendItem { cid, body, reply_to: None, kind: EventKind::System, target: None };
+        let item = Draft::system(cid, body);
         let mut writes = Vec::new();
         if let Err(refusal) = self.send(0, by, &ReplyTo::Nobody, item, &mut writes).await {
             warn!(room = %self.room.id, %refusal, "a system event could not be sequenced");
@@ -69,10 +69,10 @@ impl RoomState {
         session: u64,
         user: &UserRef,
         reply: &ReplyTo,
-        item: SendItem,
+        item: Draft,
         writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
-        let SendItem { cid, body, reply_to, kind, target } = item;
+        let Draft { cid, body, reply_to, kind, target } = item;
         let system = kind == EventKind::System;
         if self.room.id.is_inbox() && !system {
             return Err(Refusal::new(ErrorCode::Forbidden, "an inbox is written by the server only"));
@@ -177,12 +177,8 @@ impl RoomState {
             epoch: self.epoch,
             seq,
             sender: user.id,
-            cid: cid.clone(),
-            body,
-            reply_to,
             ts: row.ts,
-            kind,
-            target,
+            draft: Draft { cid: cid.clone(), body, reply_to, kind, target },
             mentions: mentions.clone(),
         };
         if kind == EventKind::Delete {
