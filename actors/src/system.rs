@@ -111,6 +111,12 @@ impl ActorSystem {
         Ok(ActorSystem { ctx, writer_sup, rooms, sessions, sampler })
     }
 
+    /// The shared context (for the crate's tests, which drive actors through their handles).
+    #[cfg(test)]
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
     pub fn store(&self) -> &Store {
         &self.ctx.store
     }

@@ -35,6 +35,8 @@ mod remote_subs;
 pub(crate) mod replay;
 mod sequencing;
 mod shared;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use shared::{RoomShared, Sub, stale_join};
 
