@@ -26,6 +26,9 @@
 //!
 //! The writer must never be stopped with a non-empty buffer except by a kill; `post_stop` commits
 //! what is left.
+//!
+//! Rooms and sessions reach the writer through `WriterHandle` (the one in `WriterSlot`, swapped
+//! by `WriterSupervisor` on restart); only this module builds `WriterMsg`.
 
 use crate::commit_thread::CommitThread;
 use crate::metrics::Metrics;
@@ -305,7 +308,7 @@ pub(crate) struct WriterSupArgs {
     pub(crate) writer: WriterArgs,
     pub(crate) slot: WriterSlot,
     pub(crate) name: String,
-    /// Called after every restart (the room supervisor makes rooms with pending writes resync).
+    /// Called after every restart (the room directory makes rooms with pending writes resync).
     pub(crate) on_restart: Arc<dyn Fn() + Send + Sync>,
 }
 

@@ -6,7 +6,7 @@
 //! once, the same bytes for every subscriber) and ack the sender. It keeps the recent tail, the
 //! members, who is online and typing.
 //!
-//! What survives a crash lives in `RoomShared`, which the room supervisor keeps across restarts:
+//! What survives a crash lives in `RoomShared`, which the room directory keeps across restarts:
 //! the subscribers (with the last seq each was sent) and the messages handed to the writer but not
 //! yet answered. A restarted room takes the lease with a new epoch (so the dead incarnation's
 //! writes are fenced), reloads head and tail from storage, acks the pending messages that did
@@ -22,8 +22,9 @@
 //! `remote_subs` (nodes subscribed here and their sessions), `events` (edits, deletes and system
 //! events beyond plain messages), `recovery` (what a restarted incarnation does) and
 //! `inbox_notes` (what members' inboxes are told) extend `RoomState`; `shared` is what outlives
-//! an incarnation and `replay` feeds a joiner what it missed. Its messages and handle are in `crate::msg::room`; the writer answers it through a
-//! reference derived from its own (`Committed`).
+//! an incarnation and `replay` feeds a joiner what it missed; `tests` drive it without a socket.
+//! Its messages and handle are in `crate::msg::room`; the writer answers it through a reference
+//! derived from its own (`Committed`), so neither module imports the other.
 
 mod events;
 mod fanout;
