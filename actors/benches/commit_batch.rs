@@ -41,12 +41,8 @@ impl Fixture {
                     epoch: self.epoch,
                     seq,
                     sender: self.sender,
-                    cid: Arc::from(format!("c{seq}")),
-                    body: body.clone(),
-                    reply_to: None,
                     ts: 1_795_000_000_000 + seq as i64,
-                    kind: confab_schemas::EventKind::Message,
-                    target: None,
+                    draft: confab_schemas::Draft::message(Arc::from(format!("c{seq}")), body.clone(), None),
                     mentions: Vec::new(),
                 }
             })

@@ -6,8 +6,8 @@
 //! mostly fsync), fan-out of the encoded `message` frame and the ack.
 
 use confab_actors::outbound::Outbound;
+use confab_actors::sessions::SessionHandle;
 use confab_actors::store::SqliteSync;
-use confab_actors::system::SessionHandle;
 use confab_actors::{ActorSystem, Store, SystemConfig};
 use confab_schemas::{ClientFrame, Role, RoomId, UserRef, Visibility};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -1,7 +1,7 @@
 //! `RemoteRoom`: a room sequenced by another node, as this node's sessions see it.
 //!
-//! It speaks the room actor's protocol (`RoomMsg`) to local sessions, so a session never knows
-//! where its room lives. It subscribes this node once at the owner; the owner sends every event
+//! It answers the room actor's messages (`RoomMsg`, sent through a `RoomHandle`) for local
+//! sessions, so a session never knows where its room lives. It subscribes this node once at the owner; the owner sends every event
 //! once per subscribed node and this actor fans it out to the local subscribers (the same bytes
 //! to each). Joins, sends and typing are forwarded to the owner, and its answers come back
 //! unchanged.
@@ -22,19 +22,22 @@
 //! the same connection; an event that skips seqs (it cannot on one connection, but storage is
 //! the record) is preceded by the missing rows read from the shared store; older seqs are
 //! dropped. When the owner moves, restarts or its connection breaks, this actor stops with
-//! `MOVED`; the directory starts what the new placement needs with the same subscribers, which
+//! `StopReason::Moved`; the directory starts what the new placement needs with the same subscribers, which
 //! are replayed what they missed, and their sessions send their unanswered sends again (the
 //! owner deduplicates by cid).
 
 use crate::cluster::NodeLink;
+use crate::ctx::Ctx;
+use crate::msg::directory::DirMsg;
+use crate::msg::room::{ReplyTo, RoomMsg, Subscriber};
+use crate::msg::session::SessionMsg;
 use crate::outbound::{Queued, Refused};
-use crate::replay::NotQueued;
-use crate::room::{MOVED, ReplyTo, RoomMsg, RoomShared, SendItem, Sub, Subscriber, stale_join};
-use crate::session::SessionMsg;
-use crate::system::{Ctx, DirMsg};
+use crate::room::replay::{self, NotQueued};
+use crate::room::{RoomShared, Sub, stale_join};
+use crate::stop::StopReason;
 use confab_schemas::node::NodeFrame;
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{EventKind, RoomId, ServerFrame, SystemEvent, UserId};
+use confab_schemas::{Draft, ErrorCode, Refusal, RoomId, ServerFrame, SystemEvent, UserId};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -62,22 +65,22 @@ const QUIET: Duration = Duration::from_secs(5);
 /// How long the owner has to answer a subscription, a check or a join.
 const ANSWER_WITHIN: Duration = Duration::from_secs(6);
 
-pub struct RemoteArgs {
-    pub ctx: Arc<Ctx>,
-    pub room: RoomId,
-    pub shared: Arc<RoomShared>,
-    pub link: NodeLink,
+pub(crate) struct RemoteArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) room: RoomId,
+    pub(crate) shared: Arc<RoomShared>,
+    pub(crate) link: NodeLink,
 }
 
-pub struct RemoteRoom;
+pub(crate) struct RemoteRoom;
 
 struct PendingJoin {
     sub: Subscriber,
     since: Option<u64>,
-    reply: Option<RpcReplyPort<Result<u64, crate::room::Refusal>>>,
+    reply: Option<RpcReplyPort<Result<u64, Refusal>>>,
 }
 
-pub struct RemoteState {
+pub(crate) struct RemoteState {
     ctx: Arc<Ctx>,
     room: RoomId,
     shared: Arc<RoomShared>,
@@ -178,19 +181,11 @@ impl Actor for RemoteRoom {
             RoomMsg::Send { session, user, reply, sends } => {
                 st.last_activity = Instant::now();
                 let ReplyTo::Session(reply) = reply else { return Ok(()) };
-                for SendItem { cid, body, reply_to, kind, target } in sends {
+                for draft in sends {
+                    let cid = draft.cid.clone();
                     st.sends.insert((user.id, cid.clone()), ReplyTo::Session(reply.clone()));
                     st.ctx.metrics.forwards.fetch_add(1, Relaxed);
-                    let frame = NodeFrame::Send {
-                        room: st.room,
-                        session,
-                        user: user.clone(),
-                        cid: cid.to_string(),
-                        body: body.to_string(),
-                        reply_to,
-                        kind,
-                        target,
-                    };
+                    let frame = NodeFrame::Send { room: st.room, session, user: user.clone(), draft };
                     if st.admitted.contains(&session) {
                         st.forward(&me, frame);
                     } else if st.joins.values().any(|j| j.sub.session == session) {
@@ -198,11 +193,8 @@ impl Actor for RemoteRoom {
                         st.held.push((session, frame));
                     } else {
                         st.sends.remove(&(user.id, cid.clone()));
-                        let refusal = ServerFrame::error(
-                            confab_schemas::ErrorCode::NotJoined,
-                            "join the room before sending",
-                            Some(cid.to_string()),
-                        );
+                        let refusal = Refusal::new(ErrorCode::NotJoined, "join the room before sending")
+                            .frame(Some(cid.to_string()));
                         ReplyTo::Session(reply.clone()).answer(st.room, user.id, cid, encode_server_frame(&refusal));
                     }
                 }
@@ -212,24 +204,17 @@ impl Actor for RemoteRoom {
             }
             RoomMsg::Announce { by, event, cid, reply } => {
                 st.sends.insert((by.id, cid.clone()), reply);
-                let frame = NodeFrame::Send {
-                    room: st.room,
-                    session: 0,
-                    user: by,
-                    cid: cid.to_string(),
-                    body: serde_json::to_string(&event).unwrap_or_default(),
-                    reply_to: None,
-                    kind: EventKind::System,
-                    target: None,
-                };
+                let body = serde_json::to_string(&event).unwrap_or_default();
+                let draft = Draft::system(cid, body.into());
+                let frame = NodeFrame::Send { room: st.room, session: 0, user: by, draft };
                 st.forward(&me, frame);
             }
             RoomMsg::Head(reply) => {
                 let _ = reply.send(st.head.unwrap_or(0));
             }
             RoomMsg::Tick => st.tick(&me),
-            RoomMsg::PeerDown(node) if node == st.link.node => me.stop(Some(MOVED.into())),
-            RoomMsg::Handoff => me.stop(Some(MOVED.into())),
+            RoomMsg::PeerDown(node) if node == st.link.node => me.stop(StopReason::Moved.reason()),
+            RoomMsg::Handoff => me.stop(StopReason::Moved.reason()),
             RoomMsg::FromOwner(frame) => st.owner_frame(&me, frame).await?,
             _ => {}
         }
@@ -247,7 +232,7 @@ impl RemoteState {
     /// once the owner is reachable, and the sessions resend).
     fn forward(&mut self, me: &ActorRef<RoomMsg>, frame: NodeFrame) {
         if self.link.send(frame).is_err() {
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
         }
     }
 
@@ -260,7 +245,7 @@ impl RemoteState {
                     tracing::warn!(room = %self.room, owner = %self.link.node, ours = ?self.head, head,
                         "events from the owner were lost; subscribing afresh");
                     self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
-                    me.stop(Some(MOVED.into()));
+                    me.stop(StopReason::Moved.reason());
                 }
             }
             NodeFrame::Subscribed { head, .. } => {
@@ -334,7 +319,7 @@ impl RemoteState {
                     reply.answer(self.room, user, cid, frame);
                 }
             }
-            NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(Some(MOVED.into())),
+            NodeFrame::Restarted { .. } | NodeFrame::Moved { .. } => me.stop(StopReason::Moved.reason()),
             _ => {}
         }
         Ok(())
@@ -370,14 +355,14 @@ impl RemoteState {
         sub: Subscriber,
         since: Option<u64>,
         info: confab_schemas::node::JoinedInfo,
-    ) -> Result<u64, crate::room::Refusal> {
+    ) -> Result<u64, Refusal> {
         let head = *self.head.get_or_insert(info.head);
-        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
+        let (from, resync) = replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room;
         let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+        let after = match replay::queue_joined(&sub, joined, head, from, resync) {
             Ok(after) => after,
             Err(NotQueued::Full) => {
                 let _ = self.link.send(NodeFrame::Leave { room, session: sub.session });
@@ -393,7 +378,7 @@ impl RemoteState {
         sh.subs.push(new);
         drop(sh);
         if replay != 0 {
-            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+            replay::start(self.ctx.clone(), shared, room, session, replay, after);
         }
         Ok(head)
     }
@@ -461,7 +446,7 @@ impl RemoteState {
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) {
         if self.link.is_broken() {
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
             return;
         }
         // The subscription, a check of it or a join went unanswered: subscribe afresh.
@@ -477,7 +462,7 @@ impl RemoteState {
         if let Some(what) = unanswered {
             tracing::warn!(room = %self.room, owner = %self.link.node, what, "the owner did not answer; subscribing afresh");
             self.ctx.metrics.resubscribes.fetch_add(1, Relaxed);
-            me.stop(Some(MOVED.into()));
+            me.stop(StopReason::Moved.reason());
             return;
         }
         if self.probe.is_none() && self.head.is_some() && self.heard.elapsed() > QUIET {

@@ -7,7 +7,8 @@
 //! one message too: under load a socket read brings several frames, and the actors' mailboxes
 //! carry one message per read instead of one per frame.
 //! It validates what can be checked without the room (body length, cid, room count) and forwards
-//! the rest to room actors.
+//! the rest to room actors through their `RoomHandle`s; rooms answer on its `SessionMsg`s
+//! (`crate::msg::session`), so the room never names this module.
 //!
 //! A join waits at most `JOIN_CALL_TIMEOUT` for its room and then tries again; each try is a new
 //! attempt on the outbound queue (`Outbound::begin_join`), and a try it gave up on can no longer
@@ -18,20 +19,19 @@
 //! killed, its supervisor sends the client a `reconnect` frame and closes the socket; the client
 //! resumes with `join … since`, which replays exactly what it missed.
 
+use crate::ctx::Ctx;
+use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
+use crate::msg::session::SessionMsg;
 use crate::outbound::Outbound;
-use crate::room::{Refusal, ReplyTo, RoomMsg, SendItem, Subscriber};
+use crate::stop::StopReason;
 use crate::store::CursorWrite;
-use crate::system::Ctx;
-use crate::writer::WriterMsg;
-use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, EventKind, RoomId, ServerFrame, UserRef};
+use confab_schemas::{ClientFrame, Draft, ErrorCode, EventKind, Refusal, RoomId, ServerFrame, UserRef};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// Frames a reader may hand over before waiting for the session to catch up.
 pub const INBOUND_PERMITS: usize = 64;
@@ -46,62 +46,30 @@ pub const MAX_RESENDS: u8 = 3;
 /// moving, or its owner slow to answer).
 pub const JOIN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Messages of a session actor.
-pub enum SessionMsg {
-    /// Parsed client frames, in the order they came; the permits return to the reader once
-    /// they are handled.
-    Frames(Vec<ClientFrame>, Option<OwnedSemaphorePermit>),
-    /// A room stopped feeding this session: it fell behind after `last_seq`.
-    Lagging { room: RoomId, last_seq: u64 },
-    /// Close the connection with a reconnect hint (shutdown) or for good (logout, revocation).
-    Close { reason: String, reconnect: bool },
-    /// A room's answers to some of this session's sends: `frames` holds one `ack` or `error`
-    /// frame per cid, in order, ready for the socket (one write however many there are). After a
-    /// fan-out the room sends the cids alone first, before its acks can reach the socket behind
-    /// the messages they answer, and the frames it could not write there come later, alone.
-    SendResults { room: RoomId, cids: Vec<Arc<str>>, frames: Bytes },
-    /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
-    /// answered are sent again. Only crashes count against a send's resends.
-    RoomRestarted { room: RoomId, crashed: bool },
-}
-
 /// A send the room has not answered yet.
-/// What a client sends to a room (a message, an edit, a delete), as the session checks it.
-struct Draft {
-    cid: String,
-    body: String,
-    reply_to: Option<u64>,
-    kind: EventKind,
-    target: Option<u64>,
-}
-
 struct InFlight {
-    cid: Arc<str>,
-    body: Arc<str>,
-    reply_to: Option<u64>,
-    kind: EventKind,
-    target: Option<u64>,
+    draft: Draft,
     /// Room restarts this send has lived through.
     resends: u8,
 }
 
-pub struct SessionArgs {
-    pub ctx: Arc<Ctx>,
-    pub id: u64,
-    pub user: UserRef,
+pub(crate) struct SessionArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) id: u64,
+    pub(crate) user: UserRef,
     /// The login family the connection authenticated with.
-    pub family: Option<Arc<str>>,
-    pub out: Outbound,
+    pub(crate) family: Option<Arc<str>>,
+    pub(crate) out: Outbound,
 }
 
-pub struct SessionActor;
+pub(crate) struct SessionActor;
 
-pub struct SessionState {
+pub(crate) struct SessionState {
     ctx: Arc<Ctx>,
     id: u64,
     user: UserRef,
     out: Outbound,
-    rooms: HashMap<RoomId, ActorRef<RoomMsg>, foldhash::fast::RandomState>,
+    rooms: HashMap<RoomId, RoomHandle, foldhash::fast::RandomState>,
     /// Per room, the sends not answered yet, oldest first.
     in_flight: HashMap<RoomId, VecDeque<InFlight>, foldhash::fast::RandomState>,
     closing: bool,
@@ -129,7 +97,7 @@ impl Actor for SessionActor {
 
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
         for room in st.rooms.values() {
-            let _ = room.cast(RoomMsg::Leave { session: st.id });
+            room.leave(st.id);
         }
         Ok(())
     }
@@ -143,12 +111,15 @@ impl Actor for SessionActor {
         match msg {
             SessionMsg::Frames(frames, _permits) => st.frames(&me, frames).await,
             // The queue's cursor for `room` is `last_seq`: the last message queued to it.
-            SessionMsg::Lagging { .. } => st.close(&me, "lagging", true),
+            SessionMsg::Lagging { room, last_seq } => {
+                tracing::debug!(session = st.id, %room, last_seq, "fell behind a room; closing with a resume cursor");
+                st.close(&me, "lagging", true);
+            }
             SessionMsg::Close { reason, reconnect } => st.close(&me, &reason, reconnect),
             SessionMsg::SendResults { room, cids, frames } => {
                 if let Some(q) = st.in_flight.get_mut(&room) {
                     for cid in &cids {
-                        if let Some(i) = q.iter().position(|f| f.cid == *cid) {
+                        if let Some(i) = q.iter().position(|f| f.draft.cid == *cid) {
                             q.remove(i);
                         }
                     }
@@ -206,50 +177,36 @@ impl SessionState {
         if !matches!(frame, ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. }) {
             self.forward_queued(me, queued).await;
         }
+        let frame = match frame.into_draft(|kind| self.made_up_cid(kind)) {
+            Ok((room, draft)) => {
+                if let Some(i) = self.queue_send(room, draft)
+                    && !queued.iter().any(|(r, _)| *r == room)
+                {
+                    queued.push((room, i));
+                }
+                return;
+            }
+            Err(frame) => frame,
+        };
         match frame {
+            // Drafts, queued above.
+            ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. } => {}
             ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
             ClientFrame::Join { room, since } => self.join(me, room, since).await,
             ClientFrame::Leave { room } => {
                 if let Some(actor) = self.rooms.remove(&room) {
                     // Answers to sends already made still arrive; they are just not resent.
                     self.in_flight.remove(&room);
-                    let _ = actor.cast(RoomMsg::Leave { session: self.id });
+                    actor.leave(self.id);
                     self.out.forget(room);
                     let _ = self.out.push(encode_server_frame(&ServerFrame::Left { room }));
                 } else {
                     self.room_error(ErrorCode::NotJoined, "not in this room", room);
                 }
             }
-            ClientFrame::Send { room, cid, body, reply_to } => {
-                let item = Draft { cid, body, reply_to, kind: EventKind::Message, target: None };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
-                }
-            }
-            ClientFrame::Edit { room, seq, body, cid } => {
-                let cid = cid.unwrap_or_else(|| self.made_up_cid("edit"));
-                let item = Draft { cid, body, reply_to: None, kind: EventKind::Edit, target: Some(seq) };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
-                }
-            }
-            ClientFrame::Delete { room, seq, cid } => {
-                let cid = cid.unwrap_or_else(|| self.made_up_cid("delete"));
-                let item =
-                    Draft { cid, body: String::new(), reply_to: None, kind: EventKind::Delete, target: Some(seq) };
-                if let Some(i) = self.queue_send(room, item)
-                    && !queued.iter().any(|(r, _)| *r == room)
-                {
-                    queued.push((room, i));
-                }
-            }
             ClientFrame::Typing { room, on } => {
                 if let Some(actor) = self.rooms.get(&room) {
-                    let _ = actor.cast(RoomMsg::Typing { session: self.id, user: self.user.clone(), on });
+                    actor.typing(self.id, self.user.clone(), on);
                 }
             }
             ClientFrame::Read { room, seq } => {
@@ -257,7 +214,7 @@ impl SessionState {
                     return self.room_error(ErrorCode::NotJoined, "join the room before marking it read", room);
                 }
                 if let Some(w) = self.ctx.writer.get() {
-                    let _ = w.cast(WriterMsg::Cursor(CursorWrite { user: self.user.id, room, seq }));
+                    w.cursor(CursorWrite { user: self.user.id, room, seq });
                 }
             }
             ClientFrame::Ping => {
@@ -285,8 +242,8 @@ impl SessionState {
             }
             let actor = match self.ctx.activate(room).await {
                 Ok(a) => a,
-                Err((ErrorCode::Retry, _)) => continue,
-                Err((code, msg)) => return self.room_error(code, msg, room),
+                Err(Refusal { code: ErrorCode::Retry, .. }) => continue,
+                Err(Refusal { code, message }) => return self.room_error(code, message, room),
             };
             // Only this attempt may answer from now on.
             let ticket = self.out.begin_join(room);
@@ -297,14 +254,13 @@ impl SessionState {
                 session_ref: me.clone(),
                 ticket,
             };
-            let call = actor.call(|reply| RoomMsg::Join { sub, since, reply }, Some(JOIN_CALL_TIMEOUT)).await;
-            match call {
-                Ok(ractor::rpc::CallResult::Success(Ok(_head))) => {
+            match actor.join(sub, since, JOIN_CALL_TIMEOUT).await {
+                Some(Ok(_head)) => {
                     self.rooms.insert(room, actor);
                     return;
                 }
-                Ok(ractor::rpc::CallResult::Success(Err((code, msg)))) if code != ErrorCode::Retry => {
-                    return self.room_error(code, msg, room);
+                Some(Err(r)) if r.code != ErrorCode::Retry => {
+                    return self.room_error(r.code, r.message, room);
                 }
                 // No answer in time (or a retry): this attempt may no longer answer, unless its
                 // `joined` was queued already, in which case the join did happen.
@@ -320,53 +276,47 @@ impl SessionState {
     }
 
     /// A cid for an edit or delete that came without one (it is then not idempotent).
-    fn made_up_cid(&mut self, what: &str) -> String {
+    fn made_up_cid(&mut self, kind: EventKind) -> String {
+        let what = if kind == EventKind::Edit { "edit" } else { "delete" };
         self.made_up += 1;
         format!("~{what}-{}-{}-{}", self.id, confab_schemas::now_ms(), self.made_up)
     }
 
     /// Checks a send, edit or delete and queues it in flight (its index there), or refuses it.
     fn queue_send(&mut self, room: RoomId, d: Draft) -> Option<usize> {
-        if let Err((code, message)) = self.check_send(room, &d) {
-            self.error(code, message, Some(d.cid));
+        if let Err(r) = self.check_send(room, &d) {
+            self.error(r.code, r.message, Some(d.cid.to_string()));
             return None;
         }
         let q = self.in_flight.entry(room).or_default();
-        q.push_back(InFlight {
-            cid: d.cid.into(),
-            body: d.body.into(),
-            reply_to: d.reply_to,
-            kind: d.kind,
-            target: d.target,
-            resends: 0,
-        });
+        q.push_back(InFlight { draft: d, resends: 0 });
         Some(q.len() - 1)
     }
 
     /// What can be checked of a send, edit or delete without its room.
     fn check_send(&self, room: RoomId, d: &Draft) -> Result<(), Refusal> {
-        let (cid, body) = (d.cid.as_str(), d.body.as_str());
+        let (cid, body) = (&*d.cid, &*d.body);
         if d.kind != EventKind::Message && d.target.is_none_or(|t| t == 0) {
-            return Err((ErrorCode::NotFound, "seq names no message".into()));
+            return Err(Refusal::new(ErrorCode::NotFound, "seq names no message"));
         }
         if cid.is_empty() || cid.len() > MAX_CID_LEN {
-            return Err((ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
+            return Err(Refusal::new(ErrorCode::Invalid, format!("cid must be 1 to {MAX_CID_LEN} bytes")));
         }
         if body.contains('\0') || cid.contains('\0') {
-            return Err((ErrorCode::Invalid, "messages may not contain NUL characters".into()));
+            return Err(Refusal::new(ErrorCode::Invalid, "messages may not contain NUL characters"));
         }
         if body.trim().is_empty() && d.kind != EventKind::Delete {
-            return Err((ErrorCode::EmptyBody, "the message is empty".into()));
+            return Err(Refusal::new(ErrorCode::EmptyBody, "the message is empty"));
         }
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
-            return Err((ErrorCode::TooLong, format!("messages are at most {max} characters")));
+            return Err(Refusal::new(ErrorCode::TooLong, format!("messages are at most {max} characters")));
         }
         if !self.rooms.contains_key(&room) {
-            return Err((ErrorCode::NotJoined, "join the room before sending".into()));
+            return Err(Refusal::new(ErrorCode::NotJoined, "join the room before sending"));
         }
         if self.in_flight.get(&room).is_some_and(|q| q.len() >= MAX_IN_FLIGHT) {
-            return Err((ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks".into()));
+            return Err(Refusal::new(ErrorCode::Overloaded, "too many unacknowledged messages; wait for acks"));
         }
         Ok(())
     }
@@ -382,23 +332,12 @@ impl SessionState {
                         self.rooms.insert(room, a.clone());
                         a
                     }
-                    Err((code, m)) => return self.fail_in_flight(room, range, code, &m),
+                    Err(r) => return self.fail_in_flight(room, range, r.code, &r.message),
                 },
             };
             let Some(q) = self.in_flight.get(&room) else { return };
-            let sends = q
-                .range(range.clone())
-                .map(|f| SendItem {
-                    cid: f.cid.clone(),
-                    body: f.body.clone(),
-                    reply_to: f.reply_to,
-                    kind: f.kind,
-                    target: f.target,
-                })
-                .collect();
-            let msg =
-                RoomMsg::Send { session: self.id, user: self.user.clone(), reply: ReplyTo::Session(me.clone()), sends };
-            if actor.cast(msg).is_ok() {
+            let sends = q.range(range.clone()).map(|f| f.draft.clone()).collect();
+            if actor.send(self.id, self.user.clone(), ReplyTo::Session(me.clone()), sends) {
                 return;
             }
             // The room actor was replaced: its subscribers survived, only the reference changed.
@@ -413,7 +352,7 @@ impl SessionState {
             None => return,
         };
         for f in failed {
-            self.error(code, message, Some(f.cid.to_string()));
+            self.error(code, message, Some(f.draft.cid.to_string()));
         }
     }
 
@@ -427,9 +366,9 @@ impl SessionState {
             Ok(actor) => {
                 self.rooms.insert(room, actor);
             }
-            Err((code, m)) => {
+            Err(r) => {
                 let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
-                return self.fail_in_flight(room, 0..n, code, &m);
+                return self.fail_in_flight(room, 0..n, r.code, &r.message);
             }
         }
         let mut gave_up = Vec::new();
@@ -438,7 +377,7 @@ impl SessionState {
                 f.resends += u8::from(crashed);
                 let keep = f.resends <= MAX_RESENDS;
                 if !keep {
-                    gave_up.push(f.cid.to_string());
+                    gave_up.push(f.draft.cid.to_string());
                 }
                 keep
             });
@@ -475,7 +414,7 @@ impl SessionState {
                 out.push_wait(close).await
             };
             let _ = tokio::time::timeout(Duration::from_secs(5), last_frames).await;
-            me.stop(Some("closed".into()));
+            me.stop(StopReason::Closed.reason());
         });
     }
 }

@@ -1,130 +1,37 @@
-//! The actor system of one node: its configuration, the shared context every actor reads, the
-//! room directory (the rooms' supervisor), the sessions' supervisor, and `ActorSystem`, the handle
-//! through which the gateway (and later the cluster) reach the actors.
+//! `ActorSystem`: the actors of one node, as the gateway and the cluster reach them. It starts
+//! the supervision tree (writer, room directory, sessions; see the crate doc), and offers typed
+//! entry points: sessions, history, announcements, room handles for the cluster's router, chaos
+//! hooks and a graceful shutdown. The supervisors live in `directory`, `sessions` and `writer`.
 
-use crate::cluster::{ClusterHooks, Placement, SingleNode};
+use crate::cluster::{ClusterHooks, SingleNode};
+use crate::ctx::{Ctx, SystemConfig};
+use crate::directory::RoomDirectory;
 use crate::error::{Error, Result};
 use crate::history::HistoryCache;
 use crate::metrics::Metrics;
-use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
+use crate::msg::directory::DirMsg;
+use crate::msg::room::RoomHandle;
 use crate::outbound::Outbound;
-use crate::remote::{RemoteArgs, RemoteRoom};
-use crate::room::{MOVED, Refusal, ReplyTo, RoomActor, RoomArgs, RoomMsg, RoomShared};
-use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionMsg};
+use crate::session::SessionArgs;
+use crate::sessions::{CloseTarget, SessSupMsg, SessionHandle, SessionSupervisor};
+use crate::stop::StopReason;
 use crate::store::Store;
 use crate::writer::{WriterArgs, WriterSlot, WriterSupArgs, WriterSupMsg, WriterSupervisor};
 use confab_schemas::node::{CloseScope, NodeFrame};
-use confab_schemas::wire::{close_frame, encode_server_frame};
-use confab_schemas::{ClientFrame, ErrorCode, EventKind, MessageRow, RoomId, RoomRow, ServerFrame, UserId, UserRef};
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use confab_schemas::{ErrorCode, EventKind, MessageRow, Refusal, RoomId, UserId, UserRef};
+use ractor::{Actor, ActorRef};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::info;
 
-/// Limits and tunables of the actors.
-#[derive(Debug, Clone)]
-pub struct SystemConfig {
-    pub node_id: String,
-    /// The HTTP address this node serves, as `GET /api/cluster` shows it.
-    pub http_addr: String,
-    pub max_body_chars: usize,
-    pub max_rooms_per_session: usize,
-    pub outbound_capacity: usize,
-    pub tail_len: usize,
-    /// Largest gap replayed on join; a larger one gets `resync`.
-    pub max_replay: u64,
-    pub max_inflight_per_room: usize,
-    pub room_idle: Duration,
-    pub write_timeout: Duration,
-    pub lease_ttl_ms: i64,
-    /// Messages per user per room: bucket size and refill per second.
-    pub rate_burst: u32,
-    pub rate_per_sec: f64,
-    pub max_batch: usize,
-    /// Shortest time between the end of one commit and the start of the next: writes arriving
-    /// meanwhile share the next commit (group commit). Zero commits as soon as the writer is free.
-    pub commit_gap: Duration,
-    /// Nice value of the commit thread and the SQLite writer thread (0: unchanged; see
-    /// `crate::priority`).
-    pub writer_nice: i32,
-    /// A room sends committed messages to its subscribers at most once per window: a message
-    /// committed sooner after the last fan-out waits for the rest of the window and goes out
-    /// with the others, in one write per socket. Zero sends each commit's messages at once.
-    pub fanout_window: Duration,
-    /// Where foyer spills history pages (`None`: memory only).
-    pub cache_dir: Option<PathBuf>,
-    pub cache_memory_bytes: usize,
-    pub cache_disk_bytes: usize,
-}
+/// How long a caller waits for the directory or the sessions' supervisor.
+const CALL_TIMEOUT_MS: u64 = 5_000;
+/// How long a caller waits for the directory to start a room or a session (it may read storage).
+const START_CALL_TIMEOUT_MS: u64 = 15_000;
 
-impl Default for SystemConfig {
-    fn default() -> Self {
-        SystemConfig {
-            node_id: "node".into(),
-            http_addr: String::new(),
-            max_body_chars: 4000,
-            max_rooms_per_session: 100,
-            outbound_capacity: 1024,
-            tail_len: 512,
-            max_replay: 10_000,
-            max_inflight_per_room: 4096,
-            room_idle: Duration::from_secs(120),
-            write_timeout: Duration::from_secs(10),
-            lease_ttl_ms: 30_000,
-            rate_burst: 20,
-            rate_per_sec: 5.0,
-            max_batch: 2000,
-            commit_gap: Duration::from_millis(2),
-            writer_nice: -10,
-            fanout_window: Duration::from_millis(10),
-            cache_dir: None,
-            cache_memory_bytes: 64 << 20,
-            cache_disk_bytes: 256 << 20,
-        }
-    }
-}
-
-/// What every actor of the node shares.
-pub struct Ctx {
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub config: SystemConfig,
-    pub writer: WriterSlot,
-    pub rooms: OnceLock<ActorRef<DirMsg>>,
-    pub history: HistoryCache,
-    next_session: AtomicU64,
-    cluster: OnceLock<Arc<dyn ClusterHooks>>,
-    single: SingleNode,
-}
-
-impl Ctx {
-    /// The cluster as this node sees it (alone until `ActorSystem::set_cluster`).
-    pub fn cluster(&self) -> &dyn ClusterHooks {
-        match self.cluster.get() {
-            Some(c) => c.as_ref(),
-            None => &self.single,
-        }
-    }
-
-    /// The running actor of a room, started if needed.
-    pub async fn activate(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
-        let dir = self.rooms.get().ok_or((ErrorCode::Retry, "the node is starting".to_owned()))?;
-        match ractor::call_t!(dir, DirMsg::Activate, 15_000, room) {
-            Ok(res) => res,
-            Err(_) => Err((ErrorCode::Retry, "the node is busy; try again".into())),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Room directory: supervises room actors and their moderation queues.
-
-/// Messages of the room directory.
 /// A page of history as REST shows it (`ActorSystem::folded_history`).
 pub struct FoldedPage {
     /// Messages, their latest edit folded in, deleted ones without a body.
@@ -133,536 +40,6 @@ pub struct FoldedPage {
     pub events: Vec<MessageRow>,
     /// Older events exist.
     pub has_more: bool,
-}
-
-pub enum DirMsg {
-    Activate(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
-    /// For another node: the room's local sequencer, refused when this node does not own it.
-    ActivateOwned(RoomId, RpcReplyPort<Result<ActorRef<RoomMsg>, Refusal>>),
-    /// The running proxy of a room owned elsewhere, if any.
-    Proxy(RoomId, RpcReplyPort<Option<ActorRef<RoomMsg>>>),
-    /// Membership changed: rooms whose owner changed move.
-    ViewChanged,
-    /// The connection to a node closed.
-    PeerDown(Arc<str>),
-    /// Rooms sequenced here (not proxies).
-    OwnedCount(RpcReplyPort<usize>),
-    /// A room found itself idle; passivate it if it still is that incarnation.
-    Idle(RoomId, ActorId),
-    /// The room was deleted: its actors stop for good and its subscribers are told.
-    Deleted(RoomId),
-    /// Try again to start a room whose restart failed.
-    Restart(RoomId),
-    /// Test and chaos hook: kill a room's actor (it is restarted).
-    Kill(RoomId, RpcReplyPort<bool>),
-    WriterRestarted,
-    MemberAdded(RoomId, UserId),
-    Report(RoomId, Option<u64>, UserId, String, RpcReplyPort<Result<i64, Refusal>>),
-    ActiveRooms(RpcReplyPort<Vec<RoomId>>),
-    /// An `activity` frame for these inboxes, if they run here as their sequencer.
-    Activity(Vec<RoomId>, bytes::Bytes),
-}
-
-struct RoomEntry {
-    row: RoomRow,
-    actor: Option<ActorRef<RoomMsg>>,
-    /// The owner node the actor proxies to; `None` when it is the local sequencer.
-    remote: Option<Arc<str>>,
-    shared: Arc<RoomShared>,
-    moderation: Option<ActorRef<ModerationMsg>>,
-}
-
-pub struct RoomDirectory;
-
-pub struct DirState {
-    ctx: Arc<Ctx>,
-    rooms: HashMap<RoomId, RoomEntry>,
-    by_actor: HashMap<ActorId, RoomId>,
-}
-
-impl DirState {
-    async fn start_room(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<ActorRef<RoomMsg>, ActorProcessingErr> {
-        let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
-        let name = format!("{}/room/{}", self.ctx.config.node_id, id);
-        let (actor, remote) = match self.ctx.cluster().placement(id) {
-            Placement::Local => {
-                let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
-                (Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?.0, None)
-            }
-            Placement::Remote(link) => {
-                // A lease this node may still hold for the room must not make the owner wait.
-                self.ctx.store.release_lease(id, &self.ctx.config.node_id).await?;
-                let node = link.node.clone();
-                let args = RemoteArgs { ctx: self.ctx.clone(), room: id, shared: entry.shared.clone(), link };
-                (Actor::spawn_linked(Some(name), RemoteRoom, args, me.get_cell()).await?.0, Some(node))
-            }
-            Placement::Unavailable(why) => return Err(why.into()),
-        };
-        entry.actor = Some(actor.clone());
-        entry.remote = remote;
-        self.by_actor.insert(actor.get_id(), id);
-        if entry.moderation.is_none() {
-            let args = ModerationArgs { room: id, store: self.ctx.store.clone() };
-            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
-            self.by_actor.insert(m.get_id(), id);
-            entry.moderation = Some(m);
-        }
-        Ok(actor)
-    }
-
-    async fn activate(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
-        if let Some(actor) = self.rooms.get(&id).and_then(|e| e.actor.clone()) {
-            return Ok(actor);
-        }
-        if !self.rooms.contains_key(&id) {
-            // A user's inbox is made the first time anything needs it.
-            if let Some(user) = id.inbox_user()
-                && let Err(e) = self.ctx.store.ensure_inbox(user).await
-            {
-                return Err(storage_refusal(e));
-            }
-            let row = match self.ctx.store.room_by_id(id).await {
-                Ok(Some(row)) => row,
-                Ok(None) => return Err((ErrorCode::UnknownRoom, format!("there is no room {id}"))),
-                Err(e) => return Err(storage_refusal(e)),
-            };
-            self.rooms
-                .insert(id, RoomEntry { row, actor: None, remote: None, shared: Arc::default(), moderation: None });
-        }
-        self.start_room(me, id).await.map_err(|e| {
-            warn!(room = %id, err = %e, "room failed to start");
-            (ErrorCode::Retry, "the room failed to start; try again".to_owned())
-        })
-    }
-}
-
-impl DirState {
-    /// Rooms whose placement changed move: a local room hands off (flushes, releases its lease,
-    /// stops); a proxy whose owner changed stops. Both are started again by the supervision
-    /// path with the new placement and the same subscribers.
-    fn move_rooms(&mut self) {
-        for (id, entry) in &self.rooms {
-            let Some(actor) = &entry.actor else { continue };
-            // By owner id, not link: a link that is down is the proxy's own business.
-            let owner = self.ctx.cluster().owner_of(*id);
-            let stale = match (&owner, &entry.remote) {
-                (Some(o), None) => *o != self.ctx.config.node_id,
-                (Some(o), Some(node)) => **o != **node,
-                (None, _) => true,
-            };
-            if stale {
-                let _ = actor.cast(RoomMsg::Handoff);
-            }
-        }
-    }
-
-    /// A room that could not start: try again while anyone is subscribed to it, else forget it.
-    fn retry_later(&mut self, me: &ActorRef<DirMsg>, id: RoomId, err: &str, after: Duration) {
-        let wanted = self.rooms.get(&id).is_some_and(|e| e.shared.subscriber_count() > 0);
-        if wanted {
-            debug!(room = %id, %err, "room start failed; trying again");
-            me.send_after(after, move || DirMsg::Restart(id));
-        } else if let Some(entry) = self.rooms.remove(&id) {
-            debug!(room = %id, %err, "room start failed; nobody waits for it");
-            if let Some(m) = entry.moderation {
-                self.by_actor.remove(&m.get_id());
-                m.stop(None);
-            }
-        }
-    }
-}
-
-/// Sequences a system event in `room` on its owner, wherever that is, and returns once it is
-/// durable. One cid for every attempt, so an attempt that committed before its room died is not
-/// sequenced twice: tries again while the room starts, restarts or moves (its actor may die with
-/// the announcement still in its mailbox), for about half a minute.
-pub(crate) async fn announce_in(
-    ctx: &Ctx,
-    room: RoomId,
-    by: UserRef,
-    event: confab_schemas::SystemEvent,
-) -> Result<(), Refusal> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let cid: Arc<str> =
-        format!("~sys-{}-{}-{}", ctx.config.node_id, confab_schemas::now_ms(), NEXT.fetch_add(1, Relaxed)).into();
-    let mut last: Refusal = (ErrorCode::Retry, "the room did not start".into());
-    for attempt in 0..60 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(100 + 50 * attempt.min(8))).await;
-        }
-        let actor = match ctx.activate(room).await {
-            Ok(actor) => actor,
-            Err(e) if e.0 == ErrorCode::Retry => {
-                last = e;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
-        let msg =
-            RoomMsg::Announce { by: by.clone(), event: event.clone(), cid: cid.clone(), reply: ReplyTo::Waiter(tx) };
-        if actor.cast(msg).is_err() {
-            continue;
-        }
-        // No answer: the actor (or the proxy) stopped with it, or the writer is slow; again.
-        let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await else { continue };
-        // The answer is a whole WebSocket text frame: its JSON starts at the first brace.
-        let json = frame.iter().position(|b| *b == b'{').map_or(&frame[..0], |i| &frame[i..]);
-        match serde_json::from_slice::<ServerFrame>(json) {
-            Ok(ServerFrame::Ack { .. }) => return Ok(()),
-            Ok(ServerFrame::Error { code: ErrorCode::Retry | ErrorCode::Overloaded, message, .. }) => {
-                last = (ErrorCode::Retry, message);
-            }
-            Ok(ServerFrame::Error { code, message, .. }) => return Err((code, message)),
-            _ => last = (ErrorCode::Internal, "an unexpected answer".into()),
-        }
-    }
-    warn!(%room, code = ?last.0, msg = last.1, "a system event could not be sequenced");
-    Err(last)
-}
-
-fn storage_refusal(e: Error) -> Refusal {
-    warn!(err = %e, "storage error");
-    (ErrorCode::Internal, "storage error; try again".into())
-}
-
-impl Actor for RoomDirectory {
-    type Msg = DirMsg;
-    type State = DirState;
-    type Arguments = Arc<Ctx>;
-
-    async fn pre_start(&self, _me: ActorRef<DirMsg>, ctx: Arc<Ctx>) -> Result<DirState, ActorProcessingErr> {
-        Ok(DirState { ctx, rooms: HashMap::new(), by_actor: HashMap::new() })
-    }
-
-    async fn handle(&self, me: ActorRef<DirMsg>, msg: DirMsg, st: &mut DirState) -> Result<(), ActorProcessingErr> {
-        match msg {
-            DirMsg::Activate(id, reply) => {
-                let res = st.activate(&me, id).await;
-                let _ = reply.send(res);
-            }
-            DirMsg::ActivateOwned(id, reply) => {
-                let res = match st.ctx.cluster().placement(id) {
-                    Placement::Local if st.rooms.get(&id).is_some_and(|e| e.remote.is_some()) => {
-                        // The view changed and the proxy has not moved yet.
-                        st.move_rooms();
-                        Err((ErrorCode::Retry, "the room is moving here".to_owned()))
-                    }
-                    Placement::Local => st.activate(&me, id).await,
-                    _ => Err((ErrorCode::Retry, "not the owner".to_owned())),
-                };
-                let _ = reply.send(res);
-            }
-            DirMsg::Proxy(id, reply) => {
-                let proxy = st.rooms.get(&id).filter(|e| e.remote.is_some()).and_then(|e| e.actor.clone());
-                let _ = reply.send(proxy);
-            }
-            DirMsg::ViewChanged => st.move_rooms(),
-            DirMsg::PeerDown(node) => {
-                for actor in st.rooms.values().filter_map(|e| e.actor.as_ref()) {
-                    let _ = actor.cast(RoomMsg::PeerDown(node.clone()));
-                }
-            }
-            DirMsg::OwnedCount(reply) => {
-                let _ = reply.send(st.rooms.values().filter(|e| e.actor.is_some() && e.remote.is_none()).count());
-            }
-            DirMsg::Idle(id, actor_id) => {
-                let Some(entry) = st.rooms.get(&id) else { return Ok(()) };
-                if entry.actor.as_ref().map(|a| a.get_id()) != Some(actor_id) || entry.shared.subscriber_count() > 0 {
-                    return Ok(());
-                }
-                let entry = st.rooms.remove(&id).expect("checked above");
-                for actor in
-                    entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
-                {
-                    st.by_actor.remove(&actor.get_id());
-                    let _ = actor.stop_and_wait(Some("idle".into()), Some(Duration::from_secs(5))).await;
-                }
-                if entry.remote.is_none()
-                    && let Err(e) = st.ctx.store.release_lease(id, &st.ctx.config.node_id).await
-                {
-                    warn!(room = %id, err = %e, "releasing an idle room's lease failed");
-                }
-            }
-            DirMsg::Deleted(id) => {
-                let Some(entry) = st.rooms.remove(&id) else { return Ok(()) };
-                entry.shared.room_deleted(id);
-                for actor in
-                    entry.actor.iter().map(|a| a.get_cell()).chain(entry.moderation.iter().map(|m| m.get_cell()))
-                {
-                    st.by_actor.remove(&actor.get_id());
-                    let _ = actor.stop_and_wait(Some("deleted".into()), Some(Duration::from_secs(5))).await;
-                }
-                st.ctx.history.forget_room(id);
-            }
-            DirMsg::Restart(id) => {
-                if st.rooms.get(&id).is_some_and(|e| e.actor.is_none())
-                    && let Err(e) = st.start_room(&me, id).await
-                {
-                    st.retry_later(&me, id, &e.to_string(), Duration::from_millis(250));
-                }
-            }
-            DirMsg::Kill(id, reply) => {
-                let actor = st.rooms.get(&id).and_then(|e| e.actor.clone());
-                if let Some(a) = &actor {
-                    a.kill();
-                }
-                let _ = reply.send(actor.is_some());
-            }
-            DirMsg::WriterRestarted => {
-                for actor in st.rooms.values().filter_map(|e| e.actor.as_ref()) {
-                    let _ = actor.cast(RoomMsg::WriterRestarted);
-                }
-            }
-            DirMsg::MemberAdded(id, user) => {
-                if let Some(actor) = st.rooms.get(&id).and_then(|e| e.actor.as_ref()) {
-                    let _ = actor.cast(RoomMsg::MemberAdded(user));
-                }
-            }
-            DirMsg::Report(id, seq, reporter, reason, reply) => {
-                if let Err(e) = st.activate(&me, id).await {
-                    let _ = reply.send(Err(e));
-                    return Ok(());
-                }
-                let Some(m) = st.rooms.get(&id).and_then(|e| e.moderation.clone()) else {
-                    let _ = reply.send(Err((ErrorCode::Retry, "moderation is restarting".into())));
-                    return Ok(());
-                };
-                // Answered by the queue itself, so the directory does not wait on storage.
-                tokio::spawn(async move {
-                    let call = m.call(
-                        |reply| ModerationMsg::Report { seq, reporter, reason, reply },
-                        Some(Duration::from_secs(10)),
-                    );
-                    let res = match call.await {
-                        Ok(ractor::rpc::CallResult::Success(Ok(id))) => Ok(id),
-                        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err((ErrorCode::Internal, e)),
-                        _ => Err((ErrorCode::Retry, "moderation is restarting".to_owned())),
-                    };
-                    let _ = reply.send(res);
-                });
-            }
-            DirMsg::Activity(inboxes, frame) => {
-                for id in inboxes {
-                    if let Some(actor) = st.rooms.get(&id).filter(|e| e.remote.is_none()).and_then(|e| e.actor.as_ref())
-                    {
-                        let _ = actor.cast(RoomMsg::Ephemeral(frame.clone()));
-                    }
-                }
-            }
-            DirMsg::ActiveRooms(reply) => {
-                let owned = st.rooms.iter().filter(|(_, e)| e.actor.is_some() && e.remote.is_none());
-                let _ = reply.send(owned.map(|(id, _)| *id).collect());
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        me: ActorRef<DirMsg>,
-        evt: SupervisionEvent,
-        st: &mut DirState,
-    ) -> Result<(), ActorProcessingErr> {
-        let (cell, why) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_default()),
-            _ => return Ok(()),
-        };
-        let Some(id) = st.by_actor.remove(&cell.get_id()) else { return Ok(()) };
-        let Some(entry) = st.rooms.get_mut(&id) else { return Ok(()) };
-        if entry.moderation.as_ref().is_some_and(|m| m.get_id() == cell.get_id()) {
-            st.ctx.metrics.moderation_restarts.fetch_add(1, Relaxed);
-            let args = ModerationArgs { room: id, store: st.ctx.store.clone() };
-            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
-            st.by_actor.insert(m.get_id(), id);
-            entry.moderation = Some(m);
-            return Ok(());
-        }
-        entry.actor = None;
-        entry.shared.moved.store(why == MOVED, Relaxed);
-        if why == MOVED {
-            debug!(room = %id, "room moved; starting what its new placement needs");
-        } else {
-            st.ctx.metrics.room_restarts.fetch_add(1, Relaxed);
-            info!(room = %id, reason = %why, "room actor stopped; restarting it");
-        }
-        if why == MOVED {
-            // Give the new owner a moment (it may still be taking the lease over).
-            me.send_after(Duration::from_millis(20), move || DirMsg::Restart(id));
-        } else if let Err(e) = st.start_room(&me, id).await {
-            st.retry_later(&me, id, &e.to_string(), Duration::from_millis(100));
-        }
-        Ok(())
-    }
-
-    async fn post_stop(&self, me: ActorRef<DirMsg>, _st: &mut DirState) -> Result<(), ActorProcessingErr> {
-        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Session supervisor.
-
-/// Which sessions to close.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseTarget {
-    All,
-    /// Every session of a user (password change, ban).
-    User(UserId),
-    /// The sessions of one login family (logout, refresh-token reuse).
-    Family(Arc<str>),
-}
-
-pub enum SessSupMsg {
-    Spawn(SessionArgs, RpcReplyPort<Result<ActorRef<SessionMsg>, String>>),
-    /// Close sessions, with a reconnect hint or for good.
-    Close {
-        target: CloseTarget,
-        reason: String,
-        reconnect: bool,
-    },
-    Count(RpcReplyPort<usize>),
-    /// Test and chaos hook: kill one session of a user.
-    KillOne(UserId, RpcReplyPort<bool>),
-    KillAll(RpcReplyPort<usize>),
-    /// A client frame for every session (`room_created`), shed first like presence.
-    Broadcast(bytes::Bytes),
-}
-
-pub struct SessionSupervisor;
-
-/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue.
-type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound);
-
-pub struct SessSupState {
-    ctx: Arc<Ctx>,
-    sessions: HashMap<ActorId, SessionEntry>,
-}
-
-impl Actor for SessionSupervisor {
-    type Msg = SessSupMsg;
-    type State = SessSupState;
-    type Arguments = Arc<Ctx>;
-
-    async fn pre_start(&self, _me: ActorRef<SessSupMsg>, ctx: Arc<Ctx>) -> Result<SessSupState, ActorProcessingErr> {
-        Ok(SessSupState { ctx, sessions: HashMap::new() })
-    }
-
-    async fn handle(
-        &self,
-        me: ActorRef<SessSupMsg>,
-        msg: SessSupMsg,
-        st: &mut SessSupState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            SessSupMsg::Spawn(args, reply) => {
-                let (user, family, out) = (args.user.id, args.family.clone(), args.out.clone());
-                let res = Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await;
-                let res = res.map(|(actor, _)| {
-                    st.sessions.insert(actor.get_id(), (actor.clone(), user, family, out));
-                    actor
-                });
-                let _ = reply.send(res.map_err(|e| e.to_string()));
-            }
-            SessSupMsg::Close { target, reason, reconnect } => {
-                for (actor, uid, family, _) in st.sessions.values() {
-                    let hit = match &target {
-                        CloseTarget::All => true,
-                        CloseTarget::User(u) => u == uid,
-                        CloseTarget::Family(f) => family.as_ref() == Some(f),
-                    };
-                    if hit {
-                        let _ = actor.cast(SessionMsg::Close { reason: reason.clone(), reconnect });
-                    }
-                }
-            }
-            SessSupMsg::Count(reply) => {
-                let _ = reply.send(st.sessions.len());
-            }
-            SessSupMsg::KillOne(user, reply) => {
-                let victim = st.sessions.values().find(|(_, u, _, _)| *u == user).map(|(a, _, _, _)| a.clone());
-                if let Some(a) = &victim {
-                    a.kill();
-                }
-                let _ = reply.send(victim.is_some());
-            }
-            SessSupMsg::Broadcast(frame) => {
-                for (_, _, _, out) in st.sessions.values() {
-                    let _ = out.push_ephemeral(frame.clone());
-                }
-            }
-            SessSupMsg::KillAll(reply) => {
-                for (a, _, _, _) in st.sessions.values() {
-                    a.kill();
-                }
-                let _ = reply.send(st.sessions.len());
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        _me: ActorRef<SessSupMsg>,
-        evt: SupervisionEvent,
-        st: &mut SessSupState,
-    ) -> Result<(), ActorProcessingErr> {
-        let (cell, failed) = match evt {
-            SupervisionEvent::ActorFailed(cell, err) => {
-                warn!(%err, "session actor failed");
-                (cell, true)
-            }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.as_deref() == Some("killed")),
-            _ => return Ok(()),
-        };
-        let Some((_, _, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
-        if failed {
-            // The connection is the session's state: hand the client a resume hint and close.
-            st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
-            let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: out.seal() };
-            let _ = out.push(encode_server_frame(&hint));
-            let _ = out.push(close_frame(1011, "session restart"));
-        }
-        Ok(())
-    }
-
-    async fn post_stop(&self, me: ActorRef<SessSupMsg>, _st: &mut SessSupState) -> Result<(), ActorProcessingErr> {
-        me.stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The handle.
-
-/// A connection's session, as its socket reader sees it.
-#[derive(Clone)]
-pub struct SessionHandle {
-    actor: ActorRef<SessionMsg>,
-    permits: Arc<Semaphore>,
-    out: Outbound,
-}
-
-impl SessionHandle {
-    /// The connection's outbound queue.
-    pub fn out(&self) -> &Outbound {
-        &self.out
-    }
-
-    /// Hands parsed frames (at most `INBOUND_PERMITS`) to the session in one message, waiting
-    /// while too many are unhandled. False once the session is gone.
-    pub async fn deliver(&self, frames: Vec<ClientFrame>) -> bool {
-        let n = frames.len().clamp(1, INBOUND_PERMITS) as u32;
-        let Ok(permits) = self.permits.clone().acquire_many_owned(n).await else { return false };
-        self.actor.cast(SessionMsg::Frames(frames, Some(permits))).is_ok()
-    }
-
-    /// Ends the session (the socket closed).
-    pub fn stop(&self) {
-        self.actor.stop(Some("disconnected".into()));
-    }
 }
 
 /// The actors of one node.
@@ -734,6 +111,12 @@ impl ActorSystem {
         Ok(ActorSystem { ctx, writer_sup, rooms, sessions, sampler })
     }
 
+    /// The shared context (for the crate's tests, which drive actors through their handles).
+    #[cfg(test)]
+    pub(crate) fn ctx(&self) -> &Arc<Ctx> {
+        &self.ctx
+    }
+
     pub fn store(&self) -> &Store {
         &self.ctx.store
     }
@@ -751,10 +134,10 @@ impl ActorSystem {
     pub async fn spawn_session(&self, user: UserRef, family: Option<Arc<str>>, out: Outbound) -> Result<SessionHandle> {
         let id = self.ctx.next_session.fetch_add(1, Relaxed);
         let args = SessionArgs { ctx: self.ctx.clone(), id, user, family, out: out.clone() };
-        let actor = ractor::call_t!(self.sessions, SessSupMsg::Spawn, 10_000, args)
+        let actor = ractor::call_t!(self.sessions, SessSupMsg::Spawn, START_CALL_TIMEOUT_MS, args)
             .map_err(|e| Error::Actor(e.to_string()))?
             .map_err(Error::Actor)?;
-        Ok(SessionHandle { actor, permits: Arc::new(Semaphore::new(INBOUND_PERMITS)), out })
+        Ok(SessionHandle::new(actor, out))
     }
 
     /// Committed history of a room: `after` (ascending from it) or else the page before `before`
@@ -822,17 +205,14 @@ impl ActorSystem {
     /// Sequences a system event of `room` (a change already made in storage) on its owner,
     /// wherever that is; members get it like any event, and members who left or were removed
     /// stop getting the room's events after it.
-    /// Returns once the event is durable.
     pub async fn announce(&self, room: RoomId, by: UserRef, event: confab_schemas::SystemEvent) -> Result<(), Refusal> {
-        announce_in(&self.ctx, room, by, event).await
+        self.ctx.announce(room, by, event).await
     }
 
     /// Sequences `event` in `user`'s inbox (not waiting for it).
     pub fn tell_inbox(&self, user: UserId, by: UserRef, event: confab_schemas::SystemEvent) {
         let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            let _ = announce_in(&ctx, RoomId::inbox_of(user), by, event).await;
-        });
+        tokio::spawn(async move { ctx.tell_inbox(user, by, event).await });
     }
 
     /// An `activity` frame from another node for inboxes this node owns.
@@ -884,8 +264,8 @@ impl ActorSystem {
         reporter: UserId,
         reason: String,
     ) -> Result<i64, Refusal> {
-        ractor::call_t!(self.rooms, DirMsg::Report, 15_000, room, seq, reporter, reason)
-            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+        ractor::call_t!(self.rooms, DirMsg::Report, START_CALL_TIMEOUT_MS, room, seq, reporter, reason)
+            .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")))
     }
 
     /// Closes sessions (logout, revocation, ban) on this node and, for a user or a login, on
@@ -929,32 +309,32 @@ impl ActorSystem {
     }
 
     /// The local sequencer of a room this node owns, for another node's request.
-    pub async fn owned_room(&self, room: RoomId) -> Result<ActorRef<RoomMsg>, Refusal> {
-        ractor::call_t!(self.rooms, DirMsg::ActivateOwned, 15_000, room)
-            .unwrap_or_else(|_| Err((ErrorCode::Retry, "the node is busy; try again".into())))
+    pub async fn owned_room(&self, room: RoomId) -> Result<RoomHandle, Refusal> {
+        ractor::call_t!(self.rooms, DirMsg::ActivateOwned, START_CALL_TIMEOUT_MS, room)
+            .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")))
     }
 
     /// The proxy of a room owned by another node, if one runs here.
-    pub async fn room_proxy(&self, room: RoomId) -> Option<ActorRef<RoomMsg>> {
-        ractor::call_t!(self.rooms, DirMsg::Proxy, 5_000, room).ok().flatten()
+    pub async fn room_proxy(&self, room: RoomId) -> Option<RoomHandle> {
+        ractor::call_t!(self.rooms, DirMsg::Proxy, CALL_TIMEOUT_MS, room).ok().flatten()
     }
 
     /// How many rooms this node sequences.
     pub async fn owned_rooms(&self) -> usize {
-        ractor::call_t!(self.rooms, DirMsg::OwnedCount, 5_000).unwrap_or(0)
+        ractor::call_t!(self.rooms, DirMsg::OwnedCount, CALL_TIMEOUT_MS).unwrap_or(0)
     }
 
     pub async fn session_count(&self) -> usize {
-        ractor::call_t!(self.sessions, SessSupMsg::Count, 5_000).unwrap_or(0)
+        ractor::call_t!(self.sessions, SessSupMsg::Count, CALL_TIMEOUT_MS).unwrap_or(0)
     }
 
     pub async fn active_rooms(&self) -> Vec<RoomId> {
-        ractor::call_t!(self.rooms, DirMsg::ActiveRooms, 5_000).unwrap_or_default()
+        ractor::call_t!(self.rooms, DirMsg::ActiveRooms, CALL_TIMEOUT_MS).unwrap_or_default()
     }
 
     /// Chaos hook: kills a room's actor; its supervisor restarts it.
     pub async fn kill_room(&self, room: RoomId) -> bool {
-        ractor::call_t!(self.rooms, DirMsg::Kill, 5_000, room).unwrap_or(false)
+        ractor::call_t!(self.rooms, DirMsg::Kill, CALL_TIMEOUT_MS, room).unwrap_or(false)
     }
 
     /// Chaos hook: kills every room actor sequenced here; returns how many.
@@ -968,7 +348,7 @@ impl ActorSystem {
 
     /// Chaos hook: kills every session actor of this node; returns how many.
     pub async fn kill_all_sessions(&self) -> usize {
-        ractor::call_t!(self.sessions, SessSupMsg::KillAll, 5_000).unwrap_or(0)
+        ractor::call_t!(self.sessions, SessSupMsg::KillAll, CALL_TIMEOUT_MS).unwrap_or(0)
     }
 
     /// Chaos hook: kills the batching writer; its supervisor restarts it.
@@ -978,7 +358,7 @@ impl ActorSystem {
 
     /// Chaos hook: kills one session actor of a user.
     pub async fn kill_session(&self, user: UserId) -> bool {
-        ractor::call_t!(self.sessions, SessSupMsg::KillOne, 5_000, user).unwrap_or(false)
+        ractor::call_t!(self.sessions, SessSupMsg::KillOne, CALL_TIMEOUT_MS, user).unwrap_or(false)
     }
 
     /// Commits everything the writer holds.
@@ -995,8 +375,8 @@ impl ActorSystem {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.ctx.writer.sync().await;
-        let _ = self.rooms.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
-        let _ = self.sessions.stop_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10))).await;
+        let _ = self.rooms.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
+        let _ = self.sessions.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         let _ = ractor::call_t!(self.writer_sup, WriterSupMsg::Shutdown, 30_000);
         self.sampler.abort();
         self.ctx.history.close().await;

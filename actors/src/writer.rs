@@ -17,20 +17,25 @@
 //! commit rewrote about 330 pages (WAL frames, two `pwrite` calls each) for 190 messages, and 420
 //! for 380.
 //!
-//! Answers: after each commit the writer casts one `RoomMsg::Committed` per room, in seq order.
+//! Answers: after each commit the writer sends one `Committed` per room incarnation, in seq
+//! order, through the reference the room handed over with its writes (derived from the room's
+//! own, so this module never names the room's messages).
 //! A failed commit answers every write in it with a failure and *poisons* the (room, epoch) pairs
 //! it held: later writes of that incarnation fail too, so a room can never commit seq N+1 after
 //! losing seq N. The room actor restarts with a new epoch and resumes from storage.
 //!
 //! The writer must never be stopped with a non-empty buffer except by a kill; `post_stop` commits
 //! what is left.
+//!
+//! Rooms and sessions reach the writer through `WriterHandle` (the one in `WriterSlot`, swapped
+//! by `WriterSupervisor` on restart); only this module builds `WriterMsg`.
 
 use crate::commit_thread::CommitThread;
 use crate::metrics::Metrics;
-use crate::room::RoomMsg;
+use crate::stop::StopReason;
 use crate::store::{CursorWrite, NewMessage, Store, WriteOutcome};
 use confab_schemas::RoomId;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
@@ -43,11 +48,14 @@ use tracing::{error, info, warn};
 /// about the same end-to-end p99 and a p50 up to 3 ms later (BENCHMARKS.md, "A fourth machine").
 const GAP_ENOUGH: usize = 512;
 
-/// Messages of the batching writer.
-pub enum WriterMsg {
+/// How long `WriterHandle::sync` waits for the writer.
+const SYNC_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Messages of the batching writer (built only in this module: others call `WriterHandle`).
+pub(crate) enum WriterMsg {
     /// Make sequenced messages of one room incarnation durable (in seq order) and answer `reply`
     /// once they are (or are not).
-    Messages(Vec<NewMessage>, ActorRef<RoomMsg>),
+    Messages(Vec<NewMessage>, CommitReply),
     /// Move a read cursor (no answer).
     Cursor(CursorWrite),
     /// Commit everything buffered (self-cast).
@@ -57,27 +65,63 @@ pub enum WriterMsg {
 }
 
 /// Result of one write, as the room actor receives it.
-pub type WriteResult = Result<WriteOutcome, ()>;
+pub(crate) type WriteResult = Result<WriteOutcome, ()>;
+
+/// The writer's answer to one room incarnation: its writes' results, in seq order.
+pub(crate) struct Committed {
+    pub(crate) epoch: u64,
+    pub(crate) results: Vec<(u64, WriteResult)>,
+}
+
+/// Where a room wants its `Committed` answers.
+pub(crate) type CommitReply = DerivedActorRef<Committed>;
+
+/// The running batching writer.
+#[derive(Clone)]
+pub(crate) struct WriterHandle(ActorRef<WriterMsg>);
+
+impl WriterHandle {
+    /// Hands over sequenced messages of one room incarnation (in seq order); `reply` gets their
+    /// results once they are durable (or are not). False when the writer is gone.
+    pub(crate) fn messages(&self, msgs: Vec<NewMessage>, reply: CommitReply) -> bool {
+        self.0.cast(WriterMsg::Messages(msgs, reply)).is_ok()
+    }
+
+    /// Moves a read cursor (no answer).
+    pub(crate) fn cursor(&self, c: CursorWrite) {
+        let _ = self.0.cast(WriterMsg::Cursor(c));
+    }
+
+    /// Commits everything buffered so far and waits for it.
+    pub(crate) async fn sync(&self) -> bool {
+        ractor::call_t!(self.0, WriterMsg::Sync, SYNC_CALL_TIMEOUT.as_millis() as u64).is_ok()
+    }
+
+    /// Chaos hook: kills the writer (its supervisor restarts it).
+    pub(crate) fn kill(&self) {
+        self.0.kill();
+    }
+}
 
 /// The writer currently running, swapped by its supervisor on restart.
 #[derive(Clone, Default)]
-pub struct WriterSlot(Arc<RwLock<Option<ActorRef<WriterMsg>>>>);
+pub(crate) struct WriterSlot(Arc<RwLock<Option<WriterHandle>>>);
 
 impl WriterSlot {
-    pub fn get(&self) -> Option<ActorRef<WriterMsg>> {
+    pub(crate) fn get(&self) -> Option<WriterHandle> {
         self.0.read().ok().and_then(|g| g.clone())
     }
 
     fn set(&self, writer: Option<ActorRef<WriterMsg>>) {
         if let Ok(mut g) = self.0.write() {
-            *g = writer;
+            *g = writer.map(WriterHandle);
         }
     }
 
     /// Commits everything buffered so far and waits for it.
-    pub async fn sync(&self) -> bool {
+    pub(crate) async fn sync(&self) -> bool {
         match self.get() {
-            Some(w) => ractor::call_t!(w, WriterMsg::Sync, 30_000).is_ok(),
+            Some(w) => w.sync().await,
             None => false,
         }
     }
@@ -85,23 +129,24 @@ impl WriterSlot {
 
 /// Arguments shared by every incarnation of the writer.
 #[derive(Clone)]
-pub struct WriterArgs {
-    pub store: Store,
-    pub metrics: Arc<Metrics>,
-    pub max_batch: usize,
+pub(crate) struct WriterArgs {
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) max_batch: usize,
     /// Shortest time between the end of one commit and the start of the next (see above).
-    pub min_gap: Duration,
+    pub(crate) min_gap: Duration,
     /// Where transactions run (shared by the writer's incarnations).
-    pub commits: CommitThread,
+    pub(crate) commits: CommitThread,
 }
 
-pub struct BatchWriter;
+pub(crate) struct BatchWriter;
 
-pub struct WriterState {
+pub(crate) struct WriterState {
     args: WriterArgs,
-    /// Buffered messages, and beside each (same index) the room actor to answer.
+    /// Buffered messages.
     msgs: Vec<NewMessage>,
-    replies: Vec<ActorRef<RoomMsg>>,
+    /// Whom to answer: per hand-over, where its messages end in `msgs` and the room's reply.
+    replies: Vec<(usize, CommitReply)>,
     cursors: Vec<CursorWrite>,
     /// A `Flush` is in the mailbox or on a timer.
     flush_queued: bool,
@@ -140,12 +185,12 @@ impl Actor for BatchWriter {
                 let (room, epoch) = (first.room, first.epoch);
                 if st.poisoned.get(&room).is_some_and(|&e| e >= epoch) {
                     let results = msgs.iter().map(|m| (m.seq, Err(()))).collect();
-                    let _ = reply.cast(RoomMsg::Committed { epoch, results });
+                    let _ = reply.send_message(Committed { epoch, results });
                     return Ok(());
                 }
                 st.poisoned.remove(&room);
-                st.replies.extend(std::iter::repeat_n(reply, msgs.len()));
                 st.msgs.extend(msgs);
+                st.replies.push((st.msgs.len(), reply));
                 if st.msgs.len() >= st.args.max_batch {
                     st.commit().await;
                 } else {
@@ -234,41 +279,46 @@ impl WriterState {
     }
 }
 
-/// One `Committed` per (room actor, epoch), each in seq order.
-fn answer_rooms(batch: &[NewMessage], replies: Vec<ActorRef<RoomMsg>>, results: Vec<WriteResult>) {
+/// One `Committed` per (room actor, epoch), each in seq order. `replies` says where each
+/// hand-over's messages end in `batch` (one room incarnation's, in seq order).
+fn answer_rooms(batch: &[NewMessage], replies: Vec<(usize, CommitReply)>, results: Vec<WriteResult>) {
     let mut index: HashMap<(ractor::ActorId, u64), usize, foldhash::fast::RandomState> = HashMap::default();
-    type RoomAnswer = (ActorRef<RoomMsg>, u64, Vec<(u64, WriteResult)>);
-    let mut per_room: Vec<RoomAnswer> = Vec::new();
-    for ((m, reply), result) in batch.iter().zip(replies).zip(results) {
-        let i = *index.entry((reply.get_id(), m.epoch)).or_insert_with(|| {
-            per_room.push((reply, m.epoch, Vec::new()));
+    let mut per_room: Vec<(CommitReply, Committed)> = Vec::new();
+    let mut results = results.into_iter();
+    let mut start = 0;
+    for (end, reply) in replies {
+        let msgs = &batch[start..end];
+        start = end;
+        let Some(epoch) = msgs.first().map(|m| m.epoch) else { continue };
+        let i = *index.entry((reply.get_id(), epoch)).or_insert_with(|| {
+            per_room.push((reply, Committed { epoch, results: Vec::with_capacity(msgs.len()) }));
             per_room.len() - 1
         });
-        per_room[i].2.push((m.seq, result));
+        per_room[i].1.results.extend(msgs.iter().map(|m| m.seq).zip(results.by_ref()));
     }
-    for (reply, epoch, results) in per_room {
-        let _ = reply.cast(RoomMsg::Committed { epoch, results });
+    for (reply, answer) in per_room {
+        let _ = reply.send_message(answer);
     }
 }
 
 /// Supervises the writer: restarts it when it fails or is killed, and tells the rooms.
-pub struct WriterSupervisor;
+pub(crate) struct WriterSupervisor;
 
-pub struct WriterSupArgs {
-    pub writer: WriterArgs,
-    pub slot: WriterSlot,
-    pub name: String,
-    /// Called after every restart (the room supervisor makes rooms with pending writes resync).
-    pub on_restart: Arc<dyn Fn() + Send + Sync>,
+pub(crate) struct WriterSupArgs {
+    pub(crate) writer: WriterArgs,
+    pub(crate) slot: WriterSlot,
+    pub(crate) name: String,
+    /// Called after every restart (the room directory makes rooms with pending writes resync).
+    pub(crate) on_restart: Arc<dyn Fn() + Send + Sync>,
 }
 
-pub struct WriterSupState {
+pub(crate) struct WriterSupState {
     args: WriterSupArgs,
     stopping: bool,
 }
 
 /// Stops the writer gracefully (its `post_stop` commits the buffer) and then the supervisor.
-pub enum WriterSupMsg {
+pub(crate) enum WriterSupMsg {
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -298,7 +348,8 @@ impl Actor for WriterSupervisor {
             WriterSupMsg::Shutdown(reply) => {
                 st.stopping = true;
                 st.args.slot.set(None);
-                me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+                me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(std::time::Duration::from_secs(30)))
+                    .await;
                 let _ = reply.send(());
                 me.stop(None);
             }
@@ -333,7 +384,7 @@ impl Actor for WriterSupervisor {
 
     async fn post_stop(&self, me: ActorRef<WriterSupMsg>, st: &mut WriterSupState) -> Result<(), ActorProcessingErr> {
         st.stopping = true;
-        me.stop_children_and_wait(Some("shutdown".into()), Some(std::time::Duration::from_secs(30))).await;
+        me.stop_children_and_wait(StopReason::Shutdown.reason(), Some(std::time::Duration::from_secs(30))).await;
         Ok(())
     }
 }

@@ -2,14 +2,12 @@
 //! actors (answers go back on the same connection, unchanged), and events of rooms another node
 //! owns go to their local proxies, which fan them out to this node's sessions.
 
-use confab_actors::ActorSystem;
 use confab_actors::cluster::NodeLink;
-use confab_actors::room::{ReplyTo, RoomMsg, SendItem};
-use confab_actors::system::CloseTarget;
+use confab_actors::sessions::CloseTarget;
+use confab_actors::{ActorSystem, RoomHandle};
 use confab_schemas::node::{CloseScope, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{ErrorCode, RoomId, ServerFrame};
-use ractor::ActorRef;
+use confab_schemas::{ErrorCode, Refusal, RoomId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -18,9 +16,9 @@ pub struct Router {
     system: Arc<ActorSystem>,
     link: NodeLink,
     /// Room actors of owned rooms this peer talks to.
-    owned: HashMap<RoomId, ActorRef<RoomMsg>>,
+    owned: HashMap<RoomId, RoomHandle>,
     /// Proxies of rooms this peer owns.
-    proxies: HashMap<RoomId, ActorRef<RoomMsg>>,
+    proxies: HashMap<RoomId, RoomHandle>,
 }
 
 impl Router {
@@ -32,49 +30,39 @@ impl Router {
         match frame {
             NodeFrame::Subscribe { room } => {
                 let link = self.link.clone();
-                self.for_owned_room(room, move || RoomMsg::NodeSubscribe(link.clone())).await;
+                self.for_owned_room(room, |r| r.subscribe_node(link.clone())).await;
             }
             NodeFrame::Unsubscribe { room } => {
                 if let Some(actor) = self.owned.get(&room) {
-                    let _ = actor.cast(RoomMsg::PeerDown(self.link.node.clone()));
+                    actor.peer_down(self.link.node.clone());
                 }
             }
             NodeFrame::Join { room, req, session, user } => {
                 let link = self.link.clone();
-                self.for_owned_room(room, move || RoomMsg::RemoteJoin {
-                    link: link.clone(),
-                    req,
-                    session,
-                    user: user.clone(),
-                })
-                .await;
+                self.for_owned_room(room, |r| r.remote_join(link.clone(), req, session, user.clone())).await;
             }
             NodeFrame::Leave { room, session } => {
                 if let Some(actor) = self.owned.get(&room) {
-                    let _ = actor.cast(RoomMsg::RemoteLeave { node: self.link.node.clone(), session });
+                    actor.remote_leave(self.link.node.clone(), session);
                 }
             }
-            NodeFrame::Send { room, session, user, cid, body, reply_to, kind, target } => {
-                let (cid, body): (Arc<str>, Arc<str>) = (cid.into(), body.into());
-                let reply = ReplyTo::Node(self.link.clone());
+            NodeFrame::Send { room, session, user, draft } => {
+                let link = self.link.clone();
                 let uid = user.id;
                 let sent = self
-                    .for_owned_room(room, || RoomMsg::Send {
-                        session,
-                        user: user.clone(),
-                        reply: reply.clone(),
-                        sends: vec![SendItem { cid: cid.clone(), body: body.clone(), reply_to, kind, target }],
-                    })
+                    .for_owned_room(room, |r| r.remote_send(link.clone(), session, user.clone(), draft.clone()))
                     .await;
                 if !sent {
+                    let cid = draft.cid.to_string();
                     let frame =
-                        ServerFrame::error(ErrorCode::Retry, "the room is moving; send again", Some(cid.to_string()));
-                    reply.answer(room, uid, cid, encode_server_frame(&frame));
+                        Refusal::new(ErrorCode::Retry, "the room is moving; send again").frame(Some(cid.clone()));
+                    let _ =
+                        link.send(NodeFrame::SendResult { room, user: uid, cid, frame: encode_server_frame(&frame) });
                 }
             }
             NodeFrame::Typing { room, session, user, on } => {
                 if let Some(actor) = self.owned.get(&room) {
-                    let _ = actor.cast(RoomMsg::RemoteTyping { node: self.link.node.clone(), session, user, on });
+                    actor.remote_typing(self.link.node.clone(), session, user, on);
                 }
             }
             NodeFrame::Close { scope, reason, reconnect } => {
@@ -104,7 +92,7 @@ impl Router {
 
     /// Casts to the local sequencer of `room`; when this node does not own it, tells the peer
     /// to look for the owner again. Returns whether the message was delivered.
-    async fn for_owned_room(&mut self, room: RoomId, msg: impl Fn() -> RoomMsg) -> bool {
+    async fn for_owned_room(&mut self, room: RoomId, deliver: impl Fn(&RoomHandle) -> bool) -> bool {
         for _ in 0..2 {
             let actor = match self.owned.get(&room) {
                 Some(a) => a.clone(),
@@ -113,15 +101,15 @@ impl Router {
                         self.owned.insert(room, a.clone());
                         a
                     }
-                    Err((code, _)) => {
-                        if code != ErrorCode::UnknownRoom {
+                    Err(refusal) => {
+                        if refusal.code != ErrorCode::UnknownRoom {
                             let _ = self.link.send(NodeFrame::Moved { room });
                         }
                         return false;
                     }
                 },
             };
-            if actor.cast(msg()).is_ok() {
+            if deliver(&actor) {
                 return true;
             }
             self.owned.remove(&room);
@@ -142,10 +130,9 @@ impl Router {
                     None => return,
                 },
             };
-            match proxy.cast(RoomMsg::FromOwner(frame.take().expect("present"))) {
-                Ok(()) => return,
-                Err(ractor::MessagingErr::SendErr(RoomMsg::FromOwner(f))) => frame = Some(f),
-                Err(_) => return,
+            match proxy.from_owner(frame.take().expect("present")) {
+                None => return,
+                Some(f) => frame = Some(f),
             }
             self.proxies.remove(&room);
         }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use confab_schemas::ErrorCode;
+use confab_schemas::{ErrorCode, Refusal};
 use serde_json::json;
 use thiserror::Error;
 
@@ -74,8 +74,8 @@ impl From<confab_actors::Error> for ApiError {
     }
 }
 
-impl From<(ErrorCode, String)> for ApiError {
-    fn from((code, message): (ErrorCode, String)) -> ApiError {
+impl From<Refusal> for ApiError {
+    fn from(Refusal { code, message }: Refusal) -> ApiError {
         ApiError::Refused(code, message)
     }
 }

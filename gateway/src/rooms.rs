@@ -60,8 +60,8 @@ fn may_manage(room: &RoomRow, user: &UserRow) -> Result<(), ApiError> {
 
 /// Sequences a system event; the change is made already, so a failure to announce it is logged.
 async fn announce(state: &AppState, room: RoomId, by: &UserRow, event: SystemEvent) {
-    if let Err((code, msg)) = state.system.announce(room, user_ref(by), event).await {
-        tracing::warn!(%room, ?code, msg, "a room change was made but could not be announced");
+    if let Err(refusal) = state.system.announce(room, user_ref(by), event).await {
+        tracing::warn!(%room, %refusal, "a room change was made but could not be announced");
     }
 }
 

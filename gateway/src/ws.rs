@@ -24,7 +24,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use confab_actors::outbound::{Outbound, OutboundRx};
 use confab_actors::session::INBOUND_PERMITS;
-use confab_actors::system::SessionHandle;
+use confab_actors::sessions::SessionHandle;
 use confab_schemas::client::{HelloUser, parse_client_frame};
 use confab_schemas::wire::{Opcode, close_frame, encode_server_frame, ws_frame};
 use confab_schemas::{ClientFrame, ErrorCode, PROTOCOL_VERSION, RoomId, ServerFrame, UserId, UserRef, UserRow};
@@ -205,8 +205,8 @@ fn classify(message: Result<Message, ReadError>, out: &Outbound) -> Incoming {
     match message {
         Message::Text(payload) => match parse_client_frame(&payload) {
             Ok(f) => Incoming::Frame(f),
-            Err((code, message)) => {
-                let _ = out.push(encode_server_frame(&ServerFrame::error(code, message, None)));
+            Err(refusal) => {
+                let _ = out.push(encode_server_frame(&refusal.frame(None)));
                 Incoming::Handled
             }
         },

@@ -9,7 +9,7 @@
 //! after a newer one's is still seen.
 
 use confab_actors::ActorSystem;
-use confab_actors::system::CloseTarget;
+use confab_actors::sessions::CloseTarget;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

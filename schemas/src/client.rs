@@ -413,6 +413,32 @@ impl ErrorCode {
     }
 }
 
+/// Why a request was refused: a protocol error code and a message for people, what an `error`
+/// frame (or a REST error body) carries. Postcard encodes it as the `(code, message)` pair it
+/// replaced, so node frames that carry one keep their bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal { code, message: message.into() }
+    }
+
+    /// The `error` frame of this refusal, naming the request it answers (a `cid`).
+    pub fn frame(self, reference: Option<String>) -> ServerFrame {
+        ServerFrame::error(self.code, self.message, reference)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
 pub use crate::parse::parse_client_frame;
 
 #[cfg(test)]
@@ -430,10 +456,10 @@ mod tests {
 
     #[test]
     fn classifies_bad_frames() {
-        assert_eq!(parse_client_frame(br#"{"type":"dance"}"#).unwrap_err().0, ErrorCode::UnknownType);
-        assert_eq!(parse_client_frame(br#"{"type":"send","room":1}"#).unwrap_err().0, ErrorCode::MissingField);
-        assert_eq!(parse_client_frame(b"not json").unwrap_err().0, ErrorCode::BadFrame);
-        assert_eq!(parse_client_frame(br#"{"room":1}"#).unwrap_err().0, ErrorCode::MissingField);
+        assert_eq!(parse_client_frame(br#"{"type":"dance"}"#).unwrap_err().code, ErrorCode::UnknownType);
+        assert_eq!(parse_client_frame(br#"{"type":"send","room":1}"#).unwrap_err().code, ErrorCode::MissingField);
+        assert_eq!(parse_client_frame(b"not json").unwrap_err().code, ErrorCode::BadFrame);
+        assert_eq!(parse_client_frame(br#"{"room":1}"#).unwrap_err().code, ErrorCode::MissingField);
     }
 
     #[test]

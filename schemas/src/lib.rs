@@ -1,17 +1,20 @@
-//! Shared types of Confab: ids, the client JSON protocol (v1), the node-to-node postcard protocol,
+//! Shared types of Confab: ids, the client JSON protocol (v1), what a client asks a room to sequence
+//! (`Draft`), the node-to-node postcard protocol,
 //! storage rows, pre-encoded WebSocket frames and the SQL migrations for SQLite and PostgreSQL.
 //!
 //! This crate owns no behaviour beyond encoding and decoding; it must never depend on another
 //! Confab crate.
 
 pub mod client;
+pub mod draft;
 pub mod ids;
 pub mod node;
 mod parse;
 pub mod rows;
 pub mod wire;
 
-pub use client::{ClientFrame, ErrorCode, ServerFrame, SystemEvent, UserRef};
+pub use client::{ClientFrame, ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef};
+pub use draft::Draft;
 pub use ids::{RoomId, UserId};
 pub use rows::{EventKind, MessageRow, Role, RoomRow, UserRow, Visibility};
 

@@ -5,7 +5,8 @@
 //! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`
 //! inside an authenticated, encrypted channel (the cluster crate's `link`).
 
-use crate::client::{ErrorCode, UserRef};
+use crate::client::{Refusal, UserRef};
+use crate::draft::Draft;
 use crate::ids::{RoomId, UserId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -76,22 +77,18 @@ pub enum NodeFrame {
     JoinResult {
         room: RoomId,
         req: u64,
-        result: Result<JoinedInfo, (ErrorCode, String)>,
+        result: Result<JoinedInfo, Refusal>,
     },
     Leave {
         room: RoomId,
         session: u64,
     },
-    /// A send, edit or delete of a session of the sending node.
+    /// A send, edit or delete of a session of the sending node (or a system event, `session` 0).
     Send {
         room: RoomId,
         session: u64,
         user: UserRef,
-        cid: String,
-        body: String,
-        reply_to: Option<u64>,
-        kind: crate::rows::EventKind,
-        target: Option<u64>,
+        draft: Draft,
     },
     /// The owner's answer to a `Send`: an `ack` or `error` client frame for `user`'s `cid`.
     SendResult {
@@ -166,5 +163,28 @@ mod tests {
         let bytes = encode_node_frame(&hello).unwrap();
         assert_eq!(decode_node_frame(&bytes).unwrap(), hello);
         assert!(decode_node_frame(&[0xff, 0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_bytes_of_the_pair_it_replaced() {
+        let refusal = Refusal::new(crate::ErrorCode::NotMember, "private");
+        let pair: Result<JoinedInfo, (crate::ErrorCode, String)> = Err((refusal.code, refusal.message.clone()));
+        let ours: Result<JoinedInfo, Refusal> = Err(refusal);
+        assert_eq!(postcard::to_stdvec(&ours).unwrap(), postcard::to_stdvec(&pair).unwrap());
+    }
+
+    #[test]
+    fn a_send_keeps_the_bytes_of_its_flat_fields() {
+        let user = UserRef { id: UserId(4), username: "ann".into() };
+        let kind = crate::EventKind::Edit;
+        let draft = Draft { cid: "c1".into(), body: "hi".into(), reply_to: Some(2), kind, target: Some(9) };
+        let frame = NodeFrame::Send { room: RoomId(3), session: 5, user: user.clone(), draft };
+        // Variant 10 (`Send`), then the fields it had before `Draft`: room, session, user, cid,
+        // body, reply_to, kind, target.
+        let mut flat = postcard::to_stdvec(&10u32).unwrap();
+        let fields = (RoomId(3), 5u64, user, "c1", "hi", Some(2u64), kind, Some(9u64));
+        flat.extend(postcard::to_stdvec(&fields).unwrap());
+        assert_eq!(encode_node_frame(&frame).unwrap(), flat);
+        assert_eq!(decode_node_frame(&flat).unwrap(), frame);
     }
 }

@@ -6,19 +6,19 @@
 //! field by field straight into its variant's values. The result, and the error codes, are the
 //! derive's: the equivalence test below compares the two on valid and invalid frames.
 
-use crate::client::{ClientFrame, ErrorCode};
+use crate::client::{ClientFrame, ErrorCode, Refusal};
 use crate::ids::RoomId;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
 
 /// Parses a client frame and classifies a failure into the protocol's error codes.
-pub fn parse_client_frame(text: &[u8]) -> Result<ClientFrame, (ErrorCode, String)> {
+pub fn parse_client_frame(text: &[u8]) -> Result<ClientFrame, Refusal> {
     let fields = serde_json::from_slice::<Fields>(text).map_err(|e| classify(e.to_string()))?;
     fields.into_frame().map_err(classify)
 }
 
-fn classify(msg: String) -> (ErrorCode, String) {
+fn classify(msg: String) -> Refusal {
     let code = if msg.starts_with("unknown variant") {
         ErrorCode::UnknownType
     } else if msg.starts_with("missing field") {
@@ -26,7 +26,7 @@ fn classify(msg: String) -> (ErrorCode, String) {
     } else {
         ErrorCode::BadFrame
     };
-    (code, msg)
+    Refusal { code, message: msg }
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -217,7 +217,7 @@ mod tests {
 
     /// What serde's derive makes of a frame: the value, or the error code.
     fn derived(text: &str) -> Result<ClientFrame, ErrorCode> {
-        serde_json::from_str::<ClientFrame>(text).map_err(|e| classify(e.to_string()).0)
+        serde_json::from_str::<ClientFrame>(text).map_err(|e| classify(e.to_string()).code)
     }
 
     #[test]
@@ -268,16 +268,16 @@ mod tests {
             "",
         ];
         for text in frames {
-            let ours = parse_client_frame(text.as_bytes()).map_err(|(code, _)| code);
+            let ours = parse_client_frame(text.as_bytes()).map_err(|r| r.code);
             assert_eq!(ours, derived(text), "{text}");
         }
     }
 
     #[test]
     fn names_the_field_in_errors() {
-        let (_, msg) = parse_client_frame(br#"{"type":"send","room":1,"cid":"a"}"#).unwrap_err();
+        let msg = parse_client_frame(br#"{"type":"send","room":1,"cid":"a"}"#).unwrap_err().message;
         assert_eq!(msg, "missing field `body`");
-        let (_, msg) = parse_client_frame(br#"{"type":"typing","room":1,"on":true,"seq":2}"#).unwrap_err();
+        let msg = parse_client_frame(br#"{"type":"typing","room":1,"on":true,"seq":2}"#).unwrap_err().message;
         assert_eq!(msg, "unknown field `seq`, expected `room` or `on`");
     }
 }

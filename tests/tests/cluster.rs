@@ -508,7 +508,7 @@ async fn a_killed_node_that_comes_back_takes_its_rooms_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_cannot_send_as_another_user_than_its_session_joined_as() {
     use confab_schemas::node::{NODE_PROTOCOL_VERSION, NodeFrame};
-    use confab_schemas::{EventKind, RoomId, UserId, UserRef};
+    use confab_schemas::{Draft, RoomId, UserId, UserRef};
     let sb = Sandbox::start(BIN, 2).await;
     let alice = Api::register(&sb.bases[0], &unique("al")).await;
     let mallory = Api::register(&sb.bases[0], &unique("ma")).await;
@@ -529,11 +529,7 @@ async fn a_peer_cannot_send_as_another_user_than_its_session_joined_as() {
         room,
         session: 7,
         user,
-        cid: cid.into(),
-        body: "who am I".into(),
-        reply_to: None,
-        kind: EventKind::Message,
-        target: None,
+        draft: Draft::message(cid.into(), "who am I".into(), None),
     };
     tx.send(&mut w, &send(as_user(&mallory), "forged")).await.unwrap();
     tx.send(&mut w, &send(as_user(&alice), "honest")).await.unwrap();

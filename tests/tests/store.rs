@@ -12,12 +12,8 @@ fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, cid: &str) -> NewMess
         epoch,
         seq,
         sender,
-        cid: Arc::from(cid),
-        body: Arc::from(format!("body of {cid}")),
-        reply_to: None,
         ts: 1_000 + seq as i64,
-        kind: confab_schemas::EventKind::Message,
-        target: None,
+        draft: confab_schemas::Draft::message(Arc::from(cid), Arc::from(format!("body of {cid}")), None),
         mentions: Vec::new(),
     }
 }

@@ -15,36 +15,34 @@ impl RoomState {
     ) -> Result<(), Refusal> {
         let t = target.unwrap_or(0);
         if t == 0 || t > self.head {
-            return Err((ErrorCode::NotFound, format!("there is no message {t} in this room")));
+            return Err(Refusal::new(ErrorCode::NotFound, format!("there is no message {t} in this room")));
         }
         if self.deleting.contains(&t) {
-            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+            return Err(Refusal::new(ErrorCode::Gone, format!("message {t} was deleted")));
         }
-        let row = match self.tail.iter().find(|r| r.seq == t) {
-            Some(r) => r.clone(),
-            None => self
-                .ctx
-                .store
-                .messages_between(self.room_id(), t, t, 1)
-                .await
-                .map_err(internal)?
-                .pop()
-                .ok_or_else(|| (ErrorCode::NotFound, format!("there is no message {t} in this room")))?,
-        };
+        let row =
+            match self.tail.iter().find(|r| r.seq == t) {
+                Some(r) => r.clone(),
+                None => {
+                    self.ctx.store.messages_between(self.room_id(), t, t, 1).await.map_err(internal)?.pop().ok_or_else(
+                        || Refusal::new(ErrorCode::NotFound, format!("there is no message {t} in this room")),
+                    )?
+                }
+            };
         if row.kind != EventKind::Message {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Invalid,
                 format!("event {t} is not a message: only messages are edited or deleted"),
             ));
         }
         if row.deleted {
-            return Err((ErrorCode::Gone, format!("message {t} was deleted")));
+            return Err(Refusal::new(ErrorCode::Gone, format!("message {t} was deleted")));
         }
         if row.sender == user.id {
             return Ok(());
         }
         if kind == EventKind::Edit {
-            return Err((ErrorCode::Forbidden, "only its author can edit a message".into()));
+            return Err(Refusal::new(ErrorCode::Forbidden, "only its author can edit a message"));
         }
         if self.room.owner_id == Some(user.id) {
             return Ok(());
@@ -53,7 +51,7 @@ impl RoomState {
         if matches!(role, Role::Moderator | Role::Admin) {
             return Ok(());
         }
-        Err((ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message".into()))
+        Err(Refusal::new(ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message"))
     }
 
     /// After a delete committed: its message's body (and its edits' bodies) are gone from the

@@ -40,7 +40,7 @@ impl RoomState {
         // A sender's acks go behind the last messages, in the same buffer: one write to its
         // socket per fan-out. The session is told first (it forgets the sends), then the
         // frames go out.
-        let (mut acks, by_session) = ReplyTo::group(room, std::mem::take(&mut self.held_acks));
+        let (mut acks, by_session) = group_answers(room, std::mem::take(&mut self.held_acks));
         for a in &mut acks {
             a.tell(room);
         }
@@ -122,4 +122,72 @@ impl RoomState {
             self.remove_sub(sh, session);
         }
     }
+}
+
+/// An ack held behind the message it answers, until the fan-out.
+pub(super) struct HeldAck {
+    pub(super) reply: ReplyTo,
+    pub(super) user: UserId,
+    pub(super) cid: Arc<str>,
+    pub(super) frame: Bytes,
+}
+
+/// An index by actor, with a hash cheap enough to look up every subscriber of a fan-out.
+pub(super) type ByActor = HashMap<ractor::ActorId, usize, foldhash::fast::RandomState>;
+
+/// One fan-out's acks for one local session, answered right after its messages.
+pub(super) struct SessionAcks {
+    session: ActorRef<SessionMsg>,
+    cids: Vec<Arc<str>>,
+    /// Their frames, in one buffer.
+    frames: Bytes,
+    /// Already written to the session's socket behind the messages, in the same buffer.
+    written: bool,
+}
+
+impl SessionAcks {
+    /// Tells the session its sends are answered, before the acks can reach the socket: a
+    /// client that sends again the moment it reads an ack must find a free place in the
+    /// session's window. The frames follow with `hand_over` unless the fan-out wrote them.
+    fn tell(&mut self, room: RoomId) {
+        let cids = std::mem::take(&mut self.cids);
+        let _ = self.session.cast(SessionMsg::SendResults { room, cids, frames: Bytes::new() });
+    }
+
+    /// Hands the session the frames the fan-out did not write (it no longer subscribes, or
+    /// its queue was full), for its own socket.
+    fn hand_over(self, room: RoomId) {
+        if !self.written {
+            let _ = self.session.cast(SessionMsg::SendResults { room, cids: Vec::new(), frames: self.frames });
+        }
+    }
+}
+
+/// Groups answers by local session, keeping their order, with an index of the groups by
+/// session; answers for sessions of other nodes go at once.
+pub(super) fn group_answers(room: RoomId, answers: Vec<HeldAck>) -> (Vec<SessionAcks>, ByActor) {
+    let mut sessions: Vec<SessionAcks> = Vec::new();
+    let mut frames: Vec<Vec<Bytes>> = Vec::new();
+    let mut index = ByActor::default();
+    for HeldAck { reply, user, cid, frame } in answers {
+        match reply {
+            ReplyTo::Session(s) => {
+                let i = *index.entry(s.get_id()).or_insert_with(|| {
+                    sessions.push(SessionAcks { session: s, cids: Vec::new(), frames: Bytes::new(), written: false });
+                    frames.push(Vec::new());
+                    sessions.len() - 1
+                });
+                sessions[i].cids.push(cid);
+                frames[i].push(frame);
+            }
+            node => node.answer(room, user, cid, frame),
+        }
+    }
+    for (acks, frames) in sessions.iter_mut().zip(frames) {
+        acks.frames = match <[Bytes; 1]>::try_from(frames) {
+            Ok([one]) => one,
+            Err(many) => Bytes::from(many.concat()),
+        };
+    }
+    (sessions, index)
 }

@@ -16,8 +16,7 @@ pub(crate) const MAX_MENTIONS: usize = 20;
 #[derive(Default)]
 pub(super) struct Activity {
     messages: u32,
-    /// The newest message (its preview is made at the flush, not per message).
-    last: Option<MessageRow>,
+    last: Option<ActivityLast>,
     name: Option<String>,
     dirty: bool,
 }
@@ -60,23 +59,21 @@ impl RoomState {
         if self.room.id.is_inbox() {
             return;
         }
-        let by = || UserRef { id: row.sender, username: row.sender_name.clone() };
+        let by = UserRef { id: row.sender, username: row.sender_name.clone() };
         match row.kind {
             EventKind::Message => {
                 self.activity.messages += 1;
-                self.activity.last = Some(row.clone());
+                self.activity.last =
+                    Some(ActivityLast { seq: row.seq, from: by.clone(), body: excerpt(&row.body), ts: row.ts });
                 self.activity.dirty = true;
-                if mentions.is_empty() {
-                    return;
-                }
-                let event = SystemEvent::Mention {
+                let event = |_: UserId| SystemEvent::Mention {
                     room: self.room.id,
                     target: row.seq,
-                    from: by(),
+                    from: by.clone(),
                     excerpt: excerpt(&row.body),
                 };
-                let notes: Vec<_> = mentions.iter().map(|u| (*u, event.clone())).collect();
-                self.tell_inboxes(&by(), notes);
+                let notes: Vec<_> = mentions.iter().map(|u| (*u, event(*u))).collect();
+                self.tell_inboxes(&by, notes);
             }
             EventKind::System => {
                 let Ok(event) = serde_json::from_str::<SystemEvent>(&row.body) else { return };
@@ -103,7 +100,7 @@ impl RoomState {
                     }
                     _ => None,
                 };
-                self.tell_inboxes(&by(), note.into_iter().collect());
+                self.tell_inboxes(&by, note.into_iter().collect());
             }
             _ => {}
         }
@@ -118,7 +115,7 @@ impl RoomState {
         let by = by.clone();
         tokio::spawn(async move {
             for (user, event) in notes {
-                let _ = crate::system::announce_in(&ctx, RoomId::inbox_of(user), by.clone(), event).await;
+                ctx.tell_inbox(user, by.clone(), event).await;
             }
         });
     }
@@ -133,12 +130,7 @@ impl RoomState {
             room: self.room.id,
             head: self.head,
             messages: a.messages,
-            last: a.last.map(|m| ActivityLast {
-                seq: m.seq,
-                from: UserRef { id: m.sender, username: m.sender_name.clone() },
-                body: excerpt(&m.body),
-                ts: m.ts,
-            }),
+            last: a.last,
             name: a.name,
         });
         let inboxes: Vec<RoomId> = self.members.iter().map(|u| RoomId::inbox_of(*u)).collect();
@@ -155,7 +147,7 @@ impl RoomState {
         if !local.is_empty()
             && let Some(dir) = self.ctx.rooms.get()
         {
-            let _ = dir.cast(crate::system::DirMsg::Activity(local, frame.clone()));
+            let _ = dir.cast(DirMsg::Activity(local, frame.clone()));
         }
         for (_, (link, inboxes)) in remote {
             let _ = link.send(NodeFrame::Activity { inboxes, frame: frame.clone() });

@@ -6,7 +6,7 @@
 //! once, the same bytes for every subscriber) and ack the sender. It keeps the recent tail, the
 //! members, who is online and typing.
 //!
-//! What survives a crash lives in `RoomShared`, which the room supervisor keeps across restarts:
+//! What survives a crash lives in `RoomShared`, which the room directory keeps across restarts:
 //! the subscribers (with the last seq each was sent) and the messages handed to the writer but not
 //! yet answered. A restarted room takes the lease with a new epoch (so the dead incarnation's
 //! writes are fenced), reloads head and tail from storage, acks the pending messages that did
@@ -16,314 +16,73 @@
 //! The room must never block on a subscriber: fan-out uses `try_send`; a subscriber whose queue is
 //! full stops being fed and is told to close with its resume cursor.
 //!
-//! Split by concern: this module holds the actor, its messages, sequencing and the lease;
-//! `presence` (online, typing, sessions of other nodes), `events` (edits, deletes and system
-//! events beyond plain messages), `fanout` (the fan-out window and acks) and `recovery` (what a
-//! restarted incarnation does) extend `RoomState`.
+//! Split by concern: this module holds the actor, its state, its dispatch, joins and leaves;
+//! `sequencing` (checks, cid dedupe, seq, the writer's answers), `lease` (taking the lease,
+//! handoff), `fanout` (the fan-out window and acks), `presence` (online and typing),
+//! `remote_subs` (nodes subscribed here and their sessions), `events` (edits, deletes and system
+//! events beyond plain messages), `recovery` (what a restarted incarnation does) and
+//! `inbox_notes` (what members' inboxes are told) extend `RoomState`; `shared` is what outlives
+//! an incarnation and `replay` feeds a joiner what it missed; `tests` drive it without a socket.
+//! Its messages and handle are in `crate::msg::room`; the writer answers it through a reference
+//! derived from its own (`Committed`), so neither module imports the other.
 
 mod events;
 mod fanout;
 mod inbox_notes;
+mod lease;
 mod presence;
 mod recovery;
+mod remote_subs;
+pub(crate) mod replay;
+mod sequencing;
+mod shared;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use shared::{RoomShared, Sub, stale_join};
 
 use crate::cluster::NodeLink;
-use crate::outbound::{JoinTicket, Outbound, Queued, Refused};
-use crate::replay::NotQueued;
+use crate::ctx::Ctx;
+use crate::msg::directory::DirMsg;
+use crate::msg::room::{ReplyTo, RoomMsg, Subscriber};
+use crate::msg::session::SessionMsg;
+use crate::outbound::{Queued, Refused};
 use crate::sent_cids::{Recent, SentCids};
-use crate::session::SessionMsg;
+use crate::stop::StopReason;
 use crate::store::{NewMessage, WriteOutcome};
-use crate::system::Ctx;
-use crate::writer::{WriteResult, WriterMsg};
+use crate::writer::{CommitReply, Committed, WriteResult};
 use bytes::Bytes;
 use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    ErrorCode, EventKind, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, Visibility,
-    now_ms,
+    Draft, ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
+    Visibility, now_ms,
 };
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use lease::acquire_lease;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use remote_subs::RemoteKey;
+use replay::NotQueued;
+use sequencing::{Bucket, internal};
+use shared::{Pending, Shared};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
-/// A session subscribed to a room.
-#[derive(Clone)]
-pub struct Subscriber {
-    pub session: u64,
-    pub user: UserRef,
-    pub out: Outbound,
-    pub session_ref: ActorRef<SessionMsg>,
-    /// The join attempt this subscription answers (see `Outbound::begin_join`).
-    pub ticket: JoinTicket,
+pub(crate) struct RoomArgs {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) room: RoomRow,
+    pub(crate) shared: Arc<RoomShared>,
 }
 
-/// A refusal: a protocol error code and a human message.
-pub type Refusal = (ErrorCode, String);
+pub(crate) struct RoomActor;
 
-/// Where the answer to a send goes: a local session, or the node a remote session is on.
-#[derive(Clone)]
-pub enum ReplyTo {
-    Session(ActorRef<SessionMsg>),
-    Node(NodeLink),
-    /// A task of this node waits for the answer (a system event it announced: `announce_in`).
-    Waiter(tokio::sync::mpsc::Sender<Bytes>),
-}
-
-impl ReplyTo {
-    /// Sends `frame` (an `ack` or `error`) for `user`'s `cid`.
-    pub fn answer(&self, room: RoomId, user: UserId, cid: Arc<str>, frame: Bytes) {
-        match self {
-            ReplyTo::Session(s) => {
-                let _ = s.cast(SessionMsg::SendResults { room, cids: vec![cid], frames: frame });
-            }
-            ReplyTo::Node(link) => {
-                let _ = link.send(NodeFrame::SendResult { room, user, cid: cid.to_string(), frame });
-            }
-            ReplyTo::Waiter(tx) => {
-                let _ = tx.try_send(frame);
-            }
-        }
-    }
-
-    /// Groups answers by local session, keeping their order, with an index of the groups by
-    /// session; answers for sessions of other nodes go at once.
-    fn group(room: RoomId, answers: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>) -> (Vec<SessionAcks>, ByActor) {
-        let mut sessions: Vec<SessionAcks> = Vec::new();
-        let mut frames: Vec<Vec<Bytes>> = Vec::new();
-        let mut index = ByActor::default();
-        for (reply, user, cid, frame) in answers {
-            match reply {
-                ReplyTo::Session(s) => {
-                    let i = *index.entry(s.get_id()).or_insert_with(|| {
-                        sessions.push(SessionAcks {
-                            session: s,
-                            cids: Vec::new(),
-                            frames: Bytes::new(),
-                            written: false,
-                        });
-                        frames.push(Vec::new());
-                        sessions.len() - 1
-                    });
-                    sessions[i].cids.push(cid);
-                    frames[i].push(frame);
-                }
-                node => node.answer(room, user, cid, frame),
-            }
-        }
-        for (acks, frames) in sessions.iter_mut().zip(frames) {
-            acks.frames = match <[Bytes; 1]>::try_from(frames) {
-                Ok([one]) => one,
-                Err(many) => Bytes::from(many.concat()),
-            };
-        }
-        (sessions, index)
-    }
-}
-
-/// An index by actor, with a hash cheap enough to look up every subscriber of a fan-out.
-type ByActor = HashMap<ractor::ActorId, usize, foldhash::fast::RandomState>;
-
-/// One fan-out's acks for one local session, answered right after its messages.
-struct SessionAcks {
-    session: ActorRef<SessionMsg>,
-    cids: Vec<Arc<str>>,
-    /// Their frames, in one buffer.
-    frames: Bytes,
-    /// Already written to the session's socket behind the messages, in the same buffer.
-    written: bool,
-}
-
-impl SessionAcks {
-    /// Tells the session its sends are answered, before the acks can reach the socket: a
-    /// client that sends again the moment it reads an ack must find a free place in the
-    /// session's window. The frames follow with `hand_over` unless the fan-out wrote them.
-    fn tell(&mut self, room: RoomId) {
-        let cids = std::mem::take(&mut self.cids);
-        let _ = self.session.cast(SessionMsg::SendResults { room, cids, frames: Bytes::new() });
-    }
-
-    /// Hands the session the frames the fan-out did not write (it no longer subscribes, or
-    /// its queue was full), for its own socket.
-    fn hand_over(self, room: RoomId) {
-        if !self.written {
-            let _ = self.session.cast(SessionMsg::SendResults { room, cids: Vec::new(), frames: self.frames });
-        }
-    }
-}
-
-/// A session of another node, as the owner knows it: (node, that node's session id).
-type RemoteKey = (Arc<str>, u64);
-
-/// Messages of a room actor.
-pub enum RoomMsg {
-    Join {
-        sub: Subscriber,
-        since: Option<u64>,
-        reply: RpcReplyPort<Result<u64, Refusal>>,
-    },
-    Leave {
-        session: u64,
-    },
-    /// Post messages, in order; each one's outcome (ack or error) goes back to `reply`. A session
-    /// hands over all its sends to the room from one read of its socket in one `Send`.
-    Send {
-        session: u64,
-        user: UserRef,
-        reply: ReplyTo,
-        sends: Vec<SendItem>,
-    },
-    Typing {
-        session: u64,
-        user: UserRef,
-        on: bool,
-    },
-    /// The writer's answer for some of this incarnation's writes, in seq order.
-    Committed {
-        epoch: u64,
-        results: Vec<(u64, WriteResult)>,
-    },
-    MemberAdded(UserId),
-    /// Sequence a system event (a change already made in storage), done by `by`; `cid` makes
-    /// it idempotent (a repeat after a restart is the same event), `reply` gets its ack.
-    Announce {
-        by: UserRef,
-        event: SystemEvent,
-        cid: Arc<str>,
-        reply: ReplyTo,
-    },
-    /// The writer was restarted: writes in flight may be lost.
-    WriterRestarted,
-    /// The committed head seq.
-    Head(RpcReplyPort<u64>),
-    Tick,
-    /// Another node wants this room's events (it has subscribers here).
-    NodeSubscribe(NodeLink),
-    /// A session of another node joins; the answer goes back on the link.
-    RemoteJoin {
-        link: NodeLink,
-        req: u64,
-        session: u64,
-        user: UserRef,
-    },
-    RemoteLeave {
-        node: Arc<str>,
-        session: u64,
-    },
-    RemoteTyping {
-        node: Arc<str>,
-        session: u64,
-        user: UserRef,
-        on: bool,
-    },
-    /// The connection to a node closed: forget its subscription and sessions.
-    PeerDown(Arc<str>),
-    /// This node no longer owns the room: flush, release the lease and stop (the directory
-    /// starts what the new placement needs, keeping the subscribers).
-    Handoff,
-    /// A frame from the room's owner (for a room sequenced elsewhere).
-    FromOwner(NodeFrame),
-    /// The fan-out window has passed: send what was held back (self-sent).
-    ReleaseHeld,
-    /// For an inbox: a frame for its subscribers that is not an event (`activity`).
-    Ephemeral(Bytes),
-}
-
-/// One message to post: the client's id for it, its text and what it replies to.
-pub struct SendItem {
-    pub cid: Arc<str>,
-    pub body: Arc<str>,
-    pub reply_to: Option<u64>,
-    /// A message, or an edit or delete of the message `target`.
-    pub kind: EventKind,
-    pub target: Option<u64>,
-}
-
-/// State that outlives one incarnation of a room actor.
-#[derive(Default)]
-pub struct RoomShared {
-    inner: Mutex<Shared>,
-    /// The last incarnation stopped because the room moved, not because it failed.
-    pub(crate) moved: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Default)]
-pub(crate) struct Shared {
-    pub(crate) subs: Vec<Sub>,
-    pending: VecDeque<Pending>,
-    /// Nodes subscribed to this room's events (on the owner).
-    nodes: Vec<NodeLink>,
-    /// The last seq fanned out to live subscribers: a replay that got there goes live.
-    pub(crate) fanned: u64,
-}
-
-pub(crate) struct Sub {
-    pub(crate) s: Subscriber,
-    /// The last message seq enqueued to this subscriber.
-    pub(crate) last_seq: u64,
-    /// Catching up (its join attempt; 0: live): the fan-out skips it, `replay` feeds it.
-    pub(crate) replay: u64,
-}
-
-impl Sub {
-    /// A subscription at `after`, replaying up to `fanned` first when it is behind.
-    pub(crate) fn new(s: Subscriber, after: u64, fanned: u64) -> Sub {
-        let replay = if after < fanned { s.ticket.attempt.max(1) } else { 0 };
-        Sub { s, last_seq: after, replay }
-    }
-}
-
-struct Pending {
-    row: MessageRow,
-    /// The members the message mentions.
-    mentions: Vec<UserId>,
-    /// Where to answer (the last one that sent this cid).
-    reply: ReplyTo,
-    sent_at: Instant,
-}
-
-impl RoomShared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The room was deleted: every subscriber of this node is told, and forgets it.
-    pub(crate) fn room_deleted(&self, room: RoomId) {
-        let frame = encode_server_frame(&ServerFrame::RoomDeleted { room });
-        let mut sh = self.lock();
-        for sub in sh.subs.drain(..) {
-            sub.s.out.forget(room);
-            let _ = sub.s.out.push(frame.clone());
-        }
-        sh.nodes.clear();
-    }
-
-    /// Sessions and nodes subscribed right now.
-    pub fn subscriber_count(&self) -> usize {
-        let sh = self.lock();
-        sh.subs.len() + sh.nodes.len()
-    }
-}
-
-pub struct RoomArgs {
-    pub ctx: Arc<Ctx>,
-    pub room: RoomRow,
-    pub shared: Arc<RoomShared>,
-}
-
-pub struct RoomActor;
-
-/// A token bucket: `burst` tokens, refilled at `rate` per second.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-pub struct RoomState {
+pub(crate) struct RoomState {
     ctx: Arc<Ctx>,
+    /// Where the writer answers this incarnation (derived from its own reference once).
+    commit_reply: CommitReply,
     room: RoomRow,
     shared: Arc<RoomShared>,
     epoch: u64,
@@ -355,7 +114,7 @@ pub struct RoomState {
     held: Vec<(u64, Bytes)>,
     /// Their acks, answered right after them: a client never has an ack for seq N before every
     /// message up to N (it resumes from the highest seq it has seen).
-    held_acks: Vec<(ReplyTo, UserId, Arc<str>, Bytes)>,
+    held_acks: Vec<fanout::HeldAck>,
     /// When subscribers were last sent messages.
     last_fanout: Instant,
     /// A `ReleaseHeld` is on its way.
@@ -364,9 +123,6 @@ pub struct RoomState {
 
 /// Held messages that share one buffer (one outbound slot) in a fan-out.
 const FANOUT_CHUNK: usize = 32;
-/// A sender's newest messages loaded to deduplicate a `cid` from before this incarnation.
-const SENDER_DEDUPE_LOAD: u32 = 256;
-
 impl Actor for RoomActor {
     type Msg = RoomMsg;
     type State = RoomState;
@@ -388,6 +144,7 @@ impl Actor for RoomActor {
         let names = listed.into_iter().map(|(u, name, _)| (Arc::from(name.to_lowercase()), u)).collect();
         let mut st = RoomState {
             ctx: ctx.clone(),
+            commit_reply: me.get_derived(),
             room: args.room,
             shared: args.shared,
             epoch,
@@ -432,7 +189,7 @@ impl Actor for RoomActor {
         // Messages held for the fan-out window go out before anything that could depend on
         // them: a join's replay, a leave, presence, typing, a handoff. Only new sends and
         // commits let them wait.
-        if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed { .. }) {
+        if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed(_)) {
             st.release_held();
         }
         let result = st.handle(&me, msg).await;
@@ -460,58 +217,20 @@ impl RoomState {
                     // Left unanswered: the session sends them again to the room's new owner.
                     return Ok(());
                 }
-                // Sequenced one by one, then handed to the writer together.
-                let mut writes = Vec::with_capacity(sends.len());
-                for item in sends {
-                    let cid = item.cid.clone();
-                    if let Err((code, msg)) = st.send(session, &user, &reply, item, &mut writes).await {
-                        let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
-                        reply.answer(st.room.id, user.id, cid, frame);
-                        st.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
-                    }
-                }
-                if !writes.is_empty() {
-                    let handed =
-                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
-                    if !handed {
-                        // The writer stopped since `send` looked: as after a writer restart, the
-                        // room resyncs and the sessions send again what was not committed.
-                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
-                    }
-                }
+                st.send_all(session, &user, &reply, sends).await?;
             }
             RoomMsg::Typing { session, user, on } => st.typing(Except::Local(session), user, on),
-            RoomMsg::RemoteTyping { node, session, user, on } => {
-                // Only as the user the session joined as.
-                if st.remote.get(&(node.clone(), session)).is_some_and(|u| u.id == user.id) {
-                    st.typing(Except::Remote(node, session), user, on);
-                }
-            }
+            RoomMsg::RemoteTyping { node, session, user, on } => st.remote_typing(node, session, user, on),
             RoomMsg::NodeSubscribe(link) => {
                 st.last_activity = Instant::now();
-                let shared = st.shared.clone();
-                let mut sh = shared.lock();
-                sh.nodes.retain(|l| l.node != link.node);
-                if link.send(NodeFrame::Subscribed { room: st.room.id, head: st.head }).is_ok() {
-                    sh.nodes.push(link);
-                }
+                st.node_subscribe(link);
             }
             RoomMsg::RemoteJoin { link, req, session, user } => {
                 st.last_activity = Instant::now();
-                let result = st.remote_join(&link.node, session, user).await;
-                let _ = link.send(NodeFrame::JoinResult { room: st.room.id, req, result });
+                st.answer_remote_join(link, req, session, user).await;
             }
             RoomMsg::RemoteLeave { node, session } => st.remote_leave(&node, session),
-            RoomMsg::PeerDown(node) => {
-                let shared = st.shared.clone();
-                let mut sh = shared.lock();
-                sh.nodes.retain(|l| l.node != node);
-                let gone: Vec<u64> = st.remote.keys().filter(|(n, _)| *n == node).map(|(_, s)| *s).collect();
-                drop(sh);
-                for session in gone {
-                    st.remote_leave(&node, session);
-                }
-            }
+            RoomMsg::PeerDown(node) => st.peer_down(&node),
             RoomMsg::Handoff => {
                 st.moving = true;
                 st.finish_handoff(me).await;
@@ -522,7 +241,7 @@ impl RoomState {
                     st.broadcast_ephemeral(&st.shared.lock(), frame, Except::Nobody);
                 }
             }
-            RoomMsg::Committed { epoch, results } => {
+            RoomMsg::Committed(Committed { epoch, results }) => {
                 if epoch == st.epoch {
                     st.committed(results)?;
                     st.release_or_hold(me);
@@ -534,22 +253,7 @@ impl RoomState {
             RoomMsg::MemberAdded(user) => {
                 st.members.insert(user);
             }
-            RoomMsg::Announce { by, event, cid, reply } => {
-                let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
-                let item = SendItem { cid: cid.clone(), body, reply_to: None, kind: EventKind::System, target: None };
-                let mut writes = Vec::new();
-                if let Err((code, msg)) = st.send(0, &by, &reply, item, &mut writes).await {
-                    let frame = encode_server_frame(&ServerFrame::error(code, msg, Some(cid.to_string())));
-                    reply.answer(st.room.id, by.id, cid, frame);
-                }
-                if !writes.is_empty() {
-                    let handed =
-                        st.ctx.writer.get().is_some_and(|w| w.cast(WriterMsg::Messages(writes, me.clone())).is_ok());
-                    if !handed {
-                        return Err("the writer stopped with writes in flight; resyncing from storage".into());
-                    }
-                }
-            }
+            RoomMsg::Announce { by, event, cid, reply } => st.announce(&by, event, cid, reply).await?,
             RoomMsg::WriterRestarted => {
                 if !st.shared.lock().pending.is_empty() {
                     return Err("writer restarted with writes in flight; resyncing from storage".into());
@@ -578,7 +282,7 @@ impl RoomState {
         if self.room.visibility == Visibility::Private {
             // A member added through another node is only in storage.
             if !self.ctx.store.is_member(self.room_id(), user).await.map_err(internal)? {
-                return Err((ErrorCode::NotMember, "this room is private: ask its owner to add you".into()));
+                return Err(Refusal::new(ErrorCode::NotMember, "this room is private: ask its owner to add you"));
             }
         } else {
             self.ctx.store.add_member(self.room_id(), user).await.map_err(internal)?;
@@ -594,14 +298,14 @@ impl RoomState {
     async fn join(&mut self, sub: Subscriber, since: Option<u64>) -> Result<u64, Refusal> {
         self.ensure_member(&sub.user.clone()).await?;
         let head = self.head;
-        let (from, resync) = crate::replay::replay_from(head, since, self.ctx.config.max_replay);
+        let (from, resync) = replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room_id();
         // The joiner first: they are online in this room from now on.
         let (online_list, online_count) = self.online_list(&sub.user);
         let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        let after = match crate::replay::queue_joined(&sub, joined, head, from, resync) {
+        let after = match replay::queue_joined(&sub, joined, head, from, resync) {
             Ok(after) => after,
             Err(NotQueued::Full) => {
                 self.ctx.metrics.sessions_closed_lagging.fetch_add(1, Relaxed);
@@ -627,7 +331,7 @@ impl RoomState {
         }
         drop(sh);
         if replay != 0 {
-            crate::replay::start(self.ctx.clone(), shared, room, session, replay, after);
+            replay::start(self.ctx.clone(), shared, room, session, replay, after);
         }
         Ok(head)
     }
@@ -635,238 +339,6 @@ impl RoomState {
     fn leave(&mut self, session: u64) {
         let shared = self.shared.clone();
         self.remove_sub(&mut shared.lock(), session);
-    }
-
-    /// Sequences one message and adds its write to `writes` (the caller hands them to the
-    /// writer), or refuses it.
-    async fn send(
-        &mut self,
-        session: u64,
-        user: &UserRef,
-        reply: &ReplyTo,
-        item: SendItem,
-        writes: &mut Vec<NewMessage>,
-    ) -> Result<(), Refusal> {
-        let SendItem { cid, body, reply_to, kind, target } = item;
-        let system = kind == EventKind::System;
-        if self.room.id.is_inbox() && !system {
-            return Err((ErrorCode::Forbidden, "an inbox is written by the server only".into()));
-        }
-        match reply {
-            // A system event announces a change its node already authorised and made.
-            _ if system => {}
-            ReplyTo::Waiter(_) => {
-                return Err((ErrorCode::Invalid, "only system events are sequenced for the node".into()));
-            }
-            ReplyTo::Session(_) => {
-                if !self.shared.lock().subs.iter().any(|s| s.s.session == session) {
-                    return Err((ErrorCode::NotJoined, "join the room before sending".into()));
-                }
-            }
-            // A node forwards sends only for sessions an incarnation of this room admitted. One
-            // this incarnation does not know was admitted before a restart, and its node joins it
-            // again once told of the restart: the send is to be repeated, not refused.
-            // A peer is trusted to have authenticated its sessions, not to speak for another
-            // user on one of them: the send's author must be the user the session joined as.
-            ReplyTo::Node(link) => match self.remote.get(&(link.node.clone(), session)) {
-                None => return Err((ErrorCode::Retry, "the room restarted; send again".into())),
-                Some(joined) if joined.id != user.id => {
-                    warn!(room = %self.room.id, peer = %link.node, session, "a peer sent as a user its session did not join as");
-                    return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
-                }
-                Some(_) => {}
-            },
-        }
-        if !self.ctx.cluster().may_sequence() {
-            return Err((ErrorCode::Retry, "this node is cut off from its cluster; send again shortly".into()));
-        }
-        if let Some(r) = reply_to
-            && (r == 0 || r > self.head || kind != EventKind::Message)
-        {
-            return Err((ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
-        }
-        // Deduplicate before rate limiting: a retry must get its original ack.
-        if !self.sent.knows(user.id) {
-            let rows =
-                self.ctx.store.recent_by_sender(self.room_id(), user.id, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
-            // Newest first from storage; remembered oldest first.
-            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
-            self.sent.load(user.id, stored);
-        }
-        match self.sent.get(user.id, &cid) {
-            Some(Recent::Committed { seq, id, ts }) => {
-                // The message may still be held for the fan-out window: it goes first, so that
-                // this ack does not overtake it.
-                self.release_held();
-                let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq, id, ts };
-                reply.answer(self.room_id(), user.id, cid, encode_server_frame(&ack));
-                return Ok(());
-            }
-            Some(Recent::Pending) => {
-                // The ack goes to whichever session asked last.
-                if let Some(p) =
-                    self.shared.lock().pending.iter_mut().find(|p| p.row.sender == user.id && p.row.cid == cid)
-                {
-                    p.reply = reply.clone();
-                }
-                return Ok(());
-            }
-            None => {}
-        }
-        if matches!(kind, EventKind::Edit | EventKind::Delete) {
-            self.check_target(user, kind, target).await?;
-        }
-        if !system {
-            self.take_token(user.id)?;
-        }
-        let cfg = &self.ctx.config;
-        if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
-            return Err((ErrorCode::Overloaded, "the room is busy; send again shortly".into()));
-        }
-        if self.ctx.writer.get().is_none() {
-            return Err((ErrorCode::Retry, "storage is restarting; send again".into()));
-        }
-        let seq = self.next_seq;
-        let mentions = if kind == EventKind::Message && body.contains('@') {
-            inbox_notes::mentioned(&body, &self.names, user.id)
-        } else {
-            Vec::new()
-        };
-        let row = MessageRow {
-            id: 0,
-            room: self.room_id(),
-            seq,
-            sender: user.id,
-            sender_name: user.username.clone(),
-            cid: cid.clone(),
-            body: body.clone(),
-            reply_to,
-            ts: now_ms(),
-            edited_at: None,
-            deleted: false,
-            kind,
-            target,
-        };
-        let new = NewMessage {
-            room: row.room,
-            epoch: self.epoch,
-            seq,
-            sender: user.id,
-            cid: cid.clone(),
-            body,
-            reply_to,
-            ts: row.ts,
-            kind,
-            target,
-            mentions: mentions.clone(),
-        };
-        if kind == EventKind::Delete {
-            self.deleting.extend(target);
-        }
-        writes.push(new);
-        self.next_seq += 1;
-        self.shared.lock().pending.push_back(Pending { row, mentions, reply: reply.clone(), sent_at: Instant::now() });
-        self.sent.pending(user.id, cid);
-        Ok(())
-    }
-
-    fn take_token(&mut self, user: UserId) -> Result<(), Refusal> {
-        let (burst, rate) = (self.ctx.config.rate_burst as f64, self.ctx.config.rate_per_sec);
-        let now = Instant::now();
-        let b = self.buckets.entry(user).or_insert(Bucket { tokens: burst, at: now });
-        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
-        b.at = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait_ms = ((1.0 - b.tokens) / rate * 1000.0).ceil() as u64;
-            Err((ErrorCode::RateLimited, format!("too many messages; retry in {wait_ms} ms")))
-        }
-    }
-
-    /// The writer's answers: fan out and ack what is durable, in seq order.
-    fn committed(&mut self, results: Vec<(u64, WriteResult)>) -> Result<(), ActorProcessingErr> {
-        let room = self.room_id();
-        let shared = self.shared.clone();
-        // Members who left or were removed: they get the event, then their subscriptions end.
-        let mut leaving = Vec::new();
-        let result = self.commit_results(&shared, results, &mut leaving);
-        if !leaving.is_empty() {
-            self.release_held();
-            let left = encode_server_frame(&ServerFrame::Left { room });
-            for user in leaving {
-                self.members.remove(&user);
-                self.names.retain(|_, u| *u != user);
-                let mut sh = shared.lock();
-                let sessions: Vec<u64> = sh.subs.iter().filter(|s| s.s.user.id == user).map(|s| s.s.session).collect();
-                for session in sessions {
-                    if let Some(sub) = sh.subs.iter().find(|s| s.s.session == session) {
-                        sub.s.out.forget(room);
-                        let _ = sub.s.out.push(left.clone());
-                    }
-                    self.remove_sub(&mut sh, session);
-                }
-                // `remote_leave` takes the lock itself.
-                drop(sh);
-                let remote: Vec<RemoteKey> =
-                    self.remote.iter().filter(|(_, u)| u.id == user).map(|(k, _)| k.clone()).collect();
-                for (node, session) in remote {
-                    self.remote_leave(&node, session);
-                }
-            }
-        }
-        result
-    }
-
-    fn commit_results(
-        &mut self,
-        shared: &Arc<RoomShared>,
-        results: Vec<(u64, WriteResult)>,
-        leaving: &mut Vec<UserId>,
-    ) -> Result<(), ActorProcessingErr> {
-        let room = self.room_id();
-        let mut sh = shared.lock();
-        for (seq, result) in results {
-            let id = match result {
-                Ok(WriteOutcome::Committed { id }) => id,
-                Ok(WriteOutcome::Fenced) => {
-                    return Err(format!("room {room}: lease epoch {} was fenced", self.epoch).into());
-                }
-                Ok(WriteOutcome::Gap) => {
-                    return Err(format!("room {room}: seq {seq} does not follow the stored head; resyncing").into());
-                }
-                Err(()) => return Err(format!("room {room}: write of seq {seq} failed").into()),
-            };
-            let Some(mut p) = sh.pending.pop_front() else {
-                return Err(format!("room {room}: commit of seq {seq} with nothing pending").into());
-            };
-            if p.row.seq != seq {
-                return Err(format!("room {room}: commit of seq {seq} but {} pending first", p.row.seq).into());
-            }
-            p.row.id = id;
-            self.head = seq;
-            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row))));
-            if p.row.kind == EventKind::System
-                && let Ok(event) = serde_json::from_str::<SystemEvent>(&p.row.body)
-            {
-                self.apply_system(event, leaving);
-            }
-            if p.row.kind == EventKind::Delete
-                && let Some(target) = p.row.target
-            {
-                self.erased(target);
-            }
-            self.note_committed(&p.row, &p.mentions);
-            let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            self.held_acks.push((p.reply, p.row.sender, p.row.cid.clone(), ack));
-            self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
-            self.tail.push_back(p.row);
-            if self.tail.len() > self.ctx.config.tail_len {
-                self.tail.pop_front();
-            }
-        }
-        Ok(())
     }
 
     /// Forgets a subscriber (it left, or its connection is gone).
@@ -916,46 +388,12 @@ impl RoomState {
         {
             drop(sh);
             if let Some(dir) = self.ctx.rooms.get() {
-                let _ = dir.cast(crate::system::DirMsg::Idle(self.room.id, me.get_id()));
+                let _ = dir.cast(DirMsg::Idle(self.room.id, me.get_id()));
             }
         }
         Ok(())
     }
 }
-
-impl RoomState {
-    /// Ends a handoff once every write in flight is answered: releases the lease, tells the
-    /// subscribed nodes to find the new owner, and stops (the directory keeps the subscribers).
-    async fn finish_handoff(&mut self, me: &ActorRef<RoomMsg>) {
-        if !self.shared.lock().pending.is_empty() {
-            return;
-        }
-        if let Err(e) = self.ctx.store.release_lease(self.room.id, &self.ctx.config.node_id).await {
-            warn!(room = %self.room.id, err = %e, "releasing the lease failed; the next owner waits for it to lapse");
-        }
-        for link in self.shared.lock().nodes.drain(..) {
-            let _ = link.send(NodeFrame::Moved { room: self.room.id });
-        }
-        self.ctx.metrics.handoffs.fetch_add(1, Relaxed);
-        me.stop(Some(MOVED.into()));
-    }
-}
-
-/// A join's answer in one buffer: `joined`, then `resync` when the gap was too large.
-pub(crate) fn joined_frames(joined: ServerFrame, resync: Option<ServerFrame>) -> Bytes {
-    match resync {
-        None => encode_server_frame(&joined),
-        Some(r) => Bytes::from([encode_server_frame(&joined), encode_server_frame(&r)].concat()),
-    }
-}
-
-/// The answer to a join attempt its session no longer waits for (nobody reads it).
-pub(crate) fn stale_join() -> Refusal {
-    (ErrorCode::Retry, "the join was given up; join again".into())
-}
-
-/// The stop reason of a room actor that handed its room off or found it moved.
-pub const MOVED: &str = "moved";
 
 /// Who a presence or typing frame is not for.
 #[derive(Clone)]
@@ -963,44 +401,4 @@ pub(crate) enum Except {
     Nobody,
     Local(u64),
     Remote(Arc<str>, u64),
-}
-
-/// Longest wait for another live node to release a room's lease (a handoff in progress).
-const LEASE_WAIT: Duration = Duration::from_secs(3);
-
-/// Takes the room's lease: at once when it is free, lapsed, ours or held by a node that is not
-/// live; otherwise waits for its holder to hand it over.
-async fn acquire_lease(ctx: &Ctx, room: RoomId) -> Result<u64, ActorProcessingErr> {
-    let cluster = ctx.cluster();
-    let deadline = Instant::now() + LEASE_WAIT;
-    loop {
-        if !cluster.may_sequence() {
-            return Err(format!("room {room}: this node cannot reach a majority of its cluster").into());
-        }
-        let node = &ctx.config.node_id;
-        // Set when the lease is taken from a holder that is not live: a failover.
-        let forced = std::sync::atomic::AtomicBool::new(false);
-        let gone = |holder: &str| {
-            let gone = !cluster.is_live(holder);
-            forced.store(gone, Relaxed);
-            gone
-        };
-        let taken = ctx.store.try_take_lease(room, node, ctx.config.lease_ttl_ms, gone).await?;
-        if let Some(epoch) = taken {
-            if forced.load(Relaxed) {
-                ctx.metrics.failovers.fetch_add(1, Relaxed);
-                tracing::info!(%room, epoch, "took the room over from a node that is not live");
-            }
-            return Ok(epoch);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("room {room}: its lease is still held by a live node").into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn internal(err: crate::Error) -> Refusal {
-    warn!(%err, "room storage error");
-    (ErrorCode::Internal, "storage error; try again".into())
 }

@@ -1,7 +1,6 @@
 //! Who is online in a room and who is typing: presence frames (rate-limited per user by
-//! `presence_limit`), the online list of `joined`, typing, and the sessions of other nodes
-//! joined here. Ephemeral frames go to local sessions (shed first under pressure) and once to
-//! every subscribed node.
+//! `presence_limit`), the online list of `joined`, typing. Ephemeral frames go to local sessions
+//! (shed first under pressure) and once to every subscribed node (see `remote_subs`).
 
 use super::*;
 
@@ -92,32 +91,5 @@ impl RoomState {
         }
         let frame = encode_server_frame(&ServerFrame::Typing { room: self.room.id, user, on });
         self.broadcast_ephemeral(&sh, frame, from);
-    }
-
-    /// A session of another node joins: membership and presence here, the rest on its node.
-    pub(super) async fn remote_join(
-        &mut self,
-        node: &Arc<str>,
-        session: u64,
-        user: UserRef,
-    ) -> Result<JoinedInfo, Refusal> {
-        self.ensure_member(&user).await?;
-        let (online, online_count) = self.online_list(&user);
-        let key = (node.clone(), session);
-        if self.remote.get(&key).is_some_and(|u| u.id != user.id) {
-            return Err((ErrorCode::Forbidden, "this session joined as another user".into()));
-        }
-        if self.remote.insert(key, user.clone()).is_none() {
-            let shared = self.shared.clone();
-            self.online(&shared.lock(), &user, Except::Remote(node.clone(), session));
-        }
-        Ok(JoinedInfo { head: self.head, online, online_count })
-    }
-
-    pub(super) fn remote_leave(&mut self, node: &Arc<str>, session: u64) {
-        if let Some(user) = self.remote.remove(&(node.clone(), session)) {
-            let shared = self.shared.clone();
-            self.offline(&mut shared.lock(), user.id, &user);
-        }
     }
 }

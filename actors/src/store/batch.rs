@@ -20,7 +20,7 @@
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
-use confab_schemas::{EventKind, RoomId, UserId};
+use confab_schemas::{Draft, EventKind, RoomId, UserId};
 use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,13 +32,9 @@ pub struct NewMessage {
     pub epoch: u64,
     pub seq: u64,
     pub sender: UserId,
-    pub cid: Arc<str>,
-    pub body: Arc<str>,
-    pub reply_to: Option<u64>,
     pub ts: i64,
-    pub kind: EventKind,
-    /// The message an edit or delete is about.
-    pub target: Option<u64>,
+    /// What the sender asked for: cid, body, what it replies to, kind and target.
+    pub draft: Draft,
     /// Users the message mentions (`@name`), recorded in `mentions` in the same transaction.
     pub mentions: Vec<UserId>,
 }
@@ -113,7 +109,7 @@ macro_rules! mentions_and_erasures {
             q.build().execute(&mut *$tx).await?;
         }
         for m in erasures($msgs, &$outcomes) {
-            let target = m.target.unwrap_or(0) as i64;
+            let target = m.draft.target.unwrap_or(0) as i64;
             sqlx::query(ERASE).bind(m.room.0).bind(target).bind(m.ts).execute(&mut *$tx).await?;
             sqlx::query(ERASE_MENTIONS).bind(m.room.0).bind(target).execute(&mut *$tx).await?;
         }
@@ -254,13 +250,13 @@ impl Store {
                     .bind(m.room.0)
                     .bind(m.seq as i64)
                     .bind(m.sender.0)
-                    .bind(m.cid.clone())
-                    .bind(body.clone().unwrap_or_else(|| m.body.clone()))
+                    .bind(m.draft.cid.clone())
+                    .bind(body.clone().unwrap_or_else(|| m.draft.body.clone()))
                     .bind(key.clone())
-                    .bind(m.reply_to.map(|s| s as i64))
+                    .bind(m.draft.reply_to.map(|s| s as i64))
                     .bind(m.ts)
-                    .bind(m.kind.code())
-                    .bind(m.target.map(|s| s as i64));
+                    .bind(m.draft.kind.code())
+                    .bind(m.draft.target.map(|s| s as i64));
             }
             // The statement's unused rows: NULLs.
             for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * COLUMNS {
@@ -317,13 +313,13 @@ impl Store {
                 room.push(m.room.0);
                 seq.push(m.seq as i64);
                 sender.push(m.sender.0);
-                cid.push(&*m.cid);
-                body.push(b.as_deref().unwrap_or(&m.body));
+                cid.push(&*m.draft.cid);
+                body.push(b.as_deref().unwrap_or(&m.draft.body));
                 key.push(k.as_deref());
-                reply_to.push(m.reply_to.map(|s| s as i64));
+                reply_to.push(m.draft.reply_to.map(|s| s as i64));
                 ts.push(m.ts);
-                kind.push(m.kind.code());
-                target.push(m.target.map(|s| s as i64));
+                kind.push(m.draft.kind.code());
+                target.push(m.draft.target.map(|s| s as i64));
             }
             let rows = sqlx::query(PG_INSERT)
                 .bind(&room)
@@ -365,7 +361,7 @@ impl Store {
                 .iter()
                 .map(|&i| {
                     let m = &msgs[i];
-                    c.seal(m.room.0, m.seq, &m.body).map(|(k, b)| (Some(Arc::from(k)), Some(Arc::from(b))))
+                    c.seal(m.room.0, m.seq, &m.draft.body).map(|(k, b)| (Some(Arc::from(k)), Some(Arc::from(b))))
                 })
                 .collect(),
             None => Ok(vec![(None, None); live.len()]),
@@ -412,7 +408,7 @@ fn erasures<'a>(msgs: &'a [NewMessage], outcomes: &'a [WriteOutcome]) -> impl It
     msgs.iter()
         .zip(outcomes)
         .filter(|(m, o)| {
-            m.kind == EventKind::Delete && m.target.is_some() && matches!(o, WriteOutcome::Committed { .. })
+            m.draft.kind == EventKind::Delete && m.draft.target.is_some() && matches!(o, WriteOutcome::Committed { .. })
         })
         .map(|(m, _)| m)
 }

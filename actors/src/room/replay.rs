@@ -9,11 +9,12 @@
 //! goes live. The task never outlives its subscription: a newer join, a leave or a closed
 //! connection ends it.
 
+use super::shared::{RoomShared, joined_frames};
+use crate::ctx::Ctx;
 use crate::history::PAGE;
+use crate::msg::room::Subscriber;
+use crate::msg::session::SessionMsg;
 use crate::outbound::Refused;
-use crate::room::{RoomShared, Subscriber, joined_frames};
-use crate::session::SessionMsg;
-use crate::system::Ctx;
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{RoomId, ServerFrame};
 use std::sync::Arc;
