@@ -56,6 +56,11 @@ impl PeerCounters {
 
 /// The clock task's last tick and the last pause it saw.
 struct Clock {
+    /// Whether this node had a majority at the last tick, and whether it ever had one.
+    quorum: bool,
+    had_quorum: bool,
+    /// When it last regained a majority after losing it (a partition healed).
+    healed_at: Option<Instant>,
     last_tick: Instant,
     woken_at: Option<Instant>,
 }
@@ -97,7 +102,13 @@ impl ClusterState {
             nodes_declared_dead: AtomicU64::new(0),
             peers_refused: AtomicU64::new(0),
             dead_since: Mutex::default(),
-            clock: Mutex::new(Clock { last_tick: Instant::now(), woken_at: None }),
+            clock: Mutex::new(Clock {
+                last_tick: Instant::now(),
+                woken_at: None,
+                quorum: false,
+                had_quorum: false,
+                healed_at: None,
+            }),
             pauses: AtomicU64::new(0),
         }
     }
@@ -105,8 +116,14 @@ impl ClusterState {
     /// Called by the clock task every few tens of milliseconds: returns the length of a pause
     /// if this tick came after one. A pause voids the lease renewals made before it.
     pub fn tick(&self) -> Option<Duration> {
+        let quorum = self.has_quorum();
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        if quorum && !c.quorum && c.had_quorum {
+            c.healed_at = Some(now);
+        }
+        c.quorum = quorum;
+        c.had_quorum |= quorum;
         let gap = now - c.last_tick;
         c.last_tick = now;
         if gap < PAUSE {
@@ -117,6 +134,15 @@ impl ClusterState {
         self.pauses.fetch_add(1, Relaxed);
         *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Some(gap)
+    }
+
+    /// This node regained a majority within a lease ttl, after losing it: its view may still
+    /// count as dead a node it has not reconnected to yet, and hold others' rooms as its own. It
+    /// takes no unexpired lease from anyone until then (a holder that really died lets its
+    /// lease lapse within the ttl anyway).
+    pub fn healing(&self) -> bool {
+        let c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        c.healed_at.is_some_and(|h| h.elapsed() < self.lease_ttl)
     }
 
     /// This node was paused (or its clock task starved) recently: its view may be stale.
@@ -253,7 +279,7 @@ impl ClusterHooks for ClusterState {
 
     fn is_live(&self, node: &str) -> bool {
         // Only a node known dead loses its leases at once; an unknown holder's lease lapses.
-        if node == self.node_id || self.waking() || self.link(node).is_some() {
+        if node == self.node_id || self.waking() || self.healing() || self.link(node).is_some() {
             return true;
         }
         let since = self.dead_since.lock().unwrap_or_else(|p| p.into_inner()).get(node).copied();
