@@ -74,13 +74,17 @@ impl DirState {
             return Ok(actor);
         }
         if !self.rooms.contains_key(&id) {
+            let mut row = self.ctx.store.room_by_id(id).await;
             // A user's inbox is made the first time anything needs it.
-            if let Some(user) = id.inbox_user()
-                && let Err(e) = self.ctx.store.ensure_inbox(user).await
+            if matches!(row, Ok(None))
+                && let Some(user) = id.inbox_user()
             {
-                return Err(storage_refusal(e));
+                if let Err(e) = self.ctx.store.ensure_inbox(user).await {
+                    return Err(storage_refusal(e));
+                }
+                row = self.ctx.store.room_by_id(id).await;
             }
-            let row = match self.ctx.store.room_by_id(id).await {
+            let row = match row {
                 Ok(Some(row)) => row,
                 Ok(None) => return Err(Refusal::new(ErrorCode::UnknownRoom, format!("there is no room {id}"))),
                 Err(e) => return Err(storage_refusal(e)),

@@ -16,9 +16,9 @@ pub(crate) const MAX_MENTIONS: usize = 20;
 #[derive(Default)]
 pub(super) struct Activity {
     messages: u32,
-    last: Option<ActivityLast>,
+    /// The newest message (its preview is made at the flush, not per message).
+    last: Option<MessageRow>,
     name: Option<String>,
-    dirty: bool,
 }
 
 /// The members `body` mentions (`@name`, case-insensitive, names of `names`), without `except`.
@@ -59,21 +59,22 @@ impl RoomState {
         if self.room.id.is_inbox() {
             return;
         }
-        let by = UserRef { id: row.sender, username: row.sender_name.clone() };
+        let by = || UserRef { id: row.sender, username: row.sender_name.clone() };
         match row.kind {
             EventKind::Message => {
                 self.activity.messages += 1;
-                self.activity.last =
-                    Some(ActivityLast { seq: row.seq, from: by.clone(), body: excerpt(&row.body), ts: row.ts });
-                self.activity.dirty = true;
-                let event = |_: UserId| SystemEvent::Mention {
+                self.activity.last = Some(row.clone());
+                if mentions.is_empty() {
+                    return;
+                }
+                let event = SystemEvent::Mention {
                     room: self.room.id,
                     target: row.seq,
-                    from: by.clone(),
+                    from: by(),
                     excerpt: excerpt(&row.body),
                 };
-                let notes: Vec<_> = mentions.iter().map(|u| (*u, event(*u))).collect();
-                self.tell_inboxes(&by, notes);
+                let notes: Vec<_> = mentions.iter().map(|u| (*u, event.clone())).collect();
+                self.tell_inboxes(&by(), notes);
             }
             EventKind::System => {
                 let Ok(event) = serde_json::from_str::<SystemEvent>(&row.body) else { return };
@@ -95,12 +96,11 @@ impl RoomState {
                     }
                     SystemEvent::Renamed { name } => {
                         self.activity.name = Some(name);
-                        self.activity.dirty = true;
                         None
                     }
                     _ => None,
                 };
-                self.tell_inboxes(&by, note.into_iter().collect());
+                self.tell_inboxes(&by(), note.into_iter().collect());
             }
             _ => {}
         }
@@ -122,7 +122,8 @@ impl RoomState {
 
     /// Sends the coalesced `activity` of the last tick to the inboxes of the members.
     pub(super) fn flush_activity(&mut self) {
-        if !self.activity.dirty {
+        // Nothing to tell: no message and no new name since the last flush.
+        if self.activity.messages == 0 && self.activity.name.is_none() {
             return;
         }
         let a = std::mem::take(&mut self.activity);
@@ -130,7 +131,12 @@ impl RoomState {
             room: self.room.id,
             head: self.head,
             messages: a.messages,
-            last: a.last,
+            last: a.last.map(|m| ActivityLast {
+                seq: m.seq,
+                from: UserRef { id: m.sender, username: m.sender_name.clone() },
+                body: excerpt(&m.body),
+                ts: m.ts,
+            }),
             name: a.name,
         });
         let inboxes: Vec<RoomId> = self.members.iter().map(|u| RoomId::inbox_of(*u)).collect();
