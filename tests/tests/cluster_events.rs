@@ -127,6 +127,11 @@ async fn edits_and_deletes_survive_failover_and_handoff() {
     assert_eq!(again["seq"], first_edit["seq"], "an edit resent by cid after a failover is the same edit");
     act(&author, &urls, room, edit(3, "e3")).await;
     act(&author, &urls, room, delete(1, "d1")).await;
+    // A system event after the failover, through n0, whichever node owns the room now.
+    let renamed = unique("renamed");
+    let (status, _) =
+        author.call(reqwest::Method::PATCH, &format!("/api/rooms/{room}"), Some(json!({"name": renamed}))).await;
+    assert_eq!(status, 200);
     let failed_over = owner_of(&author, room).await;
     assert_ne!(failed_over, "n2");
 
@@ -136,10 +141,19 @@ async fn edits_and_deletes_survive_failover_and_handoff() {
     act(&author, &urls, room, edit(4, "e4")).await;
     act(&author, &urls, room, delete(0, "d0")).await;
     act(&author, &urls, room, edit(4, "e4b")).await;
+    // And one after the handoff back.
+    let (status, _) = author
+        .call(reqwest::Method::PATCH, &format!("/api/rooms/{room}"), Some(json!({"description": "after the handoff"})))
+        .await;
+    assert_eq!(status, 200);
 
     let (rest, _, head) = rest_history(&author, room, 100).await;
     until.store(head, Relaxed);
-    let live = fold(&watching.await.expect("watcher"), room);
+    let watched = watching.await.expect("watcher");
+    let ops: Vec<&str> =
+        watched.iter().filter(|f| f["type"] == "system").filter_map(|f| f["event"]["op"].as_str()).collect();
+    assert_eq!(ops, ["renamed", "described"], "each system event once, in order, across the failover and the handoff");
+    let live = fold(&watched, room);
     assert_eq!(live, rest, "the client that stayed folds to REST's history");
     let fresh = Api::register(&sb.bases[0], &unique("fr")).await;
     let joined = watch(fresh, vec![sb.ws_urls[2].clone()], room, Arc::new(AtomicU64::new(head))).await;
@@ -151,7 +165,7 @@ async fn edits_and_deletes_survive_failover_and_handoff() {
     assert_eq!(rest[&seq_of(3)], ("m 3 edited".to_owned(), true, false));
     assert_eq!(rest[&seq_of(4)], ("m 4 edited".to_owned(), true, false));
     assert_eq!(rest[&seq_of(5)], ("m #5".to_owned(), false, false));
-    assert_eq!(head, 10 + 8, "ten messages and eight edits or deletes, each once");
+    assert_eq!(head, 10 + 8 + 2, "ten messages, eight edits or deletes and two system events, each once");
     println!("room moved n2 → {failed_over} → n2; {head} events, folded the same three ways");
 }
 
