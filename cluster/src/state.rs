@@ -59,7 +59,10 @@ struct Clock {
     /// Whether this node had a majority at the last tick, and whether it ever had one.
     quorum: bool,
     had_quorum: bool,
-    /// When it last regained a majority after losing it (a partition healed).
+    /// When it last lost its majority.
+    lost_at: Option<Instant>,
+    /// When it last regained a majority after losing it for a lease ttl or more, with a node
+    /// still dead in its view (a long partition healed).
     healed_at: Option<Instant>,
     last_tick: Instant,
     woken_at: Option<Instant>,
@@ -107,6 +110,7 @@ impl ClusterState {
                 woken_at: None,
                 quorum: false,
                 had_quorum: false,
+                lost_at: None,
                 healed_at: None,
             }),
             pauses: AtomicU64::new(0),
@@ -117,9 +121,17 @@ impl ClusterState {
     /// if this tick came after one. A pause voids the lease renewals made before it.
     pub fn tick(&self) -> Option<Duration> {
         let quorum = self.has_quorum();
+        // Healed from a long partition: a majority again, after a lease ttl or more without one,
+        // while the view still counts a node dead. Not a node starting up (none dead yet), nor a
+        // majority lost for a moment when a peer dies (its rooms fail over at once as before).
+        let some_dead = !self.view().dead.is_empty();
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if quorum && !c.quorum && c.had_quorum {
+        if !quorum && c.quorum {
+            c.lost_at = Some(now);
+        }
+        let long = c.lost_at.is_some_and(|l| now - l >= self.lease_ttl);
+        if quorum && !c.quorum && c.had_quorum && some_dead && long {
             c.healed_at = Some(now);
         }
         c.quorum = quorum;
