@@ -30,13 +30,13 @@ impl ApiError {
         use ErrorCode::*;
         match code {
             NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
-            Forbidden | NotMember | CsrfFailed | ReauthRequired => StatusCode::FORBIDDEN,
+            Forbidden | NotMember | CsrfFailed | ReauthRequired | Blocked | DmRefused => StatusCode::FORBIDDEN,
             TooManyConnections | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             NotFound | UnknownRoom => StatusCode::NOT_FOUND,
             Conflict => StatusCode::CONFLICT,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Overloaded | Retry => StatusCode::SERVICE_UNAVAILABLE,
+            Overloaded | Retry | SearchUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             _ => StatusCode::BAD_REQUEST,

@@ -376,6 +376,19 @@ pub enum ErrorCode {
     ReauthRequired,
     /// What the request is about was deleted.
     Gone,
+    /// You blocked the person this is about: unblock them first.
+    Blocked,
+    /// The person does not take direct messages from you (they accept them only from people
+    /// they share a room with, or they blocked you: which one is not told).
+    DmRefused,
+    /// A direct message to oneself.
+    DmSelf,
+    /// More people than a group direct message holds (10 with its opener).
+    TooManyMembers,
+    /// A search without a word to look for.
+    EmptyQuery,
+    /// Search is off on this node (message bodies are encrypted at rest).
+    SearchUnavailable,
 }
 
 impl ErrorCode {
@@ -409,6 +422,12 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::ReauthRequired => "reauth_required",
             ErrorCode::Gone => "gone",
+            ErrorCode::Blocked => "blocked",
+            ErrorCode::DmRefused => "dm_refused",
+            ErrorCode::DmSelf => "dm_self",
+            ErrorCode::TooManyMembers => "too_many_members",
+            ErrorCode::EmptyQuery => "empty_query",
+            ErrorCode::SearchUnavailable => "search_unavailable",
         }
     }
 }
