@@ -493,10 +493,14 @@ async fn create_email_user(state: &AppState, email: &str) -> Result<UserRow, Api
 
 /// `GET /api/me` → `{"user"}`.
 /// `GET /api/me` → the user, their inbox (join it like a room) and the node sequencing it now.
-async fn me_route(State(state): State<AppState>, auth: AuthUser) -> Json<serde_json::Value> {
+async fn me_route(State(state): State<AppState>, auth: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
     let inbox = confab_schemas::RoomId::inbox_of(auth.0.id);
     let node = state.system.cluster().owner_of(inbox);
-    Json(json!({"user": user_json(&auth.0), "inbox": inbox, "inbox_node": node}))
+    let profile = crate::people::own_profile_json(&state, &auth.0).await?;
+    Ok(Json(json!({
+        "user": user_json(&auth.0), "inbox": inbox, "inbox_node": node,
+        "display_name": profile["display_name"], "status": profile["status"], "dm_policy": profile["dm_policy"],
+    })))
 }
 
 // ---- who is asking ----

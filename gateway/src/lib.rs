@@ -7,11 +7,13 @@
 pub mod admission;
 pub mod auth;
 mod chaos;
+mod dms;
 pub mod error;
 pub mod health;
 pub mod limits;
 pub mod mail;
 mod passwords;
+mod people;
 pub mod rooms;
 pub mod security;
 pub mod socket_writers;
@@ -143,6 +145,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(rooms::routes())
+        .merge(dms::routes())
+        .merge(people::routes())
         .merge(health::routes())
         .merge(chaos::routes())
         .merge(ws::routes())

@@ -15,11 +15,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_actors::store::RoomPage;
+use confab_actors::store::{DmMember, RoomPage};
 use confab_schemas::client::{RemovedReason, RoomSummary};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    ErrorCode, MessageRow, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, UserRow, Visibility,
+    ErrorCode, MessageRow, Role, RoomId, RoomKind, RoomRow, ServerFrame, SystemEvent, UserId, UserRef, UserRow,
+    Visibility,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,21 +38,35 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/rooms/{id}/reports", post(report_route))
 }
 
-fn room_json(r: &RoomRow) -> Value {
+pub(crate) fn room_json(r: &RoomRow) -> Value {
     json!({
-        "id": r.id, "name": r.name, "description": r.description, "visibility": r.visibility,
+        "id": r.id, "kind": r.kind, "name": r.name, "description": r.description, "visibility": r.visibility,
         "owner_id": r.owner_id, "created_at": r.created_at,
-        // A room without an owner (`general`) belongs to the system.
-        "system": r.owner_id.is_none(),
+        // A chat room without an owner (`general`) belongs to the system.
+        "system": r.owner_id.is_none() && r.kind == RoomKind::Room,
     })
 }
 
-fn user_ref(u: &UserRow) -> UserRef {
+/// The people of a direct conversation, as its JSON lists them.
+pub(crate) fn dm_members_json(members: &[DmMember]) -> Value {
+    members.iter().map(|m| json!({"id": m.id, "username": m.username, "display_name": m.display_name})).collect()
+}
+
+/// A direct conversation has no owner and no one to add, remove or hand it to.
+fn not_a_dm(room: &RoomRow) -> Result<(), ApiError> {
+    if room.kind == RoomKind::Dm {
+        return Err(ApiError::new(ErrorCode::Forbidden, "a direct conversation has nothing to manage"));
+    }
+    Ok(())
+}
+
+pub(crate) fn user_ref(u: &UserRow) -> UserRef {
     UserRef { id: u.id, username: u.username.as_str().into() }
 }
 
 /// The room's owner, or an admin.
 fn may_manage(room: &RoomRow, user: &UserRow) -> Result<(), ApiError> {
+    not_a_dm(room)?;
     if room.owner_id == Some(user.id) || user.role == Role::Admin {
         return Ok(());
     }
@@ -150,6 +165,7 @@ async fn leave_route(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let room = visible_room(&state, &user, RoomId(id)).await?;
+    not_a_dm(&room)?;
     if room.owner_id == Some(user.id) {
         return Err(ApiError::new(
             ErrorCode::Conflict,
@@ -219,6 +235,8 @@ async fn owner_route(
             room: room.id,
             name: room.name.clone(),
             visibility: room.visibility.as_str().to_owned(),
+            kind: room.kind,
+            members: Vec::new(),
         };
         state.system.tell_inbox(owner.id, user_ref(&user), event);
     }
@@ -263,7 +281,9 @@ async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<Ro
         .room_by_id(id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")))?;
-    if room.visibility == Visibility::Private && user.role != Role::Admin && !store.is_member(id, user.id).await? {
+    // An admin sees every private room, but no one else's direct conversation.
+    let admin = user.role == Role::Admin && room.kind == RoomKind::Room;
+    if room.visibility == Visibility::Private && !admin && !store.is_member(id, user.id).await? {
         return Err(ApiError::new(ErrorCode::NotMember, "this room is private"));
     }
     Ok(room)
@@ -325,6 +345,11 @@ async fn list_route(
         _ => return Ok(Json(json!({"rooms": [], "next": null}))),
     };
     let mentions: HashMap<RoomId, u64> = store.unread_mentions(user.id).await?.into_iter().collect();
+    let dm_members = if rooms.iter().any(|l| l.room.kind == RoomKind::Dm) {
+        store.dm_members_of(user.id).await?
+    } else {
+        HashMap::new()
+    };
     let last_messages: HashMap<RoomId, Value> =
         store.last_messages_between(user.id, first, last).await?.iter().map(|m| (m.room, message_json(m))).collect();
     let rooms: Vec<Value> = rooms
@@ -338,6 +363,9 @@ async fn list_route(
                 o.insert("unread".into(), json!(l.unread));
                 o.insert("mentions".into(), json!(mentions.get(&l.room.id).copied().unwrap_or(0)));
                 o.insert("last".into(), last_messages.get(&l.room.id).cloned().unwrap_or(Value::Null));
+                if let Some(members) = dm_members.get(&l.room.id) {
+                    o.insert("members".into(), dm_members_json(members));
+                }
             }
             v
         })
@@ -421,6 +449,8 @@ async fn create_route(
         room: room.id,
         name: room.name.clone(),
         visibility: room.visibility.as_str().to_owned(),
+        kind: room.kind,
+        members: Vec::new(),
     };
     state.system.tell_inbox(user.id, user_ref(&user), added);
     if room.visibility == Visibility::Public {
@@ -451,16 +481,19 @@ async fn room_route(
 ) -> Result<Json<Value>, ApiError> {
     let room = visible_room(&state, &user, RoomId(id)).await?;
     let store = state.system.store();
-    let members: Vec<Value> = store
-        .room_members(room.id)
-        .await?
-        .into_iter()
-        .map(|(id, username, role)| json!({"id": id, "username": username, "role": role}))
-        .collect();
+    let members = match room.kind {
+        RoomKind::Dm => dm_members_json(&store.dm_members(room.id).await?),
+        RoomKind::Room => store
+            .room_members(room.id)
+            .await?
+            .into_iter()
+            .map(|(id, username, role)| json!({"id": id, "username": username, "role": role}))
+            .collect(),
+    };
     let head = store.head_seq(room.id).await?;
     let mut v = room_json(&room);
     if let Some(o) = v.as_object_mut() {
-        o.insert("members".into(), Value::Array(members));
+        o.insert("members".into(), members);
         o.insert("head_seq".into(), json!(head));
         o.insert("owner_node".into(), json!(state.system.cluster().owner_of(room.id)));
     }
@@ -480,6 +513,7 @@ async fn add_member_route(
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<StatusCode, ApiError> {
     let room = visible_room(&state, &user, RoomId(id)).await?;
+    not_a_dm(&room)?;
     if room.owner_id != Some(user.id) && user.role != Role::Admin {
         return Err(ApiError::new(ErrorCode::Forbidden, "only the room's owner adds members"));
     }

@@ -4,7 +4,7 @@
 //! strings (`ErrorCode`), shared with the REST API's error bodies.
 
 use crate::ids::{RoomId, UserId};
-use crate::rows::{EventKind, MessageRow, Role};
+use crate::rows::{EventKind, MessageRow, Role, RoomKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -275,6 +275,11 @@ pub enum SystemEvent {
         room: RoomId,
         name: String,
         visibility: String,
+        /// `dm` for a direct conversation (then `members` lists its people).
+        #[serde(default, skip_serializing_if = "RoomKind::is_room")]
+        kind: RoomKind,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<UserRef>,
     },
     /// `room` left the user's list.
     RoomRemoved {
@@ -444,6 +449,14 @@ pub struct Refusal {
 impl Refusal {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
         Refusal { code, message: message.into() }
+    }
+
+    /// A refused direct message, which does not say why (a block is never told).
+    pub fn dm_refused() -> Refusal {
+        Refusal::new(
+            ErrorCode::DmRefused,
+            "this person does not take direct messages from you (some take them only from people they share a room with)",
+        )
     }
 
     /// The `error` frame of this refusal, naming the request it answers (a `cid`).

@@ -16,7 +16,7 @@ pub mod wire;
 pub use client::{ClientFrame, ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef};
 pub use draft::Draft;
 pub use ids::{RoomId, UserId};
-pub use rows::{EventKind, MessageRow, Role, RoomRow, UserRow, Visibility};
+pub use rows::{EventKind, MessageRow, Role, RoomKind, RoomRow, UserRow, Visibility};
 
 /// Version of the client WebSocket protocol spoken on `/ws`. Version 2: a room's seqs number
 /// all its events (`message`, `edited`, `deleted`), not only messages; clients of version 1 keep

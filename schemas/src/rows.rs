@@ -59,6 +59,37 @@ impl Visibility {
     }
 }
 
+/// What a room is: a chat room, or a direct conversation of 2 to 10 people (no owner, no name,
+/// no one else joins it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    #[default]
+    Room,
+    Dm,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Room => "room",
+            RoomKind::Dm => "dm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RoomKind> {
+        match s {
+            "room" => Some(RoomKind::Room),
+            "dm" => Some(RoomKind::Dm),
+            _ => None,
+        }
+    }
+
+    pub fn is_room(&self) -> bool {
+        *self == RoomKind::Room
+    }
+}
+
 /// A user account. The password hash never leaves the store through serde.
 #[derive(Debug, Clone, Serialize)]
 pub struct UserRow {
@@ -79,6 +110,7 @@ pub struct RoomRow {
     pub visibility: Visibility,
     pub owner_id: Option<UserId>,
     pub created_at: i64,
+    pub kind: RoomKind,
 }
 
 /// What an event of a room's sequence is. Every event takes the next seq of its room.

@@ -86,6 +86,8 @@ impl RoomState {
                             room,
                             name: self.room.name.clone(),
                             visibility: self.room.visibility.as_str().to_owned(),
+                            kind: self.room.kind,
+                            members: Vec::new(),
                         },
                     )),
                     SystemEvent::MemberLeft { user } => {

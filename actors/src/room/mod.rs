@@ -38,6 +38,7 @@ mod sequencing;
 mod shared;
 #[cfg(test)]
 mod tests;
+mod user_presence;
 
 pub(crate) use shared::{RoomShared, Sub, stale_join};
 
@@ -56,8 +57,8 @@ use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    Draft, ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomRow, ServerFrame, SystemEvent, UserId, UserRef,
-    Visibility, now_ms,
+    Draft, ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomKind, RoomRow, ServerFrame, SystemEvent,
+    UserId, UserRef, Visibility, now_ms,
 };
 use lease::acquire_lease;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -105,6 +106,8 @@ pub(crate) struct RoomState {
     remote: HashMap<RemoteKey, UserRef>,
     /// Presence changes per user, rate-limited.
     presence: crate::presence_limit::PresenceLimiter,
+    /// An inbox's user's presence across the cluster (what it last wrote).
+    user_presence: user_presence::UserPresence,
     /// Messages this incarnation sequenced a delete of (committed or not): no edit or second
     /// delete of them.
     deleting: HashSet<u64>,
@@ -162,6 +165,7 @@ impl Actor for RoomActor {
             ticker: None,
             remote: HashMap::new(),
             presence: Default::default(),
+            user_presence: Default::default(),
             deleting: HashSet::new(),
             moving: false,
             held: Vec::new(),
@@ -361,6 +365,7 @@ impl RoomState {
 
     fn tick(&mut self, me: &ActorRef<RoomMsg>) -> Result<(), ActorProcessingErr> {
         self.flush_activity();
+        self.renew_user_presence();
         let held = self.presence.due();
         if !held.is_empty() {
             let sh = self.shared.lock();

@@ -23,7 +23,11 @@ impl RoomState {
     pub(super) fn online(&mut self, sh: &Shared, user: &UserRef, except: Except) {
         let entry = self.online.entry(user.id).or_insert((user.username.clone(), 0));
         entry.1 += 1;
-        if entry.1 == 1 && self.presence.change(user, true) {
+        let first = entry.1 == 1;
+        if first {
+            self.user_presence(true);
+        }
+        if first && self.presence.change(user, true) {
             let frame =
                 encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
             self.broadcast_ephemeral(sh, frame, except);
@@ -36,6 +40,7 @@ impl RoomState {
             entry.1 -= 1;
             if entry.1 == 0 {
                 self.online.remove(&user);
+                self.user_presence(false);
                 self.typing_at.remove(&user);
                 if self.presence.change(user_ref, false) {
                     let frame = encode_server_frame(&ServerFrame::Presence {

@@ -148,6 +148,9 @@ impl RoomState {
         if matches!(kind, EventKind::Edit | EventKind::Delete) {
             self.check_target(user, kind, target).await?;
         }
+        if self.room.kind == RoomKind::Dm && matches!(kind, EventKind::Message | EventKind::Edit) {
+            self.check_dm_blocks(user.id).await?;
+        }
         if !system {
             self.take_token(user.id)?;
         }
@@ -306,4 +309,21 @@ impl RoomState {
 pub(super) fn internal(err: crate::Error) -> Refusal {
     warn!(%err, "room storage error");
     Refusal::new(ErrorCode::Internal, "storage error; try again")
+}
+
+impl RoomState {
+    /// A direct conversation of two takes no message (nor edit) while either blocked the other:
+    /// the one who blocked is told `blocked`, the other only that the message was refused. Read
+    /// from storage on each send, so a block holds at once on every node.
+    async fn check_dm_blocks(&self, sender: UserId) -> Result<(), Refusal> {
+        if self.members.len() != 2 {
+            return Ok(());
+        }
+        let Some(other) = self.members.iter().copied().find(|m| *m != sender) else { return Ok(()) };
+        match self.ctx.store.blocks_between(sender, other).await.map_err(internal)? {
+            (true, _) => Err(Refusal::new(ErrorCode::Blocked, "you blocked this person: unblock them to write")),
+            (_, true) => Err(Refusal::dm_refused()),
+            _ => Ok(()),
+        }
+    }
 }

@@ -11,19 +11,23 @@
 mod auth;
 mod batch;
 mod cipher;
+mod dms;
 mod inbox;
 mod limits;
+mod people;
 mod revocations;
 mod rows;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;
+pub use dms::{DmMember, dm_key};
 pub use limits::{Backoff, Limited};
+pub use people::{DmPolicy, Profile, ProfileUpdate};
 pub use revocations::Revocation;
 
 use crate::error::{Error, Result};
-use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
+use confab_schemas::{MessageRow, Role, RoomId, RoomKind, RoomRow, UserId, UserRow, Visibility, now_ms};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
@@ -292,6 +296,7 @@ impl Store {
                 visibility,
                 owner_id: owner,
                 created_at: now,
+                kind: RoomKind::Room,
             }),
             Err(e) if e.is_unique_violation() => Err(Error::Conflict("room name")),
             Err(e) => Err(e),
@@ -403,11 +408,12 @@ impl Store {
 
     pub async fn room_by_id(&self, id: RoomId) -> Result<Option<RoomRow>> {
         on_pool!(self, read, |p| {
-            let row =
-                sqlx::query("SELECT id, name, description, visibility, owner_id, created_at FROM rooms WHERE id = $1")
-                    .bind(id.0)
-                    .fetch_optional(p)
-                    .await?;
+            let row = sqlx::query(
+                "SELECT id, name, description, visibility, owner_id, created_at, kind FROM rooms WHERE id = $1",
+            )
+            .bind(id.0)
+            .fetch_optional(p)
+            .await?;
             row.map(|r| rows::room(&r)).transpose()
         })
     }
@@ -416,7 +422,7 @@ impl Store {
     pub async fn room_by_name(&self, name: &str) -> Result<Option<RoomRow>> {
         on_pool!(self, read, |p| {
             let row = sqlx::query(
-                "SELECT id, name, description, visibility, owner_id, created_at FROM rooms WHERE name_lower = $1",
+                "SELECT id, name, description, visibility, owner_id, created_at, kind FROM rooms WHERE name_lower = $1",
             )
             .bind(room_name_key(name, Visibility::Public, None))
             .fetch_optional(p)
@@ -837,7 +843,7 @@ pub struct RoomPage {
 macro_rules! rooms_page_sql {
     ($order:literal) => {
         concat!(
-            "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, \
+            "SELECT r.id, r.name, r.description, r.visibility, r.owner_id, r.created_at, r.kind, \
                (m.user_id IS NOT NULL) AS member, \
                COALESCE((SELECT MAX(seq) FROM messages WHERE room_id = r.id), 0) AS head_seq, \
                COALESCE(c.seq, 0) AS read_seq, \

@@ -2,7 +2,7 @@
 
 use super::Cipher;
 use crate::error::{Error, Result};
-use confab_schemas::{EventKind, MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility};
+use confab_schemas::{EventKind, MessageRow, Role, RoomId, RoomKind, RoomRow, UserId, UserRow, Visibility};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 use std::sync::Arc;
 
@@ -49,6 +49,7 @@ where
         visibility: Visibility::parse(&vis).ok_or_else(|| Error::Invalid(format!("visibility {vis}")))?,
         owner_id: get::<R, Option<i64>>(r, "owner_id")?.map(UserId),
         created_at: get(r, "created_at")?,
+        kind: RoomKind::parse(&get::<R, String>(r, "kind")?).unwrap_or_default(),
     })
 }
 
