@@ -15,6 +15,7 @@ pub mod mail;
 mod passwords;
 mod people;
 pub mod rooms;
+mod search;
 pub mod security;
 pub mod socket_writers;
 pub mod tokens;
@@ -147,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         .merge(rooms::routes())
         .merge(dms::routes())
         .merge(people::routes())
+        .merge(search::routes())
         .merge(health::routes())
         .merge(chaos::routes())
         .merge(ws::routes())
