@@ -92,6 +92,7 @@ export async function openRoom(room, { actions, moderates, pending }, at = null)
   list.replaceChildren();
   $('empty').hidden = true;
   $('jump').hidden = true;
+  $('jump').textContent = at == null ? 'New messages ↓' : 'Newest messages ↓';
   $('older').textContent = 'Loading…';
   let data;
   try {
@@ -189,6 +190,7 @@ function caughtUp() {
   }
   list.append(...byRoom.pending());
   $('jump').hidden = nearBottom();
+  $('jump').textContent = 'New messages ↓';
 }
 
 /** Loads the page before the oldest shown message; the view stays where the user was. */
