@@ -40,6 +40,8 @@ pub struct FoldedPage {
     pub events: Vec<MessageRow>,
     /// Older events exist.
     pub has_more: bool,
+    /// Newer events exist (known for `folded_around` only; false otherwise).
+    pub has_more_after: bool,
 }
 
 /// The actors of one node.
@@ -176,6 +178,30 @@ impl ActorSystem {
         limit: u32,
     ) -> Result<FoldedPage> {
         let (rows, has_more) = self.history(room, before, after, limit).await?;
+        self.fold(room, rows, has_more, false).await
+    }
+
+    /// The page of about `limit` events around `around` (about half older, the rest newer; fewer
+    /// on one side near either end, more on the other), folded as `folded_history` folds, with
+    /// whether older and newer events exist: how a search result opens its room at a message.
+    pub async fn folded_around(&self, room: RoomId, around: u64, limit: u32) -> Result<FoldedPage> {
+        let head = self.ctx.store.head_seq(room).await?;
+        let limit = limit.clamp(1, 100) as u64;
+        let around = around.clamp(1, head.max(1));
+        let from = around.saturating_sub(limit / 2).min((head + 1).saturating_sub(limit)).max(1);
+        let to = from.saturating_add(limit - 1);
+        let rows = self.ctx.history.range(&self.ctx.store, &self.ctx.metrics, room, from, to, head).await?;
+        self.fold(room, rows, from > 1, to < head).await
+    }
+
+    /// Folds a range of events (see `folded_history`).
+    async fn fold(
+        &self,
+        room: RoomId,
+        rows: Vec<MessageRow>,
+        has_more: bool,
+        has_more_after: bool,
+    ) -> Result<FoldedPage> {
         let (mut messages, events): (Vec<MessageRow>, Vec<MessageRow>) =
             rows.into_iter().partition(|r| r.kind == EventKind::Message);
         if let (Some(first), Some(last)) = (messages.first().map(|m| m.seq), messages.last().map(|m| m.seq)) {
@@ -199,7 +225,7 @@ impl ActorSystem {
             m.body = Arc::from("");
             m.edited_at = None;
         }
-        Ok(FoldedPage { messages, events, has_more })
+        Ok(FoldedPage { messages, events, has_more, has_more_after })
     }
 
     /// Sequences a system event of `room` (a change already made in storage) on its owner,

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod mail;
 mod passwords;
 pub mod rooms;
+mod search;
 pub mod security;
 pub mod socket_writers;
 pub mod tokens;
@@ -143,6 +144,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(auth::routes())
         .merge(rooms::routes())
+        .merge(search::routes())
         .merge(health::routes())
         .merge(chaos::routes())
         .merge(ws::routes())

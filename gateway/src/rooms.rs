@@ -502,6 +502,7 @@ async fn add_member_route(
 struct HistoryQuery {
     before: Option<u64>,
     after: Option<u64>,
+    around: Option<u64>,
     limit: Option<u32>,
 }
 
@@ -509,7 +510,9 @@ struct HistoryQuery {
 /// "events": [...], "has_more"}`: the events with seqs in the newest `limit` by default, before
 /// `before`, or from `after` on. Messages come with their latest edit folded in (`edited`) and
 /// deleted ones as tombstones (`deleted`, empty body); `events` are the range's `edited` and
-/// `deleted` frames. `limit` is 1 to 100 (default 50).
+/// `deleted` frames. `limit` is 1 to 100 (default 50). `around=SEQ` (alone) gives the events
+/// around SEQ instead, about half before and half after, with `has_more_after` (newer events
+/// exist): how a search result opens the room at its message.
 async fn messages_route(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
@@ -520,8 +523,11 @@ async fn messages_route(
     if !(1..=100).contains(&limit) {
         return Err(ApiError::new(ErrorCode::Invalid, "limit: 1 to 100"));
     }
-    if q.before.is_some() && q.after.is_some() {
-        return Err(ApiError::new(ErrorCode::Invalid, "give before or after, not both"));
+    if [q.before.is_some(), q.after.is_some(), q.around.is_some()].iter().filter(|&&b| b).count() > 1 {
+        return Err(ApiError::new(ErrorCode::Invalid, "give one of before, after or around"));
+    }
+    if q.around == Some(0) {
+        return Err(ApiError::new(ErrorCode::Invalid, "around: a seq, from 1"));
     }
     // A user reads their own inbox's history like a room's (after a `resync`; one not made yet
     // reads as empty).
@@ -530,11 +536,18 @@ async fn messages_route(
     } else {
         visible_room(&state, &user, RoomId(id)).await?.id
     };
-    let page = state.system.folded_history(room, q.before, q.after, limit).await?;
+    let page = match q.around {
+        Some(around) => state.system.folded_around(room, around, limit).await?,
+        None => state.system.folded_history(room, q.before, q.after, limit).await?,
+    };
     let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
     let events: Vec<Value> =
         page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e)).unwrap_or(Value::Null)).collect();
-    Ok(Json(json!({"messages": messages, "events": events, "has_more": page.has_more})))
+    let mut out = json!({"messages": messages, "events": events, "has_more": page.has_more});
+    if q.around.is_some() {
+        out["has_more_after"] = json!(page.has_more_after);
+    }
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]

@@ -136,6 +136,11 @@ pub struct ServeArgs {
     /// Earlier keys, comma-separated files, still used to read bodies stored under them.
     #[arg(long, env = "CONFAB_ENCRYPTION_OLD_KEY_FILES", value_delimiter = ',')]
     pub encryption_old_key_files: Option<Vec<PathBuf>>,
+    /// Full-text search: `on` indexes every message in the writer's transaction and serves
+    /// GET /api/search; `off` indexes nothing new and answers search with 503. Always off while
+    /// bodies are encrypted at rest [default: on].
+    #[arg(long, env = "CONFAB_SEARCH")]
+    pub search: Option<String>,
     /// How long an emailed sign-in code is valid, in seconds [default: 600].
     #[arg(long, env = "CONFAB_CODE_TTL_SECS")]
     pub code_ttl_secs: Option<u64>,
@@ -267,6 +272,7 @@ impl ServeArgs {
             tls_key,
             encryption_key_file,
             encryption_old_key_files,
+            search,
             seeds,
             gossip_listen,
             cluster_listen,
@@ -298,6 +304,8 @@ pub struct NodeConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Encryption at rest of message bodies.
     pub cipher: Option<Cipher>,
+    /// The writer indexes messages for search (`--search`).
+    pub search: bool,
     /// Cluster membership, when the node is part of a cluster.
     pub cluster: Option<ClusterSettings>,
     pub enable_chaos: bool,
@@ -415,6 +423,11 @@ impl NodeConfig {
             None if older.is_empty() => None,
             None => bail!("--encryption-old-key-files needs a current key (--encryption-key-file)"),
         };
+        let search = match a.search.as_deref().unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => bail!("--search must be on or off, not {other}"),
+        };
         let tls = match (&a.tls_cert, &a.tls_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (None, None) => None,
@@ -515,6 +528,7 @@ impl NodeConfig {
             smtp_url: a.smtp_url.clone(),
             tls,
             cipher,
+            search,
             smtp_from: a.smtp_from.clone().unwrap_or_else(|| "Confab <noreply@localhost>".into()),
             system,
             gateway,

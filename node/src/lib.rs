@@ -48,7 +48,9 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     if let Some(cipher) = config.cipher.clone() {
         info!(key = cipher.current_id(), "message bodies are encrypted at rest");
         store = store.with_cipher(cipher);
+        info!("search is unavailable: an index would hold the words of encrypted bodies in clear");
     }
+    store = store.with_search(config.search);
     store.ensure_room("general", GENERAL_DESCRIPTION).await.context("creating the room general")?;
     let addr = listener.local_addr()?;
     let system_config = confab_actors::SystemConfig { http_addr: addr.to_string(), ..config.system.clone() };

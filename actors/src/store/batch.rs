@@ -17,6 +17,12 @@
 //! - PostgreSQL: one `INSERT … SELECT FROM UNNEST($1, …, $8)` with one array per column, so the
 //!   statement text never changes (one prepared statement, planned once per connection) however
 //!   many rows a batch has, and the room list is one array bound to `= ANY($1)`.
+//!
+//! Search (when `Store::search_available`): the same transaction indexes what it commits. New
+//! messages go into the index in one statement per insert (SQLite: copied into `messages_fts` from
+//! the rows just inserted, by their id range; PostgreSQL: the insert fills `messages.search`). An
+//! edit re-indexes its message with the new body, a delete takes it out. Edits and deletes take the
+//! old words out even when indexing is off, so the index never knows more than storage does.
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
@@ -87,6 +93,9 @@ const COLUMNS: usize = 10;
 /// transaction that commits it.
 const ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3 \
                      WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
+/// `ERASE` on PostgreSQL, which also empties the message's search words.
+const PG_ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3, search = NULL \
+                        WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
 /// A deleted message mentions nobody any more.
 const ERASE_MENTIONS: &str = "DELETE FROM mentions WHERE room_id = $1 AND seq = $2";
 
@@ -96,7 +105,7 @@ const MENTION_CHUNK: usize = 1000;
 /// Records who the committed messages of a batch mention, and erases the deleted ones' bodies
 /// (a macro for the same reason as `upsert_cursors`).
 macro_rules! mentions_and_erasures {
-    ($tx:ident, $msgs:expr, $outcomes:expr) => {
+    ($tx:ident, $msgs:expr, $outcomes:expr, $erase:expr) => {
         let committed = $msgs.iter().zip($outcomes.iter()).filter(|(_, o)| matches!(o, WriteOutcome::Committed { .. }));
         let rows: Vec<(UserId, i64, i64)> =
             committed.flat_map(|(m, _)| m.mentions.iter().map(move |u| (*u, m.room.0, m.seq as i64))).collect();
@@ -110,7 +119,7 @@ macro_rules! mentions_and_erasures {
         }
         for m in erasures($msgs, &$outcomes) {
             let target = m.draft.target.unwrap_or(0) as i64;
-            sqlx::query(ERASE).bind(m.room.0).bind(target).bind(m.ts).execute(&mut *$tx).await?;
+            sqlx::query($erase).bind(m.room.0).bind(target).bind(m.ts).execute(&mut *$tx).await?;
             sqlx::query(ERASE_MENTIONS).bind(m.room.0).bind(target).execute(&mut *$tx).await?;
         }
     };
@@ -139,10 +148,29 @@ fn sqlite_insert_sql(rows: usize) -> &'static str {
     &all[rows.next_power_of_two().trailing_zeros() as usize]
 }
 
+/// `$11`: whether to fill `search` (the words of each plain message, for search).
 const PG_INSERT: &str = "INSERT INTO messages \
-                         (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target) \
-                         SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-                         $7::int8[], $8::int8[], $9::int8[], $10::int8[]) RETURNING id, room_id, seq";
+                         (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target, search) \
+                         SELECT r, s, snd, c, b, bk, rt, ts, k, tg, \
+                           CASE WHEN $11 AND k = 0 THEN to_tsvector('simple', b) END \
+                         FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
+                         $7::int8[], $8::int8[], $9::int8[], $10::int8[]) AS t(r, s, snd, c, b, bk, rt, ts, k, tg) \
+                         RETURNING id, room_id, seq";
+
+/// SQLite: indexes the plain messages of one insert, by their id range, from the rows just
+/// written (so no body is bound twice).
+const SQLITE_INDEX: &str = "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages \
+                            WHERE id >= $1 AND id <= $2 AND kind = 0 AND deleted_at IS NULL";
+/// SQLite: takes message `$2` of room `$1` out of the index (an edit or a delete of it).
+const SQLITE_UNINDEX: &str =
+    "DELETE FROM messages_fts WHERE rowid = (SELECT id FROM messages WHERE room_id = $1 AND seq = $2 AND kind = 0)";
+/// SQLite: indexes message `$2` of room `$1` with its edited body `$3`, unless it is deleted.
+const SQLITE_REINDEX: &str = "INSERT INTO messages_fts (rowid, body) SELECT id, $3 FROM messages \
+                              WHERE room_id = $1 AND seq = $2 AND kind = 0 AND deleted_at IS NULL";
+/// PostgreSQL: message `$2` of room `$1` was edited: its words are those of `$4` when indexing
+/// (`$3`), none otherwise. A deleted message keeps none.
+const PG_REINDEX: &str = "UPDATE messages SET search = CASE WHEN $3 THEN to_tsvector('simple', $4::text) END \
+                          WHERE room_id = $1 AND seq = $2 AND kind = 0 AND deleted_at IS NULL";
 
 /// Moves read cursors forward inside `$tx`, in chunks, with the backend's `$upsert` clause (the
 /// same statement otherwise; a macro because the two transactions have different types).
@@ -241,6 +269,7 @@ impl Store {
         phases.mark();
         let (mut outcomes, live) = plan(msgs, &states);
         let stored = self.stored_bodies(msgs, &live)?;
+        let mut inserted: Vec<(i64, i64)> = Vec::new();
         for (chunk, sealed) in live.chunks(SQLITE_INSERT_ROWS).zip(stored.chunks(SQLITE_INSERT_ROWS)) {
             let sql = sqlite_insert_sql(chunk.len());
             let mut q = sqlx::query(sql);
@@ -269,12 +298,27 @@ impl Store {
             }
             // Consecutive ids, in the order of the VALUES (see the module comment).
             let first = done.last_insert_rowid() - n + 1;
+            inserted.push((first, first + n - 1));
             for (k, &i) in chunk.iter().enumerate() {
                 outcomes[i] = WriteOutcome::Committed { id: first + k as i64 };
             }
         }
 
-        mentions_and_erasures!(tx, msgs, outcomes);
+        mentions_and_erasures!(tx, msgs, outcomes, ERASE);
+        let index = self.search_available();
+        if index {
+            for (first, last) in inserted {
+                sqlx::query(SQLITE_INDEX).bind(first).bind(last).execute(&mut *tx).await?;
+            }
+        }
+        for (m, edit) in changes(msgs, &outcomes) {
+            let target = m.draft.target.unwrap_or(0) as i64;
+            sqlx::query(SQLITE_UNINDEX).bind(m.room.0).bind(target).execute(&mut *tx).await?;
+            if index && edit {
+                let body = &*m.draft.body;
+                sqlx::query(SQLITE_REINDEX).bind(m.room.0).bind(target).bind(body).execute(&mut *tx).await?;
+            }
+        }
         phases.mark();
         upsert_cursors!(tx, cursors, SQLITE_CURSOR_UPSERT);
         phases.mark();
@@ -332,6 +376,7 @@ impl Store {
                 .bind(&ts)
                 .bind(&kind)
                 .bind(&target)
+                .bind(self.search_available())
                 .fetch_all(&mut *tx)
                 .await?;
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(rows.len());
@@ -345,7 +390,15 @@ impl Store {
             }
         }
 
-        mentions_and_erasures!(tx, msgs, outcomes);
+        mentions_and_erasures!(tx, msgs, outcomes, PG_ERASE);
+        let index = self.search_available();
+        for (m, edit) in changes(msgs, &outcomes) {
+            if edit {
+                let target = m.draft.target.unwrap_or(0) as i64;
+                let body = &*m.draft.body;
+                sqlx::query(PG_REINDEX).bind(m.room.0).bind(target).bind(index).bind(body).execute(&mut *tx).await?;
+            }
+        }
         upsert_cursors!(tx, cursors, PG_CURSOR_UPSERT);
 
         tx.commit().await?;
@@ -411,6 +464,19 @@ fn erasures<'a>(msgs: &'a [NewMessage], outcomes: &'a [WriteOutcome]) -> impl It
             m.draft.kind == EventKind::Delete && m.draft.target.is_some() && matches!(o, WriteOutcome::Committed { .. })
         })
         .map(|(m, _)| m)
+}
+
+/// The edits (`true`) and deletes (`false`) of a batch that commit, in order: each changes
+/// what the search index holds for its target.
+fn changes<'a>(msgs: &'a [NewMessage], outcomes: &'a [WriteOutcome]) -> impl Iterator<Item = (&'a NewMessage, bool)> {
+    msgs.iter()
+        .zip(outcomes)
+        .filter(|(m, o)| {
+            matches!(m.draft.kind, EventKind::Edit | EventKind::Delete)
+                && m.draft.target.is_some()
+                && matches!(o, WriteOutcome::Committed { .. })
+        })
+        .map(|(m, _)| (m, m.draft.kind == EventKind::Edit))
 }
 
 /// One cursor per (user, room), the highest: PostgreSQL refuses to upsert a row twice in one statement.

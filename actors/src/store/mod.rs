@@ -15,12 +15,16 @@ mod inbox;
 mod limits;
 mod revocations;
 mod rows;
+mod search;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;
 pub use limits::{Backoff, Limited};
 pub use revocations::Revocation;
+pub use search::{
+    MAX_QUERY_CHARS, MAX_QUERY_WORDS, QueryError, SearchFilter, SearchHit, SearchQuery, Segment, snippet,
+};
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomRow, UserId, UserRow, Visibility, now_ms};
@@ -37,6 +41,8 @@ pub struct Store {
     inner: Inner,
     /// Encrypts message bodies at rest when set.
     cipher: Option<Arc<Cipher>>,
+    /// The writer indexes messages for search (`search.rs`; never with `cipher`).
+    search: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -94,7 +100,7 @@ impl Store {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             confab_schemas::POSTGRES_MIGRATOR.run(&pool).await?;
-            Store { inner: Inner::Postgres(pool), cipher: None }
+            Store { inner: Inner::Postgres(pool), cipher: None, search: true }
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -131,7 +137,7 @@ impl Store {
             confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
             let read_opts = opts.read_only(true).thread_name(|n| format!("sqlite-read-{n}"));
             let read = SqlitePoolOptions::new().max_connections(4).connect_with(read_opts).await?;
-            Store { inner: Inner::Sqlite { read, write }, cipher: None }
+            Store { inner: Inner::Sqlite { read, write }, cipher: None, search: true }
         };
         Ok(store)
     }
@@ -360,6 +366,10 @@ impl Store {
         on_pool!(self, write, |p| {
             async {
                 let mut tx = p.begin().await?;
+                if self.backend() == Backend::Sqlite {
+                    // The room's words leave the search index with its messages.
+                    sqlx::query(search::SQLITE_FORGET_ROOM).bind(room.0).execute(&mut *tx).await?;
+                }
                 for sql in [
                     "DELETE FROM messages WHERE room_id = $1",
                     "DELETE FROM read_cursors WHERE room_id = $1",
