@@ -21,7 +21,7 @@ const COLLAPSED: &str = "const li = [...document.querySelectorAll('#messages > .
 /// Alice sets a display name, finds Bob in the "new message" dialog's people search and writes
 /// to him; Bob, looking at another room, sees the conversation appear in his direct messages,
 /// named by her display name, with an unread badge; he opens it, reads it, answers, and she sees
-/// the answer live.
+/// the answer live. Then she starts a group with Bob and Carol, which reaches Bob's list live.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_direct_message_opened_from_people_search_reaches_the_other_live() {
     let node = TestNode::start(NodeOpts::default()).await;
@@ -73,6 +73,27 @@ async fn a_direct_message_opened_from_people_search_reaches_the_other_live() {
     // Her list names him (no display name: his username).
     wait_dm_entry(&a, &bob, "his answer as the preview", "e.last.includes('hi Alice, got it')").await;
     a.screenshot("dm-conversation").await;
+
+    // A group: Bob and Carol, chosen together; Bob's list gets it live, named by the two others.
+    let carol = node.user(&unique("carol")).await;
+    a.click("#new-dm").await;
+    for who in [&bob, &carol.username] {
+        a.clear("#dm-search").await;
+        a.type_into("#dm-search", who).await;
+        a.click(&format!("#dm-people .person[data-username=\"{who}\"]")).await;
+    }
+    let start = a.text("#dm-start").await;
+    assert_eq!(start, "Start group (3 people)");
+    a.click("#dm-start").await;
+    let group = format!("{bob}, {}", carol.username);
+    a.wait_for(
+        "the group open",
+        "return document.querySelector('#room-title').textContent === arguments[0] && /3 people/.test(document.querySelector('#room-sub').textContent);",
+        json!([group]),
+    )
+    .await;
+    send(&a, "hello you two").await;
+    wait_dm_entry(&b, &format!("Alice Liddell, {}", carol.username), "the group, one unread", "e.unread === '1'").await;
     // On a phone: the conversation, then the drawer with both lists.
     b.emulate_phone(390, 844).await;
     b.wait_visible("#open-drawer").await;
