@@ -7,6 +7,8 @@
 //! - `hot-room`: the same with one room (2000 members, 1 sender by default).
 //! - `idle`: C authenticated connections held open; with `--server-pid`, the server's RSS per
 //!   connection.
+//! - `search`: full-text search on a store it fills itself (1,000,000 messages by default), not
+//!   through a node: query p50/p99 and the index's size (`search.rs`).
 //!
 //! Receivers decode only what they measure: the `"body":"bench|…` of a message frame, scanned
 //! without a JSON parser. Times are Unix nanoseconds from one monotonic clock in this process.
@@ -17,6 +19,7 @@ mod idle;
 pub(crate) mod net;
 mod report;
 mod rest;
+mod search;
 mod track;
 
 use anyhow::{Context, bail};
@@ -41,6 +44,8 @@ enum BenchCmd {
     HotRoom(HotRoomArgs),
     /// Hold C authenticated connections; report the server's memory per connection.
     Idle(IdleArgs),
+    /// Fill a new database with generated messages, then time search queries on it.
+    Search(search::SearchArgs),
 }
 
 /// Where and how to connect.
@@ -173,12 +178,13 @@ pub(crate) struct Setup {
 
 /// Runs `confab bench …`.
 pub fn main(args: BenchArgs) -> std::process::ExitCode {
-    let conn = match &args.cmd {
-        BenchCmd::Fanout(a) => &a.conn,
-        BenchCmd::HotRoom(a) => &a.conn,
-        BenchCmd::Idle(a) => &a.conn,
+    let threads = match &args.cmd {
+        BenchCmd::Fanout(a) => a.conn.threads,
+        BenchCmd::HotRoom(a) => a.conn.threads,
+        BenchCmd::Idle(a) => a.conn.threads,
+        BenchCmd::Search(_) => None,
     };
-    let threads = conn.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
@@ -200,6 +206,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchCmd::Fanout(a) => load(a.rooms, a.members, a.senders, a.rate, &a.load, &a.conn, "fanout").await,
         BenchCmd::HotRoom(a) => load(1, a.members, a.senders, a.rate, &a.load, &a.conn, "hot-room").await,
         BenchCmd::Idle(a) => idle::run(&a.conn, a.connections, a.hold, a.users, a.join).await,
+        BenchCmd::Search(a) => search::run(&a).await,
     }
 }
 
