@@ -170,16 +170,70 @@ pub async fn wait_event_line(b: &Browser, text: &str) -> String {
 /// `{unread, mention, last, private}` (its unread badge's text or null, whether it has the
 /// mention badge, its last-message preview, whether it is tagged private), and returns `e`.
 pub async fn wait_list_entry(b: &Browser, name: &str, what: &str, check: &str) -> Value {
+    wait_entry(b, "#rooms", name, what, check).await
+}
+
+/// `wait_list_entry` for the direct messages' list (`name`: the other people's names), where
+/// `e` also has `online` (the dot's state: true, false, or null when unknown).
+pub async fn wait_dm_entry(b: &Browser, name: &str, what: &str, check: &str) -> Value {
+    wait_entry(b, "#dms", name, what, check).await
+}
+
+async fn wait_entry(b: &Browser, list: &str, name: &str, what: &str, check: &str) -> Value {
     b.wait_for(
-        &format!("room {name}: {what}"),
+        &format!("{list} entry {name}: {what}"),
         &format!(
-            "const r = [...document.querySelectorAll('#rooms .room')].find((x) => x.querySelector('.room-name').textContent === arguments[0]); \
+            "const r = [...document.querySelectorAll(`${{arguments[1]}} .room`)].find((x) => x.querySelector('.room-name').textContent === arguments[0]); \
              if (!r) return null; \
+             const dot = r.querySelector('.room-top .dot'); \
              const e = {{ unread: r.querySelector('.unread-badge')?.textContent ?? null, mention: !!r.querySelector('.mention-badge'), \
-               last: r.querySelector('.room-last').textContent, private: r.querySelector('.room-top .tag')?.textContent === 'private' }}; \
+               last: r.querySelector('.room-last').textContent, private: r.querySelector('.room-top .tag')?.textContent === 'private', \
+               online: dot && dot.dataset.says ? dot.dataset.says === 'online' : null }}; \
              return ({check}) ? e : null;"
         ),
-        json!([name]),
+        json!([name, list]),
     )
     .await
+}
+
+/// Clicks the direct message named `name` in the sidebar and waits until its history is shown.
+pub async fn open_dm(b: &Browser, name: &str) {
+    let script = "const b = [...document.querySelectorAll('#dms .room')].find((x) => \
+                  x.querySelector('.room-name').textContent === arguments[0]); if (b) b.click(); return !!b;";
+    b.wait_for(&format!("conversation {name} in the list"), script, json!([name])).await;
+    wait_dm_open(b, name).await;
+}
+
+/// Waits until the open conversation's header names `name` and its history is shown.
+pub async fn wait_dm_open(b: &Browser, name: &str) {
+    b.wait_for(
+        &format!("conversation {name} to open"),
+        "return document.querySelector('#room-title').textContent === arguments[0] && \
+         document.querySelector('#older').textContent !== 'Loading…';",
+        json!([name]),
+    )
+    .await;
+}
+
+/// Opens a direct message with `username` through the "new message" dialog's people search
+/// (typing `query`), and waits until it is open (named `title`).
+pub async fn new_dm(b: &Browser, query: &str, username: &str, title: &str) {
+    b.click("#new-dm").await;
+    b.type_into("#dm-search", query).await;
+    b.click(&format!("#dm-people .person[data-username=\"{username}\"]")).await;
+    b.wait_for(
+        "the person chosen",
+        "return document.querySelector(`#dm-people .person[data-username=\"${arguments[0]}\"]`)?.getAttribute('aria-pressed') === 'true' \
+           && !document.querySelector('#dm-start').disabled;",
+        json!([username]),
+    )
+    .await;
+    b.click("#dm-start").await;
+    wait_dm_open(b, title).await;
+}
+
+/// Opens the profile card of the sender of message `seq` (a click on their name).
+pub async fn open_profile_of_sender(b: &Browser, seq: u64) {
+    b.click(&format!("#messages > .msg[data-seq=\"{seq}\"] .meta .from")).await;
+    b.wait_for("the profile card", "return document.querySelector('#profile-dialog').open;", json!([])).await;
 }

@@ -147,6 +147,12 @@ const HUMAN = {
   too_many_attempts: 'Too many attempts. Wait a little, then try again.',
   conflict: 'That name is already taken.',
   internal: 'Something went wrong on the server. Try again.',
+  blocked: 'You blocked this person. Unblock them to write to them.',
+  dm_refused: 'This person does not accept direct messages from you.',
+  dm_self: 'Choose someone other than yourself.',
+  too_many_members: 'A group conversation can have at most 10 people, you included.',
+  empty_query: 'Type a word to search for.',
+  search_unavailable: 'Search is not available on this server: messages are encrypted at rest, so the server cannot read them to search.',
 };
 
 /**

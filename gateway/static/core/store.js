@@ -62,6 +62,9 @@ export const store = new Store({
   inbox: null,
   status: 'connecting',
   limits: { max_body_chars: 4000 },
+  people: new Map(),
+  blocks: new Map(),
+  target: null,
 });
 
 /**
@@ -101,4 +104,39 @@ export const isMe = (user) => !!store.state.me && !!user && user.id === store.st
 export function selectRoom(id) {
   if (!store.state.rooms.has(id) || store.state.current === id) return;
   store.update(['current', 'rooms'], (s) => { s.current = id; });
+}
+
+/**
+ * Opens the room `id` at message `seq` (a search result), even when it is open already; false
+ * when the room is not in the list.
+ * @param {number} id
+ * @param {number} seq
+ */
+export function openAt(id, seq) {
+  if (!store.state.rooms.has(id)) return false;
+  store.update(['current', 'rooms', 'target'], (s) => { s.current = id; s.target = { room: id, seq }; });
+  return true;
+}
+
+/** @param {import('./types.js').User} u  A person's name to show: their display name, else their username. */
+export const personName = (u) => {
+  const known = store.state.people.get(u.id);
+  return (known?.display_name || u.display_name || known?.username || u.username || '').trim() || 'someone';
+};
+
+/** @param {Room} r  The other people of a direct message (all of them when it is only oneself). */
+export const dmOthers = (r) => {
+  const all = r.members || [];
+  const others = all.filter((m) => !isMe(m));
+  return others.length ? others : all;
+};
+
+/**
+ * What a room is called on screen: its name, or for a direct message its other people's names.
+ * @param {Room} r
+ */
+export function roomTitle(r) {
+  if (r.kind !== 'dm') return r.name;
+  const names = dmOthers(r).map(personName);
+  return names.length ? names.join(', ') : 'Direct message';
 }

@@ -2,7 +2,19 @@
 // types.js — the shapes the modules share, as JSDoc types (checked by `tsc --noEmit`; this file
 // exports nothing at run time).
 
-/** @typedef {{id: number, username: string, role?: string}} User */
+/**
+ * A user as the server names them; `display_name` when it has one (may be empty), and on `me`
+ * (GET /api/me) their own `status` and `dm_policy`.
+ * @typedef {{id: number, username: string, role?: string, display_name?: string, status?: string,
+ *   dm_policy?: string}} User
+ */
+
+/**
+ * A profile (GET /api/users): `online` and `last_seen` (ms) are cluster-wide; `blocked` says
+ * whether the viewer blocked them.
+ * @typedef {{id: number, username: string, display_name?: string, status?: string, online?: boolean,
+ *   last_seen?: number | null, created_at?: number | string, blocked?: boolean}} Profile
+ */
 
 /** A room's newest message as an `activity` frame previews it. @typedef {{seq: number, from: User, body: string, ts: number}} ActivityLast */
 
@@ -20,8 +32,9 @@
  */
 
 /**
- * A room of the list: the REST fields plus what this client tracks (see `roomFrom`).
- * @typedef {{id: number, name: string, description?: string, visibility?: string,
+ * A room of the list: the REST fields plus what this client tracks (see `roomFrom`). `kind` is
+ * `dm` for a direct message (then `members` are its people and `name` is empty), else `room`.
+ * @typedef {{id: number, name: string, kind?: string, description?: string, visibility?: string,
  *   owner_id?: number | null, system?: boolean, created_at?: number | string, member?: boolean,
  *   head_seq?: number, listed_head?: number, read_seq?: number, unread?: number, mentions?: number,
  *   last?: Message | null, members?: Array<User & {role?: string}>,
@@ -31,11 +44,16 @@
 
 /** @typedef {'connecting' | 'online' | 'reconnecting' | 'offline'} Status */
 
+/** Where to open a room: at message `seq` (a search result), not at its newest page. @typedef {{room: number, seq: number}} Target */
+
 /**
  * The app's state: the store's topics are its keys. `inbox` is the user's inbox id (from `hello`;
- * null with a server older than protocol 3).
+ * null with a server older than protocol 3). `people` are the profiles met so far, by user id;
+ * `blocks` the users this user blocked (id -> username); `target` a message to open the current
+ * room at, until the chat has opened it.
  * @typedef {{me: User | null, rooms: Map<number, Room>, current: number | null, inbox: number | null,
- *   status: Status, limits: {max_body_chars: number}}} AppState
+ *   status: Status, limits: {max_body_chars: number}, people: Map<number, Profile>,
+ *   blocks: Map<number, string>, target: Target | null}} AppState
  */
 
 /** A frame from the server: a `type` and what that type carries. @typedef {{type: string, [key: string]: any}} Frame */

@@ -1,14 +1,17 @@
 // @ts-check
-// chat — the open room: its header (name, who is online, the connection), the message list,
-// the composer, editing and deleting messages, typing, and the read cursor. It follows the
-// store's `current` room and handles the frames that change what the open room shows.
+// chat — the open room: its header (name, who is online, the connection; a direct message's
+// people, online or last seen, their names opening their profiles), the message list, the
+// composer, editing and deleting messages, typing, and the read cursor. It follows the store's
+// `current` room (and `target`: a message to open it at) and handles the frames that change what
+// the open room shows.
 
-import { $, showText, humanError } from '../../core/dom.js';
+import { $, el, showText, humanError, fullDate } from '../../core/dom.js';
 import { api } from '../../core/api.js';
 import { onFrame } from '../../core/frames.js';
 import { socket, sessionLost } from '../../core/session.js';
 import { beforeLeave } from '../../core/membership.js';
-import { store, currentRoom, isMe } from '../../core/store.js';
+import { store, currentRoom, isMe, roomTitle, dmOthers, personName } from '../../core/store.js';
+import { nameButton, onlineState } from '../../core/people.js';
 import * as view from './messages.js';
 import { wireComposer, onAck, onError, resend, pendingIn, startReply, clearReply, clearPending, stopTyping } from './compose.js';
 import { startEdit, confirmDelete, moderates, onChangeAck, onChangeError, resendChanges } from './edit.js';
@@ -19,12 +22,40 @@ import { setTyper, clearTypers } from './typing.js';
 // ---- the room's header ------------------------------------------------------------------
 function renderHeader() {
   const r = currentRoom();
+  if (r?.kind === 'dm') return renderDmHeader(r);
   $('room-title').textContent = r ? r.name : 'Confab';
   if (!r) { $('room-sub').textContent = ''; return; }
   const parts = [];
   if (r.description) parts.push(r.description);
   if (r.joined) parts.push(`${r.online.size + r.onlineExtra} online`);
   $('room-sub').textContent = parts.join(' · ');
+}
+
+/**
+ * A direct message's header: its people's names (each opens their profile); under them, for two
+ * people, the other's status and whether they are online (or when last seen).
+ * @param {import('../../core/types.js').Room} r
+ */
+function renderDmHeader(r) {
+  const others = dmOthers(r);
+  const title = $('room-title');
+  title.replaceChildren();
+  others.forEach((u, i) => {
+    if (i) title.append(', ');
+    title.append(nameButton(u, 'title-name', personName(u)));
+  });
+  if (!others.length) title.textContent = roomTitle(r);
+  const parts = [];
+  if (others.length === 1) {
+    const u = others[0], p = store.state.people.get(u.id), online = onlineState(u.id, r);
+    if (online) parts.push('online');
+    else if (p?.last_seen) parts.push(`last seen ${fullDate(p.last_seen)}`);
+    if (p?.status) parts.push(p.status);
+  } else {
+    parts.push(`${others.length + 1} people`);
+    if (r.joined) parts.push(`${r.online.size + r.onlineExtra} online`);
+  }
+  $('room-sub').replaceChildren(el('span', null, parts.join(' · ')));
 }
 
 let bannerTimer = 0;
@@ -52,11 +83,13 @@ function renderStatus({ status }) {
 
 // ---- opening a room ---------------------------------------------------------------------
 async function openCurrent() {
-  const r = currentRoom();
+  const r = currentRoom(), target = store.state.target;
   if (!r) return;
+  const at = target?.room === r.id ? target.seq : null;
+  if (target) store.state.target = null;
   try {
     const actions = { reply: startReply, edit: startEdit, remove: confirmDelete };
-    await view.openRoom(r, { actions, moderates: moderates(r), pending: pendingIn(r.id) });
+    await view.openRoom(r, { actions, moderates: moderates(r), pending: () => pendingIn(r.id) }, at);
   } catch (e) {
     if (e.status === 401) return sessionLost();
     return showText('compose-error', humanError(e.code, e.message));
@@ -64,10 +97,16 @@ async function openCurrent() {
   markRead();
 }
 
-/** The open room changed: what was on screen in the room left counts as read now. */
+/**
+ * The open room changed (or a message to open it at was asked for): what was on screen in the
+ * room left counts as read now.
+ */
 function roomChanged() {
-  const { current } = store.state;
-  if (current === view.shownRoom()) return;
+  const { current, target } = store.state;
+  if (current === view.shownRoom()) {
+    if (target?.room === current) openCurrent(); // a search result in the open room
+    return;
+  }
   clearTimeout(readTimer);
   sendRead();
   stopTyping();
@@ -140,11 +179,12 @@ export default {
     registerFrames();
     // Switching rooms leaves the one before: what was read there is sent first.
     beforeLeave((r) => { if (view.shownRoom() === r.id) { clearTimeout(readTimer); sendRead(); } });
-    store.subscribe(['current', 'rooms', 'presence'], renderHeader);
+    store.subscribe(['current', 'rooms', 'presence', 'people'], renderHeader);
     // The room changed hands, or the user's role: who may delete others' messages.
     store.subscribe(['rooms', 'me'], () => { if (view.shownRoom() === store.state.current) view.setModerates(moderates(currentRoom())); });
     store.subscribe('status', renderStatus);
-    store.subscribe('current', roomChanged);
+    store.subscribe(['current', 'target'], roomChanged);
+    store.subscribe('blocks', () => view.rerenderAll());
     store.subscribe('me', ({ me }) => {
       if (me) return;
       clearPending();
@@ -152,7 +192,10 @@ export default {
       clearTypers();
       view.clear();
     });
-    $('jump').addEventListener('click', () => { view.scrollToBottom(); markRead(); });
+    $('jump').addEventListener('click', () => {
+      if (view.detached()) openCurrent(); // opened at an older message: back to the newest
+      else { view.scrollToBottom(); markRead(); }
+    });
     $('scroller').addEventListener('scroll', markRead, { passive: true });
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible' && store.state.me) markRead();

@@ -4,15 +4,23 @@
 // from one sender in a row grouped under one header; the "new messages" divider at the read
 // cursor; reply quotes; the room's other events (edits and deletes applied to their message,
 // system events as quiet lines); the reader's place in each room kept across reloads; and which
-// seq the user has read.
+// seq the user has read; a blocked user's messages collapsed (blocked.js).
 //
 // A history page comes with its messages' latest edits folded in; a live `edited` or `deleted`
 // changes the message it names, or, when that message is not shown yet (its page is loading or
 // older), waits in `byRoom.changes` until it is.
+//
+// Opened at a message (a search result: `around=SEQ`), the list is a window of the room's middle
+// (`hasNewer`): newer pages load as the user scrolls down, and live events wait in
+// `byRoom.buffered` until the window reaches the room's newest event, so the list never has a
+// hole. None of this moves the room's resume cursor (`Room.seen`, the rooms feature's): it stays
+// the newest seq the socket received, whatever the list shows.
 
 import { $, el, linkify, stamp, fullDate } from '../../core/dom.js';
 import { api } from '../../core/api.js';
-import { isMe } from '../../core/store.js';
+import { isMe, store } from '../../core/store.js';
+import { isBlocked, nameButton } from '../../core/people.js';
+import { collapsedBody, blockedQuote } from './blocked.js';
 import { systemText } from './system.js';
 import { withMentions, mentionsMe } from './mentions.js';
 
@@ -51,6 +59,16 @@ const byRoom = {
   /** @type {MessageActions} */ actions: { reply: () => {}, edit: () => {}, remove: () => {} },
   /** The user may delete anyone's message here (the room's owner, a moderator, an admin). */
   moderates: false,
+  /** The list ends before the room's newest event (opened at a message). */
+  hasNewer: false,
+  /** The highest seq a history page gave: where the next newer page starts. */
+  newest: 0,
+  /** Live frames that came while `hasNewer`, shown once the list reaches them. @type {Frame[]} */
+  buffered: [],
+  /** Messages of blocked users the reader chose to show. @type {Set<number>} */
+  revealed: new Set(),
+  /** The sends not yet answered, shown after the newest message. @type {() => HTMLElement[]} */
+  pending: () => [],
 };
 
 export const nearBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
@@ -58,50 +76,121 @@ export const scrollToBottom = () => { scroller.scrollTop = scroller.scrollHeight
 
 /**
  * Shows `room`: clears the list, loads the newest page and goes back to the reader's place in
- * it (or to the first unread message, or to the bottom).
+ * it (or to the first unread message, or to the bottom). With `at`, loads the events around
+ * message `at` instead and shows it, highlighted, in the middle.
  * @param {Room} room
- * @param {{actions: MessageActions, moderates: boolean, pending: HTMLElement[]}} opts
+ * @param {{actions: MessageActions, moderates: boolean, pending: () => HTMLElement[]}} opts
+ * @param {number | null} [at]
  */
-export async function openRoom(room, { actions, moderates, pending }) {
+export async function openRoom(room, { actions, moderates, pending }, at = null) {
   Object.assign(byRoom, {
     id: room.id, msgs: new Map(), seqs: new Set(), changes: new Map(), minSeq: 0, maxSeq: 0, hasMore: false, loading: true,
     token: byRoom.token + 1, dividerAt: room.member ? room.read_seq ?? null : null, actions, moderates,
+    hasNewer: false, newest: 0, buffered: [], revealed: new Set(), pending,
   });
   const token = byRoom.token;
   list.replaceChildren();
   $('empty').hidden = true;
+  $('jump').hidden = true;
+  $('jump').textContent = at == null ? 'New messages ↓' : 'Newest messages ↓';
   $('older').textContent = 'Loading…';
   let data;
   try {
-    data = await api('GET', `/api/rooms/${room.id}/messages?limit=${PAGE}`);
+    data = await api('GET', `/api/rooms/${room.id}/messages?${at == null ? '' : `around=${at}&`}limit=${PAGE}`);
   } catch (e) {
     if (token === byRoom.token) { $('older').textContent = ''; byRoom.loading = false; }
     throw e;
   }
   if (token !== byRoom.token) return;
   byRoom.hasMore = !!data.has_more;
+  byRoom.hasNewer = at != null && !!data.has_more_after;
   insertPage(room.id, data);
-  list.append(...pending);
+  if (!byRoom.hasNewer) list.append(...pending());
   regroup();
   const divider = placeDivider();
   byRoom.loading = false;
-  byRoom.restoring = true;
-  const kept = await restorePlace(token).finally(() => { if (token === byRoom.token) byRoom.restoring = false; });
-  if (token !== byRoom.token) return;
-  if (!kept) {
-    if (divider) divider.scrollIntoView({ block: 'center' });
-    else { byRoom.dividerAt = null; scrollToBottom(); } // all read: later messages get one only if unseen
+  if (at != null) {
+    showFound(at);
+  } else {
+    byRoom.restoring = true;
+    const kept = await restorePlace(token).finally(() => { if (token === byRoom.token) byRoom.restoring = false; });
+    if (token !== byRoom.token) return;
+    if (!kept) {
+      if (divider) divider.scrollIntoView({ block: 'center' });
+      else { byRoom.dividerAt = null; scrollToBottom(); } // all read: later messages get one only if unseen
+    }
   }
   olderStatus();
   $('empty').hidden = list.childElementCount > 0;
   fillScreen();
 }
 
-/** Older pages until the list overflows the screen (or the room's start is reached). */
+/** Marks the message (or line) `seq` as the one looked for and puts it in the middle. @param {number} seq */
+function showFound(seq) {
+  for (const li of list.querySelectorAll('.found')) li.classList.remove('found');
+  const li = /** @type {HTMLElement | null} */ (list.querySelector(`:scope > [data-seq="${seq}"]`));
+  if (!li) return;
+  li.classList.add('found');
+  li.scrollIntoView({ block: 'center' });
+  $('jump').hidden = !byRoom.hasNewer && nearBottom();
+}
+
+/** Whether the list ends before the room's newest event (it was opened at a message). */
+export const detached = () => byRoom.hasNewer;
+
+/** Back to the room's newest messages, as when it opens (the sends not yet answered included). */
+export function toPresent() {
+  const room = byRoom.id == null ? null : store.state.rooms.get(byRoom.id);
+  if (!room) return Promise.resolve();
+  return openRoom(room, { actions: byRoom.actions, moderates: byRoom.moderates, pending: byRoom.pending });
+}
+
+/** More pages, older then newer, until the list overflows the screen (or the room has no more). */
 async function fillScreen() {
-  while (byRoom.hasMore && scroller.scrollHeight <= scroller.clientHeight + 40) {
-    if (!(await loadOlder())) break;
+  while ((byRoom.hasMore || byRoom.hasNewer) && scroller.scrollHeight <= scroller.clientHeight + 40) {
+    if (!(byRoom.hasMore ? await loadOlder() : await loadNewer())) break;
   }
+}
+
+/**
+ * Loads the page after the newest shown event (the list was opened at a message). Once it
+ * reaches the room's newest event, the live events that came meanwhile and the pending sends
+ * follow, and the list is live again.
+ */
+async function loadNewer() {
+  if (byRoom.loading || !byRoom.hasNewer) return false;
+  byRoom.loading = true;
+  const token = byRoom.token, id = byRoom.id, after = byRoom.newest;
+  try {
+    const data = await api('GET', `/api/rooms/${id}/messages?after=${after}&limit=${PAGE}`);
+    if (token !== byRoom.token) return false;
+    insertPage(id, data);
+    // The range was (after, after + PAGE]: a shorter page ended at the room's head.
+    const room = store.state.rooms.get(id);
+    byRoom.hasNewer = typeof data.has_more_after === 'boolean' ? data.has_more_after : byRoom.newest >= after + PAGE;
+    if (room?.joined && byRoom.newest >= (room.head_seq || 0)) byRoom.hasNewer = false;
+    if (!byRoom.hasNewer) caughtUp();
+    regroup();
+    placeDivider();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    if (token === byRoom.token) byRoom.loading = false;
+  }
+}
+
+/** The list reached the room's newest event: what came live meanwhile, then the pending sends. */
+function caughtUp() {
+  const frames = byRoom.buffered;
+  byRoom.buffered = [];
+  for (const f of frames) {
+    if (f.type === 'message') insert(/** @type {Message} */ (/** @type {unknown} */ (f)));
+    else applyEvent(f);
+  }
+  list.append(...byRoom.pending());
+  $('jump').hidden = nearBottom();
+  $('jump').textContent = 'New messages ↓';
 }
 
 /** Loads the page before the oldest shown message; the view stays where the user was. */
@@ -134,10 +223,11 @@ export async function loadOlder() {
  * @param {{messages?: Message[], events?: Frame[]}} data
  */
 function insertPage(room, data) {
-  for (const m of data.messages || []) insert({ room, ...m });
+  for (const m of data.messages || []) { insert({ room, ...m }); byRoom.newest = Math.max(byRoom.newest, m.seq); }
   for (const e of data.events || []) {
     if (e.type === 'system') insertSystem({ ...e, room });
     else know(e.seq);
+    byRoom.newest = Math.max(byRoom.newest, e.seq);
   }
 }
 
@@ -192,6 +282,7 @@ export function wireMessages() {
   scroller.addEventListener('scroll', () => {
     if (byRoom.restoring) return;
     if (scroller.scrollTop < 300) loadOlder();
+    if (byRoom.hasNewer && scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 300) loadNewer();
     if (nearBottom()) $('jump').hidden = true;
     clearTimeout(saveTimer);
     saveTimer = setTimeout(savePlace, 150);
@@ -207,6 +298,11 @@ export function wireMessages() {
  */
 export function addLive(m, fromOther) {
   if (m.room !== byRoom.id) return false;
+  if (byRoom.hasNewer) { // the list does not reach it yet: shown when it does
+    byRoom.buffered.push(/** @type {Frame} */ ({ type: 'message', ...m }));
+    $('jump').hidden = false;
+    return false;
+  }
   const atBottom = nearBottom();
   if (fromOther && byRoom.dividerAt == null && (document.hidden || !atBottom)) byRoom.dividerAt = m.seq - 1;
   if (!insert(m)) return false;
@@ -224,6 +320,20 @@ export function addLive(m, fromOther) {
  */
 export function addEvent(f) {
   if (f.room !== byRoom.id || byRoom.seqs.has(f.seq)) return;
+  if (byRoom.hasNewer) {
+    byRoom.buffered.push(f);
+    if (f.type !== 'system' && byRoom.msgs.has(f.target)) applyChange(f); // a shown message changes at once
+    return;
+  }
+  applyEvent(f);
+}
+
+/**
+ * A live event, shown or applied.
+ * @param {Frame} f
+ */
+function applyEvent(f) {
+  if (byRoom.seqs.has(f.seq)) return;
   if (f.type === 'system') {
     const atBottom = nearBottom();
     if (!insertSystem(f)) return;
@@ -234,6 +344,14 @@ export function addEvent(f) {
     return;
   }
   know(f.seq);
+  applyChange(f);
+}
+
+/**
+ * An `edited` or `deleted` frame's change to its message, or kept until that message shows.
+ * @param {Frame} f
+ */
+function applyChange(f) {
   const ts = new Date(f.ts).getTime();
   /** @type {Change} */
   const change = f.type === 'deleted' ? { deleted: true, ts } : { body: f.body, ts };
@@ -258,6 +376,7 @@ export function rerender(m) {
   if (li && !li.classList.contains('editing')) {
     const fresh = render(m);
     fresh.classList.toggle('cont', li.classList.contains('cont'));
+    fresh.classList.toggle('found', li.classList.contains('found'));
     li.replaceWith(fresh);
   }
   for (const q of /** @type {NodeListOf<HTMLElement>} */ (list.querySelectorAll(`.quote[data-seq="${m.seq}"]`))) fillQuote(q, m);
@@ -278,6 +397,12 @@ export function showSaving(seq, body) {
   li.replaceWith(fresh);
 }
 
+/** Shows every message again: who is blocked changed. */
+export function rerenderAll() {
+  for (const m of byRoom.msgs.values()) rerender(m);
+  regroup();
+}
+
 /** The shown message `seq` of the open room, if it is shown. @param {number} seq */
 export const shownMessage = (seq) => byRoom.msgs.get(seq);
 
@@ -296,6 +421,7 @@ export function setModerates(moderates) {
  * @param {HTMLElement} li
  */
 export function addPending(li) {
+  if (byRoom.hasNewer) { toPresent(); return; } // a send goes at the end: back to the newest messages
   list.append(li);
   regroup();
   $('empty').hidden = true;
@@ -393,6 +519,7 @@ function regroup() {
  */
 export function render(m) {
   const own = isMe(m.from);
+  const hidden = !own && !!m.from && m.seq != null && isBlocked(m.from.id) && !byRoom.revealed.has(m.seq);
   const li = el('li', own ? 'msg own' : 'msg');
   if (m.seq != null) li.dataset.seq = String(m.seq);
   if (m.from) li.dataset.from = String(m.from.id);
@@ -405,8 +532,15 @@ export function render(m) {
     time.dateTime = when.toISOString();
     time.title = bubble.title = fullDate(when);
   }
-  meta.append(el('span', 'from', own ? 'You' : (m.from?.username ?? 'unknown')), time);
+  if (hidden) meta.append(el('span', 'from', 'Blocked user'), time);
+  else meta.append(m.from ? nameButton(m.from, 'from', own ? 'You' : m.from.username) : el('span', 'from', 'unknown'), time);
   bubble.append(meta);
+  if (hidden) { // collapsed until the reader asks to see it
+    li.classList.add('blocked-msg');
+    bubble.append(collapsedBody(m, () => { byRoom.revealed.add(/** @type {number} */ (m.seq)); rerender(/** @type {Message} */ (m)); regroup(); }));
+    li.append(bubble);
+    return li;
+  }
   if (m.reply_to != null && !m.deleted) bubble.append(quote(m.reply_to));
   const body = el('div', 'body');
   if (m.deleted) { li.classList.add('tombstone'); body.classList.add('deleted'); body.textContent = 'This message was deleted.'; }
@@ -474,6 +608,7 @@ function quote(seq) {
 
 /** @param {HTMLElement} q @param {Message} m */
 function fillQuote(q, m) {
+  if (m.from && !isMe(m.from) && isBlocked(m.from.id) && !byRoom.revealed.has(m.seq)) return blockedQuote(q);
   /** @type {HTMLElement} */ (q.querySelector('.q-from')).textContent = m.from?.username ?? 'unknown';
   /** @type {HTMLElement} */ (q.querySelector('.q-body')).textContent = m.deleted ? 'This message was deleted.' : (m.body ?? '').slice(0, 140);
   q.classList.toggle('deleted', !!m.deleted);

@@ -1,12 +1,14 @@
 // @ts-check
-// notifications — desktop notifications: messages from others in the open room while the tab is
-// hidden, and mentions of the user (from the inbox) in any room not open, hidden or not; and
+// notifications — desktop notifications: messages from others (not blocked ones) in the open room
+// while the tab is hidden, and mentions of the user (from the inbox) in any room not open, hidden
+// or not; and
 // their switch in the room's header (on, off, or blocked by the browser). The choice is kept in
 // this browser.
 
 import { $, showText } from '../../core/dom.js';
 import { onFrame } from '../../core/frames.js';
-import { store, isMe, selectRoom } from '../../core/store.js';
+import { isBlocked } from '../../core/people.js';
+import { store, isMe, selectRoom, roomTitle } from '../../core/store.js';
 
 const PREF = 'confab.notify';
 /** A mention older than this (replayed after a long disconnection) is counted, not announced. */
@@ -48,18 +50,18 @@ async function toggle() {
 function notify(m) {
   const r = store.state.rooms.get(m.room);
   // While the page is in view, the room list's badge says it.
-  if (!r || isMe(m.from) || !on() || !document.hidden) return;
-  const n = new Notification(`${m.from?.username ?? 'Someone'} in ${r.name}`, { body: (m.body ?? '').slice(0, 200), tag: `room-${r.id}` });
+  if (!r || isMe(m.from) || (m.from && isBlocked(m.from.id)) || !on() || !document.hidden) return;
+  const n = new Notification(r.kind === 'dm' ? `${m.from?.username ?? 'Someone'} (direct message)` : `${m.from?.username ?? 'Someone'} in ${r.name}`, { body: (m.body ?? '').slice(0, 200), tag: `room-${r.id}` });
   n.addEventListener('click', () => { window.focus(); selectRoom(r.id); n.close(); });
 }
 
 /** An inbox event: a mention of the user in a room that is not open. @param {import('../../core/types.js').Frame} f */
 function notifyMention(f) {
   const { inbox, current, rooms } = store.state, e = f.event || {};
-  if (f.room !== inbox || e.op !== 'mention' || e.room === current || !on()) return;
+  if (f.room !== inbox || e.op !== 'mention' || e.room === current || !on() || (e.from && isBlocked(e.from.id))) return;
   if (f.ts && Date.now() - new Date(f.ts).getTime() > MENTION_FRESH_MS) return;
   const r = rooms.get(e.room);
-  const n = new Notification(`${e.from?.username ?? 'Someone'} mentioned you in ${r?.name ?? 'a room'}`, { body: String(e.excerpt ?? '').slice(0, 200), tag: `mention-${e.room}-${e.target}` });
+  const n = new Notification(`${e.from?.username ?? 'Someone'} mentioned you in ${r ? roomTitle(r) : 'a room'}`, { body: String(e.excerpt ?? '').slice(0, 200), tag: `mention-${e.room}-${e.target}` });
   n.addEventListener('click', () => { window.focus(); selectRoom(e.room); n.close(); });
 }
 

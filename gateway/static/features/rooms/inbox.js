@@ -1,7 +1,7 @@
 // @ts-check
 // inbox.js — the room list kept live without joining its rooms. The user's inbox (joined like a
-// room, with `since`) says when a room was added to or removed from their list and when someone
-// mentioned them; on the same subscription each room of theirs sends `activity` (its new head,
+// room, with `since`) says when a room was added to or removed from their list (a direct message
+// too: `kind` dm, with its members) and when someone mentioned them; on the same subscription each room of theirs sends `activity` (its new head,
 // how many messages, the newest one) at most about once a second, and every connected session
 // hears of new public rooms (`room_created`). The open room is joined, so its own frames count
 // for it and its activity is ignored. Counts already in the REST list (up to `listed_head`) are
@@ -36,7 +36,10 @@ function onInboxEvent(f) {
   switch (e.op) {
     case 'room_added':
       if (r) { if (!r.member) store.update('rooms', () => { r.member = true; }); return; }
-      store.update('rooms', () => { rooms.set(e.room, roomFrom({ id: e.room, name: e.name, visibility: e.visibility, member: true })); });
+      store.update('rooms', () => {
+        // A direct message (`kind` dm) names its members: the list shows them as its name.
+        rooms.set(e.room, roomFrom({ id: e.room, name: e.name ?? '', kind: e.kind ?? 'room', members: e.members, visibility: e.visibility, member: true, created_at: f.ts }));
+      });
       reloadSoon(); // its head, owner, last message
       return;
     case 'room_removed': {

@@ -58,7 +58,8 @@ export async function loadRooms() {
       if (!known) { rooms.set(r.id, roomFrom(r)); continue; }
       const { seen, joined, joining, online, onlineExtra, last, unread, mentions, read_seq, head_seq, members, listed_head } = known;
       const head = r.head ?? r.head_seq ?? 0;
-      Object.assign(known, r, { seen, joined, joining, online, onlineExtra, members });
+      // A direct message's members come with the list; a room's only with its info panel.
+      Object.assign(known, r, { seen, joined, joining, online, onlineExtra, members: r.members || members });
       if (last && (!r.last || last.seq > r.last.seq)) known.last = last;
       // The server may not have stored a cursor this page just sent, nor a message it just got.
       known.read_seq = Math.max(read_seq || 0, r.read_seq || 0);
@@ -173,7 +174,7 @@ export default {
       await loadRooms();
       selectRoom(room.id);
     });
-    store.subscribe(['rooms', 'current'], renderRoomList);
+    store.subscribe(['rooms', 'current', 'blocks'], renderRoomList);
     field('room-filter').addEventListener('input', renderRoomList);
     $('logout').addEventListener('click', logout);
     $('open-drawer').addEventListener('click', openDrawer);

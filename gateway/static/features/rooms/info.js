@@ -1,12 +1,14 @@
 // @ts-check
-// info.js — the room info panel: name, description, kind (public, private, or a system room that
-// has no owner), members with who is online, and what the user may do to the room (manage.js).
+// info.js — the room info panel: name, description, kind (public, private, a system room that
+// has no owner, or a direct message), members with who is online (each name opens their
+// profile), and what the user may do to the room (manage.js; nothing, for a direct message).
 // It renders from the store, so a rename, a new owner or a member who leaves shows at once for
 // everyone who has it open; the member list comes from GET /api/rooms/{id} when it opens.
 
 import { $, el, humanError } from '../../core/dom.js';
 import { api } from '../../core/api.js';
-import { store, currentRoom, isMe } from '../../core/store.js';
+import { nameButton } from '../../core/people.js';
+import { store, currentRoom, isMe, roomTitle } from '../../core/store.js';
 import { wireManage, canManage, memberActions, fillEditForm } from './manage.js';
 
 /** @typedef {import('../../core/types.js').Room} Room */
@@ -43,6 +45,10 @@ async function showInfo(room) {
  * @param {Room} room
  */
 function describe(room) {
+  if (room.kind === 'dm') {
+    const n = (room.members || []).length;
+    return n > 2 ? `Group conversation of ${n} people · only they can read it` : 'Direct message · only the two of you can read it';
+  }
   const created = room.created_at ? ` · created ${new Date(room.created_at).toLocaleDateString()}` : '';
   if (room.system || (room.owner_id == null && room.members)) return `System room: open to everyone, owned by no one${created}`;
   const kind = room.visibility === 'private' ? 'Private room' : 'Public room';
@@ -57,14 +63,15 @@ function renderInfo() {
   if (!room || infoFor !== room.id || !infoOpen()) return;
   const me = store.state.me;
   const manage = canManage(room);
-  $('info-name').textContent = room.name;
-  $('info-desc').textContent = room.description || 'No description.';
+  const dm = room.kind === 'dm';
+  $('info-name').textContent = roomTitle(room);
+  $('info-desc').textContent = dm ? '' : room.description || 'No description.';
   $('info-meta').textContent = describe(room);
   fillEditForm(room, false);
   $('room-edit-box').hidden = !manage;
   $('add-member').hidden = !(room.visibility === 'private' && manage);
   const owns = room.owner_id != null && room.owner_id === me?.id;
-  $('leave-room').hidden = !!room.system || !room.member || owns;
+  $('leave-room').hidden = !!room.system || !room.member || owns || dm;
   $('leave-note').hidden = !owns;
   $('delete-room').hidden = !!room.system || !manage;
   renderMembers(room, manage);
@@ -80,7 +87,7 @@ function renderMembers(room, manage) {
     const online = room.online.has(m.id), owner = m.id === room.owner_id;
     const li = el('li', online ? 'member online' : 'member');
     li.dataset.userId = String(m.id);
-    li.append(el('span', 'dot'), el('span', 'name', isMe(m) ? `${m.username} (you)` : m.username));
+    li.append(el('span', 'dot'), nameButton(m, 'name', isMe(m) ? `${m.username} (you)` : m.username));
     if (owner) li.append(el('span', 'tag', 'owner'));
     if (manage && !owner && !isMe(m) && !room.system) li.append(...memberActions(room, m));
     li.setAttribute('aria-label', `${m.username}${owner ? ', owner' : ''}, ${online ? 'online' : 'offline'}`);

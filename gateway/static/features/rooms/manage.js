@@ -18,7 +18,7 @@ import { dropRoom } from './events.js';
 /** The room's owner, or an admin. @param {Room} room */
 export function canManage(room) {
   const me = store.state.me;
-  if (!me || room.system) return false;
+  if (!me || room.system || room.kind === 'dm') return false;
   return me.role === 'admin' || (room.owner_id != null && room.owner_id === me.id);
 }
 
