@@ -198,11 +198,13 @@ impl Actor for RoomDirectory {
             }
             DirMsg::Deleted(id) => {
                 let Some(entry) = st.rooms.remove(&id) else { return Ok(()) };
-                entry.shared.room_deleted(id);
                 for actor in entry.actor.iter().map(|a| a.cell()).chain(entry.moderation.iter().map(|m| m.get_cell())) {
                     st.by_actor.remove(&actor.get_id());
                     let _ = actor.stop_and_wait(StopReason::Deleted.reason(), Some(Duration::from_secs(5))).await;
                 }
+                // Subscribers are told once the actor is gone: a send they make on hearing it
+                // finds no room (`unknown_room`), not a room that forgot them (`not_joined`).
+                entry.shared.room_deleted(id);
                 st.ctx.history.forget_room(id);
             }
             DirMsg::Restart(id) => {
