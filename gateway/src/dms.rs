@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiJson};
 use crate::limits;
-use crate::rooms::{dm_members_json, room_json, user_ref};
+use crate::rooms::{announce, dm_members_json, room_json};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -126,12 +126,7 @@ async fn tell_members(state: &AppState, by: &UserRow, room: RoomId, people: &[co
             kind: RoomKind::Dm,
             members: members.clone(),
         };
-        let inbox = RoomId::inbox_of(m.id);
-        async move {
-            if let Err(refusal) = state.system.announce(inbox, user_ref(by), event).await {
-                tracing::warn!(%room, %inbox, %refusal, "a new direct conversation could not be told to an inbox");
-            }
-        }
+        announce(state, RoomId::inbox_of(m.id), by, event)
     });
     futures::future::join_all(announcements).await;
 }

@@ -74,7 +74,7 @@ fn may_manage(room: &RoomRow, user: &UserRow) -> Result<(), ApiError> {
 }
 
 /// Sequences a system event; the change is made already, so a failure to announce it is logged.
-async fn announce(state: &AppState, room: RoomId, by: &UserRow, event: SystemEvent) {
+pub(crate) async fn announce(state: &AppState, room: RoomId, by: &UserRow, event: SystemEvent) {
     if let Err(refusal) = state.system.announce(room, user_ref(by), event).await {
         tracing::warn!(%room, %refusal, "a room change was made but could not be announced");
     }
