@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod revocations;
+pub mod storage_args;
 pub mod tls;
 
 use anyhow::Context;
