@@ -8,6 +8,10 @@
 //! upload costs a few part buffers, never its size. A body over its cap, a body that fails (the
 //! client went away) or a dropped future aborts the multipart upload: nothing stays stored.
 //!
+//! With an encryption key, objects are sealed at rest in chunks (`crypt`): a range read fetches
+//! and decrypts only the chunks it needs, and sizes are the plaintext's. Objects stored before
+//! the key was set (no header) are still served as they are.
+//!
 //! This module never knows what a key means (that is the uploads store's business) and never
 //! holds a whole object in memory, except `put` of small things (thumbnails).
 
@@ -18,6 +22,8 @@ use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMul
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+mod crypt;
 
 /// Where blobs live and how they are sealed.
 #[derive(Clone, Debug)]
@@ -101,7 +107,6 @@ struct Inner {
     prefix: String,
     shared: bool,
     part_bytes: usize,
-    #[allow(dead_code)]
     cipher: Option<crate::store::Cipher>,
 }
 
@@ -169,6 +174,11 @@ impl BlobStore {
         let path = self.path(key)?;
         let upload = self.inner.store.put_multipart(&path).await.map_err(store_err)?;
         let mut guard = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, self.inner.part_bytes)));
+        let mut sealer = self.inner.cipher.as_ref().map(|c| {
+            let (sealer, header) = crypt::Sealer::new(c, key);
+            guard.0.as_mut().expect("present until finished").write(&header);
+            sealer
+        });
         let mut total = 0u64;
         let streamed: Result<(), BlobError> = async {
             while let Some(chunk) = body.next().await {
@@ -180,7 +190,13 @@ impl BlobStore {
                 let w = guard.0.as_mut().expect("present until finished");
                 w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
                 // Copied into the part buffer: the body's chunk may pin a larger read buffer.
-                w.write(&chunk);
+                match &mut sealer {
+                    Some(sealer) => sealer.push(&chunk, |sealed| w.write(&sealed)),
+                    None => w.write(&chunk),
+                }
+            }
+            if let Some(sealer) = sealer {
+                guard.0.as_mut().expect("present until finished").write(&sealer.finish());
             }
             Ok(())
         }
@@ -201,14 +217,31 @@ impl BlobStore {
     /// Stores small bytes in one request (thumbnails).
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
         let path = self.path(key)?;
+        let bytes = match &self.inner.cipher {
+            Some(c) => crypt::seal_all(c, key, &bytes),
+            None => bytes,
+        };
         self.inner.store.put(&path, PutPayload::from_bytes(bytes)).await.map_err(store_err)?;
         Ok(())
     }
 
-    /// The object's size in bytes.
-    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+    /// The object's path, its stored size, and how it is sealed (None: stored in clear).
+    async fn stored(&self, key: &str) -> Result<(Path, u64, Option<crypt::Sealed>), BlobError> {
         let path = self.path(key)?;
-        Ok(self.inner.store.head(&path).await.map_err(store_err)?.size)
+        let stored = self.inner.store.head(&path).await.map_err(store_err)?.size;
+        let Some(cipher) = &self.inner.cipher else { return Ok((path, stored, None)) };
+        if stored < crypt::HEADER {
+            return Ok((path, stored, None));
+        }
+        let header = self.inner.store.get_range(&path, 0..crypt::HEADER).await.map_err(store_err)?;
+        let sealed = crypt::Sealed::parse(cipher, key, &header, stored)?;
+        Ok((path, stored, sealed))
+    }
+
+    /// The object's size in bytes (of plaintext, when it is sealed).
+    pub async fn size(&self, key: &str) -> Result<u64, BlobError> {
+        let (_, stored, sealed) = self.stored(key).await?;
+        Ok(sealed.map_or(stored, |s| s.size))
     }
 
     /// Bytes `range` (None: all) of `key`, as a stream, and the object's size. The range is
@@ -219,15 +252,21 @@ impl BlobStore {
         key: &str,
         range: Option<Range<u64>>,
     ) -> Result<(BoxStream<'static, Result<Bytes, BlobError>>, u64), BlobError> {
-        let path = self.path(key)?;
-        let size = self.inner.store.head(&path).await.map_err(store_err)?.size;
+        let (path, stored, sealed) = self.stored(key).await?;
+        let size = sealed.as_ref().map_or(stored, |s| s.size);
         let want = clip(range, size);
         if want.is_empty() {
             return Ok((futures::stream::empty().boxed(), size));
         }
+        let fetch = sealed.as_ref().map_or(want.clone(), |s| s.stored_range(&want).0);
         let got =
-            self.inner.store.get_opts(&path, GetOptions::new().with_range(Some(want))).await.map_err(store_err)?;
-        Ok((got.into_stream().map(|r| r.map_err(store_err)).boxed(), size))
+            self.inner.store.get_opts(&path, GetOptions::new().with_range(Some(fetch))).await.map_err(store_err)?;
+        let bytes = got.into_stream().map(|r| r.map_err(store_err)).boxed();
+        let plain = match sealed {
+            Some(s) => s.open_stream(bytes, want),
+            None => bytes,
+        };
+        Ok((plain, size))
     }
 
     /// Deletes `key`; an absent key is fine.

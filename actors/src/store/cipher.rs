@@ -17,6 +17,8 @@ use std::collections::HashMap;
 pub struct Cipher {
     current: String,
     keys: HashMap<String, Aes256Gcm>,
+    /// The keys themselves, by id: blob storage derives a key per object from them.
+    raw: HashMap<String, [u8; 32]>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -34,10 +36,12 @@ impl Cipher {
     /// `current` encrypts; it and every key of `older` decrypt.
     pub fn new(current: [u8; 32], older: &[[u8; 32]]) -> Cipher {
         let mut keys = HashMap::new();
+        let mut raw = HashMap::new();
         for k in older.iter().chain(std::iter::once(&current)) {
             keys.insert(key_id(k), Aes256Gcm::new(k.into()));
+            raw.insert(key_id(k), *k);
         }
-        Cipher { current: key_id(&current), keys }
+        Cipher { current: key_id(&current), keys, raw }
     }
 
     /// Parses a key written as 64 hex digits or 44 base64 characters.
@@ -49,6 +53,17 @@ impl Cipher {
 
     pub fn current_id(&self) -> &str {
         &self.current
+    }
+
+    /// The current key and its id as 8 bytes (blob storage seals with it).
+    pub(crate) fn current_key(&self) -> ([u8; 8], &[u8; 32]) {
+        let id = hex::decode(&self.current).ok().and_then(|b| b.try_into().ok()).expect("ids are 8 bytes in hex");
+        (id, &self.raw[&self.current])
+    }
+
+    /// A configured key by its id as 8 bytes.
+    pub(crate) fn key_by_id(&self, id: &[u8; 8]) -> Option<&[u8; 32]> {
+        self.raw.get(&hex::encode(id))
     }
 
     fn aad(room: i64, seq: u64) -> String {
