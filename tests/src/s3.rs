@@ -6,6 +6,8 @@
 //! a prefix of its own.
 
 use confab_actors::blob::{BlobConfig, BlobKind};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
 use std::path::Path;
 
 /// Where the test S3 store is.
@@ -84,5 +86,40 @@ impl S3Env {
             "--s3-prefix".into(),
             prefix.to_owned(),
         ]
+    }
+
+    /// The names of the objects stored under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Vec<String> {
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(&self.bucket)
+            .with_region(&self.region)
+            .with_access_key_id(&self.access_key)
+            .with_secret_access_key(&self.secret_key)
+            .build()
+            .expect("S3 settings");
+        let prefix = object_store::path::Path::from(prefix);
+        let found: Vec<_> = store.list(Some(&prefix)).try_collect().await.expect("list objects");
+        found.into_iter().map(|m| m.location.to_string()).collect()
+    }
+
+    /// The multipart uploads begun and neither completed nor aborted under `prefix` (S3's
+    /// ListMultipartUploads, signed by curl: object_store has no call for it).
+    pub async fn unfinished_uploads(&self, prefix: &str) -> Vec<String> {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "-f", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "--aws-sigv4"])
+            .arg(format!("aws:amz:{}:s3", self.region))
+            .arg("--user")
+            .arg(format!("{}:{}", self.access_key, self.secret_key))
+            // `uploads=` and `%2F`: curl signs a parameter without a value, and a raw `/` in
+            // one, differently from the server.
+            .arg(format!("{}/{}?prefix={}&uploads=", self.endpoint, self.bucket, prefix.replace('/', "%2F")))
+            .output()
+            .await
+            .expect("run curl");
+        assert!(out.status.success(), "ListMultipartUploads: {}", String::from_utf8_lossy(&out.stderr));
+        let xml = String::from_utf8_lossy(&out.stdout);
+        xml.split("<Upload>").skip(1).map(|u| u.split("</Upload>").next().unwrap_or_default().to_owned()).collect()
     }
 }

@@ -5,7 +5,8 @@
 //! opaque strings chosen by the caller (`u/<upload id>`); on S3 they live under a prefix.
 //!
 //! Writes stream: `put_stream` sends the body on as multipart parts while it arrives, so an
-//! upload costs a few part buffers, never its size. A body over its cap, a body that fails (the
+//! upload costs a few part buffers, never its size (a body that fits in one part is stored
+//! with one request). A body over its cap, a body that fails (the
 //! client went away) or a dropped future aborts the multipart upload: nothing stays stored.
 //!
 //! With an encryption key, objects are sealed at rest in chunks (`crypt`): a range read fetches
@@ -172,43 +173,44 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         let path = self.path(key)?;
-        let upload = self.inner.store.put_multipart(&path).await.map_err(store_err)?;
-        let mut guard = AbortOnDrop(Some(WriteMultipart::new_with_chunk_size(upload, self.inner.part_bytes)));
-        let mut sealer = self.inner.cipher.as_ref().map(|c| {
-            let (sealer, header) = crypt::Sealer::new(c, key);
-            guard.0.as_mut().expect("present until finished").write(&header);
-            sealer
-        });
+        let mut out = Upload { store: self, path, first: Vec::new(), multipart: AbortOnDrop(None) };
+        let mut sealer = match &self.inner.cipher {
+            Some(c) => {
+                let (sealer, header) = crypt::Sealer::new(c, key);
+                out.write(&header).await?;
+                Some(sealer)
+            }
+            None => None,
+        };
         let mut total = 0u64;
         let streamed: Result<(), BlobError> = async {
+            let mut sealed = Vec::new();
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| BlobError::Body(e.to_string()))?;
                 total += chunk.len() as u64;
                 if total > max {
                     return Err(BlobError::TooLarge);
                 }
-                let w = guard.0.as_mut().expect("present until finished");
-                w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
-                // Copied into the part buffer: the body's chunk may pin a larger read buffer.
                 match &mut sealer {
-                    Some(sealer) => sealer.push(&chunk, |sealed| w.write(&sealed)),
-                    None => w.write(&chunk),
+                    Some(sealer) => {
+                        sealer.push(&chunk, |c| sealed.push(c));
+                        for c in sealed.drain(..) {
+                            out.write(&c).await?;
+                        }
+                    }
+                    None => out.write(&chunk).await?,
                 }
             }
             if let Some(sealer) = sealer {
-                guard.0.as_mut().expect("present until finished").write(&sealer.finish());
+                out.write(&sealer.finish()).await?;
             }
             Ok(())
         }
         .await;
-        let w = guard.0.take().expect("present until finished");
         match streamed {
-            // `finish` aborts the upload itself when a part or the completion fails.
-            Ok(()) => w.finish().await.map(|_| total).map_err(store_err),
+            Ok(()) => out.finish().await.map(|()| total),
             Err(e) => {
-                if let Err(abort) = w.abort().await {
-                    tracing::warn!(key, err = %abort, "aborting a refused upload failed");
-                }
+                out.abort(key).await;
                 Err(e)
             }
         }
@@ -287,10 +289,61 @@ fn clip(range: Option<Range<u64>>, size: u64) -> Range<u64> {
     }
 }
 
+/// The stored bytes of a streaming put on their way: the first part's worth is held, so a body
+/// that fits in it is stored with one request; a longer one goes on as a multipart upload.
+struct Upload<'a> {
+    store: &'a BlobStore,
+    path: Path,
+    first: Vec<u8>,
+    multipart: AbortOnDrop,
+}
+
+impl Upload<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        let part = self.store.inner.part_bytes;
+        if self.multipart.0.is_none() {
+            if self.first.len() + bytes.len() <= part {
+                // Grows by doubling, never past one part.
+                let want = (self.first.len() + bytes.len()).max(2 * self.first.capacity()).min(part);
+                self.first.reserve_exact(want - self.first.len());
+                self.first.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let upload = self.store.inner.store.put_multipart(&self.path).await.map_err(store_err)?;
+            let mut w = WriteMultipart::new_with_chunk_size(upload, part);
+            w.write(&std::mem::take(&mut self.first));
+            self.multipart.0 = Some(w);
+        }
+        let w = self.multipart.0.as_mut().expect("started above");
+        w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
+        // Copied into the part buffer: the body's chunk may pin a larger read buffer.
+        w.write(bytes);
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<(), BlobError> {
+        match self.multipart.0.take() {
+            // `finish` aborts the upload itself when a part or the completion fails.
+            Some(w) => w.finish().await.map(drop).map_err(store_err),
+            None => {
+                let first = Bytes::from(std::mem::take(&mut self.first));
+                self.store.inner.store.put(&self.path, PutPayload::from_bytes(first)).await.map(drop).map_err(store_err)
+            }
+        }
+    }
+
+    async fn abort(mut self, key: &str) {
+        if let Some(w) = self.multipart.0.take()
+            && let Err(e) = w.abort().await
+        {
+            tracing::warn!(key, err = %e, "aborting a refused upload failed");
+        }
+    }
+}
+
 /// Aborts a multipart upload that was neither finished nor aborted, e.g. when the request
 /// handler's future is dropped mid-body.
 struct AbortOnDrop(Option<WriteMultipart>);
-
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         if let Some(w) = self.0.take()
