@@ -30,6 +30,7 @@ pub mod ctx;
 mod directory;
 pub mod error;
 pub mod history;
+pub mod media;
 pub mod metrics;
 pub mod moderation;
 pub mod msg;
@@ -43,6 +44,7 @@ pub mod session;
 pub mod sessions;
 pub mod stop;
 pub mod store;
+pub mod sweeper;
 pub mod system;
 mod writer;
 
