@@ -102,6 +102,18 @@ where
     }
 }
 
+/// A GET of `base` + `path` (a media URL), with a `Range` header when given: status, headers
+/// and bytes.
+pub async fn fetch(base: &str, path: &str, range: Option<&str>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let mut req = reqwest::Client::new().get(format!("{base}{path}"));
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    let resp = req.send().await.expect("GET request");
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, headers, resp.bytes().await.unwrap_or_default().to_vec())
+}
+
 /// A short unique name for users and rooms.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", rand::random::<u32>() % 1_000_000)

@@ -7,7 +7,7 @@
 
 use confab_actors::blob::{BlobConfig, BlobKind};
 use futures::TryStreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::Path;
 
 /// Where the test S3 store is.
@@ -90,7 +90,21 @@ impl S3Env {
 
     /// The names of the objects stored under `prefix`.
     pub async fn list(&self, prefix: &str) -> Vec<String> {
-        let store = object_store::aws::AmazonS3Builder::new()
+        let prefix = object_store::path::Path::from(prefix);
+        let found: Vec<_> = self.raw().list(Some(&prefix)).try_collect().await.expect("list objects");
+        found.into_iter().map(|m| m.location.to_string()).collect()
+    }
+
+    /// Deletes every object under `prefix` (a test's clean-up).
+    pub async fn remove_all(&self, prefix: &str) {
+        let store = self.raw();
+        for name in self.list(prefix).await {
+            store.delete(&object_store::path::Path::from(name.as_str())).await.expect("delete an object");
+        }
+    }
+
+    fn raw(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
             .with_endpoint(&self.endpoint)
             .with_allow_http(true)
             .with_bucket_name(&self.bucket)
@@ -98,10 +112,7 @@ impl S3Env {
             .with_access_key_id(&self.access_key)
             .with_secret_access_key(&self.secret_key)
             .build()
-            .expect("S3 settings");
-        let prefix = object_store::path::Path::from(prefix);
-        let found: Vec<_> = store.list(Some(&prefix)).try_collect().await.expect("list objects");
-        found.into_iter().map(|m| m.location.to_string()).collect()
+            .expect("S3 settings")
     }
 
     /// The multipart uploads begun and neither completed nor aborted under `prefix` (S3's
