@@ -208,6 +208,42 @@ async fn an_image_and_a_file_reach_the_other_user_as_a_thumbnail_and_a_card() {
     b.press(ESCAPE).await;
     b.wait_for("the full-size view to close", "return !document.querySelector('#media-dialog').open;", json!([])).await;
 
+    // An image pasted into the composer and a file dropped on the conversation go along too.
+    a.exec(
+        "const c = document.createElement('canvas'); c.width = 64; c.height = 48; \
+         const g = c.getContext('2d'); g.fillStyle = '#3b5bdb'; g.fillRect(0, 0, 64, 48); \
+         c.toBlob((blob) => { const dt = new DataTransfer(); dt.items.add(new File([blob], 'image.png', { type: 'image/png' })); \
+           document.querySelector('#composer').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true })); }, 'image/png');",
+        json!([]),
+    )
+    .await;
+    a.exec(
+        "const dt = new DataTransfer(); dt.items.add(new File(['dropped here'], 'dropped.txt', { type: 'text/plain' })); \
+         window.__drop = dt; \
+         document.querySelector('#scroller').dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true, cancelable: true }));",
+        json!([]),
+    )
+    .await;
+    a.wait_visible("#drop-zone").await;
+    a.screenshot("files-drop-zone-desktop").await;
+    a.exec(
+        "document.querySelector('#scroller').dispatchEvent(new DragEvent('drop', { dataTransfer: window.__drop, bubbles: true, cancelable: true }));",
+        json!([]),
+    )
+    .await;
+    a.wait_for("the drop zone to go", "return document.querySelector('#drop-zone').hidden;", json!([])).await;
+    wait_uploaded(&a, 2).await;
+    send(&a, "pasted and dropped").await;
+    let both = wait_attachments(
+        &b,
+        "pasted and dropped",
+        "the pasted image and the dropped file",
+        "got.length === 2 && got[0].img?.loaded",
+    )
+    .await;
+    assert_eq!((both[0]["img"]["w"].as_str(), both[0]["img"]["h"].as_str()), (Some("64"), Some("48")), "{both}");
+    assert_eq!(both[1]["name"], "dropped.txt", "{both}");
+
     // On a phone: the history's image fits the screen.
     b.emulate_phone(PHONE.0, PHONE.1).await;
     b.refresh().await;

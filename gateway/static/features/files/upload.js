@@ -89,21 +89,26 @@ const KIND_WORDS = { image: 'An image', voice: 'A voice note', file: 'A file' };
  * @param {'image' | 'voice' | 'file'} kind
  */
 export function refusalText(e, name, size, kind) {
-  const d = e?.detail ?? {}, server = sentence(e?.message || '');
-  const limit = typeof d.limit === 'number' ? d.limit : null;
+  const d = e?.detail ?? {}, message = String(e?.message || ''), server = sentence(message);
+  // The limit: the error's `limit` field, else the number the server's message names.
+  const limit = typeof d.limit === 'number' ? d.limit : Number(message.match(/(\d+) (?:bytes|uploads)/)?.[1] ?? NaN);
+  const known = Number.isFinite(limit) ? limit : null;
   switch (e?.code) {
     case 'too_large': {
-      const max = limit ?? DEFAULT_LIMITS[kind];
-      return `“${name}” is too large to send (${fileSize(size)}). ${KIND_WORDS[kind]} can be at most ${fileSize(max)}.`;
+      // The server says which kind it judged the file to be ("an image is at most … bytes").
+      const judged = /^an image/i.test(message) ? 'image' : /^a voice note/i.test(message) ? 'voice' : /^a file/i.test(message) ? 'file' : kind;
+      const max = known ?? DEFAULT_LIMITS[judged];
+      return `“${name}” is too large to send (${fileSize(size)}). ${KIND_WORDS[judged]} can be at most ${fileSize(max)}.`;
     }
     case 'unsupported_type':
+      if (kind === 'voice') return `The voice note was not sent. ${server}`;
       return `“${name}” cannot be sent: only images, audio, PDF, text, office documents and archives can, `
         + 'and its content is none of these (whatever its name says).';
     case 'quota_exceeded':
-      return `“${name}” was not sent: you have used all the storage for your files${limit != null ? ` (${fileSize(limit)})` : ''}. `
+      return `“${name}” was not sent: you have used all the storage for your files${known != null ? ` (${fileSize(known)})` : ''}. `
         + 'Files of messages you delete free it again.';
     case 'rate_limited':
-      return `“${name}” was not sent: you are sending files too fast${limit != null ? ` (at most ${limit} a minute)` : ''}. `
+      return `“${name}” was not sent: you are sending files too fast${known != null ? ` (at most ${known} a minute)` : ''}. `
         + 'Wait a minute, then try again.';
     case 'offline':
       return `The upload of “${name}” was cut off. Check your connection and try again.`;
