@@ -44,6 +44,7 @@ impl Fixture {
                     ts: 1_795_000_000_000 + seq as i64,
                     draft: confab_schemas::Draft::message(Arc::from(format!("c{seq}")), body.clone(), None),
                     mentions: Vec::new(),
+                    attachments: Vec::new(),
                 }
             })
             .collect()

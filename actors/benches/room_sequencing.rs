@@ -75,6 +75,7 @@ impl Fixture {
                 cid: format!("c{}", self.next_cid),
                 body: "a chat message of a typical length, about sixty bytes long.".into(),
                 reply_to: None,
+                attachments: Vec::new(),
             });
             if frames.len() == per_read || i + 1 == n {
                 assert!(self.session.deliver(std::mem::take(&mut frames)).await, "session gone");

@@ -55,6 +55,11 @@ pub struct SystemConfig {
     pub cache_dir: Option<PathBuf>,
     pub cache_memory_bytes: usize,
     pub cache_disk_bytes: usize,
+    /// Signs the URLs of attachments in frames and history (the node's auth secret, the URLs'
+    /// lifetime).
+    pub media: crate::media::MediaSigner,
+    /// An upload no message claimed within this time is gone (the sweeper deletes it).
+    pub upload_orphan_ttl: Duration,
 }
 
 impl Default for SystemConfig {
@@ -80,6 +85,8 @@ impl Default for SystemConfig {
             cache_dir: None,
             cache_memory_bytes: 64 << 20,
             cache_disk_bytes: 256 << 20,
+            media: crate::media::MediaSigner::default(),
+            upload_orphan_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -22,12 +22,16 @@
 //! gateways and the cluster talk to it only through `ActorSystem` and the handles in `msg`, and
 //! it asks the cluster where rooms live through `cluster::ClusterHooks`.
 
+// TEMPORARY: until branch `blob` is merged.
+#[path = "blob_standin.rs"]
+pub mod blob;
 pub mod cluster;
 pub mod commit_thread;
 pub mod ctx;
 mod directory;
 pub mod error;
 pub mod history;
+pub mod media;
 pub mod metrics;
 pub mod moderation;
 pub mod msg;
@@ -41,6 +45,7 @@ pub mod session;
 pub mod sessions;
 pub mod stop;
 pub mod store;
+pub mod sweeper;
 pub mod system;
 mod writer;
 

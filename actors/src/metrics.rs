@@ -39,6 +39,15 @@ pub struct Metrics {
     pub forwards: AtomicU64,
     /// Proxies that subscribed afresh because the owner lost events or did not answer.
     pub resubscribes: AtomicU64,
+    /// Uploads stored, their bytes, and uploads refused (size, type, quota, rate, cut off).
+    pub uploads: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub uploads_refused: AtomicU64,
+    /// Sweeper runs this node made (holding the lease), files and bytes it deleted, failures.
+    pub sweeper_runs: AtomicU64,
+    pub sweeper_files_deleted: AtomicU64,
+    pub sweeper_bytes_deleted: AtomicU64,
+    pub sweeper_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -119,6 +128,29 @@ impl Metrics {
             "counter",
             self.resubscribes.load(Relaxed) as i128,
         );
+        for (name, help, v) in [
+            ("confab_uploads_total", "Uploads stored.", &self.uploads),
+            ("confab_upload_bytes_total", "Bytes of uploads stored.", &self.upload_bytes),
+            (
+                "confab_uploads_refused_total",
+                "Uploads refused (size, type, quota, rate, cut off).",
+                &self.uploads_refused,
+            ),
+            ("confab_sweeper_runs_total", "Sweeper runs made by this node (the lease holder).", &self.sweeper_runs),
+            (
+                "confab_sweeper_files_deleted_total",
+                "Unreferenced uploads the sweeper deleted.",
+                &self.sweeper_files_deleted,
+            ),
+            (
+                "confab_sweeper_bytes_deleted_total",
+                "Bytes of the uploads the sweeper deleted.",
+                &self.sweeper_bytes_deleted,
+            ),
+            ("confab_sweeper_errors_total", "Sweeper runs or deletions that failed.", &self.sweeper_errors),
+        ] {
+            gauge(name, help, "counter", v.load(Relaxed) as i128);
+        }
         gauge(
             "confab_writer_failures_total",
             "Batches that failed to commit.",

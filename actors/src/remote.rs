@@ -263,7 +263,7 @@ impl RemoteState {
                     let rows =
                         self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
                     for row in rows {
-                        self.fan_out(encode_server_frame(&ServerFrame::event(&row)), row.seq);
+                        self.fan_out(encode_server_frame(&ServerFrame::event(&row, &self.ctx.config.media)), row.seq);
                     }
                 }
                 let leaving = leaving_user(&frame);
@@ -336,7 +336,7 @@ impl RemoteState {
         for sub in sh.subs.iter_mut().filter(|s| s.replay == 0) {
             let after = sub.last_seq;
             for row in rows.iter().filter(|r| r.seq > after) {
-                let frame = encode_server_frame(&ServerFrame::event(row));
+                let frame = encode_server_frame(&ServerFrame::event(row, &self.ctx.config.media));
                 if sub.s.out.push_messages(self.room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;

@@ -305,9 +305,10 @@ impl SessionState {
         if body.contains('\0') || cid.contains('\0') {
             return Err(Refusal::new(ErrorCode::Invalid, "messages may not contain NUL characters"));
         }
-        if body.trim().is_empty() && d.kind != EventKind::Delete {
+        if body.trim().is_empty() && d.kind != EventKind::Delete && d.attachments.is_empty() {
             return Err(Refusal::new(ErrorCode::EmptyBody, "the message is empty"));
         }
+        check_attachment_ids(&d.attachments)?;
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
             return Err(Refusal::new(ErrorCode::TooLong, format!("messages are at most {max} characters")));
@@ -417,4 +418,24 @@ impl SessionState {
             me.stop(StopReason::Closed.reason());
         });
     }
+}
+
+/// The upload ids of a send: at most `MAX_ATTACHMENTS`, each of an upload id's form, no repeats.
+fn check_attachment_ids(ids: &[Arc<str>]) -> Result<(), Refusal> {
+    use confab_schemas::attachments::{MAX_ATTACHMENTS, valid_upload_id};
+    if ids.len() > MAX_ATTACHMENTS {
+        return Err(Refusal::new(
+            ErrorCode::TooManyAttachments,
+            format!("a message carries at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if !valid_upload_id(id) {
+            return Err(Refusal::new(ErrorCode::AttachmentNotFound, "an attachment is not an upload id"));
+        }
+        if ids[..i].contains(id) {
+            return Err(Refusal::new(ErrorCode::Invalid, "an upload is attached twice"));
+        }
+    }
+    Ok(())
 }

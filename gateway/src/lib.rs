@@ -19,6 +19,7 @@ mod search;
 pub mod security;
 pub mod socket_writers;
 pub mod tokens;
+pub mod uploads;
 pub mod web;
 pub mod ws;
 mod ws_read;
@@ -83,6 +84,8 @@ pub struct GatewayConfig {
     pub enable_chaos: bool,
     /// Threads that write to WebSockets, apart from the actors' runtime (0: write from it).
     pub socket_writer_threads: usize,
+    /// Limits of `POST /api/uploads`.
+    pub uploads: uploads::UploadConfig,
 }
 
 impl Default for GatewayConfig {
@@ -113,6 +116,7 @@ impl Default for GatewayConfig {
             ws_auth_timeout: Duration::from_secs(10),
             enable_chaos: false,
             socket_writer_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            uploads: uploads::UploadConfig::default(),
         }
     }
 }
@@ -128,13 +132,21 @@ pub struct AppInner {
     pub admission: Arc<admission::Admission>,
     /// Where WebSocket writer tasks run.
     pub writers: socket_writers::SocketWriters,
+    /// File storage for uploads and media (`None`: uploads are refused).
+    pub uploads: Option<uploads::Uploads>,
 }
 
 impl AppInner {
     pub fn new(system: Arc<ActorSystem>, config: GatewayConfig, mailer: mail::Mailer) -> AppInner {
         let writers = socket_writers::SocketWriters::new(config.socket_writer_threads);
         let admission = admission::Admission::new(config.max_tcp_per_ip, config.max_unauthenticated);
-        AppInner { system, config, mailer, connections: Mutex::new(HashMap::new()), admission, writers }
+        AppInner { system, config, mailer, connections: Mutex::new(HashMap::new()), admission, writers, uploads: None }
+    }
+
+    /// This gateway with file storage for uploads and media.
+    pub fn with_blobs(mut self, blobs: confab_actors::blob::BlobStore) -> AppInner {
+        self.uploads = Some(uploads::Uploads::new(blobs, &self.config.uploads));
+        self
     }
 }
 
@@ -149,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dms::routes())
         .merge(people::routes())
         .merge(search::routes())
+        .merge(uploads::routes())
         .merge(health::routes())
         .merge(chaos::routes())
         .merge(ws::routes())

@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_actors::store::{DmMember, RoomPage};
+use confab_schemas::MediaUrls;
 use confab_schemas::client::{RemovedReason, RoomSummary};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
@@ -256,8 +257,8 @@ fn validate_description(d: &str) -> Result<(), ApiError> {
 }
 
 /// A message as REST returns it: the same fields as the `message` frame.
-pub fn message_json(m: &MessageRow) -> Value {
-    serde_json::to_value(ServerFrame::message(m))
+pub fn message_json(m: &MessageRow, urls: &dyn MediaUrls) -> Value {
+    serde_json::to_value(ServerFrame::message(m, urls))
         .map(|mut v| {
             if let Some(o) = v.as_object_mut() {
                 o.remove("type");
@@ -272,7 +273,7 @@ pub fn message_json(m: &MessageRow) -> Value {
 
 /// The room, if `user` may see it: 404 when it does not exist (or is an inbox: those are not
 /// rooms to manage), 403 when it is private to others.
-async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<RoomRow, ApiError> {
+pub(crate) async fn visible_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<RoomRow, ApiError> {
     if id.is_inbox() {
         return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")));
     }
@@ -350,8 +351,13 @@ async fn list_route(
     } else {
         HashMap::new()
     };
-    let last_messages: HashMap<RoomId, Value> =
-        store.last_messages_between(user.id, first, last).await?.iter().map(|m| (m.room, message_json(m))).collect();
+    let urls = &state.system.config().media;
+    let last_messages: HashMap<RoomId, Value> = store
+        .last_messages_between(user.id, first, last)
+        .await?
+        .iter()
+        .map(|m| (m.room, message_json(m, urls)))
+        .collect();
     let rooms: Vec<Value> = rooms
         .iter()
         .map(|l| {
@@ -574,9 +580,10 @@ async fn messages_route(
         Some(around) => state.system.folded_around(room, around, limit).await?,
         None => state.system.folded_history(room, q.before, q.after, limit).await?,
     };
-    let messages: Vec<Value> = page.messages.iter().map(message_json).collect();
+    let urls = &state.system.config().media;
+    let messages: Vec<Value> = page.messages.iter().map(|m| message_json(m, urls)).collect();
     let events: Vec<Value> =
-        page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e)).unwrap_or(Value::Null)).collect();
+        page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e, urls)).unwrap_or(Value::Null)).collect();
     let mut out = json!({"messages": messages, "events": events, "has_more": page.has_more});
     if q.around.is_some() {
         out["has_more_after"] = json!(page.has_more_after);

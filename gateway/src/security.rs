@@ -118,7 +118,8 @@ pub(crate) async fn web_defences(State(state): State<AppState>, req: Request, ne
 /// that a client cannot hold a request (and its connection) open by trickling its body:
 /// 408 `request_timeout` when it is late, 413 `frame_too_large` past the limit.
 pub(crate) async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.body().is_end_stream() {
+    // An upload streams its body to storage under its own, longer deadline.
+    if req.body().is_end_stream() || crate::uploads::is_upload(&req) {
         return next.run(req).await;
     }
     let limit = state.config.max_body_bytes;
@@ -163,7 +164,10 @@ fn add_cors(resp: &mut Response, origin: Option<HeaderValue>) {
 
 fn add_headers(resp: &mut Response, tls: bool) {
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A route that set its own policy keeps it (served files: a sandbox).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

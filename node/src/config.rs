@@ -214,10 +214,17 @@ pub struct ServeArgs {
     /// [default: false].
     #[arg(long, env = "CONFAB_ENABLE_CHAOS")]
     pub enable_chaos: Option<bool>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub uploads: crate::upload_args::UploadArgs,
 }
 
 macro_rules! merge {
-    ($hi:expr, $lo:expr, $($f:ident),*) => { ServeArgs { config: $hi.config.clone(), $($f: $hi.$f.clone().or($lo.$f.clone())),* } };
+    ($hi:expr, $lo:expr, $($f:ident),*) => { ServeArgs {
+        config: $hi.config.clone(),
+        uploads: $hi.uploads.over(&$lo.uploads),
+        $($f: $hi.$f.clone().or($lo.$f.clone())),*
+    } };
 }
 
 impl ServeArgs {
@@ -311,6 +318,8 @@ pub struct NodeConfig {
     pub enable_chaos: bool,
     /// How often to poll the database for revocations written by `confab admin`.
     pub revocation_poll: Duration,
+    /// How often the sweeper of unreferenced uploads runs.
+    pub upload_sweep_every: Duration,
 }
 
 /// How a node joins its cluster (addresses still to be resolved against the bound ones).
@@ -397,6 +406,12 @@ impl NodeConfig {
         if secret.len() < 32 {
             bail!("the auth secret must be at least 32 bytes");
         }
+        let uploads = a.uploads.resolve()?;
+        let system = SystemConfig {
+            media: confab_actors::media::MediaSigner::new(&secret, uploads.media_url_ttl),
+            upload_orphan_ttl: uploads.orphan_ttl,
+            ..system
+        };
         let allowed_origins: Vec<String> = a.allowed_origins.clone().unwrap_or_default();
         let public_origins: Vec<String> =
             a.public_origin.clone().unwrap_or_default().into_iter().filter(|o| !o.is_empty()).collect();
@@ -473,6 +488,7 @@ impl NodeConfig {
             code_free_requests: a.code_free_requests.unwrap_or(g.code_free_requests),
             enable_chaos: a.enable_chaos.unwrap_or(false),
             socket_writer_threads: a.socket_writer_threads.unwrap_or(g.socket_writer_threads),
+            uploads: uploads.gateway,
             ..g
         };
         let seeds: Vec<String> = a.seeds.clone().unwrap_or_default().into_iter().filter(|s| !s.is_empty()).collect();
@@ -519,6 +535,7 @@ impl NodeConfig {
                 a.revocation_poll_ms.unwrap_or(1000) as usize,
                 "revocation-poll-ms",
             )? as u64),
+            upload_sweep_every: uploads.sweep_every,
             listen: a.listen.unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid default")),
             data_dir,
             database_url,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod revocations;
 pub mod tls;
+pub mod upload_args;
 
 use anyhow::Context;
 use confab_actors::{ActorSystem, Store};
@@ -36,6 +37,7 @@ pub struct Node {
     pub cluster: Option<Cluster>,
     stop: CancellationToken,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
     revocations: tokio::task::JoinHandle<()>,
 }
 
@@ -70,7 +72,18 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             gateway.public_origins.push(format!("{scheme}://{public}"));
         }
     }
-    let inner = Arc::new(AppInner::new(system.clone(), gateway, mailer));
+    let blobs = open_blobs(&config).await?;
+    let sweeper = confab_actors::sweeper::spawn(
+        system.store().clone(),
+        blobs.clone(),
+        system.metrics().clone(),
+        confab_actors::sweeper::SweeperConfig {
+            node_id: config.system.node_id.clone(),
+            every: config.upload_sweep_every,
+            orphan_ttl: config.system.upload_orphan_ttl,
+        },
+    );
+    let inner = Arc::new(AppInner::new(system.clone(), gateway, mailer).with_blobs(blobs));
     let admission = inner.admission.clone();
     let app = router(inner);
     let stop = CancellationToken::new();
@@ -95,7 +108,15 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "confab listening on {}://{addr}",
         if config.tls.is_some() { "https" } else { "http" }
     );
-    Ok(Node { addr, system, config, cluster, stop, http, revocations })
+    Ok(Node { addr, system, config, cluster, stop, http, sweeper, revocations })
+}
+
+/// The blob store of uploads: files under <data-dir>/blobs, encrypted with the bodies' key.
+async fn open_blobs(config: &NodeConfig) -> anyhow::Result<confab_actors::blob::BlobStore> {
+    use confab_actors::blob::{BlobConfig, BlobKind, BlobStore};
+    let cfg =
+        BlobConfig { kind: BlobKind::Local { dir: config.data_dir.join("blobs") }, cipher: config.cipher.clone() };
+    BlobStore::open(cfg).await.map_err(|e| anyhow::anyhow!("opening the file storage: {e}"))
 }
 
 async fn join_cluster(
@@ -146,6 +167,8 @@ impl Node {
             info!(complete = handed, "rooms handed off");
         }
         self.stop.cancel();
+        // A sweep stopped at any point leaves tombstones the next run finishes.
+        self.sweeper.abort();
         let clean =
             tokio::time::timeout(grace + std::time::Duration::from_secs(10), self.system.shutdown(grace)).await.is_ok();
         if !clean {

@@ -22,6 +22,7 @@ fn row(body_len: usize) -> MessageRow {
         deleted: false,
         kind: confab_schemas::EventKind::Message,
         target: None,
+        attachments: Vec::new(),
     }
 }
 
@@ -32,7 +33,7 @@ fn encode(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function(format!("body {body_len} B"), |b| {
             // The room builds the frame from its row and encodes it once per message.
-            b.iter(|| encode_server_frame(&ServerFrame::message(black_box(&r))))
+            b.iter(|| encode_server_frame(&ServerFrame::message(black_box(&r), &confab_schemas::attachments::NoUrls)))
         });
     }
     g.finish();

@@ -3,6 +3,7 @@
 //! `ClientFrame` is what browsers send; `ServerFrame` is what they receive. Error codes are stable
 //! strings (`ErrorCode`), shared with the REST API's error bodies.
 
+use crate::attachments::{AttachmentView, MediaUrls};
 use crate::ids::{RoomId, UserId};
 use crate::rows::{EventKind, MessageRow, Role, RoomKind};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,10 @@ pub enum ClientFrame {
         body: String,
         #[serde(default)]
         reply_to: Option<u64>,
+        /// Upload ids (`POST /api/uploads`) the message carries, at most `MAX_ATTACHMENTS`; the
+        /// body may then be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     Typing {
         room: RoomId,
@@ -106,6 +111,9 @@ pub enum ServerFrame {
         body: Arc<str>,
         ts: i64,
         reply_to: Option<u64>,
+        /// Its files, with signed URLs (absent when none).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<AttachmentView>,
     },
     /// Message `target` has a new body (event `seq`).
     Edited {
@@ -299,8 +307,9 @@ pub enum SystemEvent {
 pub const ONLINE_LIST_MAX: usize = 100;
 
 impl ServerFrame {
-    /// The frame of a committed event: `message`, `edited` or `deleted`.
-    pub fn event(m: &MessageRow) -> ServerFrame {
+    /// The frame of a committed event: `message`, `edited` or `deleted`. A message's
+    /// attachments get URLs signed by `urls` now: encode a stored row afresh for each replay.
+    pub fn event(m: &MessageRow, urls: &dyn MediaUrls) -> ServerFrame {
         let from = UserRef { id: m.sender, username: m.sender_name.clone() };
         match (m.kind, m.target) {
             (EventKind::Edit, Some(target)) => {
@@ -312,14 +321,14 @@ impl ServerFrame {
             (EventKind::System, _) => match serde_json::from_str::<SystemEvent>(&m.body) {
                 Ok(event) => ServerFrame::System { room: m.room, seq: m.seq, id: m.id, by: from, event, ts: m.ts },
                 // Not a system event this version knows: shown as what it says.
-                Err(_) => ServerFrame::message(m),
+                Err(_) => ServerFrame::message(m, urls),
             },
-            _ => ServerFrame::message(m),
+            _ => ServerFrame::message(m, urls),
         }
     }
 
     /// The `message` frame of a committed row.
-    pub fn message(m: &MessageRow) -> ServerFrame {
+    pub fn message(m: &MessageRow, urls: &dyn MediaUrls) -> ServerFrame {
         ServerFrame::Message {
             room: m.room,
             seq: m.seq,
@@ -328,6 +337,7 @@ impl ServerFrame {
             body: m.body.clone(),
             ts: m.ts,
             reply_to: m.reply_to,
+            attachments: AttachmentView::all(&m.attachments, urls),
         }
     }
 
@@ -394,6 +404,18 @@ pub enum ErrorCode {
     EmptyQuery,
     /// Search is off on this node (message bodies are encrypted at rest).
     SearchUnavailable,
+    /// A file larger than its kind's limit (HTTP 413).
+    TooLarge,
+    /// A file whose bytes are of no type uploads accept (HTTP 415).
+    UnsupportedType,
+    /// The user's stored uploads would pass their quota (HTTP 429).
+    QuotaExceeded,
+    /// A send names an upload that does not exist, is not the sender's, or expired.
+    AttachmentNotFound,
+    /// A send names an upload already attached to another message.
+    AttachmentUsed,
+    /// Too many attachments on one message.
+    TooManyAttachments,
 }
 
 impl ErrorCode {
@@ -433,6 +455,12 @@ impl ErrorCode {
             ErrorCode::TooManyMembers => "too_many_members",
             ErrorCode::EmptyQuery => "empty_query",
             ErrorCode::SearchUnavailable => "search_unavailable",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::UnsupportedType => "unsupported_type",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::AttachmentNotFound => "attachment_not_found",
+            ErrorCode::AttachmentUsed => "attachment_used",
+            ErrorCode::TooManyAttachments => "too_many_attachments",
         }
     }
 }
@@ -482,7 +510,11 @@ mod tests {
         let join = parse_client_frame(br#"{"type":"join","room":3,"since":7}"#).unwrap();
         assert_eq!(join, ClientFrame::Join { room: RoomId(3), since: Some(7) });
         let send = parse_client_frame(br#"{"type":"send","room":1,"cid":"a","body":"hi"}"#).unwrap();
-        assert_eq!(send, ClientFrame::Send { room: RoomId(1), cid: "a".into(), body: "hi".into(), reply_to: None });
+        let attachments = Vec::new();
+        assert_eq!(
+            send,
+            ClientFrame::Send { room: RoomId(1), cid: "a".into(), body: "hi".into(), reply_to: None, attachments }
+        );
         assert_eq!(parse_client_frame(br#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
     }
 

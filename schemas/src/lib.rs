@@ -5,6 +5,7 @@
 //! This crate owns no behaviour beyond encoding and decoding; it must never depend on another
 //! Confab crate.
 
+pub mod attachments;
 pub mod client;
 pub mod draft;
 pub mod ids;
@@ -13,6 +14,7 @@ mod parse;
 pub mod rows;
 pub mod wire;
 
+pub use attachments::{Attachment, AttachmentKind, AttachmentView, MediaUrls};
 pub use client::{ClientFrame, ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef};
 pub use draft::Draft;
 pub use ids::{RoomId, UserId};

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version carried in the handshake; peers with another version are refused.
-pub const NODE_PROTOCOL_VERSION: u32 = 4;
+pub const NODE_PROTOCOL_VERSION: u32 = 5;
 /// Largest node-to-node frame accepted, checked before a frame is read.
 pub const MAX_NODE_FRAME: usize = 4 * 1024 * 1024;
 
@@ -176,15 +176,21 @@ mod tests {
     #[test]
     fn a_send_keeps_the_bytes_of_its_flat_fields() {
         let user = UserRef { id: UserId(4), username: "ann".into() };
-        let kind = crate::EventKind::Edit;
-        let draft = Draft { cid: "c1".into(), body: "hi".into(), reply_to: Some(2), kind, target: Some(9) };
-        let frame = NodeFrame::Send { room: RoomId(3), session: 5, user: user.clone(), draft };
-        // Variant 10 (`Send`), then the fields it had before `Draft`: room, session, user, cid,
-        // body, reply_to, kind, target.
-        let mut flat = postcard::to_stdvec(&10u32).unwrap();
-        let fields = (RoomId(3), 5u64, user, "c1", "hi", Some(2u64), kind, Some(9u64));
-        flat.extend(postcard::to_stdvec(&fields).unwrap());
-        assert_eq!(encode_node_frame(&frame).unwrap(), flat);
-        assert_eq!(decode_node_frame(&flat).unwrap(), frame);
+        let kind = crate::EventKind::Message;
+        let ids: Vec<std::sync::Arc<str>> = vec!["a".repeat(32).into(), "b".repeat(32).into()];
+        for attachments in [Vec::new(), ids] {
+            let draft =
+                Draft { cid: "c1".into(), body: "hi".into(), reply_to: Some(2), kind, target: None, attachments };
+            let frame = NodeFrame::Send { room: RoomId(3), session: 5, user: user.clone(), draft: draft.clone() };
+            // Variant 10 (`Send`), then the fields it had before `Draft`: room, session, user, cid,
+            // body, reply_to, kind, target; then (protocol 5) the attachments' upload ids.
+            let mut flat = postcard::to_stdvec(&10u32).unwrap();
+            let fields = (RoomId(3), 5u64, user.clone(), "c1", "hi", Some(2u64), kind, None::<u64>);
+            flat.extend(postcard::to_stdvec(&fields).unwrap());
+            let ids: Vec<&str> = draft.attachments.iter().map(|a| &**a).collect();
+            flat.extend(postcard::to_stdvec(&ids).unwrap());
+            assert_eq!(encode_node_frame(&frame).unwrap(), flat);
+            assert_eq!(decode_node_frame(&flat).unwrap(), frame);
+        }
     }
 }

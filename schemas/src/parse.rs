@@ -55,6 +55,7 @@ struct Fields {
     reply_to: Option<Option<u64>>,
     on: Option<bool>,
     seq: Option<u64>,
+    attachments: Option<Vec<String>>,
     /// The first key that is no field of any frame.
     unknown: Option<String>,
 }
@@ -69,6 +70,7 @@ enum Key {
     ReplyTo,
     On,
     Seq,
+    Attachments,
     Other(String),
 }
 
@@ -91,6 +93,7 @@ impl<'de> Deserialize<'de> for Key {
                     "reply_to" => Key::ReplyTo,
                     "on" => Key::On,
                     "seq" => Key::Seq,
+                    "attachments" => Key::Attachments,
                     other => Key::Other(other.to_owned()),
                 })
             }
@@ -133,6 +136,7 @@ impl<'de> Deserialize<'de> for Fields {
                         Key::ReplyTo => once(&mut f.reply_to, &mut map, "reply_to")?,
                         Key::On => once(&mut f.on, &mut map, "on")?,
                         Key::Seq => once(&mut f.seq, &mut map, "seq")?,
+                        Key::Attachments => once(&mut f.attachments, &mut map, "attachments")?,
                         Key::Other(name) => {
                             f.unknown.get_or_insert(name);
                             map.next_value::<IgnoredAny>()?;
@@ -155,7 +159,7 @@ impl Fields {
             Kind::Auth => &["token"],
             Kind::Join => &["room", "since"],
             Kind::Leave => &["room"],
-            Kind::Send => &["room", "cid", "body", "reply_to"],
+            Kind::Send => &["room", "cid", "body", "reply_to", "attachments"],
             Kind::Typing => &["room", "on"],
             Kind::Edit => &["room", "seq", "body", "cid"],
             Kind::Delete => &["room", "seq", "cid"],
@@ -171,6 +175,7 @@ impl Fields {
             ("reply_to", self.reply_to.is_some()),
             ("on", self.on.is_some()),
             ("seq", self.seq.is_some()),
+            ("attachments", self.attachments.is_some()),
         ];
         let stray = self
             .unknown
@@ -190,6 +195,7 @@ impl Fields {
                 cid: self.cid.ok_or_else(|| missing("cid"))?,
                 body: self.body.ok_or_else(|| missing("body"))?,
                 reply_to: self.reply_to.flatten(),
+                attachments: self.attachments.unwrap_or_default(),
             },
             Kind::Typing => ClientFrame::Typing { room: room?, on: self.on.ok_or_else(|| missing("on"))? },
             Kind::Edit => ClientFrame::Edit {
@@ -226,6 +232,11 @@ mod tests {
             r#"{"type":"send","room":1,"cid":"a","body":"hi"}"#,
             r#"{"body":"hi \"q\" \u00e9","cid":"a","room":1,"type":"send","reply_to":7}"#,
             r#"{"type":"send","room":1,"cid":"a","body":"hi","reply_to":null}"#,
+            r#"{"type":"send","room":1,"cid":"a","body":"","attachments":["x","y"]}"#,
+            r#"{"type":"send","room":1,"cid":"a","body":"","attachments":[]}"#,
+            r#"{"type":"send","room":1,"cid":"a","body":"","attachments":null}"#,
+            r#"{"type":"send","room":1,"cid":"a","body":"","attachments":[1]}"#,
+            r#"{"type":"edit","room":3,"seq":9,"body":"x","attachments":["x"]}"#,
             r#"{"type":"join","room":3,"since":7}"#,
             r#"{"type":"join","room":3,"since":null}"#,
             r#"{"type":"join","room":3}"#,

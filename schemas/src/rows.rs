@@ -1,5 +1,6 @@
 //! Storage rows as the store returns them, and their JSON shape in the REST API.
 
+use crate::attachments::Attachment;
 use crate::ids::{RoomId, UserId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -167,4 +168,6 @@ pub struct MessageRow {
     pub kind: EventKind,
     /// The message an edit or delete is about.
     pub target: Option<u64>,
+    /// A message's files (their metadata; the bytes are in blob storage).
+    pub attachments: Vec<Attachment>,
 }

@@ -401,7 +401,16 @@ async fn unavailable_with_encryption_at_rest_or_turned_off() {
 }
 
 fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, draft: Draft) -> NewMessage {
-    NewMessage { room, epoch, seq, sender, ts: 1_000 + seq as i64, draft, mentions: Vec::new() }
+    NewMessage {
+        room,
+        epoch,
+        seq,
+        sender,
+        ts: 1_000 + seq as i64,
+        draft,
+        mentions: Vec::new(),
+        attachments: Vec::new(),
+    }
 }
 
 /// The writer's batches, straight through the store: a message, its edit and its delete in one

@@ -15,6 +15,7 @@ fn msg(room: RoomId, epoch: u64, seq: u64, sender: UserId, cid: &str) -> NewMess
         ts: 1_000 + seq as i64,
         draft: confab_schemas::Draft::message(Arc::from(cid), Arc::from(format!("body of {cid}")), None),
         mentions: Vec::new(),
+        attachments: Vec::new(),
     }
 }
 

@@ -26,6 +26,7 @@
 //! Its messages and handle are in `crate::msg::room`; the writer answers it through a reference
 //! derived from its own (`Committed`), so neither module imports the other.
 
+mod attachments;
 mod events;
 mod fanout;
 mod inbox_notes;

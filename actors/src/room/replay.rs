@@ -99,7 +99,7 @@ async fn run(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64,
             if row.seq != pos + 1 {
                 break;
             }
-            let frame = encode_server_frame(&ServerFrame::event(row));
+            let frame = encode_server_frame(&ServerFrame::event(row, &ctx.config.media));
             if out.push_replayed(room, row.seq, frame).await.is_err() {
                 // Gone, closing, or no longer in the room.
                 return;

@@ -79,8 +79,11 @@ impl RoomState {
         item: Draft,
         writes: &mut Vec<NewMessage>,
     ) -> Result<(), Refusal> {
-        let Draft { cid, body, reply_to, kind, target } = item;
+        let Draft { cid, body, reply_to, kind, target, attachments: upload_ids } = item;
         let system = kind == EventKind::System;
+        if !upload_ids.is_empty() && kind != EventKind::Message {
+            return Err(Refusal::new(ErrorCode::Invalid, "only a message carries attachments"));
+        }
         if self.room.id.is_inbox() && !system {
             return Err(Refusal::new(ErrorCode::Forbidden, "an inbox is written by the server only"));
         }
@@ -161,6 +164,10 @@ impl RoomState {
         if self.ctx.writer.get().is_none() {
             return Err(Refusal::new(ErrorCode::Retry, "storage is restarting; send again"));
         }
+        // Claimed last, so that nothing refuses the message once its uploads are its own (a
+        // resend of the same cid claims them again).
+        let attachments =
+            if upload_ids.is_empty() { Vec::new() } else { self.claim_attachments(user.id, &cid, &upload_ids).await? };
         let seq = self.next_seq;
         let mentions = if kind == EventKind::Message && body.contains('@') {
             inbox_notes::mentioned(&body, &self.names, user.id)
@@ -181,6 +188,7 @@ impl RoomState {
             deleted: false,
             kind,
             target,
+            attachments: attachments.clone(),
         };
         let new = NewMessage {
             room: row.room,
@@ -188,8 +196,9 @@ impl RoomState {
             seq,
             sender: user.id,
             ts: row.ts,
-            draft: Draft { cid: cid.clone(), body, reply_to, kind, target },
+            draft: Draft { cid: cid.clone(), body, reply_to, kind, target, attachments: upload_ids },
             mentions: mentions.clone(),
+            attachments,
         };
         if kind == EventKind::Delete {
             self.deleting.extend(target);
@@ -277,7 +286,7 @@ impl RoomState {
             }
             p.row.id = id;
             self.head = seq;
-            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row))));
+            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row, &self.ctx.config.media))));
             if p.row.kind == EventKind::System
                 && let Ok(event) = serde_json::from_str::<SystemEvent>(&p.row.body)
             {

@@ -26,7 +26,7 @@
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
-use confab_schemas::{Draft, EventKind, RoomId, UserId};
+use confab_schemas::{Attachment, Draft, EventKind, RoomId, UserId};
 use sqlx::{PgPool, QueryBuilder, Row, SqlitePool};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,6 +43,15 @@ pub struct NewMessage {
     pub draft: Draft,
     /// Users the message mentions (`@name`), recorded in `mentions` in the same transaction.
     pub mentions: Vec<UserId>,
+    /// The files it carries (claimed by the room), stored as JSON in `messages.attachments`.
+    pub attachments: Vec<Attachment>,
+}
+
+impl NewMessage {
+    /// `messages.attachments`: JSON, or NULL for a message without files.
+    fn attachments_json(&self) -> Option<String> {
+        (!self.attachments.is_empty()).then(|| serde_json::to_string(&self.attachments).unwrap_or_default())
+    }
 }
 
 /// A read cursor to move forward (never backward).
@@ -84,17 +93,18 @@ const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messag
 /// `OR ROLLBACK`: a constraint failure (a repeated cid) ends the whole transaction at once, as the
 /// batch fails as a whole anyway; so SQLite needs no statement journal to undo just this statement.
 const SQLITE_INSERT: &str = "INSERT OR ROLLBACK INTO messages \
-                             (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target) ";
+                             (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target, attachments) ";
 
 /// Columns of a message row in the inserts.
-const COLUMNS: usize = 10;
+const COLUMNS: usize = 11;
 
 /// A delete takes the bodies of its message and of that message's edits out of storage, in the
-/// transaction that commits it.
-const ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3 \
+/// transaction that commits it, and its attachments (whose files the sweeper then deletes).
+const ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3, attachments = NULL \
                      WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
 /// `ERASE` on PostgreSQL, which also empties the message's search words.
-const PG_ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3, search = NULL \
+const PG_ERASE: &str = "UPDATE messages SET body = '', body_key = NULL, deleted_at = $3, search = NULL, \
+                        attachments = NULL \
                         WHERE room_id = $1 AND (seq = $2 OR (kind = 1 AND target = $2))";
 /// A deleted message mentions nobody any more.
 const ERASE_MENTIONS: &str = "DELETE FROM mentions WHERE room_id = $1 AND seq = $2";
@@ -150,11 +160,13 @@ fn sqlite_insert_sql(rows: usize) -> &'static str {
 
 /// `$11`: whether to fill `search` (the words of each plain message, for search).
 const PG_INSERT: &str = "INSERT INTO messages \
-                         (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target, search) \
+                         (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target, search, \
+                         attachments) \
                          SELECT r, s, snd, c, b, bk, rt, ts, k, tg, \
-                           CASE WHEN $11 AND k = 0 THEN to_tsvector('simple', b) END \
+                           CASE WHEN $11 AND k = 0 THEN to_tsvector('simple', b) END, att \
                          FROM UNNEST($1::int8[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], \
-                         $7::int8[], $8::int8[], $9::int8[], $10::int8[]) AS t(r, s, snd, c, b, bk, rt, ts, k, tg) \
+                         $7::int8[], $8::int8[], $9::int8[], $10::int8[], $12::text[]) \
+                         AS t(r, s, snd, c, b, bk, rt, ts, k, tg, att) \
                          RETURNING id, room_id, seq";
 
 /// SQLite: indexes the plain messages of one insert, by their id range, from the rows just
@@ -285,7 +297,8 @@ impl Store {
                     .bind(m.draft.reply_to.map(|s| s as i64))
                     .bind(m.ts)
                     .bind(m.draft.kind.code())
-                    .bind(m.draft.target.map(|s| s as i64));
+                    .bind(m.draft.target.map(|s| s as i64))
+                    .bind(m.attachments_json());
             }
             // The statement's unused rows: NULLs.
             for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * COLUMNS {
@@ -352,6 +365,7 @@ impl Store {
             let (mut cid, mut body, mut key) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut reply_to, mut ts) = (Vec::with_capacity(n), Vec::with_capacity(n));
             let (mut kind, mut target) = (Vec::with_capacity(n), Vec::with_capacity(n));
+            let mut attachments = Vec::with_capacity(n);
             for (&i, (k, b)) in live.iter().zip(&stored) {
                 let m = &msgs[i];
                 room.push(m.room.0);
@@ -364,6 +378,7 @@ impl Store {
                 ts.push(m.ts);
                 kind.push(m.draft.kind.code());
                 target.push(m.draft.target.map(|s| s as i64));
+                attachments.push(m.attachments_json());
             }
             let rows = sqlx::query(PG_INSERT)
                 .bind(&room)
@@ -377,6 +392,7 @@ impl Store {
                 .bind(&kind)
                 .bind(&target)
                 .bind(self.search_available())
+                .bind(&attachments)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut ids: HashMap<(i64, i64), i64> = HashMap::with_capacity(rows.len());

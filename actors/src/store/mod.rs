@@ -18,6 +18,7 @@ mod people;
 mod revocations;
 mod rows;
 mod search;
+mod uploads;
 
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
@@ -29,6 +30,7 @@ pub use revocations::Revocation;
 pub use search::{
     MAX_QUERY_CHARS, MAX_QUERY_WORDS, QueryError, SearchFilter, SearchHit, SearchQuery, Segment, snippet,
 };
+pub use uploads::{ClaimRefusal, Tombstone, UploadRow, UploadUsage};
 
 use crate::error::{Error, Result};
 use confab_schemas::{MessageRow, Role, RoomId, RoomKind, RoomRow, UserId, UserRow, Visibility, now_ms};
@@ -38,6 +40,14 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The columns `rows::message` reads, of `messages m` joined with `users u`.
+macro_rules! message_columns {
+    () => {
+        "m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, m.edited_at, \
+         m.deleted_at, m.body_key, m.kind, m.target, m.attachments"
+    };
+}
 
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -492,12 +502,11 @@ impl Store {
     pub async fn last_messages_between(&self, user: UserId, first: i64, last: i64) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target \
+                concat!("SELECT ", message_columns!(), " \
                  FROM rooms r LEFT JOIN room_members rm ON rm.room_id = r.id AND rm.user_id = $1 \
                  JOIN messages m ON m.room_id = r.id AND m.seq = (SELECT MAX(seq) FROM messages WHERE room_id = r.id AND kind = 0) \
                  LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3 AND r.id > 0",
+                 WHERE (r.visibility = 'public' OR rm.user_id IS NOT NULL) AND r.id >= $2 AND r.id <= $3 AND r.id > 0"),
             )
             .bind(user.0)
             .bind(first)
@@ -563,11 +572,12 @@ impl Store {
     /// Messages with `from <= seq <= to`, ascending, at most `limit`.
     pub async fn messages_between(&self, room: RoomId, from: u64, to: u64, limit: u32) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4",
-            )
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.seq >= $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
+            ))
             .bind(room.0)
             .bind(from as i64)
             .bind(to.min(i64::MAX as u64) as i64)
@@ -581,11 +591,12 @@ impl Store {
     /// The newest `limit` messages with `seq < before`, ascending.
     pub async fn messages_before(&self, room: RoomId, before: u64, limit: u32) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3",
-            )
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+            ))
             .bind(room.0)
             .bind(before.min(i64::MAX as u64) as i64)
             .bind(limit as i64)
@@ -601,11 +612,12 @@ impl Store {
     /// A sender's newest `limit` messages in a room, for deduplication by `cid` after a restart.
     pub async fn recent_by_sender(&self, room: RoomId, sender: UserId, limit: u32) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3",
-            )
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.sender_id = $2 ORDER BY m.seq DESC LIMIT $3"
+            ))
             .bind(room.0)
             .bind(sender.0)
             .bind(limit as i64)
@@ -631,12 +643,13 @@ impl Store {
     /// folds in (a later edit's body, a delete's tombstone).
     pub async fn changes_of(&self, room: RoomId, from: u64, to: u64) -> Result<Vec<MessageRow>> {
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m \
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m \
                  LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE m.room_id = $1 AND m.target >= $2 AND m.target <= $3 ORDER BY m.seq",
-            )
+                 WHERE m.room_id = $1 AND m.target >= $2 AND m.target <= $3 ORDER BY m.seq"
+            ))
             .bind(room.0)
             .bind(from as i64)
             .bind(to.min(i64::MAX as u64) as i64)
@@ -649,11 +662,12 @@ impl Store {
     /// The one message a sender posted under `cid`, if any.
     pub async fn message_by_cid(&self, room: RoomId, sender: UserId, cid: &str) -> Result<Option<MessageRow>> {
         on_pool!(self, read, |p| {
-            let row = sqlx::query(
-                "SELECT m.id, m.room_id, m.seq, m.sender_id, u.username, m.cid, m.body, m.reply_to, m.created_at, \
-                   m.edited_at, m.deleted_at, m.body_key, m.kind, m.target FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
-                 WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3",
-            )
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                message_columns!(),
+                " FROM messages m LEFT JOIN users u ON u.id = m.sender_id \
+                 WHERE m.room_id = $1 AND m.sender_id = $2 AND m.cid = $3"
+            ))
             .bind(room.0)
             .bind(sender.0)
             .bind(cid)

@@ -86,5 +86,10 @@ where
         deleted: get::<R, Option<i64>>(r, "deleted_at")?.is_some(),
         kind: EventKind::from_code(get(r, "kind")?),
         target: get::<R, Option<i64>>(r, "target")?.map(|s| s as u64),
+        attachments: match get::<R, Option<String>>(r, "attachments")? {
+            Some(json) if !json.is_empty() => serde_json::from_str(&json)
+                .map_err(|e| Error::Invalid(format!("the attachments of message {seq} of room {room}: {e}")))?,
+            _ => Vec::new(),
+        },
     })
 }

@@ -154,6 +154,7 @@ pub(crate) async fn run(a: &SearchArgs) -> anyhow::Result<bool> {
             ts: 1_700_000_000_000 + i as i64,
             draft: Draft::message(Arc::from(format!("c{i}")), Arc::from(body.join(" ")), None),
             mentions: Vec::new(),
+            attachments: Vec::new(),
         });
         if batch.len() == BATCH || i + 1 == a.messages {
             let out = store.commit_batch(&batch, &[]).await?;
