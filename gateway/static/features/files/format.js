@@ -46,6 +46,7 @@ export function expired(url) {
 
 /** What a file is, from its type, in a word or two: "PDF", "ZIP archive", "text". @param {string} mime @param {string} name */
 export function typeWord(mime, name) {
+  mime = mime.split(';')[0].trim().toLowerCase();
   const known = /** @type {Record<string, string>} */ ({
     'application/pdf': 'PDF', 'application/zip': 'ZIP archive', 'application/gzip': 'gzip archive',
     'application/x-tar': 'tar archive', 'application/x-7z-compressed': '7-Zip archive', 'text/plain': 'text',

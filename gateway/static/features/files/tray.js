@@ -65,7 +65,12 @@ function start(file, name, voiceMs) {
   if (kind === 'image' || kind === 'voice') item.local = URL.createObjectURL(file);
 
   const thumb = kind === 'image' ? /** @type {HTMLImageElement} */ (el('img', 'upload-thumb')) : iconBox(kind === 'voice' ? 'mic' : 'file');
-  if (thumb instanceof HTMLImageElement) { thumb.src = item.local ?? ''; thumb.alt = ''; thumb.setAttribute('aria-hidden', 'true'); }
+  if (thumb instanceof HTMLImageElement) {
+    thumb.alt = '';
+    thumb.setAttribute('aria-hidden', 'true');
+    thumb.addEventListener('error', () => thumb.replaceWith(iconBox('file')), { once: true }); // not an image after all
+    thumb.src = item.local ?? '';
+  }
   const label = voiceMs != null ? `Voice note, ${clock(voiceMs)}` : name;
   const info = el('div', 'upload-info');
   const title = el('span', 'upload-name', label);
