@@ -5,6 +5,8 @@
 //! shown; a program renamed `.png` is refused with a clear message, and an upload cancelled
 //! midway (the network throttled) leaves nothing behind. Without chromedriver these tests fail.
 
+use confab::ServeArgs;
+use confab::upload_args::UploadArgs;
 use confab_tests::browser::{Browser, Driver, FAKE_MEDIA};
 use confab_tests::chat_page::{open_room, send, sign_up, wait_message};
 use confab_tests::{NodeOpts, TestNode, unique};
@@ -296,39 +298,48 @@ async fn a_voice_note_recorded_by_one_user_plays_for_the_other() {
     finish(a, b, &[]).await;
 }
 
-/// A program renamed `setup.png` is refused with a message that says what may be sent, and
-/// nothing is sent; an upload cancelled midway (the network throttled so it is still going)
-/// leaves the tray empty and sends nothing either.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
-    let node = TestNode::start(NodeOpts::default()).await;
-    let driver = Driver::start().await;
-    let (a, b) = two_users(&node, &driver, DESKTOP, &[]).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut program = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
-    program.resize(4096, 0x90);
-    let renamed = file(dir.path(), "setup.png", &program);
-
-    a.choose_files("#file-input", &[&renamed]).await;
-    let said = a
+/// Chooses `path` in the file picker and waits for the tray to say it was refused: returns what
+/// it says (with a screenshot named `screenshot`), then dismisses it.
+async fn refusal_of(b: &Browser, path: &Path, screenshot: &str) -> String {
+    b.choose_files("#file-input", &[path]).await;
+    let said = b
         .wait_for(
             "the refusal",
             "const f = document.querySelector('#uploads .upload.failed .upload-status'); return f ? f.textContent : null;",
             json!([]),
         )
         .await;
-    let said = said.as_str().unwrap();
+    b.screenshot(screenshot).await;
+    b.click("#uploads .upload.failed .upload-x").await;
+    b.wait_for("the tray to empty", "return document.querySelector('#uploads').hidden;", json!([])).await;
+    said.as_str().unwrap_or_default().to_owned()
+}
+
+/// A program renamed `setup.png` is refused with a message that says what may be sent, an image
+/// over the node's image limit (256 KiB here) with one that says the limit, and nothing is sent;
+/// an upload cancelled midway (the network throttled so it is still going) leaves the tray empty
+/// and sends nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
+    let uploads = UploadArgs { upload_max_image_bytes: Some(256 * 1024), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args: ServeArgs { uploads, ..Default::default() } }).await;
+    let driver = Driver::start().await;
+    let (a, b) = two_users(&node, &driver, DESKTOP, &[]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut program = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    program.resize(4096, 0x90);
+
+    let said = refusal_of(&a, &file(dir.path(), "setup.png", &program), "files-refused-type-desktop").await;
     assert!(
         said.contains("“setup.png” cannot be sent")
             && said.contains("only images, audio, PDF, text, office documents and archives"),
         "a clear refusal: {said}"
     );
-    a.screenshot("files-refused-desktop").await;
-    a.click("#uploads .upload.failed .upload-x").await;
-    a.wait_for("the tray to empty", "return document.querySelector('#uploads').hidden;", json!([])).await;
+    let said = refusal_of(&a, &file(dir.path(), "big.png", &png(1024, 1024)), "files-refused-size-desktop").await;
+    assert_eq!(said, "“big.png” is too large to send (3 MB). An image can be at most 256 KB.");
 
     // Cancel: 3 MB at 256 KB/s is still uploading when Cancel is pressed.
-    let big = file(dir.path(), "big.png", &png(1024, 1024));
+    let big = file(dir.path(), "big.txt", "all work and no play\n".repeat(150_000).as_bytes());
     a.cdp("Network.enable", json!({})).await;
     a.cdp(
         "Network.emulateNetworkConditions",
@@ -360,4 +371,40 @@ async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
     let files = b.exec("return document.querySelectorAll('#messages .attachment').length;", json!([])).await;
     assert_eq!(files, json!(0));
     finish(a, b, &["/api/uploads"]).await;
+}
+
+/// Media links expire (8 s here): Bob's thumbnail loads with the link the message came with;
+/// once that has expired, opening the image full size first gets fresh links for it
+/// (GET /api/rooms/{room}/attachments/{id}) and shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_media_link_is_renewed_when_the_image_opens() {
+    let uploads = UploadArgs { media_url_ttl_secs: Some(8), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args: ServeArgs { uploads, ..Default::default() } }).await;
+    let driver = Driver::start().await;
+    let (a, b) = two_users(&node, &driver, DESKTOP, &[]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    a.choose_files("#file-input", &[&file(dir.path(), "tide.png", &png(300, 200))]).await;
+    wait_uploaded(&a, 1).await;
+    send(&a, "low tide").await;
+    let shown = wait_attachments(&b, "low tide", "the thumbnail", "got[0].img?.loaded").await;
+    let thumb = shown[0]["img"]["src"].as_str().unwrap().to_owned();
+    let exp =
+        |url: &str| url.split("exp=").nth(1).and_then(|v| v.split('&').next()).and_then(|v| v.parse::<u64>().ok());
+    let first = exp(&thumb).expect("a signed link");
+
+    b.wait_for("the link to expire", "return Date.now() / 1000 > arguments[0] + 1;", json!([first])).await;
+    b.click("#messages .att-image").await;
+    let full = b
+        .wait_for(
+            "the full-size image from a fresh link",
+            "const d = document.querySelector('#media-dialog'), i = document.querySelector('#media-img'); \
+             return d.open && i.complete && i.naturalWidth > 0 ? { src: i.getAttribute('src'), w: i.naturalWidth } : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(full["w"], 300);
+    let renewed = exp(full["src"].as_str().unwrap()).expect("a signed link");
+    assert!(renewed > first, "a fresh link: {full} after {thumb}");
+    b.press(ESCAPE).await;
+    finish(a, b, &[]).await;
 }
