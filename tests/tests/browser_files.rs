@@ -89,6 +89,17 @@ async fn two_users(node: &TestNode, driver: &Driver, size: (u32, u32), args: &[&
     (a, b)
 }
 
+/// Switches `b` to a phone's screen, once the room list has become a closed drawer.
+async fn to_phone(b: &Browser) {
+    b.emulate_phone(PHONE.0, PHONE.1).await;
+    b.wait_for(
+        "the room list to become a closed drawer",
+        "return getComputedStyle(document.querySelector('.sidebar')).visibility === 'hidden';",
+        json!([]),
+    )
+    .await;
+}
+
 /// Waits until the tray above the composer holds `n` files, all uploaded.
 async fn wait_uploaded(b: &Browser, n: usize) {
     b.wait_for(
@@ -269,12 +280,13 @@ async fn a_voice_note_recorded_by_one_user_plays_for_the_other() {
     let node = TestNode::start(NodeOpts::default()).await;
     let driver = Driver::start().await;
     let (a, b) = two_users(&node, &driver, DESKTOP, &FAKE_MEDIA).await;
+    to_phone(&a).await; // Alice records on her phone
 
     a.click("#record").await;
     a.wait_visible("#recorder").await;
     a.wait_for("two seconds recorded", "return document.querySelector('#rec-time').textContent === '0:02';", json!([]))
         .await;
-    a.screenshot("voice-recording-desktop").await;
+    a.screenshot("voice-recording-phone").await;
     a.click("#rec-send").await;
     a.wait_for("the recorder to close", "return document.querySelector('#recorder').hidden;", json!([])).await;
 
@@ -295,6 +307,13 @@ async fn a_voice_note_recorded_by_one_user_plays_for_the_other() {
         .await;
     assert!(played["time"].as_str().unwrap().ends_with(total), "the length stays shown while playing: {played}");
     b.screenshot("voice-playing-desktop").await;
+    a.wait_for(
+        "the note in Alice's list",
+        "return !!document.querySelector('#messages .msg.own .player.voice');",
+        json!([]),
+    )
+    .await;
+    a.screenshot("voice-sent-phone").await;
     finish(a, b, &[]).await;
 }
 
@@ -357,6 +376,8 @@ async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
         .await;
     assert!(progress["status"].as_str().unwrap().starts_with("Uploading… "), "{progress}");
     a.screenshot("files-uploading-desktop").await;
+    to_phone(&a).await;
+    a.screenshot("files-uploading-phone").await;
     a.click("#uploads .upload .upload-x").await;
     a.wait_for("the tray to empty", "return document.querySelector('#uploads').hidden;", json!([])).await;
     a.cdp(
