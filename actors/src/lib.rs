@@ -18,12 +18,11 @@
 //! (`directory`, `sessions`, `writer`); then `system`, the `ActorSystem` other crates hold.
 //!
 //! The store (`store`) is the only code that talks to the database; the history cache (`history`)
-//! keeps immutable pages of room history in foyer. This crate knows nothing of HTTP or gossip:
+//! keeps immutable pages of room history in foyer. Blob storage (`blob`) keeps the bytes of
+//! attachments behind `object_store`; they never pass through an actor. This crate knows nothing of HTTP or gossip:
 //! gateways and the cluster talk to it only through `ActorSystem` and the handles in `msg`, and
 //! it asks the cluster where rooms live through `cluster::ClusterHooks`.
 
-// TEMPORARY: until branch `blob` is merged.
-#[path = "blob_standin.rs"]
 pub mod blob;
 pub mod cluster;
 pub mod commit_thread;

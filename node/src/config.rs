@@ -217,12 +217,17 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub uploads: crate::upload_args::UploadArgs,
+    /// Blob storage of attachments (`--blob-store`, `--s3-*`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub storage: crate::storage_args::StorageArgs,
 }
 
 macro_rules! merge {
     ($hi:expr, $lo:expr, $($f:ident),*) => { ServeArgs {
         config: $hi.config.clone(),
         uploads: $hi.uploads.over(&$lo.uploads),
+        storage: $hi.storage.over(&$lo.storage),
         $($f: $hi.$f.clone().or($lo.$f.clone())),*
     } };
 }
@@ -320,6 +325,8 @@ pub struct NodeConfig {
     pub revocation_poll: Duration,
     /// How often the sweeper of unreferenced uploads runs.
     pub upload_sweep_every: Duration,
+    /// Where attachments are stored (`BlobStore::open` takes it).
+    pub blob: confab_actors::blob::BlobConfig,
 }
 
 /// How a node joins its cluster (addresses still to be resolved against the bound ones).
@@ -528,7 +535,9 @@ impl NodeConfig {
                 cluster_id: a.cluster_id.clone().unwrap_or_else(|| "confab".into()),
             })
         };
+        let blob = a.storage.blob_config(&data_dir, cipher.clone(), cluster.is_some())?;
         Ok(NodeConfig {
+            blob,
             cluster,
             enable_chaos: a.enable_chaos.unwrap_or(false),
             revocation_poll: Duration::from_millis(positive(
@@ -686,10 +695,51 @@ mod tests {
         let key_file = dir.path().join("cluster.key");
         std::fs::write(&key_file, confab_cluster::key::ClusterKey::generate().to_text()).unwrap();
         let pg = ServeArgs { cluster_key_file: Some(key_file), ..pg };
+        let err = NodeConfig::resolve(&pg).unwrap_err().to_string();
+        assert!(err.contains("--blob-store s3"), "a cluster refuses local blob storage: {err}");
+        let storage = crate::storage_args::StorageArgs {
+            blob_store: Some("s3".into()),
+            s3_endpoint: Some("https://s3.example.com".into()),
+            s3_bucket: Some("b".into()),
+            s3_access_key: Some("k".into()),
+            s3_secret_key: Some("s".into()),
+            ..Default::default()
+        };
+        let pg = ServeArgs { storage, ..pg };
         let c = NodeConfig::resolve(&pg).unwrap().cluster.expect("a cluster member");
         assert_eq!(c.seeds, vec!["10.0.0.1:7946".to_owned()]);
         assert_eq!(c.key.len(), 1);
         assert!(NodeConfig::resolve(&base).unwrap().cluster.is_none());
+    }
+
+    #[test]
+    fn blob_storage_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("confab.toml");
+        std::fs::write(
+            &file,
+            "blob-store = \"s3\"\ns3-endpoint = \"http://127.0.0.1:3900\"\ns3-allow-http = true\n\
+             s3-bucket = \"att\"\ns3-access-key = \"GK1\"\ns3-secret-key = \"x\"\ns3-prefix = \"p\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            data_dir: Some(dir.path().into()),
+            node_id: Some("n".into()),
+            ..Default::default()
+        };
+        let c = NodeConfig::resolve(&args).unwrap();
+        assert!(matches!(c.blob.kind, confab_actors::blob::BlobKind::S3 { ref bucket, .. } if bucket == "att"));
+        // A flag wins over the file.
+        let storage = crate::storage_args::StorageArgs { s3_bucket: Some("flag".into()), ..Default::default() };
+        let c = NodeConfig::resolve(&ServeArgs { storage, ..args.clone() }).unwrap();
+        assert!(matches!(c.blob.kind, confab_actors::blob::BlobKind::S3 { ref bucket, .. } if bucket == "flag"));
+        std::fs::write(&file, "blob-store = \"local\"\ns3-bucket-typo = \"x\"\n").unwrap();
+        let err = format!("{:#}", NodeConfig::resolve(&args).unwrap_err());
+        assert!(err.contains("s3-bucket-typo"), "unknown keys are refused: {err}");
+        let local = ServeArgs { data_dir: Some(dir.path().into()), node_id: Some("n".into()), ..Default::default() };
+        let c = NodeConfig::resolve(&local).unwrap();
+        assert!(matches!(c.blob.kind, confab_actors::blob::BlobKind::Local { ref dir } if dir.ends_with("blobs")));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod revocations;
+pub mod storage_args;
 pub mod tls;
 pub mod upload_args;
 
@@ -111,12 +112,12 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
     Ok(Node { addr, system, config, cluster, stop, http, sweeper, revocations })
 }
 
-/// The blob store of uploads: files under <data-dir>/blobs, encrypted with the bodies' key.
+/// The blob store of uploads (`--blob-store`: the local file system under the data directory,
+/// or S3), encrypted at rest with the bodies' key.
 async fn open_blobs(config: &NodeConfig) -> anyhow::Result<confab_actors::blob::BlobStore> {
-    use confab_actors::blob::{BlobConfig, BlobKind, BlobStore};
-    let cfg =
-        BlobConfig { kind: BlobKind::Local { dir: config.data_dir.join("blobs") }, cipher: config.cipher.clone() };
-    BlobStore::open(cfg).await.map_err(|e| anyhow::anyhow!("opening the file storage: {e}"))
+    confab_actors::blob::BlobStore::open(config.blob.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the file storage: {e}"))
 }
 
 async fn join_cluster(

@@ -10,7 +10,8 @@
 //!
 //! Clusters need PostgreSQL, so these tests use `CONFAB_TEST_DATABASE_URL`, else
 //! `CONFAB_CLUSTER_DATABASE_URL`, else the server at `postgres://postgres@127.0.0.1:5432/postgres`
-//! (the one CI starts), on both test passes.
+//! (the one CI starts), on both test passes. They also need shared blob storage: the S3 store of
+//! `CONFAB_TEST_S3_*` (`crate::s3`), under a prefix of the sandbox's own.
 
 use crate::client::Api;
 use crate::process::NodeProcess;
@@ -41,6 +42,9 @@ pub struct Sandbox {
     /// `127.A.B`: the loopback network of this sandbox's nodes.
     net: String,
     bin: String,
+    /// The S3 store every node keeps attachments in, and this sandbox's prefix in it.
+    pub s3: crate::s3::S3Env,
+    pub s3_prefix: String,
 }
 
 struct Spawned {
@@ -62,6 +66,7 @@ fn free_tcp_port(ip: &str) -> u16 {
 impl Sandbox {
     /// Starts `n` nodes (`n0`, `n1`, …) and waits until each sees all of them ready.
     pub async fn start(bin: &str, n: usize) -> Sandbox {
+        let s3 = crate::s3::S3Env::required("a cluster sandbox");
         let server = std::env::var("CONFAB_TEST_DATABASE_URL")
             .or_else(|_| std::env::var("CONFAB_CLUSTER_DATABASE_URL"))
             .unwrap_or_else(|_| DEFAULT_PG.to_owned());
@@ -87,6 +92,8 @@ impl Sandbox {
             key_file,
             net: format!("127.{}.{}", 1 + rand::random::<u8>() % 254, rand::random::<u8>() % 255),
             bin: bin.to_owned(),
+            s3,
+            s3_prefix: format!("sandbox-{:016x}", rand::random::<u64>()),
         };
         for _ in 0..n {
             sb.add().await;
@@ -153,6 +160,7 @@ impl Sandbox {
             "6".into(),
         ];
         let mut args = args;
+        args.extend(self.s3.node_args(&dir, &self.s3_prefix));
         if let Ok(filter) = std::env::var("CONFAB_TEST_NODE_LOG") {
             args.extend(["--log".to_owned(), filter]);
         }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod load;
 pub mod partition;
 pub mod process;
+pub mod s3;
 pub mod smtp;
 
 pub use client::{Api, Ws};
