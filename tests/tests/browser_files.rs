@@ -269,6 +269,8 @@ async fn an_image_and_a_file_reach_the_other_user_as_a_thumbnail_and_a_card() {
         "kept within the screen at its aspect ratio: {on_phone}"
     );
     b.screenshot("files-received-phone").await;
+    b.color_scheme("dark").await;
+    b.screenshot("files-received-phone-dark").await;
     finish(a, b, &[]).await;
 }
 
@@ -337,7 +339,7 @@ async fn refusal_of(b: &Browser, path: &Path, screenshot: &str) -> String {
 /// A program renamed `setup.png` is refused with a message that says what may be sent, an image
 /// over the node's image limit (256 KiB here) with one that says the limit, and nothing is sent;
 /// an upload cancelled midway (the network throttled so it is still going) leaves the tray empty
-/// and sends nothing either.
+/// and sends nothing either; a message sent while its file uploads goes once it is uploaded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
     let uploads = UploadArgs { upload_max_image_bytes: Some(256 * 1024), ..Default::default() };
@@ -359,12 +361,7 @@ async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
 
     // Cancel: 3 MB at 256 KB/s is still uploading when Cancel is pressed.
     let big = file(dir.path(), "big.txt", "all work and no play\n".repeat(150_000).as_bytes());
-    a.cdp("Network.enable", json!({})).await;
-    a.cdp(
-        "Network.emulateNetworkConditions",
-        json!({"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 256 * 1024}),
-    )
-    .await;
+    throttle(&a, 256 * 1024).await;
     a.choose_files("#file-input", &[&big]).await;
     let progress = a
         .wait_for(
@@ -380,18 +377,37 @@ async fn a_refused_file_says_why_and_a_cancelled_upload_sends_nothing() {
     a.screenshot("files-uploading-phone").await;
     a.click("#uploads .upload .upload-x").await;
     a.wait_for("the tray to empty", "return document.querySelector('#uploads').hidden;", json!([])).await;
-    a.cdp(
-        "Network.emulateNetworkConditions",
-        json!({"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
-    )
-    .await;
+    throttle(&a, -1).await;
 
     // Nothing went out: the next message is the room's only one from Alice, with no attachment.
     send(&a, "nothing attached").await;
     wait_message(&b, "nothing attached").await;
     let files = b.exec("return document.querySelectorAll('#messages .attachment').length;", json!([])).await;
     assert_eq!(files, json!(0));
+
+    // Sent while its file still uploads, a message waits for it, then goes with it.
+    throttle(&a, 256 * 1024).await;
+    a.choose_files("#file-input", &[&big]).await;
+    a.wait_visible("#uploads .upload progress").await;
+    send(&a, "sent once uploaded").await;
+    a.wait_visible("#uploads-note").await;
+    let note = a.text("#uploads-note").await;
+    assert_eq!(note, "Your message goes as soon as the upload is done.");
+    assert_eq!(a.exec("return document.querySelector('#composer').value;", json!([])).await, "sent once uploaded");
+    a.screenshot("files-send-held-phone").await;
+    throttle(&a, -1).await;
+    let sent = wait_attachments(&b, "sent once uploaded", "the message with its file", "got.length === 1").await;
+    assert_eq!(sent[0]["name"], "big.txt");
+    a.wait_for("the tray to empty", "return document.querySelector('#uploads').hidden;", json!([])).await;
     finish(a, b, &["/api/uploads"]).await;
+}
+
+/// Limits the browser's upload speed to `bytes_per_sec` (-1: no limit).
+async fn throttle(b: &Browser, bytes_per_sec: i64) {
+    b.cdp("Network.enable", json!({})).await;
+    let conditions =
+        json!({"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_sec});
+    b.cdp("Network.emulateNetworkConditions", conditions).await;
 }
 
 /// Media links expire (8 s here): Bob's thumbnail loads with the link the message came with;
