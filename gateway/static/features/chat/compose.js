@@ -149,7 +149,7 @@ export function clearPending() {
 // ---- replies --------------------------------------------------------------------
 /** @param {import('../../core/types.js').Message} m */
 export function startReply(m) {
-  replyTo = { seq: m.seq, name: m.from?.username ?? 'unknown', body: m.body ?? '' };
+  replyTo = { seq: m.seq, name: m.from?.username ?? 'unknown', body: view.quotedText(m) };
   $('reply-who').textContent = `Replying to ${replyTo.name}:`;
   $('reply-body').textContent = replyTo.body.slice(0, 140);
   $('reply-box').hidden = false;

@@ -632,7 +632,7 @@ function fillQuote(q, m) {
 }
 
 /** A message's text in a quote: its body, or the names of its files. @param {Message} m */
-const quotedText = (m) => m.body || (m.attachments ?? []).map((a) => `📎 ${a.name}`).join(', ');
+export const quotedText = (m) => m.body || (m.attachments ?? []).map((a) => (a.kind === 'voice' ? 'Voice note' : a.name)).join(', ');
 
 const fetching = new Set();
 /** @param {number} room @param {number} seq */
