@@ -60,6 +60,29 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A WAV of `ms` milliseconds of a 440 Hz tone (8 kHz, 16-bit mono).
+fn wav(ms: u32) -> Vec<u8> {
+    let samples: Vec<i16> =
+        (0..8 * ms).map(|i| ((f64::from(i) * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 8000.0) as i16).collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = b"RIFF".to_vec();
+    out.extend((36 + data_len).to_le_bytes());
+    out.extend(b"WAVEfmt ");
+    out.extend(16u32.to_le_bytes());
+    out.extend(1u16.to_le_bytes()); // PCM
+    out.extend(1u16.to_le_bytes()); // mono
+    out.extend(8000u32.to_le_bytes());
+    out.extend(16_000u32.to_le_bytes()); // bytes a second
+    out.extend(2u16.to_le_bytes());
+    out.extend(16u16.to_le_bytes());
+    out.extend(b"data");
+    out.extend(data_len.to_le_bytes());
+    for s in samples {
+        out.extend(s.to_le_bytes());
+    }
+    out
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in bytes {
@@ -276,7 +299,7 @@ async fn an_image_and_a_file_reach_the_other_user_as_a_thumbnail_and_a_card() {
 
 /// Alice records a voice note from Chromium's fake microphone (its timer runs), stops and sends
 /// it; Bob's app shows a voice player with the note's length, and plays it: the audio's position
-/// advances (or it ends).
+/// advances (or it ends). An audio file shows as a card with a player, its length read from it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_voice_note_recorded_by_one_user_plays_for_the_other() {
     let node = TestNode::start(NodeOpts::default()).await;
@@ -316,6 +339,18 @@ async fn a_voice_note_recorded_by_one_user_plays_for_the_other() {
     )
     .await;
     a.screenshot("voice-sent-phone").await;
+
+    // An audio file: its card and a player whose length the file's head tells.
+    let dir = tempfile::tempdir().expect("temp dir");
+    a.choose_files("#file-input", &[&file(dir.path(), "tone.wav", &wav(3000))]).await;
+    wait_uploaded(&a, 1).await;
+    send(&a, "a tone").await;
+    let tone =
+        wait_attachments(&b, "a tone", "the audio file's player with its length", "got[0].time?.endsWith('0:03')")
+            .await;
+    assert!(tone[0]["cls"].as_str().unwrap().contains("att-audio"), "{tone}");
+    assert_eq!(tone[0]["name"], "tone.wav");
+    b.screenshot("audio-file-desktop").await;
     finish(a, b, &[]).await;
 }
 

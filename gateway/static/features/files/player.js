@@ -2,7 +2,8 @@
 // player.js — a voice note or audio file played inline: a play/pause button, a position slider
 // (arrow keys seek) and "0:03 / 0:07". The length comes from the attachment's `duration_ms`
 // (a recorded WebM often does not say its own), else from the audio once it knows. One plays at
-// a time. The audio loads only when played (`preload="none"`); an expired URL is renewed first.
+// a time. The audio loads only when played (`preload="none"`), or only its head when its length
+// is not known otherwise; an expired URL is renewed first.
 
 import { el } from '../../core/dom.js';
 import { clock, duration } from './format.js';
@@ -84,5 +85,10 @@ export function audioPlayer(a, urls) {
     if (wantPlay) audio.play().catch(() => {});
   });
   box.append(btn, seek, time, audio);
+  if (!total) { // a length only the file knows: read its head now to show it
+    loaded = true;
+    audio.preload = 'metadata';
+    urls.src().then((u) => { audio.src = u; }, () => { loaded = false; });
+  }
   return box;
 }

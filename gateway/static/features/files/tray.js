@@ -16,8 +16,8 @@ import { upload, refusalText, limitKind } from './upload.js';
 export const MAX_FILES = 10;
 
 /**
- * One file of the tray. `local` is an object URL of its bytes, to show an image or play a voice
- * note of one's own before the server has signed a URL for it.
+ * One file of the tray. `local` is an object URL of its bytes, to show, play or download a file
+ * of one's own before the server has signed a URL for it (a pending send).
  * @typedef {{name: string, size: number, kind: 'image' | 'voice' | 'file', state: 'uploading' | 'ready' | 'failed',
  *   abort: () => void, attachment?: Attachment, local?: string, li: HTMLElement}} Item
  */
@@ -62,7 +62,7 @@ function start(file, name, voiceMs) {
   const li = el('li', 'upload');
   /** @type {Item} */
   const item = { name, size: file.size, kind, state: 'uploading', abort: () => {}, li };
-  if (kind === 'image' || kind === 'voice') item.local = URL.createObjectURL(file);
+  item.local = URL.createObjectURL(file); // no copy: it names the file's bytes where they are
 
   const thumb = kind === 'image' ? /** @type {HTMLImageElement} */ (el('img', 'upload-thumb')) : iconBox(kind === 'voice' ? 'mic' : 'file');
   if (thumb instanceof HTMLImageElement) {
