@@ -11,12 +11,13 @@ import { startFeatures, startWhenSignedIn } from './core/features.js';
 import auth from './features/auth/index.js';
 import rooms from './features/rooms/index.js';
 import chat from './features/chat/index.js';
+import files from './features/files/index.js';
 import notifications from './features/notifications/index.js';
 import search from './features/search/index.js';
 import people from './features/people/index.js';
 import dms from './features/dms/index.js';
 
-await startFeatures([rooms, chat, search, notifications, people, dms, auth]);
+await startFeatures([rooms, chat, files, search, notifications, people, dms, auth]);
 
 // Features loaded only for the users they concern (an admin panel: `when: (me) => me.role === 'admin'`).
 startWhenSignedIn([]);

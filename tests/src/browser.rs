@@ -19,6 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::AbortHandle;
 
+/// Chromium's fake media devices: a microphone (and camera) that exists, gives a test tone, and
+/// is allowed without asking (`Driver::browser_with`).
+pub const FAKE_MEDIA: [&str; 2] = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"];
+
 /// Where chromedriver is looked for (`CHROMEDRIVER` overrides).
 pub fn chromedriver_path() -> String {
     std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
@@ -85,12 +89,28 @@ impl Driver {
 
     /// A new headless Chromium with its own profile (cookies, storage), at `width`×`height`.
     pub async fn browser(&self, width: u32, height: u32) -> Browser {
+        self.browser_with(width, height, &[]).await
+    }
+
+    /// `browser`, with more Chromium switches (e.g. `FAKE_MEDIA`: a microphone that plays a tone).
+    pub async fn browser_with(&self, width: u32, height: u32, extra_args: &[&str]) -> Browser {
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+        ]
+        .map(String::from)
+        .into();
+        args.push(format!("--window-size={width},{height}"));
+        args.extend(extra_args.iter().map(|a| a.to_string()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                         "--no-first-run", "--disable-extensions", format!("--window-size={width},{height}")],
+                "args": args,
             },
             "goog:loggingPrefs": {"browser": "ALL"},
         }}});
@@ -189,6 +209,22 @@ impl Browser {
     pub async fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css).await;
         self.post(&format!("/element/{id}/value"), json!({"text": text})).await;
+    }
+
+    /// Chooses the files `paths` in the file input `css` (shown or not), as the file dialog would.
+    pub async fn choose_files(&self, css: &str, paths: &[&std::path::Path]) {
+        let v = self.post("/element", json!({"using": "css selector", "value": css})).await;
+        let id = v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned();
+        let text: Vec<String> = paths.iter().map(|p| p.to_str().expect("a UTF-8 path").to_owned()).collect();
+        self.post(&format!("/element/{id}/value"), json!({"text": text.join("\n")})).await;
+    }
+
+    /// Presses `key` (a WebDriver key: `\u{E00C}` is Escape) in the focused element.
+    pub async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "kb", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
+        self.post("/actions", actions).await;
+        wd(&self.http, reqwest::Method::DELETE, &format!("{}/actions", self.url), None).await;
     }
 
     /// Empties an input or textarea (WebDriver's element clear).

@@ -3,7 +3,8 @@
 // double-submit header on writes, one refresh-and-retry on a 401 (shared by concurrent callers),
 // and errors carrying the server's stable code.
 
-function csrfToken() {
+/** The CSRF double-submit token every write carries in `X-CSRF-Token` (uploads set it themselves). */
+export function csrfToken() {
   const m = document.cookie.match(/(?:^|;\s*)confab_csrf=([^;]+)/);
   return m ? decodeURIComponent(m[1]) : '';
 }

@@ -152,6 +152,8 @@ const HUMAN = {
   dm_self: 'Choose someone other than yourself.',
   too_many_members: 'A group conversation can have at most 10 people, you included.',
   empty_query: 'Type a word to search for.',
+  attachment_not_found: 'A file of this message is no longer there (it expired, or is not yours). Remove it and attach it again.',
+  attachment_used: 'A file of this message was sent already, in another message. Attach it again to send it once more.',
   search_unavailable: 'Search is not available on this server: messages are encrypted at rest, so the server cannot read them to search.',
 };
 

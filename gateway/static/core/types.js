@@ -19,10 +19,29 @@
 /** A room's newest message as an `activity` frame previews it. @typedef {{seq: number, from: User, body: string, ts: number}} ActivityLast */
 
 /**
- * A message as REST and the socket give it (`seq` is its place in the room).
+ * A file a message carries, as `message` frames, history and GET /api/rooms/{room}/attachments/{id}
+ * give it. `url` and `thumb_url` are signed and expire (`?exp=<unix s>&sig=…`); `width`/`height`
+ * for an image (its shown size: known before it loads), `thumb_url` when it has a thumbnail,
+ * `duration_ms` for a voice note or audio. A send of one's own shows it before the server has
+ * signed anything: then `url` may be a local `blob:` URL, or absent.
+ * @typedef {{id: string, name: string, size: number, mime: string, kind: AttachmentKind, url?: string,
+ *   width?: number, height?: number, thumb_url?: string, duration_ms?: number}} Attachment
+ */
+
+/** What the server made of an upload's bytes. @typedef {'image' | 'voice' | 'audio' | 'file'} AttachmentKind */
+
+/**
+ * POST /api/uploads's answer: the stored upload, to name in a send's `attachments`.
+ * @typedef {{id: string, name: string, size: number, mime: string, kind: AttachmentKind,
+ *   width?: number, height?: number, duration_ms?: number}} Upload
+ */
+
+/**
+ * A message as REST and the socket give it (`seq` is its place in the room); `attachments` only
+ * when it carries files (its body may then be empty).
  * @typedef {{room: number, seq: number, id?: string, from?: User | null, body?: string,
  *   ts?: number | string, reply_to?: number | null, deleted?: boolean, edited?: boolean,
- *   edited_at?: number | string | null}} Message
+ *   edited_at?: number | string | null, attachments?: Attachment[]}} Message
  */
 
 /**

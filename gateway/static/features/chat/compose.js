@@ -2,7 +2,8 @@
 // compose.js — writing and sending: the composer (Enter sends, Shift+Enter a new line), a
 // character counter and the length check before anything is sent, the reply being written, the
 // typing signal, and the sends not yet acknowledged (kept with their `cid`, sent again after a
-// reconnect, shown as failed with the reason when the server refuses them).
+// reconnect, shown as failed with the reason when the server refuses them). Files a send carries
+// come from the files feature through `provideAttachments`.
 
 import { $, field, el, showText, newCid, humanError, count } from '../../core/dom.js';
 import { dispatch } from '../../core/frames.js';
@@ -12,9 +13,21 @@ import { store, currentRoom } from '../../core/store.js';
 import * as view from './messages.js';
 
 /** @typedef {import('../../core/types.js').Frame} Frame */
-/** @typedef {{type: 'send', room: number, cid: string, body: string, reply_to: number | null}} SendFrame */
+/** @typedef {import('../../core/types.js').Attachment} Attachment */
+/** @typedef {{type: 'send', room: number, cid: string, body: string, reply_to: number | null, attachments?: string[]}} SendFrame */
 
-/** cid -> the send and its element: sent, not yet acknowledged. @type {Map<string, {frame: SendFrame, el: HTMLElement}>} */
+/**
+ * What a send takes from the files feature: `ready()` the uploads to attach; `holds()` true when
+ * some are still uploading (it calls `sendMessage` again once they are done); `sent()` after a
+ * send took them; `restore(files)` gives back the files of a refused send.
+ * @typedef {{ready: () => Attachment[], holds: () => boolean, sent: () => void, restore: (files: Attachment[]) => void}} AttachmentSource
+ */
+/** @type {AttachmentSource} */
+let files = { ready: () => [], holds: () => false, sent: () => {}, restore: () => {} };
+/** Sends carry the files `source` holds. @param {AttachmentSource} source */
+export function provideAttachments(source) { files = source; }
+
+/** cid -> the send, its files and its element: sent, not yet acknowledged. @type {Map<string, {frame: SendFrame, files: Attachment[], el: HTMLElement}>} */
 const pending = new Map();
 /** The message being replied to. @type {{seq: number, name: string, body: string} | null} */
 let replyTo = null;
@@ -41,9 +54,12 @@ export function resend(room) {
   for (const p of pending.values()) if (p.frame.room === room) socket.send(p.frame);
 }
 
-function sendMessage() {
+/** Sends what the composer holds: its text, and the files attached (none, or once uploaded). */
+export function sendMessage() {
   const body = composer().value.trim(), r = currentRoom();
-  if (!body || !r) return;
+  if (!r || files.holds()) return;
+  const attached = files.ready();
+  if (!body && !attached.length) return;
   const max = store.state.limits.max_body_chars, n = length(body);
   if (n > max) {
     return showText('compose-error', `This message is ${count(n)} characters long, and the limit is ${count(max)}. Shorten it by ${count(n - max)} and send it again.`);
@@ -51,10 +67,12 @@ function sendMessage() {
   showText('compose-error', '');
   /** @type {SendFrame} */
   const frame = { type: 'send', room: r.id, cid: newCid(), body, reply_to: replyTo?.seq ?? null };
-  const node = view.render({ from: store.state.me, body, reply_to: frame.reply_to });
+  if (attached.length) frame.attachments = attached.map((a) => a.id);
+  const node = view.render({ from: store.state.me, body, reply_to: frame.reply_to, attachments: attached });
   node.classList.add('pending');
   /** @type {HTMLElement} */ (node.querySelector('.time')).textContent = 'sending…';
-  pending.set(frame.cid, { frame, el: node });
+  pending.set(frame.cid, { frame, files: attached, el: node });
+  files.sent();
   view.addPending(node);
   if (!(r.joined && socket.send(frame)) && !r.joining) join(r); // sent on `joined`
   composer().value = '';
@@ -70,8 +88,8 @@ export function onAck(f) {
   if (!p) return;
   pending.delete(f.cid);
   view.remove(p.el);
-  const { body, reply_to } = p.frame;
-  dispatch({ type: 'message', room: f.room, seq: f.seq, id: f.id, from: store.state.me, body, ts: f.ts, reply_to });
+  const { body, reply_to } = p.frame, attachments = p.files.length ? p.files : undefined;
+  dispatch({ type: 'message', room: f.room, seq: f.seq, id: f.id, from: store.state.me, body, ts: f.ts, reply_to, attachments });
   answered(f.room);
 }
 
@@ -119,6 +137,7 @@ function failPending(cid, text) {
   if (p.frame.room === store.state.current) {
     showText('compose-error', text);
     if (!composer().value) { composer().value = p.frame.body; onInput(); }
+    files.restore(p.files);
   }
 }
 
@@ -130,7 +149,7 @@ export function clearPending() {
 // ---- replies --------------------------------------------------------------------
 /** @param {import('../../core/types.js').Message} m */
 export function startReply(m) {
-  replyTo = { seq: m.seq, name: m.from?.username ?? 'unknown', body: m.body ?? '' };
+  replyTo = { seq: m.seq, name: m.from?.username ?? 'unknown', body: view.quotedText(m) };
   $('reply-who').textContent = `Replying to ${replyTo.name}:`;
   $('reply-body').textContent = replyTo.body.slice(0, 140);
   $('reply-box').hidden = false;

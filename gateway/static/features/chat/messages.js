@@ -4,7 +4,8 @@
 // from one sender in a row grouped under one header; the "new messages" divider at the read
 // cursor; reply quotes; the room's other events (edits and deletes applied to their message,
 // system events as quiet lines); the reader's place in each room kept across reloads; and which
-// seq the user has read; a blocked user's messages collapsed (blocked.js).
+// seq the user has read; a blocked user's messages collapsed (blocked.js). A message's files show
+// as the files feature draws them (`provideAttachmentsView`).
 //
 // A history page comes with its messages' latest edits folded in; a live `edited` or `deleted`
 // changes the message it names, or, when that message is not shown yet (its page is loading or
@@ -41,6 +42,14 @@ const GROUP_GAP_MS = 5 * 60 * 1000;
 const PLACE = 'confab.place.';
 /** Older pages loaded at most to reach a kept place. */
 const PLACE_MAX_PAGES = 20;
+
+/**
+ * Draws a message's files (the files feature provides it; without it they are not shown).
+ * @type {(m: Partial<Message>) => Node | null}
+ */
+let attachmentsView = () => null;
+/** @param {(m: Partial<Message>) => Node | null} view */
+export function provideAttachmentsView(view) { attachmentsView = view; }
 
 /** @type {HTMLElement} */ let scroller;
 /** @type {HTMLElement} */ let list;
@@ -549,6 +558,11 @@ export function render(m) {
     if (!own && mentionsMe(m.body ?? '')) li.classList.add('mentions-me');
   }
   bubble.append(body);
+  if (m.attachments?.length && !m.deleted) {
+    const files = attachmentsView(m);
+    if (files) bubble.append(files);
+    body.hidden = !m.body;
+  }
   if (m.edited && !m.deleted) { // below the body: a message in a sender's run shows no header
     const mark = el('span', 'edited', 'edited');
     if (m.edited_at) mark.title = `Edited ${fullDate(m.edited_at)}`;
@@ -610,12 +624,15 @@ function quote(seq) {
 function fillQuote(q, m) {
   if (m.from && !isMe(m.from) && isBlocked(m.from.id) && !byRoom.revealed.has(m.seq)) return blockedQuote(q);
   /** @type {HTMLElement} */ (q.querySelector('.q-from')).textContent = m.from?.username ?? 'unknown';
-  /** @type {HTMLElement} */ (q.querySelector('.q-body')).textContent = m.deleted ? 'This message was deleted.' : (m.body ?? '').slice(0, 140);
+  /** @type {HTMLElement} */ (q.querySelector('.q-body')).textContent = m.deleted ? 'This message was deleted.' : quotedText(m).slice(0, 140);
   q.classList.toggle('deleted', !!m.deleted);
   q.setAttribute('aria-label', m.deleted
     ? `Reply to a message of ${m.from?.username ?? 'someone'} that was deleted. Show where it was`
-    : `Reply to ${m.from?.username ?? 'a message'}: ${(m.body ?? '').slice(0, 60)}. Show it`);
+    : `Reply to ${m.from?.username ?? 'a message'}: ${quotedText(m).slice(0, 60)}. Show it`);
 }
+
+/** A message's text in a quote: its body, or the names of its files. @param {Message} m */
+export const quotedText = (m) => m.body || (m.attachments ?? []).map((a) => (a.kind === 'voice' ? 'Voice note' : a.name)).join(', ');
 
 const fetching = new Set();
 /** @param {number} room @param {number} seq */

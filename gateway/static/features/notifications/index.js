@@ -51,7 +51,7 @@ function notify(m) {
   const r = store.state.rooms.get(m.room);
   // While the page is in view, the room list's badge says it.
   if (!r || isMe(m.from) || (m.from && isBlocked(m.from.id)) || !on() || !document.hidden) return;
-  const n = new Notification(r.kind === 'dm' ? `${m.from?.username ?? 'Someone'} (direct message)` : `${m.from?.username ?? 'Someone'} in ${r.name}`, { body: (m.body ?? '').slice(0, 200), tag: `room-${r.id}` });
+  const n = new Notification(r.kind === 'dm' ? `${m.from?.username ?? 'Someone'} (direct message)` : `${m.from?.username ?? 'Someone'} in ${r.name}`, { body: (m.body || (m.attachments?.length ? 'Sent a file' : '')).slice(0, 200), tag: `room-${r.id}` });
   n.addEventListener('click', () => { window.focus(); selectRoom(r.id); n.close(); });
 }
 

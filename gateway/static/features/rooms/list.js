@@ -55,6 +55,7 @@ function preview(r) {
   if (!r.last) return r.description || (r.member ? 'No messages yet' : 'Public room: open to join');
   const from = r.last.from, who = isMe(from) ? 'You' : from?.username ?? '';
   if (from && !isMe(from) && isBlocked(from.id)) return 'Message from a blocked user';
+  if (!r.last.deleted && !r.last.body) return `${who} sent a file`; // a message of files only
   return `${who}: ${r.last.deleted ? 'deleted message' : r.last.body}`;
 }
 
