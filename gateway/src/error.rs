@@ -19,6 +19,10 @@ pub enum ApiError {
     /// Too many attempts: HTTP 429 with `Retry-After`.
     #[error("{1}")]
     Throttled(ErrorCode, String, std::time::Duration),
+    /// A refusal by a numeric limit, named in the body's `limit` (bytes, or a count) so a client
+    /// need not read it out of the message.
+    #[error("{1}")]
+    OverLimit(ErrorCode, String, u64),
 }
 
 impl ApiError {
@@ -58,6 +62,10 @@ impl IntoResponse for ApiError {
                     .into_response();
             }
             ApiError::Refused(code, message) => (code, message),
+            ApiError::OverLimit(code, message, limit) => {
+                let body = Json(json!({"error": {"code": code, "message": message, "limit": limit}}));
+                return (Self::status(code), body).into_response();
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (ErrorCode::Internal, "internal error".to_owned())

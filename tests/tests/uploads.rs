@@ -183,6 +183,7 @@ async fn types_are_read_from_the_bytes_and_refusals_leave_nothing() {
     // The size limit of files, to the byte.
     let (status, body) = upload(&alice, "notes.txt", text(1001), "").await;
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("too_large")), "{body}");
+    assert_eq!(body["error"]["limit"].as_u64(), Some(1000), "the refusal names its limit: {body}");
     assert!(stored_files(&node).is_empty(), "refused uploads leave nothing: {:?}", stored_files(&node));
     let (status, body) = upload(&alice, "notes.txt", text(1000), "").await;
     assert_eq!(status, 201, "{body}");
@@ -236,6 +237,7 @@ async fn quota_and_rate_refuse_with_429() {
     }
     let (status, body) = upload(&alice, "a.txt", text(1000), "").await;
     assert_eq!((status, body["error"]["code"].as_str()), (429, Some("quota_exceeded")), "{body}");
+    assert_eq!(body["error"]["limit"].as_u64(), Some(2500), "{body}");
     assert_eq!(stored_files(&node).len(), 2, "the refused one is not kept");
     // Another user has their own quota.
     let bob = node.user(&unique("bob")).await;
@@ -260,11 +262,12 @@ async fn an_upload_cut_off_midway_leaves_nothing() {
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let head = format!(
         "POST /api/uploads?name=big.txt HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
-         Content-Length: 500000\r\n\r\n",
+         Content-Length: 1000000\r\n\r\n",
         alice.token
     );
     tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(&text(200_000)).await.unwrap();
+    // More than two of the local store's 256 KiB parts, so some of it is stored before the end.
+    tcp.write_all(&text(700_000)).await.unwrap();
     tcp.flush().await.unwrap();
     // Part of it reached storage before the client went away.
     eventually("the upload to start storing", || async { (!stored_files(&node).is_empty()).then_some(()) }).await;

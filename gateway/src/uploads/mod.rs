@@ -209,7 +209,11 @@ fn multipart_boundary(content_type: &str) -> Option<String> {
 }
 
 fn quota_exceeded(cfg: &UploadConfig) -> ApiError {
-    ApiError::new(ErrorCode::QuotaExceeded, format!("your files would take more than your {} bytes", cfg.quota_bytes))
+    ApiError::OverLimit(
+        ErrorCode::QuotaExceeded,
+        format!("your files would take more than your {} bytes", cfg.quota_bytes),
+        cfg.quota_bytes,
+    )
 }
 
 fn timed_out(cfg: &UploadConfig) -> ApiError {
@@ -225,7 +229,7 @@ fn too_large(kind: AttachmentKind, limit: u64) -> ApiError {
         AttachmentKind::Voice => "a voice note",
         AttachmentKind::Audio | AttachmentKind::File => "a file",
     };
-    ApiError::new(ErrorCode::TooLarge, format!("{what} is at most {limit} bytes"))
+    ApiError::OverLimit(ErrorCode::TooLarge, format!("{what} is at most {limit} bytes"), limit)
 }
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
