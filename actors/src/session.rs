@@ -22,6 +22,7 @@
 use crate::ctx::Ctx;
 use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
 use crate::msg::session::SessionMsg;
+use crate::mute_cache::MuteCache;
 use crate::outbound::Outbound;
 use crate::stop::StopReason;
 use crate::store::CursorWrite;
@@ -75,6 +76,8 @@ pub(crate) struct SessionState {
     closing: bool,
     /// cids made up for edits and deletes that came without one.
     made_up: u64,
+    /// The user's site-wide mute, as last read.
+    mute: MuteCache,
 }
 
 impl Actor for SessionActor {
@@ -92,6 +95,7 @@ impl Actor for SessionActor {
             in_flight: HashMap::default(),
             closing: false,
             made_up: 0,
+            mute: MuteCache::default(),
         })
     }
 
@@ -155,6 +159,9 @@ impl SessionState {
     async fn frames(&mut self, me: &ActorRef<SessionMsg>, frames: Vec<ClientFrame>) {
         // Per room with queued sends, the in-flight index of the first.
         let mut queued: Vec<(RoomId, usize)> = Vec::new();
+        if frames.iter().any(|f| matches!(f, ClientFrame::Send { .. } | ClientFrame::Edit { .. })) {
+            self.mute.refresh(&self.ctx.store, self.user.id).await;
+        }
         for frame in frames {
             if self.closing {
                 break;
@@ -309,6 +316,11 @@ impl SessionState {
             return Err(Refusal::new(ErrorCode::EmptyBody, "the message is empty"));
         }
         check_attachment_ids(&d.attachments)?;
+        if d.kind != EventKind::Delete
+            && let Some(muted) = self.mute.refusal()
+        {
+            return Err(muted);
+        }
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
             return Err(Refusal::new(ErrorCode::TooLong, format!("messages are at most {max} characters")));
@@ -404,13 +416,25 @@ impl SessionState {
         let out = self.out.clone();
         let hint =
             resume.map(|resume| encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));
-        let code = if hint.is_some() { 1012 } else { 1000 };
+        // A ban says so in an `error` frame before the close.
+        let banned = (!reconnect && reason == crate::sessions::BANNED_REASON)
+            .then(|| encode_server_frame(&ServerFrame::error(ErrorCode::Banned, "this account is banned", None)));
+        let code = if hint.is_some() {
+            1012
+        } else if banned.is_some() {
+            1008
+        } else {
+            1000
+        };
         let close = close_frame(code, reason);
         let me = me.clone();
         tokio::spawn(async move {
             let last_frames = async {
                 if let Some(hint) = hint {
                     out.push_wait(hint).await?;
+                }
+                if let Some(banned) = banned {
+                    out.push_wait(banned).await?;
                 }
                 out.push_wait(close).await
             };

@@ -56,14 +56,6 @@ fn generated_password() -> String {
     (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
-fn rank(role: Role) -> u8 {
-    match role {
-        Role::User => 0,
-        Role::Moderator => 1,
-        Role::Admin => 2,
-    }
-}
-
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let config = NodeConfig::resolve(args.cmd.db())?;
     let store = Store::connect(&config.database_url, config.sqlite_sync)
@@ -109,7 +101,7 @@ async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             store.set_user_role(user.id, role).await?;
             // Losing a role ends every login and closes the open sockets on every node. Gaining
             // one needs neither: every request reads the role from the database.
-            let demoted = rank(role) < rank(user.role);
+            let demoted = role.rank() < user.role.rank();
             if demoted {
                 store.revoke_user_families(user.id, "role lowered by admin").await?;
                 store.add_revocation(user.id, "role lowered by admin", false).await?;
