@@ -103,6 +103,13 @@ fn is_repetition(pw: &str) -> bool {
         .any(|unit| chars.len().is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit]))
 }
 
+/// A random password of 20 letters and digits (about 119 bits), for an operator to hand over.
+pub fn generated_password() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
 /// Argon2id hash of a password (`passwords`: a few at a time, in reused memory).
 pub async fn hash_password(pw: String) -> Result<String, ApiError> {
     crate::passwords::hash(pw)

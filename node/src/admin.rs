@@ -8,9 +8,8 @@
 use crate::config::{NodeConfig, ServeArgs};
 use anyhow::{Context, bail};
 use confab_actors::Store;
-use confab_gateway::auth::{hash_password, validate_username};
+use confab_gateway::auth::{generated_password, hash_password, validate_username};
 use confab_schemas::Role;
-use rand::Rng;
 
 #[derive(clap::Args, Debug)]
 pub struct AdminArgs {
@@ -47,13 +46,6 @@ impl AdminCmd {
             AdminCmd::CreateAdmin { db, .. } | AdminCmd::ResetPassword { db, .. } | AdminCmd::SetRole { db, .. } => db,
         }
     }
-}
-
-/// A random password of 20 letters and digits (about 119 bits).
-fn generated_password() -> String {
-    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut rng = rand::thread_rng();
-    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {

@@ -76,6 +76,7 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
         (Method::POST, "/api/admin/mutes".into(), Some(json!({"username": v, "seconds": 60, "reason": "x"})), true),
         (Method::DELETE, format!("/api/admin/mutes/{v}"), None, true),
         (Method::POST, "/api/admin/broadcasts".into(), Some(json!({"body": "hello all"})), false),
+        (Method::POST, format!("/api/admin/users/{v}/password"), None, false),
     ];
     let mut victim_ws = victim.ws(&node.ws_url).await;
     for (method, path, body, moderators) in &routes {
@@ -142,6 +143,8 @@ async fn a_ban_closes_sockets_and_refuses_sign_in_until_lifted() {
     let victim = node.user(&unique("victim")).await;
     let mut first = victim.ws(&node.ws_url).await;
     let mut second = victim.ws(&node.ws_url).await;
+    let (_, earlier) = login(&node.base, &victim.username, "correct horse").await;
+    let refresh_token = earlier["refresh_token"].as_str().unwrap().to_owned();
 
     let (status, body) =
         moderator.post("/api/admin/bans", json!({"username": victim.username, "reason": "spam links"})).await;
@@ -155,6 +158,8 @@ async fn a_ban_closes_sockets_and_refuses_sign_in_until_lifted() {
     assert!(body["error"]["message"].as_str().unwrap().contains("spam links"), "{body}");
     let (status, body) = victim.get("/api/me").await;
     assert_eq!((status, code(&body)), (403, Some("banned")), "the token of an earlier login no longer works");
+    let (status, body) = victim.post("/api/auth/refresh", json!({"refresh_token": refresh_token})).await;
+    assert_eq!((status, code(&body)), (403, Some("banned")), "no refresh while banned: {body}");
     let mut req = node.ws_url.as_str().into_client_request().unwrap();
     req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {}", victim.token)).unwrap());
     match tokio_tungstenite::connect_async(req).await {
@@ -309,4 +314,24 @@ async fn a_demoted_moderator_loses_power_at_once_and_stats_count() {
     assert_eq!(page["users"][0]["username"], moderator.username.as_str());
     assert_eq!(page["next_offset"], 1);
     assert_eq!(page["users"][0]["role"], "moderator");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_resets_a_password_and_every_login_ends() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = with_role(&node, "admin", Role::Admin).await;
+    let victim = node.user(&unique("victim")).await;
+    let mut ws = victim.ws(&node.ws_url).await;
+    let (status, body) = admin.post(&format!("/api/admin/users/{}/password", victim.username), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let password = body["password"].as_str().unwrap();
+    assert_eq!(password.len(), 20);
+    ws.until_closed().await;
+    assert_eq!(victim.get("/api/me").await.0, 401, "the earlier login ended");
+    assert_eq!(login(&node.base, &victim.username, "correct horse").await.0, 401);
+    assert_eq!(login(&node.base, &victim.username, password).await.0, 200);
+    assert_eq!(
+        audit_actions(&admin, "action=admin.reset_password").await,
+        [("admin.reset_password".into(), victim.username.clone())]
+    );
 }

@@ -1,7 +1,7 @@
 //! The site's staff routes under `/api/admin/…`, and the announcements every user reads.
 //!
 //! - `sanctions`: bans, kicks and mutes (moderators and admins);
-//! - `users`: the list of users (moderators and admins) and role changes (admins);
+//! - `users`: the list of users (moderators and admins), role changes and password resets (admins);
 //! - `audit`: the audit log with filters (admins);
 //! - `stats`: the site's figures and this node's counters (admins);
 //! - `broadcasts`: announcements (admins post them; every signed-in user lists and dismisses them).

@@ -55,7 +55,7 @@ pub async fn refuse_if_banned_id(state: &AppState, user: UserId) -> Result<(), A
 
 /// Closes every socket of `user` on every node: now through the cluster, and through a
 /// revocation row that every node polls, should the broadcast miss one.
-async fn close_everywhere(state: &AppState, user: UserId, why: &str) -> Result<(), ApiError> {
+pub(super) async fn close_everywhere(state: &AppState, user: UserId, why: &str) -> Result<(), ApiError> {
     state.system.close_sessions(CloseTarget::User(user), why, false);
     state.system.store().add_revocation(user, why, false).await?;
     Ok(())

@@ -1,12 +1,16 @@
-//! The staff's list of users, and role changes by admins.
+//! The staff's list of users; role changes and password resets by admins.
 //!
 //! A role change needs no revocation: every request reads the role from the database, so a
 //! demoted moderator or admin loses their power at once on every node, logins kept.
 
 use super::{Admin, Staff, audit, may_act_on, target};
 use crate::AppState;
+use crate::auth::{generated_password, hash_password};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
 use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::http::header::CACHE_CONTROL;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use confab_actors::store::{AdminUser, UserSort};
@@ -22,6 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/users", get(users_route))
         .route("/api/admin/users/{username}/role", post(role_route))
+        .route("/api/admin/users/{username}/password", post(password_route))
 }
 
 #[derive(Deserialize)]
@@ -100,4 +105,26 @@ async fn role_route(
         audit(&state, &actor, "admin.set_role", Some(&target), detail).await?;
     }
     Ok(Json(json!({"username": target.username, "role": role})))
+}
+
+/// `POST /api/admin/users/{username}/password` → `{"username","password"}`: a new generated
+/// password, shown only in this answer; every login of the account ends and its sockets close on
+/// every node. Admins only; not their own, nor another admin's.
+async fn password_route(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    ApiPath(username): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let target = target(&state, &username).await?;
+    may_act_on(&actor, &target)?;
+    let password = generated_password();
+    let hash = hash_password(password.clone()).await?;
+    let store = state.system.store();
+    store.set_password_hash(target.id, &hash).await?;
+    store.revoke_user_families(target.id, "password reset by admin").await?;
+    audit(&state, &actor, "admin.reset_password", Some(&target), json!({})).await?;
+    super::sanctions::close_everywhere(&state, target.id, "password reset by admin").await?;
+    let mut resp = Json(json!({"username": target.username, "password": password})).into_response();
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
