@@ -335,3 +335,35 @@ async fn an_admin_resets_a_password_and_every_login_ends() {
         [("admin.reset_password".into(), victim.username.clone())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moderator_deletes_any_message_and_the_audit_log_says_so() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = with_role(&node, "admin", Role::Admin).await;
+    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let author = node.user(&unique("author")).await;
+    let room = author.create_room(&unique("r"), "public").await;
+    let mut wa = author.ws(&node.ws_url).await;
+    wa.join(room, None).await;
+    let ack = try_send(&mut wa, room).await;
+    let seq = ack["seq"].as_u64().unwrap();
+    // The author deleting their own message is no moderation: not audited.
+    let own = try_send(&mut wa, room).await["seq"].as_u64().unwrap();
+    wa.send(json!({"type": "delete", "room": room, "seq": own, "cid": "own"})).await;
+    wa.recv_where("the own delete's ack", |v| v["type"] == "ack" && v["cid"] == "own").await;
+
+    let mut wm = moderator.ws(&node.ws_url).await;
+    wm.join(room, None).await;
+    wm.send(json!({"type": "delete", "room": room, "seq": seq, "cid": "mod-del"})).await;
+    wm.recv_where("the delete's ack", |v| v["type"] == "ack" && v["cid"] == "mod-del").await;
+    let entries = eventually("the audited delete", || async {
+        let (_, page) = admin.get("/api/admin/audit?action=message.delete").await;
+        let entries = page["entries"].as_array().cloned().unwrap_or_default();
+        (!entries.is_empty()).then_some(entries)
+    })
+    .await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor"]["username"], moderator.username.as_str());
+    assert_eq!(entries[0]["target"]["username"], author.username.as_str());
+    assert_eq!((entries[0]["room"].as_i64(), entries[0]["detail"]["seq"].as_u64()), (Some(room), Some(seq)));
+}
