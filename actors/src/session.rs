@@ -22,7 +22,6 @@
 use crate::ctx::Ctx;
 use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
 use crate::msg::session::SessionMsg;
-use crate::mute_cache::MuteCache;
 use crate::outbound::Outbound;
 use crate::stop::StopReason;
 use crate::store::CursorWrite;
@@ -76,8 +75,6 @@ pub(crate) struct SessionState {
     closing: bool,
     /// cids made up for edits and deletes that came without one.
     made_up: u64,
-    /// The user's site-wide mute, as last read.
-    mute: MuteCache,
 }
 
 impl Actor for SessionActor {
@@ -95,7 +92,6 @@ impl Actor for SessionActor {
             in_flight: HashMap::default(),
             closing: false,
             made_up: 0,
-            mute: MuteCache::default(),
         })
     }
 
@@ -160,7 +156,7 @@ impl SessionState {
         // Per room with queued sends, the in-flight index of the first.
         let mut queued: Vec<(RoomId, usize)> = Vec::new();
         if frames.iter().any(|f| matches!(f, ClientFrame::Send { .. } | ClientFrame::Edit { .. })) {
-            self.mute.refresh(&self.ctx.store, self.user.id).await;
+            self.ctx.mutes.refresh(&self.ctx.store).await;
         }
         for frame in frames {
             if self.closing {
@@ -317,7 +313,7 @@ impl SessionState {
         }
         check_attachment_ids(&d.attachments)?;
         if d.kind != EventKind::Delete
-            && let Some(muted) = self.mute.refusal()
+            && let Some(muted) = self.ctx.mutes.refusal(self.user.id)
         {
             return Err(muted);
         }

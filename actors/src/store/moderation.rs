@@ -336,6 +336,17 @@ impl Store {
         })
     }
 
+    /// Every mute in force: the user and its end.
+    pub async fn active_mutes(&self) -> Result<Vec<(UserId, i64)>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query("SELECT user_id, expires_at FROM user_mutes WHERE expires_at > $1")
+                .bind(now_ms())
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(|r| Ok((UserId(r.try_get(0)?), r.try_get(1)?))).collect()
+        })
+    }
+
     // ---- the admins' views ----
 
     /// Users whose username starts with `prefix` (without regard to case), in `sort` order,

@@ -9,8 +9,8 @@
 //! - A kick closes every socket of the account the same two ways; its logins stay valid, so it may
 //!   come back at once.
 //! - A mute refuses the account's sends and edits everywhere with `muted` until it ends; each
-//!   session reads it from storage (cached for at most `confab_actors::mute_cache::MUTE_CACHE`), so
-//!   it holds on every node.
+//!   node reads the mutes in force from storage (at most `confab_actors::mute_cache::MUTE_CACHE`
+//!   old), so it holds on every node.
 
 use super::{Staff, audit, may_act_on, reason, target};
 use crate::AppState;
