@@ -549,11 +549,11 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
 /// the account is banned.
 pub async fn user_for_token(state: &AppState, token: &str) -> Result<Option<(UserRow, Claims)>, ApiError> {
     let Some(claims) = state.config.token_key.verify(token, now_secs()) else { return Ok(None) };
-    match state.system.store().family_user(&claims.family).await? {
-        Some(user) if user.id == claims.user => {
-            crate::admin::refuse_if_banned(state, &user).await?;
-            Ok(Some((user, claims)))
-        }
+    match state.system.store().family_user_and_ban(&claims.family).await? {
+        Some((user, ban)) if user.id == claims.user => match ban {
+            Some(ban) => Err(crate::admin::banned(&ban)),
+            None => Ok(Some((user, claims))),
+        },
         _ => Ok(None),
     }
 }

@@ -5,9 +5,9 @@
 //! Nothing here decides who may do what: the gateway checks the caller's role (read from the
 //! database on every request) before it calls any of these.
 
-use super::{Inner, Store, on_pool};
+use super::{Inner, Store, on_pool, rows};
 use crate::error::Result;
-use confab_schemas::{Role, RoomId, UserId, now_ms};
+use confab_schemas::{Role, RoomId, UserId, UserRow, now_ms};
 use sqlx::Row;
 
 /// A ban in force.
@@ -171,6 +171,27 @@ macro_rules! broadcast_sql {
     };
 }
 
+/// The ban columns `banned`, `ban_reason`, `ban_by`, `ban_at`, `ban_expires` of a row that
+/// left-joined the ban in force.
+fn ban_of<R>(r: &R) -> Result<Option<Ban>>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    if !r.try_get::<bool, _>("banned")? {
+        return Ok(None);
+    }
+    Ok(Some(Ban {
+        reason: r.try_get::<Option<String>, _>("ban_reason")?.unwrap_or_default(),
+        by: r.try_get::<Option<i64>, _>("ban_by")?.map(UserId),
+        created_at: r.try_get::<Option<i64>, _>("ban_at")?.unwrap_or(0),
+        expires_at: r.try_get("ban_expires")?,
+    }))
+}
+
 fn broadcast_row<R>(r: &R) -> Result<Broadcast>
 where
     R: Row,
@@ -312,6 +333,25 @@ impl Store {
         })
     }
 
+    /// The user of a login family that is not revoked, with their ban in force: what every
+    /// authenticated request reads, in one query.
+    pub async fn family_user_and_ban(&self, family: &str) -> Result<Option<(UserRow, Option<Ban>)>> {
+        on_pool!(self, read, |p| {
+            let row = sqlx::query(
+                "SELECT u.id, u.username, u.role, u.created_at, u.password_hash, (b.user_id IS NOT NULL) AS banned, \
+                   b.reason AS ban_reason, b.by_id AS ban_by, b.created_at AS ban_at, b.expires_at AS ban_expires \
+                 FROM auth_families f JOIN users u ON u.id = f.user_id \
+                   LEFT JOIN user_bans b ON b.user_id = u.id AND (b.expires_at IS NULL OR b.expires_at > $2) \
+                 WHERE f.id = $1 AND f.revoked_at IS NULL",
+            )
+            .bind(family)
+            .bind(now_ms())
+            .fetch_optional(p)
+            .await?;
+            row.map(|r| Ok((rows::user(&r)?, ban_of(&r)?))).transpose()
+        })
+    }
+
     /// Mutes `user` until `expires_at` (replacing a mute in force).
     pub async fn mute_user(&self, user: UserId, by: UserId, reason: &str, expires_at: i64) -> Result<()> {
         self.put_sanction(Sanction::Mute, user, by, reason, Some(expires_at)).await
@@ -372,17 +412,7 @@ impl Store {
             rows.iter()
                 .map(|r| {
                     let online_until: Option<i64> = r.try_get("online_until")?;
-                    let banned: bool = r.try_get("banned")?;
-                    let ban = if banned {
-                        Some(Ban {
-                            reason: r.try_get("ban_reason")?,
-                            by: r.try_get::<Option<i64>, _>("ban_by")?.map(UserId),
-                            created_at: r.try_get("ban_at")?,
-                            expires_at: r.try_get("ban_expires")?,
-                        })
-                    } else {
-                        None
-                    };
+                    let ban = ban_of(r)?;
                     Ok(AdminUser {
                         id: UserId(r.try_get("id")?),
                         username: r.try_get("username")?,

@@ -19,7 +19,7 @@ mod sanctions;
 mod stats;
 mod users;
 
-pub use sanctions::{refuse_if_banned, refuse_if_banned_id};
+pub use sanctions::{banned, refuse_if_banned};
 
 use crate::AppState;
 use crate::auth::AuthUser;

@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use confab_actors::sessions::{BANNED_REASON, CloseTarget, KICKED_REASON};
+use confab_actors::store::Ban;
 use confab_schemas::{ErrorCode, UserId, UserRow, now_ms};
 use serde::Deserialize;
 use serde_json::json;
@@ -39,18 +40,16 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// 403 `banned` when `user` is banned now.
 pub async fn refuse_if_banned(state: &AppState, user: &UserRow) -> Result<(), ApiError> {
-    refuse_if_banned_id(state, user.id).await
+    match state.system.store().active_ban(user.id).await? {
+        None => Ok(()),
+        Some(ban) => Err(banned(&ban)),
+    }
 }
 
-/// 403 `banned` when the account `user` is banned now.
-pub async fn refuse_if_banned_id(state: &AppState, user: UserId) -> Result<(), ApiError> {
-    match state.system.store().active_ban(user).await? {
-        None => Ok(()),
-        Some(ban) => {
-            let until = ban.expires_at.map_or(String::new(), |t| format!(" until {t} (ms since the epoch)"));
-            Err(ApiError::new(ErrorCode::Banned, format!("this account is banned{until}: {}", ban.reason)))
-        }
-    }
+/// The refusal of a banned account, with the ban's reason and end.
+pub fn banned(ban: &Ban) -> ApiError {
+    let until = ban.expires_at.map_or(String::new(), |t| format!(" until {t} (ms since the epoch)"));
+    ApiError::new(ErrorCode::Banned, format!("this account is banned{until}: {}", ban.reason))
 }
 
 /// Closes every socket of `user` on every node: now through the cluster, and through a
