@@ -314,6 +314,13 @@ async fn a_demoted_moderator_loses_power_at_once_and_stats_count() {
     assert_eq!(page["users"][0]["username"], moderator.username.as_str());
     assert_eq!(page["next_offset"], 1);
     assert_eq!(page["users"][0]["role"], "moderator");
+    let (status, page) = admin.get("/api/admin/users?sort=last_seen").await;
+    assert_eq!((status, page["users"].as_array().map(Vec::len)), (200, Some(2)), "{page}");
+    let (_, page) = admin.get(&format!("/api/admin/users?q={}", &moderator.username[..4])).await;
+    let names: Vec<&str> = page["users"].as_array().unwrap().iter().filter_map(|u| u["username"].as_str()).collect();
+    assert_eq!(names, [moderator.username.as_str()], "a prefix search");
+    let (_, page) = admin.get("/api/admin/users?q=%25").await;
+    assert_eq!(page["users"], json!([]), "a % in the search is a character, not a wildcard");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
