@@ -1,11 +1,12 @@
 //! Bans, kicks and mutes, by site moderators and admins.
 //!
-//! - A ban (with a reason and an optional expiry) refuses the account's sign-in, refresh and
-//!   every request and connection with 403 `banned` (`refuse_if_banned`, called by `auth`), and
-//!   closes its open sockets on every node: at once through the cluster's close broadcast, and
-//!   within about a second through a revocation row every node polls (`confab::revocations`),
-//!   which also reaches a node the broadcast missed. Each socket gets an `error` frame `banned`
-//!   and a close.
+//! - A ban (with a reason and an optional expiry) refuses the account's sign-in and refresh
+//!   (`refuse_if_banned`) and every request and connection (`auth::user_for_token`) with 403
+//!   `banned`, and closes its open sockets on every node: at once through the cluster's close
+//!   broadcast, and within about a second through a revocation row every node polls
+//!   (`confab::revocations`), which also reaches a node the broadcast missed and a socket that
+//!   connected while the ban was being written. Each socket gets an `error` frame `banned` and a
+//!   close.
 //! - A kick closes every socket of the account the same two ways; its logins stay valid, so it may
 //!   come back at once.
 //! - A mute refuses the account's sends and edits everywhere with `muted` until it ends; each
