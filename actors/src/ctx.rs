@@ -103,6 +103,8 @@ pub(crate) struct Ctx {
     pub(crate) next_session: AtomicU64,
     pub(crate) cluster: OnceLock<Arc<dyn ClusterHooks>>,
     pub(crate) single: SingleNode,
+    /// Site-wide mutes in force, as last read (`crate::mute_cache`).
+    pub(crate) mutes: crate::mute_cache::Mutes,
 }
 
 impl Ctx {

@@ -34,6 +34,7 @@ pub mod media;
 pub mod metrics;
 pub mod moderation;
 pub mod msg;
+pub mod mute_cache;
 pub mod outbound;
 pub mod presence_limit;
 pub mod priority;

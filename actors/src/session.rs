@@ -155,6 +155,9 @@ impl SessionState {
     async fn frames(&mut self, me: &ActorRef<SessionMsg>, frames: Vec<ClientFrame>) {
         // Per room with queued sends, the in-flight index of the first.
         let mut queued: Vec<(RoomId, usize)> = Vec::new();
+        if frames.iter().any(|f| matches!(f, ClientFrame::Send { .. } | ClientFrame::Edit { .. })) {
+            self.ctx.mutes.refresh(&self.ctx.store).await;
+        }
         for frame in frames {
             if self.closing {
                 break;
@@ -309,6 +312,11 @@ impl SessionState {
             return Err(Refusal::new(ErrorCode::EmptyBody, "the message is empty"));
         }
         check_attachment_ids(&d.attachments)?;
+        if d.kind != EventKind::Delete
+            && let Some(muted) = self.ctx.mutes.refusal(self.user.id)
+        {
+            return Err(muted);
+        }
         let max = self.ctx.config.max_body_chars;
         if body.len() > max && body.chars().count() > max {
             return Err(Refusal::new(ErrorCode::TooLong, format!("messages are at most {max} characters")));
@@ -404,13 +412,25 @@ impl SessionState {
         let out = self.out.clone();
         let hint =
             resume.map(|resume| encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));
-        let code = if hint.is_some() { 1012 } else { 1000 };
+        // A ban says so in an `error` frame before the close.
+        let banned = (!reconnect && reason == crate::sessions::BANNED_REASON)
+            .then(|| encode_server_frame(&ServerFrame::error(ErrorCode::Banned, "this account is banned", None)));
+        let code = if hint.is_some() {
+            1012
+        } else if banned.is_some() {
+            1008
+        } else {
+            1000
+        };
         let close = close_frame(code, reason);
         let me = me.clone();
         tokio::spawn(async move {
             let last_frames = async {
                 if let Some(hint) = hint {
                     out.push_wait(hint).await?;
+                }
+                if let Some(banned) = banned {
+                    out.push_wait(banned).await?;
                 }
                 out.push_wait(close).await
             };

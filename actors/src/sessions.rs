@@ -17,6 +17,11 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
+/// The close reason of a ban: the sessions it closes first send an `error` frame `banned`.
+pub const BANNED_REASON: &str = "banned";
+/// The close reason of a kick by staff (the login stays valid: the client may come back).
+pub const KICKED_REASON: &str = "kicked";
+
 /// Which sessions to close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseTarget {

@@ -72,6 +72,7 @@ impl ActorSystem {
             next_session: AtomicU64::new(1),
             cluster: OnceLock::new(),
             single: SingleNode { node_id: config.node_id.clone(), http_addr: config.http_addr.clone() },
+            mutes: Default::default(),
             config,
         });
         let node = ctx.config.node_id.clone();

@@ -103,6 +103,13 @@ fn is_repetition(pw: &str) -> bool {
         .any(|unit| chars.len().is_multiple_of(unit) && chars.chunks(unit).all(|c| c == &chars[..unit]))
 }
 
+/// A random password of 20 letters and digits (about 119 bits), for an operator to hand over.
+pub fn generated_password() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+}
+
 /// Argon2id hash of a password (`passwords`: a few at a time, in reused memory).
 pub async fn hash_password(pw: String) -> Result<String, ApiError> {
     crate::passwords::hash(pw)
@@ -244,6 +251,7 @@ async fn login_route(
     match user {
         Some(user) if ok => {
             limits::login_succeeded(&state, &keys).await?;
+            crate::admin::refuse_if_banned(&state, &user).await?;
             new_login(&state, &user, StatusCode::OK).await
         }
         _ => Err(ApiError::new(ErrorCode::AuthFailed, "wrong username or password")),
@@ -283,6 +291,7 @@ async fn refresh_route(
                 .user_by_id(user)
                 .await?
                 .ok_or_else(|| ApiError::new(ErrorCode::NotAuthenticated, "no such user"))?;
+            crate::admin::refuse_if_banned(&state, &user).await?;
             login_response(&state, &user, &family, &next, StatusCode::OK)
         }
         RefreshUse::Reused { family, user } => {
@@ -464,6 +473,7 @@ async fn email_verify_route(
         Some(u) => (u, StatusCode::OK),
         None => (create_email_user(&state, &email).await?, StatusCode::CREATED),
     };
+    crate::admin::refuse_if_banned(&state, &user).await?;
     store.audit(Some(user.id), "auth.email_login", None, &email).await?;
     new_login(&state, &user, status).await
 }
@@ -535,11 +545,15 @@ pub fn request_token(headers: &HeaderMap) -> Option<String> {
     cookie(headers, ACCESS_COOKIE)
 }
 
-/// The user and claims of a valid access token whose login is not revoked.
+/// The user and claims of a valid access token whose login is not revoked; 403 `banned` when
+/// the account is banned.
 pub async fn user_for_token(state: &AppState, token: &str) -> Result<Option<(UserRow, Claims)>, ApiError> {
     let Some(claims) = state.config.token_key.verify(token, now_secs()) else { return Ok(None) };
-    match state.system.store().family_user(&claims.family).await? {
-        Some(user) if user.id == claims.user => Ok(Some((user, claims))),
+    match state.system.store().family_user_and_ban(&claims.family).await? {
+        Some((user, ban)) if user.id == claims.user => match ban {
+            Some(ban) => Err(crate::admin::banned(&ban)),
+            None => Ok(Some((user, claims))),
+        },
         _ => Ok(None),
     }
 }

@@ -34,7 +34,9 @@ impl ApiError {
         use ErrorCode::*;
         match code {
             NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
-            Forbidden | NotMember | CsrfFailed | ReauthRequired | Blocked | DmRefused => StatusCode::FORBIDDEN,
+            Forbidden | NotMember | CsrfFailed | ReauthRequired | Blocked | DmRefused | Banned | Muted => {
+                StatusCode::FORBIDDEN
+            }
             TooManyConnections | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             NotFound | UnknownRoom | AttachmentNotFound => StatusCode::NOT_FOUND,
             AttachmentUsed => StatusCode::CONFLICT,

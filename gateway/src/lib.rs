@@ -4,6 +4,7 @@
 //! The gateway holds no chat state: it authenticates, validates, and hands work to the actors
 //! through `ActorSystem`. It must never block a socket on another socket.
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 mod chaos;
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     Router::new()
         .merge(auth::routes())
+        .merge(admin::routes())
         .merge(rooms::routes())
         .merge(dms::routes())
         .merge(people::routes())

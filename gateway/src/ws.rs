@@ -418,6 +418,11 @@ async fn authenticate_by_frame(
             Ok(Incoming::Frame(ClientFrame::Auth { token })) => {
                 return match user_for_token(state, &token).await {
                     Ok(Some(auth)) => Some(auth),
+                    Err(ApiError::Refused(ErrorCode::Banned, message)) => {
+                        let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::Banned, message, None)));
+                        let _ = out.push(close_frame(1008, "banned"));
+                        None
+                    }
                     _ => {
                         refuse("the token is invalid, expired or revoked");
                         None

@@ -8,9 +8,8 @@
 use crate::config::{NodeConfig, ServeArgs};
 use anyhow::{Context, bail};
 use confab_actors::Store;
-use confab_gateway::auth::{hash_password, validate_username};
+use confab_gateway::auth::{generated_password, hash_password, validate_username};
 use confab_schemas::Role;
-use rand::Rng;
 
 #[derive(clap::Args, Debug)]
 pub struct AdminArgs {
@@ -46,21 +45,6 @@ impl AdminCmd {
         match self {
             AdminCmd::CreateAdmin { db, .. } | AdminCmd::ResetPassword { db, .. } | AdminCmd::SetRole { db, .. } => db,
         }
-    }
-}
-
-/// A random password of 20 letters and digits (about 119 bits).
-fn generated_password() -> String {
-    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut rng = rand::thread_rng();
-    (0..20).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
-}
-
-fn rank(role: Role) -> u8 {
-    match role {
-        Role::User => 0,
-        Role::Moderator => 1,
-        Role::Admin => 2,
     }
 }
 
@@ -109,7 +93,7 @@ async fn command(store: &Store, cmd: AdminCmd) -> anyhow::Result<()> {
             store.set_user_role(user.id, role).await?;
             // Losing a role ends every login and closes the open sockets on every node. Gaining
             // one needs neither: every request reads the role from the database.
-            let demoted = rank(role) < rank(user.role);
+            let demoted = role.rank() < user.role.rank();
             if demoted {
                 store.revoke_user_families(user.id, "role lowered by admin").await?;
                 store.add_revocation(user.id, "role lowered by admin", false).await?;

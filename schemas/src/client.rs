@@ -195,6 +195,15 @@ pub enum ServerFrame {
     RoomCreated {
         room: RoomSummary,
     },
+    /// To every connected session on every node: an admin's announcement, in force until
+    /// `expires_at` (ms) unless dismissed (`GET /api/broadcasts` lists those in force).
+    Broadcast {
+        id: i64,
+        body: String,
+        from: Option<UserRef>,
+        ts: i64,
+        expires_at: i64,
+    },
     /// The gap is too large to replay: reload history over REST and rejoin from `head`.
     Resync {
         room: RoomId,
@@ -416,6 +425,10 @@ pub enum ErrorCode {
     AttachmentUsed,
     /// Too many attachments on one message.
     TooManyAttachments,
+    /// The account is banned from the site: it cannot sign in, refresh or connect (HTTP 403).
+    Banned,
+    /// The account is muted: it may not send anywhere until the mute ends.
+    Muted,
 }
 
 impl ErrorCode {
@@ -461,6 +474,8 @@ impl ErrorCode {
             ErrorCode::AttachmentNotFound => "attachment_not_found",
             ErrorCode::AttachmentUsed => "attachment_used",
             ErrorCode::TooManyAttachments => "too_many_attachments",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
         }
     }
 }

@@ -23,6 +23,15 @@ impl Role {
         }
     }
 
+    /// How much power the role holds: user 0, moderator 1, admin 2.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::User => 0,
+            Role::Moderator => 1,
+            Role::Admin => 2,
+        }
+    }
+
     /// Parses the stored form; anything unknown is the least privileged role.
     pub fn parse(s: &str) -> Role {
         match s {

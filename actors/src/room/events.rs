@@ -54,6 +54,36 @@ impl RoomState {
         Err(Refusal::new(ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message"))
     }
 
+    /// After a delete committed: when someone other than the message's author deleted it (the
+    /// room's owner, a site moderator or admin), the audit log gets `message.delete` with who,
+    /// whose message and which (not waiting for it; the author is read from storage, where the
+    /// tombstone keeps it).
+    pub(super) fn audit_delete(&self, deleter: UserId, target: u64, seq: u64) {
+        let room = self.room_id();
+        let store = self.ctx.store.clone();
+        tokio::spawn(async move {
+            let author = match store.messages_between(room, target, target, 1).await {
+                Ok(mut rows) => rows.pop().map(|r| r.sender),
+                Err(e) => {
+                    tracing::warn!(%room, target, err = %e, "reading a deleted message's author failed; not audited");
+                    return;
+                }
+            };
+            let Some(author) = author.filter(|a| *a != deleter) else { return };
+            let detail = serde_json::json!({"seq": target, "event": seq}).to_string();
+            let entry = crate::store::AuditAction {
+                actor: Some(deleter),
+                action: "message.delete",
+                target: Some(author),
+                room: Some(room),
+                detail: &detail,
+            };
+            if let Err(e) = store.audit_action(entry).await {
+                tracing::warn!(%room, target, err = %e, "auditing a moderator's delete failed");
+            }
+        });
+    }
+
     /// After a delete committed: its message's body (and its edits' bodies) are gone from the
     /// tail, and from every node's history cache.
     pub(super) fn erased(&mut self, target: u64) {

@@ -296,6 +296,7 @@ impl RoomState {
                 && let Some(target) = p.row.target
             {
                 self.erased(target);
+                self.audit_delete(p.row.sender, target, seq);
             }
             self.note_committed(&p.row, &p.mentions);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));

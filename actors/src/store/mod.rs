@@ -14,6 +14,7 @@ mod cipher;
 mod dms;
 mod inbox;
 mod limits;
+mod moderation;
 mod people;
 mod revocations;
 mod rows;
@@ -25,6 +26,7 @@ pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;
 pub use dms::{DmMember, dm_key};
 pub use limits::{Backoff, Limited};
+pub use moderation::{AdminUser, AuditAction, AuditEntry, AuditFilter, Ban, Broadcast, Mute, SiteStats, UserSort};
 pub use people::{DmPolicy, Profile, ProfileUpdate};
 pub use revocations::Revocation;
 pub use search::{

@@ -86,7 +86,7 @@ where
 }
 
 /// `LIKE` pattern of a prefix: its wildcards and the escape character taken literally.
-fn prefix_pattern(prefix: &str) -> String {
+pub(super) fn prefix_pattern(prefix: &str) -> String {
     let mut p = String::with_capacity(prefix.len() + 1);
     for c in prefix.chars() {
         if matches!(c, '%' | '_' | '\\') {
