@@ -3,7 +3,9 @@
 //! encoders write none), with their dimensions and a JPEG thumbnail. CPU-bound: the caller runs
 //! it on the blocking pool, a few at a time.
 //!
-//! A GIF keeps its bytes (re-encoding would lose its animation); only its first frame is read,
+//! A GIF keeps its frames (re-encoding would lose its animation) but loses its metadata: its
+//! blocks are copied without comments, plain-text blocks or application blocks other than the
+//! animation's loop count (XMP and the like travel in those); only its first frame is decoded,
 //! for the dimensions and the thumbnail.
 
 use image::codecs::jpeg::JpegEncoder;
@@ -50,13 +52,63 @@ pub(crate) fn process(data: &[u8], mime: &str, max_pixels: u64) -> Result<Proces
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| format!("not a readable image: {e}"))?;
     img.apply_orientation(orientation);
     let bytes = match format {
-        ImageFormat::Gif => None,
+        ImageFormat::Gif => Some(strip_gif(data)?),
         ImageFormat::Jpeg => Some(jpeg(&img.to_rgb8(), PHOTO_QUALITY)?),
         ImageFormat::Png => Some(encode(&img, ImageFormat::Png)?),
         _ => Some(encode(&DynamicImage::ImageRgba8(img.to_rgba8()), ImageFormat::WebP)?),
     };
     let thumb = thumbnail(&img)?;
     Ok(Processed { bytes, width: img.width(), height: img.height(), thumb })
+}
+
+/// `gif` without its comment, plain-text and application extension blocks, but for the loop
+/// count (`NETSCAPE2.0`, `ANIMEXTS1.0`); refuses what is not a well-formed GIF.
+fn strip_gif(gif: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = || "not a well-formed GIF".to_owned();
+    let take = |at: usize, n: usize| gif.get(at..at + n).ok_or_else(bad);
+    // The header and logical screen descriptor, then the global colour table if any.
+    let screen = take(0, 13)?;
+    let table = |packed: u8| if packed & 0x80 != 0 { 3usize << ((packed & 7) + 1) } else { 0 };
+    let mut at = 13 + table(screen[10]);
+    let mut out = take(0, at)?.to_vec();
+    // The end of the data sub-blocks starting at `from` (just past their zero terminator).
+    let sub_blocks = |mut from: usize| -> Result<usize, String> {
+        loop {
+            let len = usize::from(*gif.get(from).ok_or_else(bad)?);
+            from += 1 + len;
+            if len == 0 {
+                return Ok(from);
+            }
+        }
+    };
+    loop {
+        match *gif.get(at).ok_or_else(bad)? {
+            0x3B => {
+                out.push(0x3B);
+                return Ok(out);
+            }
+            0x2C => {
+                let descriptor = take(at, 10)?;
+                let data = at + 10 + table(descriptor[9]) + 1;
+                let end = sub_blocks(data)?;
+                out.extend_from_slice(take(at, end - at)?);
+                at = end;
+            }
+            0x21 => {
+                let label = *gif.get(at + 1).ok_or_else(bad)?;
+                let end = sub_blocks(at + 2)?;
+                let looping = label == 0xFF
+                    && gif.get(at + 2) == Some(&11)
+                    && matches!(gif.get(at + 3..at + 14), Some(b"NETSCAPE2.0" | b"ANIMEXTS1.0"));
+                // Graphic control (frame timing, transparency) stays; so does the loop count.
+                if label == 0xF9 || looping {
+                    out.extend_from_slice(take(at, end - at)?);
+                }
+                at = end;
+            }
+            _ => return Err(bad()),
+        }
+    }
 }
 
 fn encode(img: &DynamicImage, format: ImageFormat) -> Result<Vec<u8>, String> {
@@ -110,5 +162,34 @@ mod tests {
         let small = process(&png(10, 20), "image/png", 1_000_000).unwrap();
         let t = image::load_from_memory(&small.thumb).unwrap();
         assert_eq!((t.width(), t.height()), (10, 20), "never enlarged");
+    }
+
+    #[test]
+    fn a_gif_keeps_its_frames_and_loses_its_metadata() {
+        use image::codecs::gif::{GifEncoder, Repeat};
+        use image::{Frame, RgbaImage};
+        let mut gif = Vec::new();
+        {
+            let mut enc = GifEncoder::new(&mut gif);
+            enc.set_repeat(Repeat::Infinite).unwrap();
+            for shade in [10u8, 200] {
+                let frame = RgbaImage::from_pixel(8, 6, image::Rgba([shade, 0, 0, 255]));
+                enc.encode_frame(Frame::new(frame)).unwrap();
+            }
+        }
+        // A comment and an XMP block with a location, put in before the first frame.
+        let first = 13 + if gif[10] & 0x80 != 0 { 3usize << ((gif[10] & 7) + 1) } else { 0 };
+        let mut with_meta = gif[..first].to_vec();
+        with_meta.extend_from_slice(b"\x21\xFE\x11lat=48.85 lon=2.3\x00");
+        with_meta.extend_from_slice(b"\x21\xFF\x0BXMP DataXMP\x0Cgps:48.8566N\x00");
+        with_meta.extend_from_slice(&gif[first..]);
+        let p = process(&with_meta, "image/gif", 1_000_000).unwrap();
+        let kept = p.bytes.unwrap();
+        assert!(!kept.windows(3).any(|w| w == b"lat") && !kept.windows(3).any(|w| w == b"XMP"), "metadata gone");
+        assert!(kept.windows(11).any(|w| w == b"NETSCAPE2.0"), "the loop count stays");
+        let frames = image::codecs::gif::GifDecoder::new(Cursor::new(&kept)).unwrap();
+        assert_eq!(image::AnimationDecoder::into_frames(frames).count(), 2, "both frames stay");
+        assert_eq!((p.width, p.height), (8, 6));
+        assert!(strip_gif(&kept[..kept.len() - 5]).is_err(), "a cut GIF is refused");
     }
 }
