@@ -110,12 +110,17 @@ where
 }
 
 impl Store {
-    /// Records a stored upload of `owner` (its bytes are in blob storage already).
-    pub async fn insert_upload(&self, owner: UserId, a: &Attachment, created_at: i64) -> Result<()> {
+    /// Records an upload of `owner`: first before its bytes are stored (`a.size` 0), so that
+    /// whatever happens next the sweeper knows of it, then again once stored, with its size and
+    /// what its kind gave (dimensions and thumbnail, duration).
+    pub async fn record_upload(&self, owner: UserId, a: &Attachment, created_at: i64) -> Result<()> {
         on_pool!(self, write, |p| {
             sqlx::query(
                 "INSERT INTO uploads (owner_id, id, name, size, mime, kind, width, height, duration_ms, has_thumb, \
-                   created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                   created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (owner_id, id) DO UPDATE SET size = excluded.size, mime = excluded.mime, \
+                   kind = excluded.kind, width = excluded.width, height = excluded.height, \
+                   duration_ms = excluded.duration_ms, has_thumb = excluded.has_thumb",
             )
             .bind(owner.0)
             .bind(&*a.id)
@@ -130,6 +135,19 @@ impl Store {
             .bind(created_at)
             .execute(p)
             .await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets the upload `id` of `owner` that failed before any message could name it (its
+    /// blobs are deleted already).
+    pub async fn forget_pending_upload(&self, owner: UserId, id: &str) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("DELETE FROM uploads WHERE owner_id = $1 AND id = $2 AND room_id IS NULL")
+                .bind(owner.0)
+                .bind(id)
+                .execute(p)
+                .await?;
         });
         Ok(())
     }

@@ -292,52 +292,32 @@ impl Job {
             return Err(too_large(kind, limit));
         }
         let id = new_upload_id();
-        let key = file_key(&id);
-        let head = head.freeze();
-        let rest = body.map_err(std::io::Error::other);
-        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(rest);
-        let stored = tokio::time::timeout_at(deadline, uploads.blobs.put_stream(&key, Box::pin(stream), limit)).await;
-        let size = match stored {
-            Ok(Ok(size)) => size,
-            Ok(Err(e)) => {
-                let _ = uploads.blobs.delete(&key).await;
-                return Err(match e {
-                    BlobError::TooLarge => too_large(kind, limit),
-                    BlobError::Body(e) => ApiError::new(ErrorCode::Invalid, format!("the upload was cut off: {e}")),
-                    other => ApiError::Internal(format!("storing an upload: {other}")),
-                });
-            }
-            Err(_) => {
-                let _ = uploads.blobs.delete(&key).await;
-                return Err(timed_out(&self.cfg));
-            }
-        };
-        let mut a = Attachment {
+        // Recorded before anything is stored, empty: a node that dies from here on leaves a row
+        // the sweeper finds (an unclaimed upload past its time), never a blob nobody knows of.
+        let pending = Attachment {
             id: Arc::from(id.as_str()),
-            name,
-            size,
+            name: name.clone(),
+            size: 0,
             mime: mime.to_owned(),
             kind,
             width: None,
             height: None,
             duration_ms: None,
-            thumb: false,
+            thumb: true,
         };
-        match self.finish(uploads, &mut a).await {
-            Ok(()) => {}
+        let store = self.state.system.store();
+        store.record_upload(self.owner, &pending, now_ms()).await?;
+        let done = self.store_and_finish(uploads, pending, head, body, limit, deadline).await;
+        let a = match done {
+            Ok(a) => a,
             Err(e) => {
                 self.discard(uploads, &id).await;
+                if let Err(e) = store.forget_pending_upload(self.owner, &id).await {
+                    warn!(%id, err = %e, "a refused upload's row could not be deleted (the sweeper will)");
+                }
                 return Err(e);
             }
-        }
-        if self.cfg.quota_bytes > 0 && self.used.saturating_add(a.size) > self.cfg.quota_bytes {
-            self.discard(uploads, &id).await;
-            return Err(quota_exceeded(&self.cfg));
-        }
-        if let Err(e) = self.state.system.store().insert_upload(self.owner, &a, now_ms()).await {
-            self.discard(uploads, &id).await;
-            return Err(e.into());
-        }
+        };
         let mut out = json!({"id": a.id, "name": a.name, "size": a.size, "mime": a.mime, "kind": a.kind});
         for (k, v) in
             [("width", a.width.map(u64::from)), ("height", a.height.map(u64::from)), ("duration_ms", a.duration_ms)]
@@ -347,6 +327,40 @@ impl Job {
             }
         }
         Ok(out)
+    }
+
+    /// Streams the upload `a` (its first bytes `head`, the rest in `body`) to storage within
+    /// `limit`, finishes it by its kind and records it whole; the caller cleans up on an error.
+    async fn store_and_finish(
+        &self,
+        uploads: &Uploads,
+        mut a: Attachment,
+        head: BytesMut,
+        body: BodyStream,
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<Attachment, ApiError> {
+        let (key, kind) = (file_key(&a.id), a.kind);
+        let head = head.freeze();
+        let rest = body.map_err(std::io::Error::other);
+        let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(rest);
+        let stored = tokio::time::timeout_at(deadline, uploads.blobs.put_stream(&key, Box::pin(stream), limit)).await;
+        a.size = match stored {
+            Ok(Ok(size)) => size,
+            Ok(Err(BlobError::TooLarge)) => return Err(too_large(kind, limit)),
+            Ok(Err(BlobError::Body(e))) => {
+                return Err(ApiError::new(ErrorCode::Invalid, format!("the upload was cut off: {e}")));
+            }
+            Ok(Err(other)) => return Err(ApiError::Internal(format!("storing an upload: {other}"))),
+            Err(_) => return Err(timed_out(&self.cfg)),
+        };
+        a.thumb = false;
+        self.finish(uploads, &mut a).await?;
+        if self.cfg.quota_bytes > 0 && self.used.saturating_add(a.size) > self.cfg.quota_bytes {
+            return Err(quota_exceeded(&self.cfg));
+        }
+        self.state.system.store().record_upload(self.owner, &a, now_ms()).await?;
+        Ok(a)
     }
 
     /// What the kind needs once stored: an image re-encoded, with its size and thumbnail; a
