@@ -6,7 +6,8 @@
 //!
 //! Writes stream: `put_stream` sends the body on as multipart parts while it arrives, so an
 //! upload costs a few part buffers, never its size (a body that fits in one part is stored
-//! with one request). A body over its cap, a body that fails (the
+//! with one request). On S3, whose parts are 5 MiB, the part being received waits on local
+//! disk and memory for parts is a node-wide budget (`spool`). A body over its cap, a body that fails (the
 //! client went away) or a dropped future aborts the multipart upload: nothing stays stored.
 //!
 //! With an encryption key, objects are sealed at rest in chunks (`crypt`): a range read fetches
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod crypt;
+mod spool;
 
 /// Where blobs live and how they are sealed.
 #[derive(Clone, Debug)]
@@ -50,6 +52,8 @@ pub enum BlobKind {
         allow_http: bool,
         /// Prepended to every key (`confab/`), so one bucket can hold other things too.
         prefix: String,
+        /// Local directory where parts wait until whole (`spool`); created when absent.
+        spool_dir: PathBuf,
     },
 }
 
@@ -57,10 +61,11 @@ impl std::fmt::Debug for BlobKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BlobKind::Local { dir } => write!(f, "Local({})", dir.display()),
-            BlobKind::S3 { endpoint, bucket, region, prefix, .. } => write!(
+            BlobKind::S3 { endpoint, bucket, region, prefix, spool_dir, .. } => write!(
                 f,
-                "S3(endpoint {}, bucket {bucket}, region {region}, prefix {prefix:?})",
-                endpoint.as_deref().unwrap_or("aws")
+                "S3(endpoint {}, bucket {bucket}, region {region}, prefix {prefix:?}, spool {})",
+                endpoint.as_deref().unwrap_or("aws"),
+                spool_dir.display()
             ),
         }
     }
@@ -89,9 +94,8 @@ fn store_err(e: object_store::Error) -> BlobError {
     }
 }
 
-/// Bytes handed to the backend per multipart part. S3 refuses parts under 5 MiB (except the
-/// last); the local file system takes any size, so it writes small ones and holds little.
-const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes handed to the local file system per part: it takes any size, so small ones held in
+/// memory (S3's are spooled to disk: `spool`).
 const LOCAL_PART_BYTES: usize = 256 * 1024;
 /// Parts being written at once per upload, beyond the one being filled.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -108,6 +112,8 @@ struct Inner {
     prefix: String,
     shared: bool,
     part_bytes: usize,
+    /// S3 only: parts wait on disk until whole.
+    spool: Option<spool::Spool>,
     cipher: Option<crate::store::Cipher>,
 }
 
@@ -121,7 +127,7 @@ impl BlobStore {
     /// Opens the store: creates the local directory, or checks the S3 settings (the bucket is
     /// not contacted: a store that is down shows on the first request).
     pub async fn open(cfg: BlobConfig) -> Result<BlobStore, BlobError> {
-        let (store, prefix, shared, part_bytes): (Arc<dyn ObjectStore>, String, bool, usize) = match cfg.kind {
+        let inner = match cfg.kind {
             BlobKind::Local { dir } => {
                 tokio::fs::create_dir_all(&dir)
                     .await
@@ -129,9 +135,16 @@ impl BlobStore {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(store_err)?
                     .with_automatic_cleanup(true);
-                (Arc::new(fs), String::new(), false, LOCAL_PART_BYTES)
+                Inner {
+                    store: Arc::new(fs),
+                    prefix: String::new(),
+                    shared: false,
+                    part_bytes: LOCAL_PART_BYTES,
+                    spool: None,
+                    cipher: cfg.cipher,
+                }
             }
-            BlobKind::S3 { endpoint, bucket, region, access_key, secret_key, allow_http, prefix } => {
+            BlobKind::S3 { endpoint, bucket, region, access_key, secret_key, allow_http, prefix, spool_dir } => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(&bucket)
                     .with_region(&region)
@@ -143,12 +156,24 @@ impl BlobStore {
                     b = b.with_endpoint(url).with_virtual_hosted_style_request(false);
                 }
                 let s3 = b.build().map_err(|e| BlobError::Store(format!("S3 settings: {e}")))?;
+                tokio::fs::create_dir_all(&spool_dir)
+                    .await
+                    .map_err(|e| BlobError::Store(format!("creating {}: {e}", spool_dir.display())))?;
                 let prefix = prefix.trim_matches('/');
-                let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-                (Arc::new(s3), prefix, true, S3_PART_BYTES)
+                Inner {
+                    store: Arc::new(s3),
+                    prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+                    shared: true,
+                    part_bytes: spool::PART_BYTES,
+                    spool: Some(spool::Spool {
+                        dir: spool_dir,
+                        budget: Arc::new(tokio::sync::Semaphore::new(spool::MEMORY_PARTS)),
+                    }),
+                    cipher: cfg.cipher,
+                }
             }
         };
-        Ok(BlobStore { inner: Arc::new(Inner { store, prefix, shared, part_bytes, cipher: cfg.cipher }) })
+        Ok(BlobStore { inner: Arc::new(inner) })
     }
 
     /// True when every node of a cluster sees the same objects (S3); false for the local file
@@ -173,7 +198,10 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         let path = self.path(key)?;
-        let mut out = Upload { store: self, path, first: Vec::new(), multipart: AbortOnDrop(None) };
+        let mut out = match &self.inner.spool {
+            Some(spool) => Sink::Spooled(spool::Spooled::new(&self.inner.store, spool, path)),
+            None => Sink::Memory(Upload { store: self, path, first: Vec::new(), multipart: AbortOnDrop(None) }),
+        };
         let mut sealer = match &self.inner.cipher {
             Some(c) => {
                 let (sealer, header) = crypt::Sealer::new(c, key);
@@ -286,6 +314,36 @@ fn clip(range: Option<Range<u64>>, size: u64) -> Range<u64> {
     match range {
         None => 0..size,
         Some(r) => r.start.min(size)..r.end.min(size).max(r.start.min(size)),
+    }
+}
+
+/// Where a streaming put's stored bytes go: parts in memory (the local file system) or spooled
+/// to disk (S3).
+enum Sink<'a> {
+    Memory(Upload<'a>),
+    Spooled(spool::Spooled<'a>),
+}
+
+impl Sink<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        match self {
+            Sink::Memory(u) => u.write(bytes).await,
+            Sink::Spooled(s) => s.write(bytes).await,
+        }
+    }
+
+    async fn finish(self) -> Result<(), BlobError> {
+        match self {
+            Sink::Memory(u) => u.finish().await,
+            Sink::Spooled(s) => s.finish().await,
+        }
+    }
+
+    async fn abort(self, key: &str) {
+        match self {
+            Sink::Memory(u) => u.abort(key).await,
+            Sink::Spooled(s) => s.abort().await,
+        }
     }
 }
 
