@@ -165,10 +165,7 @@ impl BlobStore {
                     prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
                     shared: true,
                     part_bytes: spool::PART_BYTES,
-                    spool: Some(spool::Spool {
-                        dir: spool_dir,
-                        budget: Arc::new(tokio::sync::Semaphore::new(spool::MEMORY_PARTS)),
-                    }),
+                    spool: Some(spool::Spool::new(spool_dir)),
                     cipher: cfg.cipher,
                 }
             }

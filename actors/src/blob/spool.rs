@@ -11,24 +11,44 @@
 
 use super::{BlobError, store_err};
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Bytes per part (S3's smallest part but the last).
 pub(super) const PART_BYTES: usize = 5 * 1024 * 1024;
-/// Parts in memory at once on this node, across every upload (30 MiB).
-pub(super) const MEMORY_PARTS: usize = 6;
+/// Parts in memory at once on this node, across every upload (20 MiB).
+pub(super) const MEMORY_PARTS: usize = 4;
 /// Parts one upload sends at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
-/// Where parts wait on disk, and the node's budget of parts in memory.
+/// Where parts wait on disk, and the node's budget of parts in memory: `MEMORY_PARTS` permits,
+/// and the part buffers themselves, allocated once and reused (5 MiB buffers allocated and freed
+/// on many threads stay resident in the allocator's per-thread arenas: measured, BENCHMARKS.md).
 pub(super) struct Spool {
     pub(super) dir: PathBuf,
     pub(super) budget: Arc<Semaphore>,
+    pub(super) buffers: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Spool {
+    pub(super) fn new(dir: PathBuf) -> Spool {
+        Spool { dir, budget: Arc::new(Semaphore::new(MEMORY_PARTS)), buffers: Default::default() }
+    }
+}
+
+/// A part buffer back to the pool once nothing else holds its bytes.
+fn give_back(pool: &std::sync::Mutex<Vec<Vec<u8>>>, bytes: bytes::Bytes) {
+    if let Ok(buf) = bytes.try_into_mut() {
+        let mut buf = Vec::from(buf);
+        if buf.capacity() >= PART_BYTES {
+            buf.clear();
+            pool.lock().expect("not poisoned").push(buf);
+        }
+    }
 }
 
 fn io_err(what: &str, e: std::io::Error) -> BlobError {
@@ -71,14 +91,24 @@ impl<'a> Spooled<'a> {
         Ok(())
     }
 
-    /// The part received so far, read back into memory (the caller holds a permit).
-    async fn take_part(&mut self) -> Result<PutPayload, BlobError> {
-        let Some(mut file) = self.part.take() else { return Ok(PutPayload::new()) };
+    /// The part received so far, read back into a pooled buffer (the caller holds a permit),
+    /// on a blocking thread.
+    async fn take_part(&mut self) -> Result<bytes::Bytes, BlobError> {
+        let Some(mut file) = self.part.take() else { return Ok(bytes::Bytes::new()) };
         file.flush().await.map_err(|e| io_err("spooling a part", e))?;
-        file.rewind().await.map_err(|e| io_err("reading a spooled part", e))?;
-        let mut data = Vec::with_capacity(self.part_len);
-        file.read_to_end(&mut data).await.map_err(|e| io_err("reading a spooled part", e))?;
-        self.part_len = 0;
+        let (file, len) = (file.into_std().await, std::mem::take(&mut self.part_len));
+        let buf = self.spool.buffers.lock().expect("not poisoned").pop();
+        let data = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+            use std::io::{Read, Seek};
+            let mut file = file;
+            file.rewind()?;
+            let mut data = buf.unwrap_or_else(|| Vec::with_capacity(PART_BYTES));
+            file.take(len as u64).read_to_end(&mut data)?;
+            Ok(data)
+        })
+        .await
+        .map_err(join_err)?
+        .map_err(|e| io_err("reading a spooled part", e))?;
         Ok(data.into())
     }
 
@@ -91,9 +121,11 @@ impl<'a> Spooled<'a> {
         if self.upload.is_none() {
             self.upload = Some(self.store.put_multipart(&self.path).await.map_err(store_err)?);
         }
-        let sent = self.upload.as_mut().expect("started above").put_part(data);
+        let sent = self.upload.as_mut().expect("started above").put_part(data.clone().into());
+        let pool = self.spool.buffers.clone();
         self.sending.spawn(async move {
             let r = sent.await;
+            give_back(&pool, data);
             drop(permit);
             r
         });
@@ -106,7 +138,9 @@ impl<'a> Spooled<'a> {
         if self.upload.is_none() {
             let _permit = self.spool.budget.acquire().await.expect("the budget is never closed");
             let data = self.take_part().await?;
-            return self.store.put(&self.path, data).await.map(drop).map_err(store_err);
+            let stored = self.store.put(&self.path, data.clone().into()).await.map(drop).map_err(store_err);
+            give_back(&self.spool.buffers, data);
+            return stored;
         }
         let done: Result<(), BlobError> = async {
             if self.part_len > 0 {
