@@ -5,9 +5,9 @@
 //! opaque strings chosen by the caller (`u/<upload id>`); on S3 they live under a prefix.
 //!
 //! Writes stream: `put_stream` sends the body on as multipart parts while it arrives, so an
-//! upload costs a few part buffers, never its size (a body that fits in one part is stored
-//! with one request). On S3, whose parts are 5 MiB, the part being received waits on local
-//! disk and memory for parts is a node-wide budget (`spool`). A body over its cap, a body that fails (the
+//! upload costs a few part buffers, never its size. On S3, whose parts are 5 MiB, the part being
+//! received waits on local disk, memory for parts is a node-wide budget, and a body that fits in
+//! one part is stored with one request (`spool`). A body over its cap, a body that fails (the
 //! client went away) or a dropped future aborts the multipart upload: nothing stays stored.
 //!
 //! With an encryption key, objects are sealed at rest in chunks (`crypt`): a range read fetches
@@ -111,7 +111,6 @@ struct Inner {
     /// Prepended to keys: empty, or ends with '/'.
     prefix: String,
     shared: bool,
-    part_bytes: usize,
     /// S3 only: parts wait on disk until whole.
     spool: Option<spool::Spool>,
     cipher: Option<crate::store::Cipher>,
@@ -135,14 +134,7 @@ impl BlobStore {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(store_err)?
                     .with_automatic_cleanup(true);
-                Inner {
-                    store: Arc::new(fs),
-                    prefix: String::new(),
-                    shared: false,
-                    part_bytes: LOCAL_PART_BYTES,
-                    spool: None,
-                    cipher: cfg.cipher,
-                }
+                Inner { store: Arc::new(fs), prefix: String::new(), shared: false, spool: None, cipher: cfg.cipher }
             }
             BlobKind::S3 { endpoint, bucket, region, access_key, secret_key, allow_http, prefix, spool_dir } => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
@@ -164,7 +156,6 @@ impl BlobStore {
                     store: Arc::new(s3),
                     prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
                     shared: true,
-                    part_bytes: spool::PART_BYTES,
                     spool: Some(spool::Spool::new(spool_dir)),
                     cipher: cfg.cipher,
                 }
@@ -197,7 +188,7 @@ impl BlobStore {
         let path = self.path(key)?;
         let mut out = match &self.inner.spool {
             Some(spool) => Sink::Spooled(spool::Spooled::new(&self.inner.store, spool, path)),
-            None => Sink::Memory(Upload { store: self, path, first: Vec::new(), multipart: AbortOnDrop(None) }),
+            None => Sink::Memory(Upload { store: self, path, multipart: AbortOnDrop(None) }),
         };
         let mut sealer = match &self.inner.cipher {
             Some(c) => {
@@ -344,30 +335,19 @@ impl Sink<'_> {
     }
 }
 
-/// The stored bytes of a streaming put on their way: the first part's worth is held, so a body
-/// that fits in it is stored with one request; a longer one goes on as a multipart upload.
+/// A streaming put to the local file system: a multipart upload (a staging file renamed into
+/// place when complete) from the first byte, so what a client sends is on disk at once.
 struct Upload<'a> {
     store: &'a BlobStore,
     path: Path,
-    first: Vec<u8>,
     multipart: AbortOnDrop,
 }
 
 impl Upload<'_> {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
-        let part = self.store.inner.part_bytes;
         if self.multipart.0.is_none() {
-            if self.first.len() + bytes.len() <= part {
-                // Grows by doubling, never past one part.
-                let want = (self.first.len() + bytes.len()).max(2 * self.first.capacity()).min(part);
-                self.first.reserve_exact(want - self.first.len());
-                self.first.extend_from_slice(bytes);
-                return Ok(());
-            }
             let upload = self.store.inner.store.put_multipart(&self.path).await.map_err(store_err)?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, part);
-            w.write(&std::mem::take(&mut self.first));
-            self.multipart.0 = Some(w);
+            self.multipart.0 = Some(WriteMultipart::new_with_chunk_size(upload, LOCAL_PART_BYTES));
         }
         let w = self.multipart.0.as_mut().expect("started above");
         w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
@@ -380,10 +360,8 @@ impl Upload<'_> {
         match self.multipart.0.take() {
             // `finish` aborts the upload itself when a part or the completion fails.
             Some(w) => w.finish().await.map(drop).map_err(store_err),
-            None => {
-                let first = Bytes::from(std::mem::take(&mut self.first));
-                self.store.inner.store.put(&self.path, PutPayload::from_bytes(first)).await.map(drop).map_err(store_err)
-            }
+            // An empty body.
+            None => self.store.inner.store.put(&self.path, PutPayload::new()).await.map(drop).map_err(store_err),
         }
     }
 
