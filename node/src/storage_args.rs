@@ -133,6 +133,7 @@ impl StorageArgs {
                     secret_key,
                     allow_http,
                     prefix: self.s3_prefix.clone().unwrap_or_default(),
+                    spool_dir: data_dir.join("blob-spool"),
                 }
             }
             other => bail!("--blob-store must be local or s3, not {other}"),

@@ -57,9 +57,15 @@ impl S3Env {
                 secret_key: self.secret_key.clone(),
                 allow_http: self.endpoint.starts_with("http://"),
                 prefix: prefix.to_owned(),
+                spool_dir: self.spool_dir(),
             },
             cipher,
         }
+    }
+
+    /// Where the tests' blob stores spool parts.
+    pub fn spool_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join("confab-test-spool")
     }
 
     /// `confab serve` options for this store under `prefix`; the secret key goes in a file

@@ -43,10 +43,13 @@ async fn read(store: &BlobStore, key: &str, range: Option<Range<u64>>) -> Result
     Ok((out, size))
 }
 
-/// Nothing under `prefix`: no object and no unfinished multipart upload.
+/// Nothing under `prefix`: no object, no unfinished multipart upload, and no named file in the
+/// local spool (parts wait there unlinked).
 async fn assert_empty(env: &S3Env, prefix: &str) {
-    eventually("no objects and no unfinished uploads under the prefix", || async {
-        (env.list(prefix).await.is_empty() && env.unfinished_uploads(prefix).await.is_empty()).then_some(())
+    eventually("no objects, no unfinished uploads, no spool files", || async {
+        let spool = std::fs::read_dir(env.spool_dir()).map_or(0, |d| d.count());
+        (env.list(prefix).await.is_empty() && env.unfinished_uploads(prefix).await.is_empty() && spool == 0)
+            .then_some(())
     })
     .await;
 }

@@ -5,8 +5,9 @@
 //! opaque strings chosen by the caller (`u/<upload id>`); on S3 they live under a prefix.
 //!
 //! Writes stream: `put_stream` sends the body on as multipart parts while it arrives, so an
-//! upload costs a few part buffers, never its size (a body that fits in one part is stored
-//! with one request). A body over its cap, a body that fails (the
+//! upload costs a few part buffers, never its size. On S3, whose parts are 5 MiB, the part being
+//! received waits on local disk, memory for parts is a node-wide budget, and a body that fits in
+//! one part is stored with one request (`spool`). A body over its cap, a body that fails (the
 //! client went away) or a dropped future aborts the multipart upload: nothing stays stored.
 //!
 //! With an encryption key, objects are sealed at rest in chunks (`crypt`): a range read fetches
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 mod crypt;
+mod spool;
 
 /// Where blobs live and how they are sealed.
 #[derive(Clone, Debug)]
@@ -50,6 +52,8 @@ pub enum BlobKind {
         allow_http: bool,
         /// Prepended to every key (`confab/`), so one bucket can hold other things too.
         prefix: String,
+        /// Local directory where parts wait until whole (`spool`); created when absent.
+        spool_dir: PathBuf,
     },
 }
 
@@ -57,10 +61,11 @@ impl std::fmt::Debug for BlobKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BlobKind::Local { dir } => write!(f, "Local({})", dir.display()),
-            BlobKind::S3 { endpoint, bucket, region, prefix, .. } => write!(
+            BlobKind::S3 { endpoint, bucket, region, prefix, spool_dir, .. } => write!(
                 f,
-                "S3(endpoint {}, bucket {bucket}, region {region}, prefix {prefix:?})",
-                endpoint.as_deref().unwrap_or("aws")
+                "S3(endpoint {}, bucket {bucket}, region {region}, prefix {prefix:?}, spool {})",
+                endpoint.as_deref().unwrap_or("aws"),
+                spool_dir.display()
             ),
         }
     }
@@ -89,9 +94,8 @@ fn store_err(e: object_store::Error) -> BlobError {
     }
 }
 
-/// Bytes handed to the backend per multipart part. S3 refuses parts under 5 MiB (except the
-/// last); the local file system takes any size, so it writes small ones and holds little.
-const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes handed to the local file system per part: it takes any size, so small ones held in
+/// memory (S3's are spooled to disk: `spool`).
 const LOCAL_PART_BYTES: usize = 256 * 1024;
 /// Parts being written at once per upload, beyond the one being filled.
 const PARTS_IN_FLIGHT: usize = 2;
@@ -107,7 +111,8 @@ struct Inner {
     /// Prepended to keys: empty, or ends with '/'.
     prefix: String,
     shared: bool,
-    part_bytes: usize,
+    /// S3 only: parts wait on disk until whole.
+    spool: Option<spool::Spool>,
     cipher: Option<crate::store::Cipher>,
 }
 
@@ -121,7 +126,7 @@ impl BlobStore {
     /// Opens the store: creates the local directory, or checks the S3 settings (the bucket is
     /// not contacted: a store that is down shows on the first request).
     pub async fn open(cfg: BlobConfig) -> Result<BlobStore, BlobError> {
-        let (store, prefix, shared, part_bytes): (Arc<dyn ObjectStore>, String, bool, usize) = match cfg.kind {
+        let inner = match cfg.kind {
             BlobKind::Local { dir } => {
                 tokio::fs::create_dir_all(&dir)
                     .await
@@ -129,9 +134,9 @@ impl BlobStore {
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                     .map_err(store_err)?
                     .with_automatic_cleanup(true);
-                (Arc::new(fs), String::new(), false, LOCAL_PART_BYTES)
+                Inner { store: Arc::new(fs), prefix: String::new(), shared: false, spool: None, cipher: cfg.cipher }
             }
-            BlobKind::S3 { endpoint, bucket, region, access_key, secret_key, allow_http, prefix } => {
+            BlobKind::S3 { endpoint, bucket, region, access_key, secret_key, allow_http, prefix, spool_dir } => {
                 let mut b = object_store::aws::AmazonS3Builder::new()
                     .with_bucket_name(&bucket)
                     .with_region(&region)
@@ -143,12 +148,20 @@ impl BlobStore {
                     b = b.with_endpoint(url).with_virtual_hosted_style_request(false);
                 }
                 let s3 = b.build().map_err(|e| BlobError::Store(format!("S3 settings: {e}")))?;
+                tokio::fs::create_dir_all(&spool_dir)
+                    .await
+                    .map_err(|e| BlobError::Store(format!("creating {}: {e}", spool_dir.display())))?;
                 let prefix = prefix.trim_matches('/');
-                let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
-                (Arc::new(s3), prefix, true, S3_PART_BYTES)
+                Inner {
+                    store: Arc::new(s3),
+                    prefix: if prefix.is_empty() { String::new() } else { format!("{prefix}/") },
+                    shared: true,
+                    spool: Some(spool::Spool::new(spool_dir)),
+                    cipher: cfg.cipher,
+                }
             }
         };
-        Ok(BlobStore { inner: Arc::new(Inner { store, prefix, shared, part_bytes, cipher: cfg.cipher }) })
+        Ok(BlobStore { inner: Arc::new(inner) })
     }
 
     /// True when every node of a cluster sees the same objects (S3); false for the local file
@@ -173,7 +186,10 @@ impl BlobStore {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send + Unpin,
     {
         let path = self.path(key)?;
-        let mut out = Upload { store: self, path, first: Vec::new(), multipart: AbortOnDrop(None) };
+        let mut out = match &self.inner.spool {
+            Some(spool) => Sink::Spooled(spool::Spooled::new(&self.inner.store, spool, path)),
+            None => Sink::Memory(Upload { store: self, path, multipart: AbortOnDrop(None) }),
+        };
         let mut sealer = match &self.inner.cipher {
             Some(c) => {
                 let (sealer, header) = crypt::Sealer::new(c, key);
@@ -289,30 +305,49 @@ fn clip(range: Option<Range<u64>>, size: u64) -> Range<u64> {
     }
 }
 
-/// The stored bytes of a streaming put on their way: the first part's worth is held, so a body
-/// that fits in it is stored with one request; a longer one goes on as a multipart upload.
+/// Where a streaming put's stored bytes go: parts in memory (the local file system) or spooled
+/// to disk (S3).
+enum Sink<'a> {
+    Memory(Upload<'a>),
+    Spooled(spool::Spooled<'a>),
+}
+
+impl Sink<'_> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        match self {
+            Sink::Memory(u) => u.write(bytes).await,
+            Sink::Spooled(s) => s.write(bytes).await,
+        }
+    }
+
+    async fn finish(self) -> Result<(), BlobError> {
+        match self {
+            Sink::Memory(u) => u.finish().await,
+            Sink::Spooled(s) => s.finish().await,
+        }
+    }
+
+    async fn abort(self, key: &str) {
+        match self {
+            Sink::Memory(u) => u.abort(key).await,
+            Sink::Spooled(s) => s.abort().await,
+        }
+    }
+}
+
+/// A streaming put to the local file system: a multipart upload (a staging file renamed into
+/// place when complete) from the first byte, so what a client sends is on disk at once.
 struct Upload<'a> {
     store: &'a BlobStore,
     path: Path,
-    first: Vec<u8>,
     multipart: AbortOnDrop,
 }
 
 impl Upload<'_> {
     async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
-        let part = self.store.inner.part_bytes;
         if self.multipart.0.is_none() {
-            if self.first.len() + bytes.len() <= part {
-                // Grows by doubling, never past one part.
-                let want = (self.first.len() + bytes.len()).max(2 * self.first.capacity()).min(part);
-                self.first.reserve_exact(want - self.first.len());
-                self.first.extend_from_slice(bytes);
-                return Ok(());
-            }
             let upload = self.store.inner.store.put_multipart(&self.path).await.map_err(store_err)?;
-            let mut w = WriteMultipart::new_with_chunk_size(upload, part);
-            w.write(&std::mem::take(&mut self.first));
-            self.multipart.0 = Some(w);
+            self.multipart.0 = Some(WriteMultipart::new_with_chunk_size(upload, LOCAL_PART_BYTES));
         }
         let w = self.multipart.0.as_mut().expect("started above");
         w.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(store_err)?;
@@ -325,10 +360,8 @@ impl Upload<'_> {
         match self.multipart.0.take() {
             // `finish` aborts the upload itself when a part or the completion fails.
             Some(w) => w.finish().await.map(drop).map_err(store_err),
-            None => {
-                let first = Bytes::from(std::mem::take(&mut self.first));
-                self.store.inner.store.put(&self.path, PutPayload::from_bytes(first)).await.map(drop).map_err(store_err)
-            }
+            // An empty body.
+            None => self.store.inner.store.put(&self.path, PutPayload::new()).await.map(drop).map_err(store_err),
         }
     }
 

@@ -38,6 +38,14 @@ async fn read_all(store: &BlobStore, key: &str, range: Option<Range<u64>>) -> (V
     (out, size)
 }
 
+/// Request handlers run `put_stream` on spawned tasks: its future must be `Send` on every backend.
+#[allow(dead_code)]
+fn put_stream_is_send(store: &BlobStore) {
+    fn send<T: Send>(_: T) {}
+    send(store.put_stream("k", futures::stream::empty(), 1));
+    send(store.get("k", None));
+}
+
 #[tokio::test]
 async fn streams_a_body_in_many_parts_and_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,8 @@
 //! - `hot-room`: the same with one room (2000 members, 1 sender by default).
 //! - `idle`: C authenticated connections held open; with `--server-pid`, the server's RSS per
 //!   connection.
+//! - `upload`: N concurrent uploads of S MB while C users chat: throughput, the server's RSS
+//!   before and at its peak, chat latency before and during (`upload.rs`).
 //! - `search`: full-text search on a store it fills itself (1,000,000 messages by default), not
 //!   through a node: query p50/p99 and the index's size (`search.rs`).
 //!
@@ -21,6 +23,7 @@ mod report;
 mod rest;
 mod search;
 mod track;
+mod upload;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -46,6 +49,8 @@ enum BenchCmd {
     Idle(IdleArgs),
     /// Fill a new database with generated messages, then time search queries on it.
     Search(search::SearchArgs),
+    /// N concurrent uploads of S MB while users chat: throughput, server memory, chat latency.
+    Upload(upload::UploadArgs),
 }
 
 /// Where and how to connect.
@@ -183,6 +188,7 @@ pub fn main(args: BenchArgs) -> std::process::ExitCode {
         BenchCmd::HotRoom(a) => a.conn.threads,
         BenchCmd::Idle(a) => a.conn.threads,
         BenchCmd::Search(_) => None,
+        BenchCmd::Upload(a) => a.conn.threads,
     };
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
@@ -207,6 +213,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchCmd::HotRoom(a) => load(1, a.members, a.senders, a.rate, &a.load, &a.conn, "hot-room").await,
         BenchCmd::Idle(a) => idle::run(&a.conn, a.connections, a.hold, a.users, a.join).await,
         BenchCmd::Search(a) => search::run(&a).await,
+        BenchCmd::Upload(a) => upload::run(&a).await,
     }
 }
 
