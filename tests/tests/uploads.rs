@@ -5,7 +5,7 @@
 //! signed media URLs (expiry, forgery, moved to another file), ranges and headers; the sweeper.
 //! Runs on SQLite, and on PostgreSQL when `CONFAB_TEST_DATABASE_URL` is set.
 
-use confab_tests::{Api, NodeOpts, TestNode, Ws, eventually, unique};
+use confab_tests::{Api, NodeOpts, TestNode, Ws, eventually, fetch, unique};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -150,17 +150,6 @@ async fn send(ws: &mut Ws, room: i64, cid: &str, body: &str, attachments: &[&str
     ws.send(json!({"type": "send", "room": room, "cid": cid, "body": body, "attachments": attachments})).await;
     ws.recv_where("the answer", |f| f["type"] == "ack" && f["cid"] == cid || f["type"] == "error" && f["ref"] == cid)
         .await
-}
-
-/// GET of a media path: status, headers and bytes.
-async fn fetch(base: &str, path: &str, range: Option<&str>) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
-    let mut req = reqwest::Client::new().get(format!("{base}{path}"));
-    if let Some(r) = range {
-        req = req.header("range", r);
-    }
-    let resp = req.send().await.expect("media request");
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    (status, headers, resp.bytes().await.unwrap_or_default().to_vec())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,23 +6,17 @@
 use super::*;
 use crate::store::ClaimRefusal;
 use confab_schemas::Attachment;
-use confab_schemas::attachments::MAX_ATTACHMENTS;
 
 impl RoomState {
     /// Claims `ids` (uploads of `sender`) for the message `cid`, or refuses the message:
-    /// `attachment_not_found` (absent, another user's, expired) or `attachment_used`.
+    /// `attachment_not_found` (absent, another user's, expired) or `attachment_used`. The ids'
+    /// count and form were checked by the sender's session (`check_attachment_ids`).
     pub(super) async fn claim_attachments(
         &self,
         sender: UserId,
         cid: &Arc<str>,
         ids: &[Arc<str>],
     ) -> Result<Vec<Attachment>, Refusal> {
-        if ids.len() > MAX_ATTACHMENTS {
-            return Err(Refusal::new(
-                ErrorCode::TooManyAttachments,
-                format!("a message carries at most {MAX_ATTACHMENTS} attachments"),
-            ));
-        }
         let orphans_before = now_ms() - self.ctx.config.upload_orphan_ttl.as_millis() as i64;
         let claimed = self
             .ctx
