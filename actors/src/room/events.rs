@@ -6,13 +6,13 @@ use super::*;
 
 impl RoomState {
     /// Whether `user` may edit (its author) or delete (its author, the room's owner, moderators
-    /// and admins) the message `target`.
+    /// and admins) the message `target`; its author when so.
     pub(super) async fn check_target(
         &mut self,
         user: &UserRef,
         kind: EventKind,
         target: Option<u64>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<UserId, Refusal> {
         let t = target.unwrap_or(0);
         if t == 0 || t > self.head {
             return Err(Refusal::new(ErrorCode::NotFound, format!("there is no message {t} in this room")));
@@ -39,37 +39,28 @@ impl RoomState {
             return Err(Refusal::new(ErrorCode::Gone, format!("message {t} was deleted")));
         }
         if row.sender == user.id {
-            return Ok(());
+            return Ok(row.sender);
         }
         if kind == EventKind::Edit {
             return Err(Refusal::new(ErrorCode::Forbidden, "only its author can edit a message"));
         }
         if self.room.owner_id == Some(user.id) {
-            return Ok(());
+            return Ok(row.sender);
         }
         let role = self.ctx.store.user_by_id(user.id).await.map_err(internal)?.map_or(Role::User, |u| u.role);
         if matches!(role, Role::Moderator | Role::Admin) {
-            return Ok(());
+            return Ok(row.sender);
         }
         Err(Refusal::new(ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message"))
     }
 
     /// After a delete committed: when someone other than the message's author deleted it (the
     /// room's owner, a site moderator or admin), the audit log gets `message.delete` with who,
-    /// whose message and which (not waiting for it; the author is read from storage, where the
-    /// tombstone keeps it).
-    pub(super) fn audit_delete(&self, deleter: UserId, target: u64, seq: u64) {
+    /// whose message (`author`, known from `check_target`) and which; not waited for.
+    pub(super) fn audit_delete(&self, deleter: UserId, author: UserId, target: u64, seq: u64) {
         let room = self.room_id();
         let store = self.ctx.store.clone();
         tokio::spawn(async move {
-            let author = match store.messages_between(room, target, target, 1).await {
-                Ok(mut rows) => rows.pop().map(|r| r.sender),
-                Err(e) => {
-                    tracing::warn!(%room, target, err = %e, "reading a deleted message's author failed; not audited");
-                    return;
-                }
-            };
-            let Some(author) = author.filter(|a| *a != deleter) else { return };
             let detail = serde_json::json!({"seq": target, "event": seq}).to_string();
             let entry = crate::store::AuditAction {
                 actor: Some(deleter),

@@ -148,9 +148,11 @@ impl RoomState {
             }
             None => {}
         }
-        if matches!(kind, EventKind::Edit | EventKind::Delete) {
-            self.check_target(user, kind, target).await?;
-        }
+        let author = match kind {
+            EventKind::Edit | EventKind::Delete => Some(self.check_target(user, kind, target).await?),
+            _ => None,
+        };
+        let deleted_for = author.filter(|a| kind == EventKind::Delete && *a != user.id);
         if self.room.kind == RoomKind::Dm && matches!(kind, EventKind::Message | EventKind::Edit) {
             self.check_dm_blocks(user.id).await?;
         }
@@ -205,7 +207,13 @@ impl RoomState {
         }
         writes.push(new);
         self.next_seq += 1;
-        self.shared.lock().pending.push_back(Pending { row, mentions, reply: reply.clone(), sent_at: Instant::now() });
+        self.shared.lock().pending.push_back(Pending {
+            row,
+            mentions,
+            reply: reply.clone(),
+            sent_at: Instant::now(),
+            deleted_for,
+        });
         self.sent.pending(user.id, cid);
         Ok(())
     }
@@ -296,7 +304,9 @@ impl RoomState {
                 && let Some(target) = p.row.target
             {
                 self.erased(target);
-                self.audit_delete(p.row.sender, target, seq);
+                if let Some(author) = p.deleted_for {
+                    self.audit_delete(p.row.sender, author, target, seq);
+                }
             }
             self.note_committed(&p.row, &p.mentions);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));

@@ -56,6 +56,8 @@ pub(super) struct Pending {
     /// Where to answer (the last one that sent this cid).
     pub(super) reply: ReplyTo,
     pub(super) sent_at: Instant,
+    /// For a delete of another user's message: that user (the delete is audited once durable).
+    pub(super) deleted_for: Option<UserId>,
 }
 
 impl RoomShared {
