@@ -141,6 +141,11 @@ pub struct ServeArgs {
     /// bodies are encrypted at rest [default: on].
     #[arg(long, env = "CONFAB_SEARCH")]
     pub search: Option<String>,
+    /// PostgreSQL only: merge the search index's pending list into the index every this many
+    /// milliseconds on a connection of its own, so the writer's commits do not; 0 leaves the merge
+    /// to whichever insert fills the list (PostgreSQL's default) [default: 200].
+    #[arg(long, env = "CONFAB_SEARCH_MERGE_MS")]
+    pub search_merge_ms: Option<u64>,
     /// How long an emailed sign-in code is valid, in seconds [default: 600].
     #[arg(long, env = "CONFAB_CODE_TTL_SECS")]
     pub code_ttl_secs: Option<u64>,
@@ -285,6 +290,7 @@ impl ServeArgs {
             encryption_key_file,
             encryption_old_key_files,
             search,
+            search_merge_ms,
             seeds,
             gossip_listen,
             cluster_listen,
@@ -318,6 +324,8 @@ pub struct NodeConfig {
     pub cipher: Option<Cipher>,
     /// The writer indexes messages for search (`--search`).
     pub search: bool,
+    /// How often PostgreSQL's search index pending list is merged (`--search-merge-ms`); `None`: never.
+    pub search_merge: Option<Duration>,
     /// Cluster membership, when the node is part of a cluster.
     pub cluster: Option<ClusterSettings>,
     pub enable_chaos: bool,
@@ -555,6 +563,10 @@ impl NodeConfig {
             tls,
             cipher,
             search,
+            search_merge: match a.search_merge_ms.unwrap_or(200) {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             smtp_from: a.smtp_from.clone().unwrap_or_else(|| "Confab <noreply@localhost>".into()),
             system,
             gateway,

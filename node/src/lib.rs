@@ -39,6 +39,8 @@ pub struct Node {
     stop: CancellationToken,
     http: tokio::task::JoinHandle<std::io::Result<()>>,
     sweeper: tokio::task::JoinHandle<()>,
+    /// Merges PostgreSQL's search index pending list out of the writer's commits.
+    gin_cleaner: Option<tokio::task::JoinHandle<()>>,
     revocations: tokio::task::JoinHandle<()>,
 }
 
@@ -84,6 +86,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
             orphan_ttl: config.system.upload_orphan_ttl,
         },
     );
+    let gin_cleaner = config.search_merge.and_then(|every| system.store().spawn_gin_cleaner(every));
     let inner = Arc::new(AppInner::new(system.clone(), gateway, mailer).with_blobs(blobs));
     let admission = inner.admission.clone();
     let app = router(inner);
@@ -109,7 +112,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "confab listening on {}://{addr}",
         if config.tls.is_some() { "https" } else { "http" }
     );
-    Ok(Node { addr, system, config, cluster, stop, http, sweeper, revocations })
+    Ok(Node { addr, system, config, cluster, stop, http, sweeper, gin_cleaner, revocations })
 }
 
 /// The blob store of uploads (`--blob-store`: the local file system under the data directory,
@@ -170,6 +173,9 @@ impl Node {
         self.stop.cancel();
         // A sweep stopped at any point leaves tombstones the next run finishes.
         self.sweeper.abort();
+        if let Some(c) = &self.gin_cleaner {
+            c.abort();
+        }
         let clean =
             tokio::time::timeout(grace + std::time::Duration::from_secs(10), self.system.shutdown(grace)).await.is_ok();
         if !clean {

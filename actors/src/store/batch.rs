@@ -92,11 +92,13 @@ const PG_READ: &str = "SELECT l.room_id, l.epoch, (SELECT MAX(m.seq) FROM messag
 
 /// `OR ROLLBACK`: a constraint failure (a repeated cid) ends the whole transaction at once, as the
 /// batch fails as a whole anyway; so SQLite needs no statement journal to undo just this statement.
+/// The chunks that carry no file leave `attachments` out (its NULL default): binding an eleventh
+/// NULL for every row cost the saturated writer measurably (BENCHMARKS.md).
 const SQLITE_INSERT: &str = "INSERT OR ROLLBACK INTO messages \
-                             (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target, attachments) ";
+                             (room_id, seq, sender_id, cid, body, body_key, reply_to, created_at, kind, target";
 
-/// Columns of a message row in the inserts.
-const COLUMNS: usize = 11;
+/// Columns of a message row in the inserts, without `attachments`.
+const COLUMNS: usize = 10;
 
 /// A delete takes the bodies of its message and of that message's edits out of storage, in the
 /// transaction that commits it, and its attachments (whose files the sweeper then deletes).
@@ -142,20 +144,24 @@ const SQLITE_INSERT_ROWS: usize = 1024;
 /// size, sqlx prepared a new statement for nearly every commit, and preparing an insert of a
 /// thousand rows was 5% of the server's CPU in the writer scenario (BENCHMARKS.md). A batch of n
 /// rows uses the statement for the next power of two, its unused rows bound to NULL and dropped
-/// by the `WHERE`; so the writer uses at most 11 statements, all prepared once. The rows keep the
-/// order of the `VALUES` (a `VALUES` subquery is read in order), so their ids are consecutive.
-fn sqlite_insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+/// by the `WHERE`; so the writer uses at most 11 statements per form (with and without the
+/// `attachments` column), all prepared once. The rows keep the order of the `VALUES` (a `VALUES`
+/// subquery is read in order), so their ids are consecutive.
+fn sqlite_insert_sql(rows: usize, files: bool) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        (0..=SQLITE_INSERT_ROWS.trailing_zeros())
-            .map(|k| {
-                let one = format!("({})", ["?"; COLUMNS].join(", "));
-                let values = vec![one.as_str(); 1 << k].join(", ");
-                format!("{SQLITE_INSERT}SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL")
-            })
-            .collect()
+        [false, true].map(|files| {
+            let (extra, columns) = if files { (", attachments", COLUMNS + 1) } else { ("", COLUMNS) };
+            (0..=SQLITE_INSERT_ROWS.trailing_zeros())
+                .map(|k| {
+                    let one = format!("({})", vec!["?"; columns].join(", "));
+                    let values = vec![one.as_str(); 1 << k].join(", ");
+                    format!("{SQLITE_INSERT}{extra}) SELECT * FROM (VALUES {values}) WHERE column1 IS NOT NULL")
+                })
+                .collect()
+        })
     });
-    &all[rows.next_power_of_two().trailing_zeros() as usize]
+    &all[files as usize][rows.next_power_of_two().trailing_zeros() as usize]
 }
 
 /// `$11`: whether to fill `search` (the words of each plain message, for search).
@@ -283,7 +289,8 @@ impl Store {
         let stored = self.stored_bodies(msgs, &live)?;
         let mut inserted: Vec<(i64, i64)> = Vec::new();
         for (chunk, sealed) in live.chunks(SQLITE_INSERT_ROWS).zip(stored.chunks(SQLITE_INSERT_ROWS)) {
-            let sql = sqlite_insert_sql(chunk.len());
+            let files = chunk.iter().any(|&i| !msgs[i].attachments.is_empty());
+            let sql = sqlite_insert_sql(chunk.len(), files);
             let mut q = sqlx::query(sql);
             for (&i, (key, body)) in chunk.iter().zip(sealed) {
                 let m = &msgs[i];
@@ -297,11 +304,13 @@ impl Store {
                     .bind(m.draft.reply_to.map(|s| s as i64))
                     .bind(m.ts)
                     .bind(m.draft.kind.code())
-                    .bind(m.draft.target.map(|s| s as i64))
-                    .bind(m.attachments_json());
+                    .bind(m.draft.target.map(|s| s as i64));
+                if files {
+                    q = q.bind(m.attachments_json());
+                }
             }
             // The statement's unused rows: NULLs.
-            for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * COLUMNS {
+            for _ in 0..(chunk.len().next_power_of_two() - chunk.len()) * (COLUMNS + files as usize) {
                 q = q.bind(None::<i64>);
             }
             let done = q.execute(&mut *tx).await?;

@@ -12,6 +12,7 @@ mod auth;
 mod batch;
 mod cipher;
 mod dms;
+mod gin_cleaner;
 mod inbox;
 mod limits;
 mod moderation;
