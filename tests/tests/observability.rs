@@ -112,7 +112,7 @@ async fn missing_from(base: &str, wanted: &BTreeSet<String>) -> BTreeSet<String>
 
 /// Metrics only a cluster member exports.
 fn cluster_only(name: &str) -> bool {
-    name.starts_with("confab_peer_") || name.starts_with("confab_cluster_")
+    ["confab_peer_", "confab_cluster_", "confab_gossip_"].iter().any(|p| name.starts_with(p))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
