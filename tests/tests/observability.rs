@@ -2,7 +2,8 @@
 //! request id of each HTTP request (`x-request-id`, kept from the client or made) and the room of
 //! each room actor as span fields; and every metric the Grafana dashboard
 //! (`docs/grafana/confab.json`) queries is exported at `/metrics`, on a single node (the node's
-//! own metrics) and on a cluster node (the per-peer and membership ones too). Real node processes.
+//! own metrics) and on a cluster node (the per-peer and membership ones too), and follows
+//! Prometheus's naming conventions. Real node processes.
 
 use confab_tests::cluster::Sandbox;
 use confab_tests::process::NodeProcess;
@@ -104,8 +105,32 @@ fn exported(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Prometheus's conventions over a whole exposition: each family declared once, with HELP and
+/// TYPE; counters, and only counters, end in `_total`; histograms in `_seconds`; every sample
+/// belongs to a declared family.
+fn assert_conventions(text: &str) {
+    let mut kinds = std::collections::BTreeMap::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').expect("name and type");
+        assert!(kinds.insert(name.to_owned(), kind.to_owned()).is_none(), "{name} declared twice");
+        assert!(text.contains(&format!("# HELP {name} ")), "{name} has no HELP");
+        assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+        if kind == "histogram" {
+            assert!(name.ends_with("_seconds"), "{name}: histograms here measure time, in seconds");
+        }
+    }
+    for sample in exported(text) {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| sample.strip_suffix(s).filter(|f| kinds.get(*f).is_some_and(|k| k == "histogram")))
+            .unwrap_or(&sample);
+        assert!(kinds.contains_key(family), "{sample} has no # TYPE");
+    }
+}
+
 async fn missing_from(base: &str, wanted: &BTreeSet<String>) -> BTreeSet<String> {
     let text = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics").text().await.expect("text");
+    assert_conventions(&text);
     let have = exported(&text);
     wanted.iter().filter(|n| !have.contains(*n)).cloned().collect()
 }
