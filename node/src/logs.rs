@@ -122,3 +122,52 @@ impl Visit for Fields<'_> {
         self.0.insert(field.name().into(), value.to_string().into());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// Lines written to memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_json_line_has_the_node_its_fields_and_its_spans_fields() {
+        let out = Lines::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new("debug"))
+            .with_writer(move || writer.clone())
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines { node: "n7".into() })
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let request = tracing::info_span!("request", request_id = "r-1", path = "/x");
+            let _r = request.enter();
+            let room = tracing::info_span!("room", room = 5);
+            let _g = room.enter();
+            tracing::warn!(seq = 3u64, node = "not me", ok = true, "lease {} lost", "quietly");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let line: Value = serde_json::from_str(text.trim_end()).expect("one JSON object");
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(line["node"], "n7", "the node's own id wins over a field named node");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], "lease quietly lost");
+        assert_eq!((line["seq"].as_u64(), line["ok"].as_bool()), (Some(3), Some(true)));
+        assert_eq!((line["request_id"].as_str(), line["room"].as_i64()), (Some("r-1"), Some(5)));
+        assert_eq!(line["spans"], serde_json::json!(["request", "room"]));
+        assert!(line["ts"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+}
