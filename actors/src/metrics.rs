@@ -1,11 +1,49 @@
-//! Node metrics: lock-free counters and gauges, rendered as Prometheus text.
+//! Node metrics: lock-free counters, gauges and histograms, rendered as Prometheus text.
+//!
+//! Names follow Prometheus's conventions: the unit last (`_seconds`, `_bytes`), counters end in
+//! `_total`, histograms in seconds. `process` adds the standard `process_*` metrics. Every name
+//! the Grafana dashboard (`docs/grafana/confab.json`) queries is exported by every node
+//! (`tests/tests/observability.rs` checks it).
+
+mod process;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Upper bounds (µs) of the commit-latency histogram buckets.
 const COMMIT_BUCKETS_US: [u64; 14] =
     [250, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
+/// Upper bounds (µs) of the fan-out lag histogram buckets.
+const FANOUT_BUCKETS_US: [u64; 14] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 15_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
+
+/// A histogram of durations over the buckets `bounds_us` its owner passes, rendered in seconds.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; 14],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe_us(&self, bounds_us: &[u64; 14], micros: u64) {
+        self.sum_us.fetch_add(micros, Relaxed);
+        let idx = bounds_us.iter().position(|&b| micros <= b).unwrap_or(bounds_us.len() - 1);
+        self.buckets[idx].fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, bounds_us: &[u64; 14], out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in bounds_us.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let le = if *bound == u64::MAX { "+Inf".to_owned() } else { format!("{}", *bound as f64 / 1e6) };
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
 
 /// Every metric of a node. Shared as `Arc<Metrics>`.
 #[derive(Debug, Default)]
@@ -19,8 +57,11 @@ pub struct Metrics {
     pub writer_batch_items: AtomicU64,
     pub writer_batch_max: AtomicU64,
     pub writer_failures: AtomicU64,
-    commit_buckets: [AtomicU64; 14],
-    commit_sum_us: AtomicU64,
+    /// How long each batch took to commit.
+    commit: Histogram,
+    /// How long committed messages waited before their room sent them to its subscribers (the
+    /// fan-out window, and the room's mailbox), per fan-out, from the oldest message in it.
+    fanout_lag: Histogram,
     pub room_restarts: AtomicU64,
     pub session_restarts: AtomicU64,
     pub writer_restarts: AtomicU64,
@@ -56,9 +97,12 @@ impl Metrics {
         self.writer_batches.fetch_add(1, Relaxed);
         self.writer_batch_items.fetch_add(items as u64, Relaxed);
         self.writer_batch_max.fetch_max(items as u64, Relaxed);
-        self.commit_sum_us.fetch_add(micros, Relaxed);
-        let idx = COMMIT_BUCKETS_US.iter().position(|&b| micros <= b).unwrap_or(COMMIT_BUCKETS_US.len() - 1);
-        self.commit_buckets[idx].fetch_add(1, Relaxed);
+        self.commit.observe_us(&COMMIT_BUCKETS_US, micros);
+    }
+
+    /// Records one fan-out whose oldest message became durable `lag` ago.
+    pub fn record_fanout_lag(&self, lag: Duration) {
+        self.fanout_lag.observe_us(&FANOUT_BUCKETS_US, lag.as_micros().min(u64::MAX as u128) as u64);
     }
 
     /// Prometheus text exposition format.
@@ -143,7 +187,7 @@ impl Metrics {
                 &self.sweeper_files_deleted,
             ),
             (
-                "confab_sweeper_bytes_deleted_total",
+                "confab_sweeper_deleted_bytes_total",
                 "Bytes of the uploads the sweeper deleted.",
                 &self.sweeper_bytes_deleted,
             ),
@@ -202,18 +246,25 @@ impl Metrics {
             let _ = writeln!(out, "confab_actor_restarts_total{{kind=\"{kind}\"}} {}", v.load(Relaxed));
         }
 
+        self.commit.render(
+            &COMMIT_BUCKETS_US,
+            &mut out,
+            "confab_writer_commit_seconds",
+            "Commit latency of writer batches.",
+        );
+        self.fanout_lag.render(
+            &FANOUT_BUCKETS_US,
+            &mut out,
+            "confab_fanout_lag_seconds",
+            "Time committed messages waited before their room sent them to its subscribers.",
+        );
         let _ = writeln!(
             out,
-            "# HELP confab_writer_commit_seconds Commit latency of writer batches.\n# TYPE confab_writer_commit_seconds histogram"
+            "# HELP confab_build_info The running build of confab.\n# TYPE confab_build_info gauge\n\
+             confab_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
         );
-        let mut cumulative = 0;
-        for (i, bound) in COMMIT_BUCKETS_US.iter().enumerate() {
-            cumulative += self.commit_buckets[i].load(Relaxed);
-            let le = if *bound == u64::MAX { "+Inf".to_owned() } else { format!("{}", *bound as f64 / 1e6) };
-            let _ = writeln!(out, "confab_writer_commit_seconds_bucket{{le=\"{le}\"}} {cumulative}");
-        }
-        let _ = writeln!(out, "confab_writer_commit_seconds_sum {}", self.commit_sum_us.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "confab_writer_commit_seconds_count {cumulative}");
+        process::render(&mut out);
         out
     }
 }
@@ -235,5 +286,23 @@ mod tests {
         assert!(text.contains("confab_writer_commit_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("confab_writer_commit_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("confab_writer_commit_seconds_count 2"));
+        m.record_fanout_lag(Duration::from_millis(3));
+        let text = m.render();
+        assert!(text.contains("confab_fanout_lag_seconds_bucket{le=\"0.0025\"} 0"));
+        assert!(text.contains("confab_fanout_lag_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("confab_fanout_lag_seconds_sum 0.003"));
+    }
+
+    #[test]
+    fn every_family_is_declared_once_and_counters_end_in_total() {
+        let text = Metrics::default().render();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = line.split_once(' ').expect("name and type");
+            assert!(seen.insert(name.to_owned()), "{name} declared twice");
+            assert!(name.starts_with("confab_") || name.starts_with("process_"), "{name}");
+            assert_eq!(kind == "counter", name.ends_with("_total"), "{name} is a {kind}");
+        }
+        assert!(seen.contains("process_resident_memory_bytes") && seen.contains("process_start_time_seconds"));
     }
 }

@@ -71,6 +71,8 @@ pub(crate) type WriteResult = Result<WriteOutcome, ()>;
 pub(crate) struct Committed {
     pub(crate) epoch: u64,
     pub(crate) results: Vec<(u64, WriteResult)>,
+    /// When the writer had the answer (the fan-out lag is measured from here).
+    pub(crate) at: Instant,
 }
 
 /// Where a room wants its `Committed` answers.
@@ -185,7 +187,7 @@ impl Actor for BatchWriter {
                 let (room, epoch) = (first.room, first.epoch);
                 if st.poisoned.get(&room).is_some_and(|&e| e >= epoch) {
                     let results = msgs.iter().map(|m| (m.seq, Err(()))).collect();
-                    let _ = reply.send_message(Committed { epoch, results });
+                    let _ = reply.send_message(Committed { epoch, results, at: Instant::now() });
                     return Ok(());
                 }
                 st.poisoned.remove(&room);
@@ -286,12 +288,13 @@ fn answer_rooms(batch: &[NewMessage], replies: Vec<(usize, CommitReply)>, result
     let mut per_room: Vec<(CommitReply, Committed)> = Vec::new();
     let mut results = results.into_iter();
     let mut start = 0;
+    let at = Instant::now();
     for (end, reply) in replies {
         let msgs = &batch[start..end];
         start = end;
         let Some(epoch) = msgs.first().map(|m| m.epoch) else { continue };
         let i = *index.entry((reply.get_id(), epoch)).or_insert_with(|| {
-            per_room.push((reply, Committed { epoch, results: Vec::with_capacity(msgs.len()) }));
+            per_room.push((reply, Committed { epoch, results: Vec::with_capacity(msgs.len()), at }));
             per_room.len() - 1
         });
         per_room[i].1.results.extend(msgs.iter().map(|m| m.seq).zip(results.by_ref()));

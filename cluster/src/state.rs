@@ -368,8 +368,8 @@ impl ClusterHooks for ClusterState {
         };
         series("confab_peer_frames_out_total", "Frames queued to a peer.", &|_, l| l.map_or(0, NodeLink::frames_sent));
         series("confab_peer_frames_in_total", "Frames received from a peer.", &|c, _| c.frames_in.load(Relaxed));
-        series("confab_peer_bytes_out_total", "Bytes written to a peer.", &|c, _| c.bytes_out.load(Relaxed));
-        series("confab_peer_bytes_in_total", "Bytes read from a peer.", &|c, _| c.bytes_in.load(Relaxed));
+        series("confab_peer_sent_bytes_total", "Bytes written to a peer.", &|c, _| c.bytes_out.load(Relaxed));
+        series("confab_peer_received_bytes_total", "Bytes read from a peer.", &|c, _| c.bytes_in.load(Relaxed));
         series("confab_peer_connects_total", "Connections made with a peer.", &|c, _| c.connects.load(Relaxed));
         out
     }

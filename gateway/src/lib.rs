@@ -20,6 +20,7 @@ mod search;
 pub mod security;
 pub mod socket_writers;
 pub mod tokens;
+pub mod trace;
 pub mod uploads;
 pub mod web;
 pub mod ws;
@@ -156,7 +157,7 @@ pub type AppState = Arc<AppInner>;
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
-    Router::new()
+    let app = Router::new()
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
@@ -171,5 +172,6 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::body_deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::web_defences))
-        .with_state(state)
+        .with_state(state);
+    trace::traced(app)
 }

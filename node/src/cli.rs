@@ -22,6 +22,10 @@ enum Cmd {
     Bench(crate::bench::BenchArgs),
     /// Administer accounts in the database (create-admin, reset-password, set-role).
     Admin(crate::admin::AdminArgs),
+    /// Copy this node's SQLite database to a new file while the node keeps serving.
+    Backup(crate::backup::BackupArgs),
+    /// Put a backup in place of the SQLite database of a node that is not running.
+    Restore(crate::backup::RestoreArgs),
     /// Kill actors on a node started with --enable-chaos (room, session, writer, rooms, sessions).
     Chaos(crate::chaos::ChaosArgs),
     /// Cluster credentials: `confab cluster init` makes the key every node of a cluster needs.
@@ -52,7 +56,9 @@ pub fn main() -> std::process::ExitCode {
     let args = match cli.cmd {
         Some(Cmd::Serve(args)) => args,
         Some(Cmd::Bench(args)) => return crate::bench::main(args),
-        Some(Cmd::Admin(admin)) => return run_admin(admin),
+        Some(Cmd::Admin(admin)) => return run_tool("admin", crate::admin::run(admin)),
+        Some(Cmd::Backup(args)) => return run_tool("backup", crate::backup::run_backup(args)),
+        Some(Cmd::Restore(args)) => return run_tool("restore", crate::backup::run_restore(args)),
         Some(Cmd::Chaos(args)) => return crate::chaos::main(args),
         Some(Cmd::Cluster(args)) => return run_cluster(args),
         None => cli.serve,
@@ -67,7 +73,7 @@ pub fn main() -> std::process::ExitCode {
         }
     };
     let filter = config.log.clone().or_else(|| std::env::var("RUST_LOG").ok()).unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::new(filter)).init();
+    crate::logs::init(&filter, config.log_format, &config.system.node_id);
     match files {
         Ok((before, after, hard)) => tracing::info!(soft_before = before, soft = after, hard, "open-file limit"),
         Err(e) => tracing::warn!(err = %e, "could not raise the open-file limit"),
@@ -152,13 +158,15 @@ fn run_cluster(args: ClusterArgs) -> std::process::ExitCode {
     }
 }
 
-fn run_admin(args: crate::admin::AdminArgs) -> std::process::ExitCode {
+/// Runs a command that works on the database at the console (`admin`, `backup`, `restore`):
+/// warnings only on stderr, the outcome on stdout, exit code 1 with the reason on failure.
+fn run_tool(name: &str, command: impl Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(EnvFilter::new("warn")).with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(crate::admin::run(args)) {
+    match runtime.block_on(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("confab admin: {e:#}");
+            eprintln!("confab {name}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Log filter, e.g. `info` or `confab=debug` [default: info, or RUST_LOG].
     #[arg(long, env = "CONFAB_LOG")]
     pub log: Option<String>,
+    /// Log lines as `text` (for people) or `json` (one object per line with the node id and the
+    /// request and room ids, for a log pipeline) [default: text].
+    #[arg(long, env = "CONFAB_LOG_FORMAT")]
+    pub log_format: Option<String>,
     /// File holding the secret that signs access tokens; every node of a cluster needs the same
     /// [default: generated once in <data-dir>/auth-secret].
     #[arg(long, env = "CONFAB_AUTH_SECRET_FILE")]
@@ -272,6 +276,7 @@ impl ServeArgs {
             shutdown_grace_secs,
             secure_cookies,
             log,
+            log_format,
             auth_secret_file,
             access_ttl_secs,
             refresh_ttl_secs,
@@ -314,6 +319,7 @@ pub struct NodeConfig {
     pub sqlite_sync: SqliteSync,
     pub shutdown_grace: Duration,
     pub log: Option<String>,
+    pub log_format: crate::logs::LogFormat,
     pub system: SystemConfig,
     pub gateway: GatewayConfig,
     pub smtp_url: Option<String>,
@@ -559,6 +565,7 @@ impl NodeConfig {
             sqlite_sync,
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs.unwrap_or(10)),
             log: a.log.clone(),
+            log_format: crate::logs::LogFormat::parse(a.log_format.as_deref().unwrap_or("text"))?,
             smtp_url: a.smtp_url.clone(),
             tls,
             cipher,

@@ -4,11 +4,13 @@
 //! stop them without signals; `main` only parses the command line, binds, and waits for a signal.
 
 pub mod admin;
+pub mod backup;
 pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod logs;
 pub mod revocations;
 pub mod storage_args;
 pub mod tls;
@@ -42,11 +44,14 @@ pub struct Node {
     /// Merges PostgreSQL's search index pending list out of the writer's commits.
     gin_cleaner: Option<tokio::task::JoinHandle<()>>,
     revocations: tokio::task::JoinHandle<()>,
+    /// This node's claim on its SQLite database, released when the node is gone.
+    _db_lock: Option<backup::DbLock>,
 }
 
 /// Connects the store, starts the actors and serves HTTP on `listener`.
 pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db_lock = backup::DbLock::for_node(&config)?;
     let mut store = Store::open(&config.database_url, config.sqlite_sync, config.system.writer_nice)
         .await
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
@@ -112,7 +117,7 @@ pub async fn start(config: NodeConfig, listener: TcpListener) -> anyhow::Result<
         "confab listening on {}://{addr}",
         if config.tls.is_some() { "https" } else { "http" }
     );
-    Ok(Node { addr, system, config, cluster, stop, http, sweeper, gin_cleaner, revocations })
+    Ok(Node { addr, system, config, cluster, stop, http, sweeper, gin_cleaner, revocations, _db_lock: db_lock })
 }
 
 /// The blob store of uploads (`--blob-store`: the local file system under the data directory,

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -11,6 +12,8 @@ pub struct NodeProcess {
     pub child: Child,
     pub base: String,
     pub ws_url: String,
+    /// Every line the node wrote to stdout (its log) so far.
+    pub stdout: Arc<Mutex<Vec<String>>>,
 }
 
 impl NodeProcess {
@@ -65,12 +68,16 @@ impl NodeProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn node process");
-        // The node logs to stdout: both streams go to the test's output, marked with the port.
+        // The node logs to stdout: both streams go to the test's output, marked with the port,
+        // and stdout is kept for tests that read the log.
+        let stdout = Arc::new(Mutex::new(Vec::new()));
         if let Some(out) = child.stdout.take() {
+            let kept = stdout.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(out).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
                     eprintln!("[node {port}] {line}");
+                    kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
                 }
             });
         }
@@ -90,7 +97,7 @@ impl NodeProcess {
             async move { http.get(url).send().await.ok().filter(|r| r.status() == 200).map(|_| ()) }
         })
         .await;
-        NodeProcess { child, ws_url: format!("ws://127.0.0.1:{port}/ws"), base }
+        NodeProcess { child, ws_url: format!("ws://127.0.0.1:{port}/ws"), base, stdout }
     }
 
     /// SIGKILL, and wait for the process to be gone.

@@ -29,6 +29,9 @@ impl RoomState {
             return;
         }
         let held = std::mem::take(&mut self.held);
+        if let Some(durable) = self.held_since.take() {
+            self.ctx.metrics.record_fanout_lag(durable.elapsed());
+        }
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         let room = self.room.id;

@@ -71,7 +71,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 
 pub(crate) struct RoomArgs {
     pub(crate) ctx: Arc<Ctx>,
@@ -123,6 +123,10 @@ pub(crate) struct RoomState {
     last_fanout: Instant,
     /// A `ReleaseHeld` is on its way.
     release_armed: bool,
+    /// When the oldest of `held` became durable (for `confab_fanout_lag_seconds`).
+    held_since: Option<Instant>,
+    /// The `room` span: every line logged while this room handles a message names the room.
+    span: tracing::Span,
 }
 
 /// Held messages that share one buffer (one outbound slot) in a fan-out.
@@ -173,11 +177,13 @@ impl Actor for RoomActor {
             held_acks: Vec::new(),
             last_fanout: Instant::now(),
             release_armed: false,
+            held_since: None,
+            span: tracing::info_span!("room", room = id.0),
         };
         st.recover().await?;
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
         ctx.metrics.active_rooms.fetch_add(1, Relaxed);
-        debug!(room = %id, epoch, head, "room active");
+        debug!(parent: &st.span, epoch, head, "room active");
         Ok(st)
     }
 
@@ -197,7 +203,8 @@ impl Actor for RoomActor {
         if !matches!(msg, RoomMsg::Send { .. } | RoomMsg::Committed(_)) {
             st.release_held();
         }
-        let result = st.handle(&me, msg).await;
+        let span = st.span.clone();
+        let result = st.handle(&me, msg).instrument(span).await;
         if result.is_err() {
             // The room stops: what is durable still reaches its subscribers.
             st.release_held();
@@ -211,6 +218,7 @@ impl RoomState {
         let st = self;
         match msg {
             RoomMsg::Join { sub, since, reply } => {
+                debug!(?since, "join");
                 st.last_activity = Instant::now();
                 let res = st.join(sub, since).await;
                 let _ = reply.send(res);
@@ -246,9 +254,13 @@ impl RoomState {
                     st.broadcast_ephemeral(&st.shared.lock(), frame, Except::Nobody);
                 }
             }
-            RoomMsg::Committed(Committed { epoch, results }) => {
+            RoomMsg::Committed(Committed { epoch, results, at }) => {
                 if epoch == st.epoch {
+                    let held_before = !st.held.is_empty();
                     st.committed(results)?;
+                    if !held_before && !st.held.is_empty() {
+                        st.held_since = Some(at);
+                    }
                     st.release_or_hold(me);
                     if st.moving {
                         st.finish_handoff(me).await;

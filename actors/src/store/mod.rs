@@ -9,6 +9,7 @@
 //! transaction: a stale owner's writes are fenced off.
 
 mod auth;
+pub mod backup;
 mod batch;
 mod cipher;
 mod dms;
