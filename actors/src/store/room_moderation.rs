@@ -7,7 +7,7 @@
 //! Nothing here decides who may do what: the gateway and the room actor read `standing` on every
 //! request or frame and decide.
 
-use super::{Inner, Store, on_pool};
+use super::{Cipher, Inner, Store, on_pool};
 use crate::error::Result;
 use confab_schemas::{Role, RoomId, UserId, now_ms};
 use sqlx::Row;
@@ -136,7 +136,7 @@ macro_rules! queue_sql {
     ($rest:literal) => {
         concat!(
             "SELECT q.id, q.room_id, r.name AS room_name, q.kind, q.seq, q.reporter_id, ru.username AS reporter_name, \
-               COALESCE(q.sender_id, msg.sender_id) AS sender_id, su.username AS sender_name, q.reason, q.body, \
+               COALESCE(q.sender_id, msg.sender_id) AS sender_id, su.username AS sender_name, q.reason, q.body, q.body_key, \
                q.cid, q.reply_to, q.status, q.created_at, q.decided_by, du.username AS decided_name, q.decided_at \
              FROM reports q LEFT JOIN rooms r ON r.id = q.room_id \
                LEFT JOIN messages msg ON q.kind = 'report' AND msg.room_id = q.room_id AND msg.seq = q.seq \
@@ -152,7 +152,7 @@ fn named(id: Option<i64>, name: Option<String>) -> Option<(UserId, String)> {
     id.map(|id| (UserId(id), name.unwrap_or_default()))
 }
 
-fn queue_item<R>(r: &R) -> Result<QueueItem>
+fn queue_item<R>(r: &R, cipher: Option<&Cipher>) -> Result<QueueItem>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -162,17 +162,26 @@ where
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let kind: String = r.try_get("kind")?;
+    let room: i64 = r.try_get("room_id")?;
+    let body: Option<String> = r.try_get("body")?;
+    let body = match (body, r.try_get::<Option<String>, _>("body_key")?) {
+        (Some(sealed), Some(key)) => match cipher {
+            Some(c) => Some(c.open(&key, room, 0, &sealed)?),
+            None => return Err(crate::Error::Invalid("an encrypted queue item and no key configured".into())),
+        },
+        (body, _) => body,
+    };
     let reporter = if kind == "report" { named(r.try_get("reporter_id")?, r.try_get("reporter_name")?) } else { None };
     Ok(QueueItem {
         id: r.try_get("id")?,
-        room: RoomId(r.try_get("room_id")?),
+        room: RoomId(room),
         room_name: r.try_get::<Option<String>, _>("room_name")?.unwrap_or_default(),
         kind,
         seq: r.try_get::<Option<i64>, _>("seq")?.map(|s| s as u64),
         reporter,
         sender: named(r.try_get("sender_id")?, r.try_get("sender_name")?),
         reason: r.try_get("reason")?,
-        body: r.try_get("body")?,
+        body,
         cid: r.try_get("cid")?,
         reply_to: r.try_get::<Option<i64>, _>("reply_to")?.map(|s| s as u64),
         status: r.try_get("status")?,
@@ -364,19 +373,27 @@ impl Store {
     /// Stores a held message or a flag; a held message resent with the same cid is the item
     /// stored first (its id is returned again).
     pub async fn add_queue_item(&self, item: NewItem<'_>) -> Result<i64> {
+        let (key, body) = match &self.cipher {
+            Some(c) => {
+                let (key, sealed) = c.seal(item.room.0, 0, item.body)?;
+                (Some(key), sealed)
+            }
+            None => (None, item.body.to_owned()),
+        };
         on_pool!(self, write, |p| {
             sqlx::query(
-                "INSERT INTO reports (room_id, seq, reporter_id, reason, created_at, kind, sender_id, body, cid, reply_to) \
-                 VALUES ($1, NULL, $2, $3, $4, $5, $2, $6, $7, $8) ON CONFLICT DO NOTHING",
+                "INSERT INTO reports (room_id, seq, reporter_id, reason, created_at, kind, sender_id, body, cid, \
+                   reply_to, body_key) VALUES ($1, NULL, $2, $3, $4, $5, $2, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
             )
             .bind(item.room.0)
             .bind(item.sender.0)
             .bind(item.reason)
             .bind(now_ms())
             .bind(item.kind)
-            .bind(item.body)
+            .bind(&body)
             .bind(item.cid)
             .bind(item.reply_to.map(|s| s as i64))
+            .bind(key.as_deref())
             .execute(p)
             .await?;
             let id: i64 = sqlx::query(
@@ -398,7 +415,7 @@ impl Store {
     pub async fn queue_item(&self, id: i64) -> Result<Option<QueueItem>> {
         on_pool!(self, read, |p| {
             let row = sqlx::query(queue_sql!("WHERE q.id = $1")).bind(id).fetch_optional(p).await?;
-            row.map(|r| queue_item(&r)).transpose()
+            row.map(|r| queue_item(&r, self.cipher.as_deref())).transpose()
         })
     }
 
@@ -412,7 +429,7 @@ impl Store {
                     .bind(cid)
                     .fetch_optional(p)
                     .await?;
-            row.map(|r| queue_item(&r)).transpose()
+            row.map(|r| queue_item(&r, self.cipher.as_deref())).transpose()
         })
     }
 
@@ -429,7 +446,7 @@ impl Store {
             .bind(i64::from(f.limit))
             .fetch_all(p)
             .await?;
-            rows.iter().map(queue_item).collect()
+            rows.iter().map(|r| queue_item(r, self.cipher.as_deref())).collect()
         })
     }
 

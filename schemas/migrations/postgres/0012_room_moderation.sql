@@ -20,6 +20,8 @@ CREATE TABLE room_sanctions (
 ALTER TABLE reports ADD COLUMN kind TEXT NOT NULL DEFAULT 'report';
 ALTER TABLE reports ADD COLUMN sender_id BIGINT;
 ALTER TABLE reports ADD COLUMN body TEXT;
+-- Set when body is encrypted at rest (as messages.body_key; sealed with seq 0).
+ALTER TABLE reports ADD COLUMN body_key TEXT;
 ALTER TABLE reports ADD COLUMN cid TEXT;
 ALTER TABLE reports ADD COLUMN reply_to BIGINT;
 ALTER TABLE reports ADD COLUMN decided_by BIGINT;
