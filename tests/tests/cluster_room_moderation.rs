@@ -1,8 +1,9 @@
 //! Room moderation on a 3-node cluster: pre-moderation keeps the room's sequence gap-free with
 //! messages held, released and rejected through different nodes while the room's owner node is
 //! SIGKILLed (held messages are stored, so they outlive it); room staff on another node get
-//! `queued` and the sender its ack there; a room moderator demoted through one node has no power
-//! at once on another. PostgreSQL (and the test S3 store), as every cluster.
+//! `queued` and the sender its ack there; a room ban through one node takes the target's socket
+//! on another out of the room within a second; a room moderator demoted through one node has no
+//! power at once on another. PostgreSQL (and the test S3 store), as every cluster.
 
 use confab_tests::cluster::{Sandbox, connect_any, owner_of};
 use confab_tests::{Api, Ws, eventually, unique};
@@ -102,6 +103,22 @@ async fn premoderation_stays_gap_free_across_a_sigkill_of_the_owner_and_demotion
     assert!(now == "n0" || now == "n1", "a survivor sequenced the release: {now}");
     let a = &history["messages"][(released_a - 1) as usize];
     assert_eq!((a["seq"].as_u64(), a["body"].as_str()), (Some(released_a), Some("held a")), "{history}");
+
+    // A ban through n1 takes the sender's socket on n0 out of the room within a second, and
+    // refuses its next join there.
+    let (s, body) = moderator
+        .post(&format!("/api/rooms/{room}/sanctions"), json!({"username": sender.username, "kind": "ban"}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let left = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        sws.recv_where("left", |v| v["type"] == "left" && v["room"] == room),
+    )
+    .await;
+    assert!(left.is_ok(), "the banned sender's socket on n0 left the room within a second");
+    sws.send(json!({"type": "join", "room": room})).await;
+    let refused = sws.recv_where("the join's refusal", |v| v["type"] == "error" && v["room"] == room).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
 
     // Demoted through n0: refused at once on n1.
     assert_eq!(moderator.get(&format!("/api/rooms/{room}/queue")).await.0, 200);
