@@ -3,13 +3,17 @@
 //!
 //! The cache holds every stored setting (only rooms with settings of their own have a row), read
 //! at most once per `SETTINGS_CACHE` and only while someone sends, so a change made on any node
-//! holds on every node within about that time; a change made on this node holds at once.
+//! holds on every node within about that time; a change made on this node holds at once. A room's
+//! sequencer never waits for a periodic reread (it runs in the background, the last settings
+//! apply meanwhile); it waits only when nothing was read yet or this node changed them.
 
 use crate::store::Store;
 use confab_schemas::RoomId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -142,6 +146,8 @@ pub(crate) struct SettingsCache {
     /// Room id (0: the site) → premod and flags, and when that was read.
     known: RwLock<(Known, Option<Instant>)>,
     reread: tokio::sync::Mutex<()>,
+    /// A background reread is under way.
+    rereading: AtomicBool,
 }
 
 impl SettingsCache {
@@ -165,6 +171,26 @@ impl SettingsCache {
             Err(e) => tracing::warn!(err = %e, "reading the moderation settings failed; keeping the last ones"),
         }
         known.1 = Some(Instant::now());
+    }
+
+    /// Makes sure the settings are known for a send: waits for a read when there is nothing (or
+    /// only what this node changed since) to go by, else starts a background reread when what
+    /// is known is stale.
+    pub(crate) async fn ensure(&self, ctx: &Arc<crate::ctx::Ctx>) {
+        if self.fresh() {
+            return;
+        }
+        let known = self.known.read().unwrap_or_else(|e| e.into_inner()).1.is_some();
+        if !known {
+            return self.refresh(&ctx.store).await;
+        }
+        if !self.rereading.swap(true, Ordering::AcqRel) {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                ctx.mod_settings.refresh(&ctx.store).await;
+                ctx.mod_settings.rereading.store(false, Ordering::Release);
+            });
+        }
     }
 
     /// Read again at the next send (a change made on this node).

@@ -49,7 +49,7 @@ impl RoomState {
         if self.room.kind != RoomKind::Room || self.room.id.is_inbox() {
             return Ok(Pass::Yes);
         }
-        self.ctx.mod_settings.refresh(&self.ctx.store).await;
+        self.ctx.mod_settings.ensure(&self.ctx).await;
         let settings = self.ctx.mod_settings.effective(self.room_id());
         if !settings.premod && !settings.flags.any() {
             return Ok(Pass::Yes);
