@@ -105,6 +105,8 @@ pub(crate) struct Ctx {
     pub(crate) single: SingleNode,
     /// Site-wide mutes in force, as last read (`crate::mute_cache`).
     pub(crate) mutes: crate::mute_cache::Mutes,
+    /// Pre-moderation and flags of rooms and the site, as last read (`crate::moderation::settings`).
+    pub(crate) mod_settings: crate::moderation::settings::SettingsCache,
 }
 
 impl Ctx {
@@ -148,6 +150,41 @@ impl Ctx {
             }
         }
         warn!(%room, "a system event could not be sequenced: its room did not answer");
+        Err(Refusal::new(ErrorCode::Retry, "the room did not answer; try again"))
+    }
+
+    /// Hands a staff command to `room`'s sequencer, wherever it runs, asking again (under the
+    /// same cid) while it does not answer; the answer is its `ack` frame, or its refusal.
+    pub(crate) async fn command(
+        &self,
+        room: RoomId,
+        by: UserRef,
+        command: &crate::moderation::Command,
+    ) -> Result<confab_schemas::ServerFrame, Refusal> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let cid: Arc<str> =
+            format!("~mod-{}-{}-{}", self.config.node_id, confab_schemas::now_ms(), NEXT.fetch_add(1, Relaxed)).into();
+        let draft = confab_schemas::Draft::system(cid, command.body().into());
+        for attempt in 0..60u64 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 + 50 * attempt.min(8))).await;
+            }
+            match self.activate(room).await {
+                Ok(handle) => match handle.command_once(by.clone(), draft.clone()).await {
+                    Some(confab_schemas::ServerFrame::Error {
+                        code: ErrorCode::Retry | ErrorCode::Overloaded, ..
+                    }) => tracing::debug!(%room, "a moderation command is to be sent again"),
+                    Some(confab_schemas::ServerFrame::Error { code, message, .. }) => {
+                        return Err(Refusal::new(code, message));
+                    }
+                    Some(frame) => return Ok(frame),
+                    None => {}
+                },
+                Err(Refusal { code: ErrorCode::Retry, .. }) => {}
+                Err(refusal) => return Err(refusal),
+            }
+        }
+        warn!(%room, "a moderation command got no answer from its room");
         Err(Refusal::new(ErrorCode::Retry, "the room did not answer; try again"))
     }
 

@@ -29,7 +29,7 @@
 use crate::cluster::NodeLink;
 use crate::ctx::Ctx;
 use crate::msg::directory::DirMsg;
-use crate::msg::room::{ReplyTo, RoomMsg, Subscriber};
+use crate::msg::room::{ReplyTo, RoomMsg, Subscriber, TO_USER};
 use crate::msg::session::SessionMsg;
 use crate::outbound::{Queued, Refused};
 use crate::room::replay::{self, NotQueued};
@@ -202,6 +202,11 @@ impl Actor for RemoteRoom {
             RoomMsg::Typing { session, user, on } => {
                 let _ = st.link.send(NodeFrame::Typing { room: st.room, session, user, on });
             }
+            RoomMsg::Command { by, draft, reply } => {
+                st.sends.insert((by.id, draft.cid.clone()), reply);
+                let frame = NodeFrame::Send { room: st.room, session: 0, user: by, draft };
+                st.forward(&me, frame);
+            }
             RoomMsg::Announce { by, event, cid, reply } => {
                 st.sends.insert((by.id, cid.clone()), reply);
                 let body = serde_json::to_string(&event).unwrap_or_default();
@@ -311,6 +316,11 @@ impl RemoteState {
                 self.held = rest;
                 for (_, frame) in mine {
                     self.forward(me, frame);
+                }
+            }
+            NodeFrame::SendResult { user, cid, frame, .. } if cid == TO_USER => {
+                for sub in self.shared.lock().subs.iter().filter(|s| s.s.user.id == user) {
+                    let _ = sub.s.out.push(frame.clone());
                 }
             }
             NodeFrame::SendResult { user, cid, frame, .. } => {

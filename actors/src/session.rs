@@ -313,7 +313,8 @@ impl SessionState {
         }
         check_attachment_ids(&d.attachments)?;
         if d.kind != EventKind::Delete
-            && let Some(muted) = self.ctx.mutes.refusal(self.user.id)
+            && let Some(muted) =
+                self.ctx.mutes.refusal(self.user.id).or_else(|| self.ctx.mutes.room_refusal(room, self.user.id))
         {
             return Err(muted);
         }

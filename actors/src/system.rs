@@ -73,6 +73,7 @@ impl ActorSystem {
             cluster: OnceLock::new(),
             single: SingleNode { node_id: config.node_id.clone(), http_addr: config.http_addr.clone() },
             mutes: Default::default(),
+            mod_settings: Default::default(),
             config,
         });
         let node = ctx.config.node_id.clone();
@@ -281,6 +282,29 @@ impl ActorSystem {
     /// Tells an active room that a member was added (private rooms check membership in memory).
     pub fn member_added(&self, room: RoomId, user: UserId) {
         let _ = self.rooms.cast(DirMsg::MemberAdded(room, user));
+    }
+
+    /// Hands a staff command (release, reject, delete) to the room's sequencer on whichever node
+    /// runs it; `Ok` carries its `ack` frame.
+    pub async fn moderate(
+        &self,
+        room: RoomId,
+        by: UserRef,
+        command: crate::moderation::Command,
+    ) -> Result<confab_schemas::ServerFrame, Refusal> {
+        self.ctx.command(room, by, &command).await
+    }
+
+    /// A room mute was set or lifted on this node: the next send here reads the mutes again
+    /// (other nodes within `mute_cache::MUTE_CACHE`).
+    pub fn room_mutes_changed(&self) {
+        self.ctx.mutes.invalidate();
+    }
+
+    /// Moderation settings were changed on this node: the next send here reads them again
+    /// (other nodes within `moderation::settings::SETTINGS_CACHE`).
+    pub fn moderation_settings_changed(&self) {
+        self.ctx.mod_settings.invalidate();
     }
 
     /// Files a report through the room's moderation queue.

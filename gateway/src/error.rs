@@ -34,7 +34,7 @@ impl ApiError {
         use ErrorCode::*;
         match code {
             NotAuthenticated | AuthFailed => StatusCode::UNAUTHORIZED,
-            Forbidden | NotMember | CsrfFailed | ReauthRequired | Blocked | DmRefused | Banned | Muted => {
+            Forbidden | NotMember | CsrfFailed | ReauthRequired | Blocked | DmRefused | Banned | Muted | BannedWord => {
                 StatusCode::FORBIDDEN
             }
             TooManyConnections | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
@@ -43,7 +43,7 @@ impl ApiError {
             TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
-            Conflict => StatusCode::CONFLICT,
+            Conflict | Repeated => StatusCode::CONFLICT,
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Overloaded | Retry | SearchUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mail;
 mod passwords;
 mod people;
+mod room_moderation;
 pub mod rooms;
 mod search;
 pub mod security;
@@ -161,6 +162,7 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::routes())
         .merge(admin::routes())
         .merge(rooms::routes())
+        .merge(room_moderation::routes())
         .merge(dms::routes())
         .merge(people::routes())
         .merge(search::routes())

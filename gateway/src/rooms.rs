@@ -497,8 +497,13 @@ async fn room_route(
             .collect(),
     };
     let head = store.head_seq(room.id).await?;
+    let my_role = match room.kind {
+        RoomKind::Room => store.standing(room.id, user.id).await?.and_then(|s| s.room_role()),
+        RoomKind::Dm => None,
+    };
     let mut v = room_json(&room);
     if let Some(o) = v.as_object_mut() {
+        o.insert("my_role".into(), json!(my_role));
         o.insert("members".into(), members);
         o.insert("head_seq".into(), json!(head));
         o.insert("owner_node".into(), json!(state.system.cluster().owner_of(room.id)));
@@ -529,6 +534,9 @@ async fn add_member_route(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no user {}", body.username)))?;
     let already = store.is_member(room.id, member.id).await?;
+    if !already && store.room_banned(room.id, member.id).await? {
+        return Err(ApiError::new(ErrorCode::Conflict, format!("{} is banned from this room", member.username)));
+    }
     store.add_member(room.id, member.id).await?;
     store.audit(Some(user.id), "room.add_member", Some(room.id), &member.username).await?;
     state.system.member_added(room.id, member.id);

@@ -204,6 +204,25 @@ pub enum ServerFrame {
         ts: i64,
         expires_at: i64,
     },
+    /// A send of a pre-moderated room (or one a flag held) waits for a moderator: no ack and no
+    /// seq until it is released (then the normal `ack`), or `rejected`.
+    Held {
+        room: RoomId,
+        cid: String,
+        item: i64,
+    },
+    /// To the room's staff joined to it: a new item of its moderation queue (as the queue
+    /// route lists it).
+    Queued {
+        room: RoomId,
+        item: serde_json::Value,
+    },
+    /// A held message was rejected: it never gets a seq.
+    Rejected {
+        room: RoomId,
+        cid: String,
+        reason: String,
+    },
     /// The gap is too large to replay: reload history over REST and rejoin from `head`.
     Resync {
         room: RoomId,
@@ -429,6 +448,10 @@ pub enum ErrorCode {
     Banned,
     /// The account is muted: it may not send anywhere until the mute ends.
     Muted,
+    /// The message contains a word the room's (or the site's) flags refuse.
+    BannedWord,
+    /// The same message sent too many times in a short while.
+    Repeated,
 }
 
 impl ErrorCode {
@@ -476,6 +499,8 @@ impl ErrorCode {
             ErrorCode::TooManyAttachments => "too_many_attachments",
             ErrorCode::Banned => "banned",
             ErrorCode::Muted => "muted",
+            ErrorCode::BannedWord => "banned_word",
+            ErrorCode::Repeated => "repeated",
         }
     }
 }

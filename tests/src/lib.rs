@@ -82,6 +82,13 @@ impl TestNode {
     pub async fn user(&self, name: &str) -> Api {
         Api::register(&self.base, name).await
     }
+
+    /// Registers a user (named `name` and a unique number) with a site role.
+    pub async fn user_with_role(&self, name: &str, role: confab_schemas::Role) -> Api {
+        let api = self.user(&unique(name)).await;
+        self.system().store().set_user_role(confab_schemas::UserId(api.user_id), role).await.expect("set role");
+        api
+    }
 }
 
 /// Polls `check` until it returns `Some`, or panics after `DEADLINE`.
@@ -112,6 +119,11 @@ pub async fn fetch(base: &str, path: &str, range: Option<&str>) -> (u16, reqwest
     let resp = req.send().await.expect("GET request");
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     (status, headers, resp.bytes().await.unwrap_or_default().to_vec())
+}
+
+/// The `code` of a REST error body.
+pub fn error_code(body: &serde_json::Value) -> Option<&str> {
+    body["error"]["code"].as_str()
 }
 
 /// A short unique name for users and rooms.

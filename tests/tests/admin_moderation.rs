@@ -4,23 +4,13 @@
 //! users and are listed for later ones, demotions take effect at once, and the audit log lists
 //! every action. On SQLite, or PostgreSQL with `CONFAB_TEST_DATABASE_URL`.
 
-use confab_schemas::{Role, UserId};
+use confab_schemas::Role;
 use confab_tests::client::login;
-use confab_tests::{Api, NodeOpts, TestNode, Ws, eventually, unique};
+use confab_tests::{Api, NodeOpts, TestNode, Ws, error_code as code, eventually, unique};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-
-async fn with_role(node: &TestNode, name: &str, role: Role) -> Api {
-    let api = node.user(&unique(name)).await;
-    node.system().store().set_user_role(UserId(api.user_id), role).await.unwrap();
-    api
-}
-
-fn code(body: &Value) -> Option<&str> {
-    body["error"]["code"].as_str()
-}
 
 /// Sends a message with a fresh cid and returns the answer: an `ack` or an `error` for it.
 async fn try_send(ws: &mut Ws, room: i64) -> Value {
@@ -56,8 +46,8 @@ async fn audit_actions(admin: &Api, query: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_only() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
     let user = node.user(&unique("plain")).await;
     let owner = node.user(&unique("owner")).await;
     let victim = node.user(&unique("victim")).await;
@@ -138,8 +128,8 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ban_closes_sockets_and_refuses_sign_in_until_lifted() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
     let victim = node.user(&unique("victim")).await;
     let mut first = victim.ws(&node.ws_url).await;
     let mut second = victim.ws(&node.ws_url).await;
@@ -213,7 +203,7 @@ async fn a_ban_closes_sockets_and_refuses_sign_in_until_lifted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kick_closes_sockets_and_the_user_comes_back() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
     let victim = node.user(&unique("victim")).await;
     let mut ws = victim.ws(&node.ws_url).await;
     let (status, body) = moderator.post("/api/admin/kicks", json!({"username": victim.username})).await;
@@ -223,14 +213,14 @@ async fn a_kick_closes_sockets_and_the_user_comes_back() {
     let mut again = victim.ws(&node.ws_url).await;
     again.join(room, None).await;
     assert_eq!(try_send(&mut again, room).await["type"], "ack");
-    let admin = with_role(&node, "admin", Role::Admin).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
     assert_eq!(audit_actions(&admin, "action=admin.kick").await, [("admin.kick".into(), victim.username.clone())]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mute_refuses_sends_until_it_ends_or_is_lifted() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
     let victim = node.user(&unique("victim")).await;
     let room = victim.create_room(&unique("loud"), "public").await;
     let mut ws = victim.ws(&node.ws_url).await;
@@ -249,7 +239,7 @@ async fn a_mute_refuses_sends_until_it_ends_or_is_lifted() {
         .await;
     assert_eq!(status, 201);
     send_until(&mut ws, room, "a send refused as muted", |a| a["code"] == "muted").await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
     let (_, users) = admin.get(&format!("/api/admin/users?q={}", victim.username)).await;
     assert!(users["users"][0]["muted_until"].as_i64().is_some(), "{users}");
     let (status, _) = moderator.call(Method::DELETE, &format!("/api/admin/mutes/{}", victim.username), None).await;
@@ -263,7 +253,7 @@ async fn a_mute_refuses_sends_until_it_ends_or_is_lifted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_reach_connected_users_and_later_sign_ins_until_dismissed() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
     let online = node.user(&unique("online")).await;
     let mut ws = online.ws(&node.ws_url).await;
     let (status, posted) = admin.post("/api/admin/broadcasts", json!({"body": "maintenance at noon"})).await;
@@ -288,8 +278,8 @@ async fn broadcasts_reach_connected_users_and_later_sign_ins_until_dismissed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_moderator_loses_power_at_once_and_stats_count() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
     assert_eq!(moderator.get("/api/admin/users").await.0, 200);
     let (status, body) =
         admin.post(&format!("/api/admin/users/{}/role", moderator.username), json!({"role": "user"})).await;
@@ -326,7 +316,7 @@ async fn a_demoted_moderator_loses_power_at_once_and_stats_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_resets_a_password_and_every_login_ends() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
     let victim = node.user(&unique("victim")).await;
     let mut ws = victim.ws(&node.ws_url).await;
     let (status, body) = admin.post(&format!("/api/admin/users/{}/password", victim.username), json!({})).await;
@@ -346,8 +336,8 @@ async fn an_admin_resets_a_password_and_every_login_ends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moderator_deletes_any_message_and_the_audit_log_says_so() {
     let node = TestNode::start(NodeOpts::default()).await;
-    let admin = with_role(&node, "admin", Role::Admin).await;
-    let moderator = with_role(&node, "mod", Role::Moderator).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let moderator = node.user_with_role("mod", Role::Moderator).await;
     let author = node.user(&unique("author")).await;
     let room = author.create_room(&unique("r"), "public").await;
     let mut wa = author.ws(&node.ws_url).await;

@@ -66,3 +66,37 @@ async fn bodies_are_sealed_at_rest_and_keys_rotate() {
     assert_eq!(page["messages"][1]["body"], "retreat at dusk");
     node.stop().await;
 }
+
+/// A held message (pre-moderation) is stored sealed too, and released in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_messages_are_sealed_at_rest() {
+    let keys = tempfile::tempdir().unwrap();
+    let args = ServeArgs { encryption_key_file: Some(key_file(keys.path(), "k", 0x33)), ..Default::default() };
+    let node = TestNode::start(NodeOpts { args }).await;
+    let owner = node.user(&unique("own")).await;
+    let sender = node.user(&unique("snd")).await;
+    let room = owner.create_room(&unique("r"), "public").await;
+    let path = format!("/api/rooms/{room}/moderation");
+    let (s, _) = owner.call(reqwest::Method::PATCH, &path, Some(json!({"premod": true}))).await;
+    assert_eq!(s, 200);
+    let mut ws = sender.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    ws.send(json!({"type": "send", "room": room, "cid": "h", "body": "hold the line"})).await;
+    let held = ws.recv_type("held").await;
+    let sql = "SELECT body, body_key FROM reports WHERE kind = 'held'";
+    let rows: Vec<(String, Option<String>)> = if node.db.is_postgres() {
+        let mut c = sqlx::PgConnection::connect(&node.db.url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&node.db.url).await.unwrap();
+        sqlx::query_as(sql).fetch_all(&mut c).await.unwrap()
+    };
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].0.contains("line") && rows[0].1.is_some(), "stored sealed: {rows:?}");
+    let (_, q) = owner.get(&format!("/api/rooms/{room}/queue")).await;
+    assert_eq!(q["items"][0]["body"], "hold the line", "{q}");
+    let (s, item) =
+        owner.post(&format!("/api/rooms/{room}/queue/{}/decision", held["item"]), json!({"action": "release"})).await;
+    assert_eq!(s, 200, "{item}");
+    assert_eq!(ws.recv_type("message").await["body"], "hold the line");
+}

@@ -19,6 +19,10 @@ const HEAD_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an announcer waits for a system event's ack before it asks again (same cid).
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(10);
 
+/// The cid of a `SendResult` that is no answer: a frame for every session of its user joined
+/// to the room on the receiving node (`held`, `queued`, `rejected`, a released message's ack).
+pub(crate) const TO_USER: &str = "~to-user";
+
 /// A session subscribed to a room.
 #[derive(Clone)]
 pub(crate) struct Subscriber {
@@ -88,6 +92,13 @@ pub(crate) enum RoomMsg {
         by: UserRef,
         event: SystemEvent,
         cid: Arc<str>,
+        reply: ReplyTo,
+    },
+    /// A staff command (`moderation::Command`) as a system draft, done by `by`; `reply` gets
+    /// its answer (an `ack` or an `error`).
+    Command {
+        by: UserRef,
+        draft: Draft,
         reply: ReplyTo,
     },
     /// The writer was restarted: writes in flight may be lost.
@@ -221,6 +232,18 @@ impl RoomHandle {
             Ok(confab_schemas::ServerFrame::Error { code, message, .. }) => Err(Refusal::new(code, message)),
             _ => Err(Refusal::new(ErrorCode::Internal, "an unexpected answer to a system event")),
         }
+    }
+
+    /// Hands a staff command to the room and waits for its answer frame; `None`: no answer
+    /// (the actor stopped with it, or is slow): to be asked again under the same cid.
+    pub(crate) async fn command_once(&self, by: UserRef, draft: Draft) -> Option<confab_schemas::ServerFrame> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(1);
+        if self.actor.cast(RoomMsg::Command { by, draft, reply: ReplyTo::Waiter(tx) }).is_err() {
+            return None;
+        }
+        let Ok(Some(frame)) = tokio::time::timeout(ANNOUNCE_WAIT, rx.recv()).await else { return None };
+        let json = frame.iter().position(|b| *b == b'{').map_or(&frame[..0], |i| &frame[i..]);
+        serde_json::from_slice::<confab_schemas::ServerFrame>(json).ok()
     }
 
     /// The room's committed head seq (`None`: the actor did not answer).

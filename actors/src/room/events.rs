@@ -44,14 +44,15 @@ impl RoomState {
         if kind == EventKind::Edit {
             return Err(Refusal::new(ErrorCode::Forbidden, "only its author can edit a message"));
         }
-        if self.room.owner_id == Some(user.id) {
+        // Read from storage on each delete: a demoted moderator has no power from then on.
+        let standing = self.ctx.store.standing(self.room_id(), user.id).await.map_err(internal)?;
+        if standing.is_some_and(|s| s.is_staff()) {
             return Ok(row.sender);
         }
-        let role = self.ctx.store.user_by_id(user.id).await.map_err(internal)?.map_or(Role::User, |u| u.role);
-        if matches!(role, Role::Moderator | Role::Admin) {
-            return Ok(row.sender);
-        }
-        Err(Refusal::new(ErrorCode::Forbidden, "only its author, the room's owner or a moderator can delete a message"))
+        Err(Refusal::new(
+            ErrorCode::Forbidden,
+            "only its author, the room's staff or a site moderator can delete a message",
+        ))
     }
 
     /// After a delete committed: when someone other than the message's author deleted it (the

@@ -31,6 +31,7 @@ mod events;
 mod fanout;
 mod inbox_notes;
 mod lease;
+mod premod;
 mod presence;
 mod recovery;
 mod remote_subs;
@@ -58,14 +59,14 @@ use confab_schemas::client::ONLINE_LIST_MAX;
 use confab_schemas::node::{JoinedInfo, NodeFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{
-    Draft, ErrorCode, EventKind, MessageRow, Refusal, Role, RoomId, RoomKind, RoomRow, ServerFrame, SystemEvent,
-    UserId, UserRef, Visibility, now_ms,
+    Draft, ErrorCode, EventKind, MessageRow, Refusal, RoomId, RoomKind, RoomRow, ServerFrame, SystemEvent, UserId,
+    UserRef, Visibility, now_ms,
 };
 use lease::acquire_lease;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use remote_subs::RemoteKey;
 use replay::NotQueued;
-use sequencing::{Bucket, internal};
+use sequencing::{Bucket, SENDER_DEDUPE_LOAD, internal};
 use shared::{Pending, Shared};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -127,6 +128,8 @@ pub(crate) struct RoomState {
     held_since: Option<Instant>,
     /// The `room` span: every line logged while this room handles a message names the room.
     span: tracing::Span,
+    /// What the automatic flags remember of recent sends.
+    flags: crate::moderation::flags::FlagState,
 }
 
 /// Held messages that share one buffer (one outbound slot) in a fan-out.
@@ -179,6 +182,7 @@ impl Actor for RoomActor {
             release_armed: false,
             held_since: None,
             span: tracing::info_span!("room", room = id.0),
+            flags: Default::default(),
         };
         st.recover().await?;
         st.ticker = Some(me.send_interval(Duration::from_millis(500), || RoomMsg::Tick));
@@ -271,6 +275,7 @@ impl RoomState {
                 st.members.insert(user);
             }
             RoomMsg::Announce { by, event, cid, reply } => st.announce(&by, event, cid, reply).await?,
+            RoomMsg::Command { by, draft, reply } => st.send_all(0, &by, &reply, vec![draft]).await?,
             RoomMsg::WriterRestarted => {
                 if !st.shared.lock().pending.is_empty() {
                     return Err("writer restarted with writes in flight; resyncing from storage".into());
@@ -296,6 +301,7 @@ impl RoomState {
         if self.members.contains(&user) {
             return Ok(());
         }
+        self.check_room_ban(user).await?;
         if self.room.visibility == Visibility::Private {
             // A member added through another node is only in storage.
             if !self.ctx.store.is_member(self.room_id(), user).await.map_err(internal)? {

@@ -7,7 +7,7 @@
 use super::*;
 
 /// A sender's newest messages loaded to deduplicate a `cid` from before this incarnation.
-const SENDER_DEDUPE_LOAD: u32 = 256;
+pub(super) const SENDER_DEDUPE_LOAD: u32 = 256;
 
 /// A token bucket: `burst` tokens, refilled at `rate` per second.
 pub(super) struct Bucket {
@@ -28,7 +28,7 @@ impl RoomState {
         let mut writes = Vec::with_capacity(sends.len());
         for item in sends {
             let cid = item.cid.clone();
-            if let Err(refusal) = self.send(session, user, reply, item, &mut writes).await {
+            if let Err(refusal) = self.send(session, user, reply, item, &mut writes, None).await {
                 let frame = encode_server_frame(&refusal.frame(Some(cid.to_string())));
                 reply.answer(self.room.id, user.id, cid, frame);
                 self.ctx.metrics.protocol_errors.fetch_add(1, Relaxed);
@@ -49,7 +49,7 @@ impl RoomState {
         let body: Arc<str> = serde_json::to_string(&event).unwrap_or_default().into();
         let item = Draft::system(cid.clone(), body);
         let mut writes = Vec::new();
-        if let Err(refusal) = self.send(0, by, &reply, item, &mut writes).await {
+        if let Err(refusal) = self.send(0, by, &reply, item, &mut writes, None).await {
             warn!(room = %self.room.id, %refusal, "a system event could not be sequenced");
             reply.answer(self.room.id, by.id, cid.clone(), encode_server_frame(&refusal.frame(Some(cid.to_string()))));
         }
@@ -70,7 +70,8 @@ impl RoomState {
     }
 
     /// Sequences one message and adds its write to `writes` (the caller hands them to the
-    /// writer), or refuses it.
+    /// writer), or refuses it. `released`: a staff command's message (a released held one, or
+    /// a delete), which skips the checks of a sender's own send.
     pub(super) async fn send(
         &mut self,
         session: u64,
@@ -78,9 +79,13 @@ impl RoomState {
         reply: &ReplyTo,
         item: Draft,
         writes: &mut Vec<NewMessage>,
+        released: Option<premod::Released>,
     ) -> Result<(), Refusal> {
         let Draft { cid, body, reply_to, kind, target, attachments: upload_ids } = item;
         let system = kind == EventKind::System;
+        if system && body.starts_with(crate::moderation::COMMAND_PREFIX) {
+            return Box::pin(self.command(user, reply, cid, &body, writes)).await;
+        }
         if !upload_ids.is_empty() && kind != EventKind::Message {
             return Err(Refusal::new(ErrorCode::Invalid, "only a message carries attachments"));
         }
@@ -88,8 +93,9 @@ impl RoomState {
             return Err(Refusal::new(ErrorCode::Forbidden, "an inbox is written by the server only"));
         }
         match reply {
-            // A system event announces a change its node already authorised and made.
-            _ if system => {}
+            // A system event announces a change its node already authorised and made; a
+            // staff command's message was authorised by its node too.
+            _ if system || released.is_some() => {}
             ReplyTo::Waiter(_) => {
                 return Err(Refusal::new(ErrorCode::Invalid, "only system events are sequenced for the node"));
             }
@@ -156,8 +162,14 @@ impl RoomState {
         if self.room.kind == RoomKind::Dm && matches!(kind, EventKind::Message | EventKind::Edit) {
             self.check_dm_blocks(user.id).await?;
         }
-        if !system {
+        if !system && released.is_none() {
             self.take_token(user.id)?;
+            if kind == EventKind::Message
+                && let premod::Pass::Held =
+                    self.moderate(user, reply, (&cid, &body, reply_to, !upload_ids.is_empty())).await?
+            {
+                return Ok(());
+            }
         }
         let cfg = &self.ctx.config;
         if self.shared.lock().pending.len() >= cfg.max_inflight_per_room {
@@ -213,6 +225,7 @@ impl RoomState {
             reply: reply.clone(),
             sent_at: Instant::now(),
             deleted_for,
+            released,
         });
         self.sent.pending(user.id, cid);
         Ok(())
@@ -310,12 +323,21 @@ impl RoomState {
             }
             self.note_committed(&p.row, &p.mentions);
             let ack = encode_server_frame(&ServerFrame::ack(&p.row));
-            self.held_acks.push(fanout::HeldAck {
-                reply: p.reply,
-                user: p.row.sender,
-                cid: p.row.cid.clone(),
-                frame: ack,
-            });
+            match p.released.take().filter(|r| !r.cmd_cid.is_empty()) {
+                // A released held message: its releaser is answered under the command's cid,
+                // its sender's sessions under the message's.
+                Some(r) => {
+                    let senders = self.sender_acks(&sh, p.row.sender, &p.row.cid, &ack);
+                    self.held_acks.push(fanout::HeldAck { reply: p.reply, user: r.by, cid: r.cmd_cid, frame: ack });
+                    self.held_acks.extend(senders);
+                }
+                None => self.held_acks.push(fanout::HeldAck {
+                    reply: p.reply,
+                    user: p.row.sender,
+                    cid: p.row.cid.clone(),
+                    frame: ack,
+                }),
+            }
             self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
             self.tail.push_back(p.row);
             if self.tail.len() > self.ctx.config.tail_len {

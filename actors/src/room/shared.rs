@@ -58,6 +58,8 @@ pub(super) struct Pending {
     pub(super) sent_at: Instant,
     /// For a delete of another user's message: that user (the delete is audited once durable).
     pub(super) deleted_for: Option<UserId>,
+    /// A staff command's message (`premod::Released`).
+    pub(super) released: Option<super::premod::Released>,
 }
 
 impl RoomShared {

@@ -19,6 +19,7 @@ mod limits;
 mod moderation;
 mod people;
 mod revocations;
+mod room_moderation;
 mod rows;
 mod search;
 mod uploads;
@@ -31,6 +32,7 @@ pub use limits::{Backoff, Limited};
 pub use moderation::{AdminUser, AuditAction, AuditEntry, AuditFilter, Ban, Broadcast, Mute, SiteStats, UserSort};
 pub use people::{DmPolicy, Profile, ProfileUpdate};
 pub use revocations::Revocation;
+pub use room_moderation::{NewItem, QueueFilter, QueueItem, RoomSanction, RoomSanctionKind, Standing, StoredSettings};
 pub use search::{
     MAX_QUERY_CHARS, MAX_QUERY_WORDS, QueryError, SearchFilter, SearchHit, SearchQuery, Segment, snippet,
 };
@@ -521,7 +523,7 @@ impl Store {
         })
     }
 
-    /// Members of a room with their role in it (`owner` or `member`).
+    /// Members of a room with their role in it (`owner`, `moderator` or `member`).
     pub async fn room_members(&self, room: RoomId) -> Result<Vec<(UserId, String, String)>> {
         on_pool!(self, read, |p| {
             let rows = sqlx::query(

@@ -1,0 +1,287 @@
+//! Moderation in the sequencer: whether a message may pass (room bans on joining; the automatic
+//! flags and pre-moderation on sending, for members who are not room staff), holding a message
+//! (stored as a queue item before its sender hears `held`, so it survives a kill or a failover;
+//! the room's staff joined to it get `queued`), and the staff's commands: a release sequences the
+//! held message under its sender's cid (the next seq then; the sender gets the normal ack), a
+//! reject answers the sender `rejected` and never gives it a seq, a delete sequences a delete.
+//! A command arrives as a system draft (`moderation::Command`), so it reaches the room's owner on
+//! any node; the sequencer is the one place that orders a release against a reject of one item.
+
+use super::*;
+use crate::moderation::flags::{Verdict, has_link};
+use crate::moderation::{Command, item_json};
+use crate::msg::room::TO_USER;
+use crate::store::{NewItem, QueueItem, RoomSanctionKind};
+
+/// A released held message, while its write is in flight: who released it, under which cid.
+pub(crate) struct Released {
+    pub(crate) by: UserId,
+    pub(crate) cmd_cid: Arc<str>,
+}
+
+/// What moderation makes of a send.
+pub(super) enum Pass {
+    Yes,
+    /// Held: its sender was answered.
+    Held,
+}
+
+impl RoomState {
+    /// A user banned from the room may not join it.
+    pub(super) async fn check_room_ban(&self, user: UserId) -> Result<(), Refusal> {
+        if self.room.kind == RoomKind::Room
+            && self.ctx.store.room_banned(self.room_id(), user).await.map_err(internal)?
+        {
+            return Err(Refusal::new(ErrorCode::Forbidden, "you are banned from this room"));
+        }
+        Ok(())
+    }
+
+    /// Applies pre-moderation and the flags to a chat message of `user` (not a system event, not
+    /// a release): passes it, holds it (answering `held`), or refuses it.
+    pub(super) async fn moderate(
+        &mut self,
+        user: &UserRef,
+        reply: &ReplyTo,
+        draft: (&Arc<str>, &Arc<str>, Option<u64>, bool),
+    ) -> Result<Pass, Refusal> {
+        let (cid, body, reply_to, with_attachments) = draft;
+        if self.room.kind != RoomKind::Room || self.room.id.is_inbox() {
+            return Ok(Pass::Yes);
+        }
+        self.ctx.mod_settings.ensure(&self.ctx).await;
+        let settings = self.ctx.mod_settings.effective(self.room_id());
+        if !settings.premod && !settings.flags.any() {
+            return Ok(Pass::Yes);
+        }
+        let standing = self.ctx.store.standing(self.room_id(), user.id).await.map_err(internal)?;
+        if standing.is_some_and(|s| s.is_staff()) {
+            return Ok(Pass::Yes);
+        }
+        let store = self.ctx.store.clone();
+        let uid = user.id;
+        let verdict = self
+            .flags
+            .check(&settings.flags, user.id, body, || async move {
+                if !has_link(body) {
+                    return None;
+                }
+                store.user_by_id(uid).await.ok().flatten().map(|u| now_ms() - u.created_at)
+            })
+            .await;
+        let reason = match verdict {
+            Verdict::Pass if settings.premod => "pre-moderation".to_owned(),
+            Verdict::Pass => return Ok(Pass::Yes),
+            Verdict::Refuse { refusal, flag } => {
+                if let Some(flag) = flag {
+                    self.flag(user.id, &flag, cid, body, None);
+                }
+                return Err(refusal);
+            }
+            Verdict::Mute { refusal, minutes, flag } => {
+                let until = now_ms() + i64::from(minutes) * 60_000;
+                self.flag(user.id, &flag, cid, body, Some(until));
+                return Err(refusal);
+            }
+            Verdict::Hold(reason) => reason,
+        };
+        if with_attachments {
+            return Err(Refusal::new(
+                ErrorCode::Invalid,
+                "messages with attachments are not held: send the text alone",
+            ));
+        }
+        let item =
+            NewItem { room: self.room_id(), kind: "held", sender: user.id, reason: &reason, body, cid, reply_to };
+        let id = self.ctx.store.add_queue_item(item).await.map_err(internal)?;
+        let stored = self.ctx.store.queue_item(id).await.map_err(internal)?;
+        let room = self.room_id();
+        let answer = match stored.as_ref().map(|i| i.status.as_str()) {
+            Some("rejected") => {
+                ServerFrame::Rejected { room, cid: cid.to_string(), reason: "a moderator rejected this message".into() }
+            }
+            _ => ServerFrame::Held { room, cid: cid.to_string(), item: id },
+        };
+        reply.answer(room, user.id, cid.clone(), encode_server_frame(&answer));
+        if let Some(item) = stored.filter(|i| i.status == "open") {
+            self.tell_staff(&item).await;
+        }
+        Ok(Pass::Held)
+    }
+
+    /// Writes a flag's queue item (and, for a flood, the room mute it brings), not waited for.
+    fn flag(&self, user: UserId, flag: &str, cid: &Arc<str>, body: &str, mute_until: Option<i64>) {
+        let (store, room) = (self.ctx.store.clone(), self.room_id());
+        let (flag, cid, body) = (flag.to_owned(), cid.to_string(), body.to_owned());
+        tokio::spawn(async move {
+            let item =
+                NewItem { room, kind: "flag", sender: user, reason: &flag, body: &body, cid: &cid, reply_to: None };
+            if let Err(e) = store.add_queue_item(item).await {
+                warn!(%room, err = %e, "storing a flag failed");
+            }
+            if let Some(until) = mute_until
+                && let Err(e) =
+                    store.put_room_sanction(room, user, RoomSanctionKind::Mute, None, &flag, Some(until)).await
+            {
+                warn!(%room, err = %e, "storing a flood mute failed");
+            }
+        });
+    }
+
+    /// `queued` to the room's staff joined to it, on every node.
+    async fn tell_staff(&self, item: &QueueItem) {
+        let staff: HashSet<UserId> = match self.ctx.store.room_staff(self.room_id()).await {
+            Ok(s) => s.into_iter().collect(),
+            Err(e) => {
+                warn!(room = %self.room.id, err = %e, "reading the room's staff failed");
+                return;
+            }
+        };
+        let frame = encode_server_frame(&ServerFrame::Queued { room: self.room_id(), item: item_json(item, &[]) });
+        self.tell_users(&staff, &frame);
+    }
+
+    /// A frame for every session of these users joined to the room, here and on other nodes.
+    pub(super) fn tell_users(&self, users: &HashSet<UserId>, frame: &Bytes) {
+        let sh = self.shared.lock();
+        for sub in sh.subs.iter().filter(|s| users.contains(&s.s.user.id)) {
+            let _ = sub.s.out.push(frame.clone());
+        }
+        for (node, user) in self.remote_users(users) {
+            if let Some(link) = sh.nodes.iter().find(|l| l.node == node) {
+                let _ = link.send(NodeFrame::SendResult {
+                    room: self.room.id,
+                    user,
+                    cid: TO_USER.into(),
+                    frame: frame.clone(),
+                });
+            }
+        }
+    }
+
+    /// The (node, user) pairs of other nodes' sessions of `users` joined here.
+    fn remote_users(&self, users: &HashSet<UserId>) -> HashSet<(Arc<str>, UserId)> {
+        self.remote.iter().filter(|(_, u)| users.contains(&u.id)).map(|((node, _), u)| (node.clone(), u.id)).collect()
+    }
+
+    /// Where a released message's ack goes besides its releaser: every session of its sender
+    /// joined to the room (after the message, like any ack).
+    pub(super) fn sender_acks(&self, sh: &Shared, sender: UserId, cid: &Arc<str>, ack: &Bytes) -> Vec<fanout::HeldAck> {
+        let mut acks: Vec<fanout::HeldAck> = sh
+            .subs
+            .iter()
+            .filter(|s| s.s.user.id == sender)
+            .map(|s| fanout::HeldAck {
+                reply: ReplyTo::Session(s.s.session_ref.clone()),
+                user: sender,
+                cid: cid.clone(),
+                frame: ack.clone(),
+            })
+            .collect();
+        for (node, user) in self.remote_users(&HashSet::from([sender])) {
+            if let Some(link) = sh.nodes.iter().find(|l| l.node == node) {
+                acks.push(fanout::HeldAck {
+                    reply: ReplyTo::Node(link.clone()),
+                    user,
+                    cid: TO_USER.into(),
+                    frame: ack.clone(),
+                });
+            }
+        }
+        acks
+    }
+
+    /// Carries out a staff command (`by` was authorised by its node). Answers `reply` under
+    /// (`by`, `cmd_cid`) itself, except a release or delete, answered once durable; those add
+    /// their write to `writes`.
+    pub(super) async fn command(
+        &mut self,
+        by: &UserRef,
+        reply: &ReplyTo,
+        cmd_cid: Arc<str>,
+        body: &str,
+        writes: &mut Vec<NewMessage>,
+    ) -> Result<(), Refusal> {
+        if matches!(reply, ReplyTo::Session(_)) {
+            return Err(Refusal::new(ErrorCode::Forbidden, "not a frame for clients"));
+        }
+        let command =
+            Command::parse(body).ok_or_else(|| Refusal::new(ErrorCode::Invalid, "an unknown moderation command"))?;
+        let item_id = match command {
+            Command::Delete { seq } => {
+                let draft = Draft {
+                    cid: cmd_cid,
+                    body: "".into(),
+                    reply_to: None,
+                    kind: EventKind::Delete,
+                    target: Some(seq),
+                    attachments: Vec::new(),
+                };
+                return self.send(0, by, reply, draft, writes, Some(Released { by: by.id, cmd_cid: "".into() })).await;
+            }
+            Command::Release { item } | Command::Reject { item, .. } => item,
+        };
+        let item = self
+            .ctx
+            .store
+            .queue_item(item_id)
+            .await
+            .map_err(internal)?
+            .filter(|i| i.room == self.room_id() && i.kind == "held")
+            .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no held message {item_id} in this room")))?;
+        if item.status != "open" {
+            return Err(Refusal::new(ErrorCode::Conflict, format!("this message was {} already", item.status)));
+        }
+        let (Some((sender, sender_name)), Some(cid)) = (item.sender.clone(), item.cid.clone()) else {
+            return Err(Refusal::new(ErrorCode::Internal, "the held message lacks its sender"));
+        };
+        let cid: Arc<str> = cid.into();
+        if !self.sent.knows(sender) {
+            let rows =
+                self.ctx.store.recent_by_sender(self.room_id(), sender, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
+            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
+            self.sent.load(sender, stored);
+        }
+        let known = self.sent.get(sender, &cid);
+        match command {
+            Command::Release { .. } => match known {
+                Some(Recent::Committed { seq, id, ts }) => {
+                    // Released before (its status was not written yet): the same ack.
+                    self.release_held();
+                    let ack = ServerFrame::Ack { cid: cid.clone(), room: self.room_id(), seq, id, ts };
+                    reply.answer(self.room_id(), by.id, cmd_cid, encode_server_frame(&ack));
+                    Ok(())
+                }
+                Some(Recent::Pending) => Err(Refusal::new(ErrorCode::Conflict, "this message is being released")),
+                None => {
+                    let draft = Draft {
+                        cid,
+                        body: item.body.unwrap_or_default().into(),
+                        reply_to: item.reply_to.filter(|r| *r <= self.head),
+                        kind: EventKind::Message,
+                        target: None,
+                        attachments: Vec::new(),
+                    };
+                    let sender = UserRef { id: sender, username: sender_name.into() };
+                    self.send(0, &sender, reply, draft, writes, Some(Released { by: by.id, cmd_cid })).await
+                }
+            },
+            Command::Reject { reason, .. } => {
+                if known.is_some() {
+                    return Err(Refusal::new(ErrorCode::Conflict, "this message was released already"));
+                }
+                if !self.ctx.store.decide_item(item.id, "rejected", Some(by.id), &reason).await.map_err(internal)? {
+                    return Err(Refusal::new(ErrorCode::Conflict, "this message was decided already"));
+                }
+                let room = self.room_id();
+                let reason = if reason.is_empty() { "a moderator rejected this message".to_owned() } else { reason };
+                let frame = ServerFrame::Rejected { room, cid: cid.to_string(), reason };
+                self.tell_users(&HashSet::from([sender]), &encode_server_frame(&frame));
+                let done = ServerFrame::Ack { cid: cmd_cid.clone(), room, seq: 0, id: item.id, ts: now_ms() };
+                reply.answer(room, by.id, cmd_cid, encode_server_frame(&done));
+                Ok(())
+            }
+            Command::Delete { .. } => Ok(()),
+        }
+    }
+}

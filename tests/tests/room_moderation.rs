@@ -1,0 +1,424 @@
+//! Room moderation: every room-staff and admin route refuses a plain user and a moderator of
+//! another room (a table over all routes, nothing changed); room moderators are appointed and
+//! lose their power at once when removed; sanctions mute, ban and remove; the queue lists
+//! reports and flags with their context and takes one decision each; pre-moderation holds
+//! messages (`held`, `queued`) that get the next seq when released and none when rejected; the
+//! automatic flags fire at their thresholds. On SQLite, or PostgreSQL with
+//! `CONFAB_TEST_DATABASE_URL`.
+
+use confab_schemas::Role;
+use confab_tests::{Api, NodeOpts, TestNode, Ws, error_code as code, eventually, unique};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Sends `body` with a fresh cid; the answer for it: `ack`, `held`, `rejected` or `error`.
+async fn send(ws: &mut Ws, room: i64, body: &str) -> Value {
+    let cid = unique("c");
+    ws.send(json!({"type": "send", "room": room, "cid": cid, "body": body})).await;
+    ws.recv_where("the answer to a send", |v| v["cid"] == cid || v["ref"] == cid).await
+}
+
+/// A member of `room` (joined over REST by joining its socket).
+async fn member(node: &TestNode, api: &Api, room: i64) -> Ws {
+    let mut ws = api.ws(&node.ws_url).await;
+    ws.join(room, None).await;
+    ws
+}
+
+async fn put(api: &Api, path: &str) -> (u16, Value) {
+    api.call(Method::PUT, path, None).await
+}
+
+async fn del(api: &Api, path: &str) -> (u16, Value) {
+    api.call(Method::DELETE, path, None).await
+}
+
+/// The staff actions of the audit log (not the room changes every member makes).
+async fn staff_actions(admin: &Api) -> Vec<String> {
+    let (status, body) = admin.get("/api/admin/audit?limit=200").await;
+    assert_eq!(status, 200, "{body}");
+    let staff = |a: &str| {
+        a.starts_with("room.moderator")
+            || a.starts_with("room.queue")
+            || a.starts_with("admin.")
+            || ["room.mute", "room.ban", "room.remove", "room.moderation"].contains(&a)
+    };
+    body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .filter(|a| staff(a))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_room_staff_and_admin_route_refuses_users_and_moderators_of_other_rooms() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let owner = node.user(&unique("owner")).await;
+    let victim = node.user(&unique("victim")).await;
+    let user = node.user(&unique("plain")).await;
+    let other_mod = node.user(&unique("othermod")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let other = owner.create_room(&unique("other"), "public").await;
+    let mut victim_ws = member(&node, &victim, room).await;
+    let _user_ws = member(&node, &user, room).await;
+    let _m = member(&node, &other_mod, room).await;
+    let _m2 = member(&node, &other_mod, other).await;
+    assert_eq!(put(&owner, &format!("/api/rooms/{other}/moderators/{}", other_mod.username)).await.0, 204);
+    // A report to decide, and a held message.
+    assert_eq!(send(&mut victim_ws, room, "first").await["type"], "ack");
+    let (s, report) = victim.post(&format!("/api/rooms/{room}/reports"), json!({"seq": 1, "reason": "rude"})).await;
+    assert_eq!(s, 201, "{report}");
+    let item = report["id"].as_i64().unwrap();
+    let v = &victim.username;
+
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::PUT, format!("/api/rooms/{room}/moderators/{v}"), None),
+        (Method::DELETE, format!("/api/rooms/{room}/moderators/{v}"), None),
+        (Method::POST, format!("/api/rooms/{room}/sanctions"), Some(json!({"username": v, "kind": "mute"}))),
+        (Method::POST, format!("/api/rooms/{room}/sanctions"), Some(json!({"username": v, "kind": "ban"}))),
+        (Method::POST, format!("/api/rooms/{room}/sanctions"), Some(json!({"username": v, "kind": "remove"}))),
+        (Method::DELETE, format!("/api/rooms/{room}/sanctions/{v}/mute"), None),
+        (Method::DELETE, format!("/api/rooms/{room}/sanctions/{v}/ban"), None),
+        (Method::GET, format!("/api/rooms/{room}/sanctions"), None),
+        (Method::GET, format!("/api/rooms/{room}/queue"), None),
+        (Method::POST, format!("/api/rooms/{room}/queue/{item}/decision"), Some(json!({"action": "dismiss"}))),
+        (Method::POST, format!("/api/rooms/{room}/queue/{item}/decision"), Some(json!({"action": "ban"}))),
+        (Method::GET, format!("/api/rooms/{room}/moderation"), None),
+        (Method::PATCH, format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))),
+        (Method::GET, "/api/admin/queue".into(), None),
+        (Method::GET, "/api/admin/moderation".into(), None),
+        (Method::PUT, "/api/admin/moderation".into(), Some(json!({"flags": {"repeats": {"count": 2, "seconds": 9}}}))),
+        // The site's routes too: a room moderator is no site staff.
+        (Method::GET, "/api/admin/users".into(), None),
+        (Method::POST, "/api/admin/bans".into(), Some(json!({"username": v, "reason": "spam"}))),
+        (Method::POST, "/api/admin/kicks".into(), Some(json!({"username": v}))),
+        (Method::POST, "/api/admin/mutes".into(), Some(json!({"username": v, "seconds": 60}))),
+        (Method::GET, "/api/admin/audit".into(), None),
+        (Method::DELETE, format!("/api/admin/bans/{v}"), None),
+        (Method::DELETE, format!("/api/admin/mutes/{v}"), None),
+        (Method::POST, format!("/api/admin/users/{v}/role"), Some(json!({"role": "moderator"}))),
+        (Method::POST, format!("/api/admin/users/{v}/password"), None),
+        // The owner's routes: room moderators have none of them.
+        (Method::PATCH, format!("/api/rooms/{room}"), Some(json!({"name": unique("renamed")}))),
+        (Method::POST, format!("/api/rooms/{room}/members"), Some(json!({"username": v}))),
+        (Method::DELETE, format!("/api/rooms/{room}/members/{}", victim.user_id), None),
+        (Method::POST, format!("/api/rooms/{room}/owner"), Some(json!({"username": v}))),
+        (Method::DELETE, format!("/api/rooms/{room}"), None),
+        (Method::GET, "/api/admin/stats".into(), None),
+        (Method::POST, "/api/admin/broadcasts".into(), Some(json!({"body": "hi"}))),
+    ];
+    for (method, path, body) in &routes {
+        for (who, caller) in [("user", &user), ("moderator of another room", &other_mod), ("the target", &victim)] {
+            let (status, answer) = caller.call(method.clone(), path, body.clone()).await;
+            assert_eq!((status, code(&answer)), (403, Some("forbidden")), "{who} {method} {path}: {answer}");
+        }
+    }
+    // Nothing changed: no staff action, the victim still sends, the report is open, no premod.
+    assert_eq!(staff_actions(&admin).await, vec!["room.moderator_add".to_owned()]);
+    assert_eq!(send(&mut victim_ws, room, "still here").await["type"], "ack");
+    let (_, q) = owner.get(&format!("/api/rooms/{room}/queue")).await;
+    assert_eq!(q["items"][0]["status"], "open", "{q}");
+    assert_eq!(q["items"][0]["context"][0]["body"], "first", "{q}");
+    let (_, m) = owner.get(&format!("/api/rooms/{room}/moderation")).await;
+    assert_eq!(m["premod"], false);
+    let (_, r) = victim.get(&format!("/api/rooms/{room}")).await;
+    assert_eq!(r["my_role"], "member");
+    let (_, r) = other_mod.get(&format!("/api/rooms/{other}")).await;
+    assert_eq!(r["my_role"], "moderator");
+
+    // And the moderator of the other room can act there (the table refused them for their rank,
+    // not for a broken route).
+    let (s, body) = other_mod.get(&format!("/api/rooms/{other}/queue")).await;
+    assert_eq!(s, 200, "{body}");
+    // Bad input: clear 400s and 404s.
+    for (method, path, body, expect) in [
+        (Method::POST, format!("/api/rooms/{room}/sanctions"), json!({"username": v, "kind": "exile"}), 400),
+        (Method::POST, format!("/api/rooms/{room}/sanctions"), json!({"username": "nobody-here", "kind": "mute"}), 404),
+        (Method::POST, format!("/api/rooms/{room}/queue/{item}/decision"), json!({"action": "release"}), 400),
+        (Method::POST, format!("/api/rooms/{room}/queue/999999/decision"), json!({"action": "dismiss"}), 404),
+        (Method::PATCH, format!("/api/rooms/{room}/moderation"), json!({"flags": {"flood": {"messages": 0}}}), 400),
+        (Method::PATCH, format!("/api/rooms/{room}/moderation"), json!({"flags": {"nonsense": 1}}), 400),
+    ] {
+        let (status, answer) = owner.call(method.clone(), &path, Some(body)).await;
+        assert_eq!(status, expect, "{method} {path}: {answer}");
+    }
+    let (s, _) =
+        owner.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": owner.username, "kind": "mute"})).await;
+    assert_eq!(s, 403, "not on oneself");
+    let (s, _) =
+        owner.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": admin.username, "kind": "ban"})).await;
+    assert_eq!(s, 403, "not on site staff");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_moderators_sanction_and_lose_their_power_when_removed() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let owner = node.user(&unique("owner")).await;
+    let moderator = node.user(&unique("mod")).await;
+    let second = node.user(&unique("mod2")).await;
+    let victim = node.user(&unique("victim")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut mod_ws = member(&node, &moderator, room).await;
+    let _s = member(&node, &second, room).await;
+    let mut victim_ws = member(&node, &victim, room).await;
+    let v = victim.username.clone();
+    assert_eq!(put(&owner, &format!("/api/rooms/{room}/moderators/{}", moderator.username)).await.0, 204);
+    assert_eq!(put(&owner, &format!("/api/rooms/{room}/moderators/{}", second.username)).await.0, 204);
+    let (_, r) = owner.get(&format!("/api/rooms/{room}")).await;
+    assert_eq!(r["my_role"], "owner");
+    let roles: Vec<(String, String)> = r["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap().to_owned(), m["role"].as_str().unwrap().to_owned()))
+        .collect();
+    assert!(roles.contains(&(moderator.username.clone(), "moderator".into())), "{roles:?}");
+    // Only the owner appoints; a moderator does not sanction another moderator.
+    assert_eq!(put(&moderator, &format!("/api/rooms/{room}/moderators/{v}")).await.0, 403);
+    let (s, _) = moderator
+        .post(&format!("/api/rooms/{room}/sanctions"), json!({"username": second.username, "kind": "mute"}))
+        .await;
+    assert_eq!(s, 403);
+
+    // A moderator deletes another's message with the delete frame.
+    let sent = send(&mut victim_ws, room, "delete me").await;
+    let seq = sent["seq"].as_u64().unwrap();
+    mod_ws.send(json!({"type": "delete", "room": room, "seq": seq, "cid": unique("d")})).await;
+    mod_ws.recv_where("deleted", |v| v["type"] == "deleted" && v["target"] == seq).await;
+
+    // Mute: the victim's sends are refused with `muted` in this room only.
+    let (s, body) = moderator
+        .post(&format!("/api/rooms/{room}/sanctions"), json!({"username": v, "kind": "mute", "reason": "calm down"}))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let refused = send(&mut victim_ws, room, "can I?").await;
+    assert_eq!((refused["type"].as_str(), refused["code"].as_str()), (Some("error"), Some("muted")), "{refused}");
+    let elsewhere = victim.create_room(&unique("mine"), "public").await;
+    victim_ws.join(elsewhere, None).await;
+    assert_eq!(send(&mut victim_ws, elsewhere, "here I can").await["type"], "ack");
+    let (_, list) = moderator.get(&format!("/api/rooms/{room}/sanctions")).await;
+    assert_eq!(list["sanctions"][0]["kind"], "mute", "{list}");
+    assert_eq!(list["sanctions"][0]["by"], json!(moderator.username));
+    assert_eq!(del(&moderator, &format!("/api/rooms/{room}/sanctions/{v}/mute")).await.0, 204);
+    assert_eq!(send(&mut victim_ws, room, "free again").await["type"], "ack");
+
+    // Remove: `left` now; a public room may be joined again.
+    let (s, _) =
+        moderator.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": v, "kind": "remove"})).await;
+    assert_eq!(s, 201);
+    victim_ws.recv_where("left", |f| f["type"] == "left" && f["room"] == room).await;
+    victim_ws.join(room, None).await;
+
+    // Ban: `left`, and joining again is refused until it is lifted.
+    let (s, _) = moderator.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": v, "kind": "ban"})).await;
+    assert_eq!(s, 201);
+    victim_ws.recv_where("left", |f| f["type"] == "left" && f["room"] == room).await;
+    victim_ws.send(json!({"type": "join", "room": room})).await;
+    let refused = victim_ws.recv_where("the join's refusal", |f| f["type"] == "error" && f["room"] == room).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert_eq!(del(&moderator, &format!("/api/rooms/{room}/sanctions/{v}/ban")).await.0, 204);
+    victim_ws.join(room, None).await;
+
+    // Demoted: no power at once (routes and frames).
+    assert_eq!(del(&owner, &format!("/api/rooms/{room}/moderators/{}", moderator.username)).await.0, 204);
+    let (s, _) = moderator.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": v, "kind": "mute"})).await;
+    assert_eq!(s, 403);
+    assert_eq!(moderator.get(&format!("/api/rooms/{room}/queue")).await.0, 403);
+    let sent = send(&mut victim_ws, room, "try deleting this").await;
+    let seq = sent["seq"].as_u64().unwrap();
+    let cid = unique("d");
+    mod_ws.send(json!({"type": "delete", "room": room, "seq": seq, "cid": cid})).await;
+    let e = mod_ws.recv_where("refusal", |v| v["ref"] == cid).await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_lists_reports_and_decides_each_once() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let owner = node.user(&unique("owner")).await;
+    let victim = node.user(&unique("victim")).await;
+    let reporter = node.user(&unique("reporter")).await;
+    let name = unique("room");
+    let room = owner.create_room(&name, "public").await;
+    let mut victim_ws = member(&node, &victim, room).await;
+    for body in ["one", "two", "three"] {
+        assert_eq!(send(&mut victim_ws, room, body).await["type"], "ack");
+    }
+    let mut ids = Vec::new();
+    for seq in [2, 3] {
+        let (s, r) = reporter.post(&format!("/api/rooms/{room}/reports"), json!({"seq": seq, "reason": "bad"})).await;
+        assert_eq!(s, 201, "{r}");
+        ids.push(r["id"].as_i64().unwrap());
+    }
+    let (s, q) = admin.get("/api/admin/queue").await;
+    assert_eq!(s, 200, "{q}");
+    let mine: Vec<&Value> = q["items"].as_array().unwrap().iter().filter(|i| i["room"] == room).collect();
+    assert_eq!(mine.len(), 2, "{q}");
+    assert_eq!(mine[0]["room_name"], json!(name));
+    assert_eq!(mine[1]["body"], "two");
+    assert_eq!(mine[1]["sender"]["username"], json!(victim.username));
+    assert_eq!(mine[1]["reporter"]["username"], json!(reporter.username));
+    let ctx: Vec<&str> = mine[1]["context"].as_array().unwrap().iter().map(|c| c["body"].as_str().unwrap()).collect();
+    assert_eq!(ctx, ["one", "two", "three"]);
+
+    // Delete the message of the first; deciding again is 409.
+    let path = format!("/api/rooms/{room}/queue/{}/decision", ids[0]);
+    let (s, item) = owner.post(&path, json!({"action": "delete", "reason": "rude"})).await;
+    assert_eq!(s, 200, "{item}");
+    assert_eq!(item["status"], "deleted");
+    assert_eq!(item["decided_by"]["username"], json!(owner.username));
+    victim_ws.recv_where("deleted", |v| v["type"] == "deleted" && v["target"] == 2).await;
+    let (s, again) = owner.post(&path, json!({"action": "dismiss"})).await;
+    assert_eq!((s, code(&again)), (409, Some("conflict")), "{again}");
+    // Mute the sender from the second.
+    let path = format!("/api/rooms/{room}/queue/{}/decision", ids[1]);
+    let (s, item) = owner.post(&path, json!({"action": "mute", "minutes": 5})).await;
+    assert_eq!(s, 200, "{item}");
+    assert_eq!(item["status"], "muted");
+    assert_eq!(send(&mut victim_ws, room, "muted?").await["code"], "muted");
+    let (_, open) = owner.get(&format!("/api/rooms/{room}/queue?status=open")).await;
+    assert_eq!(open["items"], json!([]), "{open}");
+    let (_, all) = owner.get(&format!("/api/rooms/{room}/queue?status=all&limit=1")).await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    assert!(all["next"].is_i64(), "{all}");
+    let (_, audit) = admin.get("/api/admin/audit?action=room.queue_deleted").await;
+    assert_eq!(audit["entries"][0]["room"], room, "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn premoderation_holds_releases_with_the_next_seq_and_rejects_without_one() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut owner_ws = member(&node, &owner, room).await;
+    let mut sender_ws = member(&node, &sender, room).await;
+    assert_eq!(send(&mut sender_ws, room, "before").await["seq"], 1);
+    let (s, m) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
+    assert_eq!((s, &m["premod"]), (200, &json!(true)), "{m}");
+
+    let held: Vec<Value> = {
+        let mut out = Vec::new();
+        for body in ["held one", "held two", "held three"] {
+            let answer = send(&mut sender_ws, room, body).await;
+            assert_eq!(answer["type"], "held", "{answer}");
+            out.push(answer);
+        }
+        out
+    };
+    // Staff are not held, and see each held message queued.
+    assert_eq!(send(&mut owner_ws, room, "staff speaks").await["seq"], 2);
+    for h in &held {
+        let q = owner_ws.recv_where("queued", |v| v["type"] == "queued" && v["item"]["id"] == h["item"]).await;
+        assert_eq!(q["item"]["kind"], "held");
+        assert_eq!(q["item"]["status"], "open");
+    }
+    let decide = |item: &Value, action: &str| {
+        let path = format!("/api/rooms/{room}/queue/{}/decision", item["item"]);
+        let action = action.to_owned();
+        let owner = &owner;
+        async move { owner.post(&path, json!({"action": action})).await }
+    };
+    // Release the second: it gets seq 3 now; the sender gets the ack for its cid.
+    let (s, item) = decide(&held[1], "release").await;
+    assert_eq!((s, &item["status"]), (200, &json!("released")), "{item}");
+    let ack = sender_ws.recv_where("ack", |v| v["type"] == "ack" && v["cid"] == held[1]["cid"]).await;
+    assert_eq!(ack["seq"], 3, "{ack}");
+    let msg = owner_ws.recv_where("message", |v| v["type"] == "message" && v["seq"] == 3).await;
+    assert_eq!(msg["body"], "held two");
+    // Reject the first: `rejected`, no seq; deciding again is 409.
+    let (s, item) = decide(&held[0], "reject").await;
+    assert_eq!((s, &item["status"]), (200, &json!("rejected")), "{item}");
+    let rejected = sender_ws.recv_where("rejected", |v| v["type"] == "rejected" && v["cid"] == held[0]["cid"]).await;
+    assert_eq!(rejected["room"], room);
+    assert_eq!(decide(&held[0], "release").await.0, 409);
+    assert_eq!(decide(&held[1], "reject").await.0, 409);
+    // A resend of a rejected cid is told so again, never sequenced.
+    sender_ws.send(json!({"type": "send", "room": room, "cid": held[0]["cid"], "body": "held one"})).await;
+    sender_ws.recv_where("rejected again", |v| v["type"] == "rejected" && v["cid"] == held[0]["cid"]).await;
+    // The room's actor is killed: the third is still held, and released with the next seq.
+    assert!(node.system().kill_room(confab_schemas::RoomId(room)).await);
+    let (s, item) = decide(&held[2], "release").await;
+    assert_eq!(s, 200, "{item}");
+    let ack = sender_ws.recv_where("ack", |v| v["type"] == "ack" && v["cid"] == held[2]["cid"]).await;
+    assert_eq!(ack["seq"], 4, "{ack}");
+    // Gap-free: 1..4 in history, the rejected body nowhere.
+    let (_, h) = owner.get(&format!("/api/rooms/{room}/messages")).await;
+    let seqs: Vec<u64> = h["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "{h}");
+    assert!(!h.to_string().contains("held one"));
+    // Premod off: sends pass again.
+    owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": false}))).await;
+    assert_eq!(send(&mut sender_ws, room, "free").await["seq"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_flags_fire_at_their_thresholds() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut ws = member(&node, &sender, room).await;
+    let mut owner_ws = member(&node, &owner, room).await;
+    let patch = |flags: Value| {
+        let owner = &owner;
+        async move {
+            let (s, b) = owner
+                .call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"flags": flags})))
+                .await;
+            assert_eq!(s, 200, "{b}");
+        }
+    };
+    // Site-wide repeats; the room's banned words.
+    let (s, b) = admin
+        .call(Method::PUT, "/api/admin/moderation", Some(json!({"flags": {"repeats": {"count": 3, "seconds": 60}}})))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(send(&mut ws, room, "again").await["type"], "ack");
+    assert_eq!(send(&mut ws, room, "again").await["type"], "ack");
+    assert_eq!(send(&mut ws, room, "again").await["code"], "repeated");
+    patch(json!({"banned_words": {"words": ["Spam"], "action": "refuse"}})).await;
+    assert_eq!(send(&mut ws, room, "spammy is fine").await["type"], "ack");
+    assert_eq!(send(&mut ws, room, "buy spam").await["code"], "banned_word");
+    patch(json!({"banned_words": {"words": ["spam"], "action": "hold"}})).await;
+    assert_eq!(send(&mut ws, room, "more spam").await["type"], "held");
+    // Links from a young account are held.
+    patch(json!({"link_spam": {"min_account_age_minutes": 60}})).await;
+    assert_eq!(send(&mut ws, room, "see https://example.com").await["type"], "held");
+    assert_eq!(send(&mut owner_ws, room, "staff link https://example.com").await["type"], "ack");
+    // Flood: beyond 3 in 60 s, muted in the room.
+    patch(json!({"flood": {"messages": 3, "seconds": 60, "mute_minutes": 5}})).await;
+    for i in 0..3 {
+        assert_eq!(send(&mut ws, room, &format!("flood {i}")).await["type"], "ack");
+    }
+    assert_eq!(send(&mut ws, room, "flood 3").await["code"], "muted");
+    let (_, sanctions) = owner.get(&format!("/api/rooms/{room}/sanctions")).await;
+    let flood_mute = eventually("the flood mute stored", || {
+        let owner = &owner;
+        async move {
+            let (_, s) = owner.get(&format!("/api/rooms/{room}/sanctions")).await;
+            (s["sanctions"].as_array().is_some_and(|a| !a.is_empty())).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(flood_mute["sanctions"][0]["kind"], "mute", "{sanctions}");
+    // Every firing is a queue item.
+    let items = eventually("the flags queued", || {
+        let owner = &owner;
+        async move {
+            let (_, q) = owner.get(&format!("/api/rooms/{room}/queue")).await;
+            let kinds: Vec<String> =
+                q["items"].as_array()?.iter().map(|i| i["kind"].as_str().unwrap_or("").to_owned()).collect();
+            (kinds.iter().filter(|k| *k == "flag").count() == 3).then_some(kinds)
+        }
+    })
+    .await;
+    assert_eq!(items.iter().filter(|k| *k == "held").count(), 2, "{items:?}");
+}
