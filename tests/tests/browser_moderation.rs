@@ -261,3 +261,98 @@ async fn a_broadcast_banner_reaches_a_user_on_another_node() {
     a.quit().await;
     b.quit().await;
 }
+
+/// Clicks `button` (a class) on the member `name` of the open room info panel.
+async fn member_button(b: &Browser, name: &str, button: &str) {
+    b.wait_for(
+        &format!("the {button} button of {name}"),
+        "const li = [...document.querySelectorAll('#info-members .member')].find((x) => x.querySelector('.name')?.textContent === arguments[0]); \
+         const btn = li?.querySelector('.' + arguments[1]); if (!btn || btn.disabled) return false; btn.click(); return true;",
+        json!([name, button]),
+    )
+    .await;
+}
+
+/// Decides the first open item of `kind` in the room info's queue whose text has `text`.
+async fn decide(b: &Browser, kind: &str, text: &str, action: &str) {
+    b.wait_for(
+        &format!("a {kind} item with {text:?} to {action}"),
+        "const li = [...document.querySelectorAll('#staff-queue .queue-item')].find((x) => x.dataset.kind === arguments[0] && \
+           x.dataset.status === 'open' && x.textContent.includes(arguments[1])); \
+         const btn = li?.querySelector('.q-' + arguments[2]); if (!btn || btn.disabled) return false; btn.click(); return true;",
+        json!([kind, text, action]),
+    )
+    .await;
+}
+
+/// Olive owns a public room; in its info panel she makes Mia a room moderator and turns
+/// pre-moderation on. Pete's sends are held: his app shows each as waiting for review; Olive's
+/// queue gets them live; the one she releases reaches everyone with the next seq (Pete's own
+/// pending copy becomes it), the one she rejects is marked rejected in Pete's app and never
+/// shows for the others. Waits on the room-moderation branch's routes and frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_staff_appoint_a_moderator_and_decide_held_messages() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let driver = Driver::start().await;
+    let (olive, mia, pete) = (unique("olive"), unique("mia"), unique("pete"));
+    let o = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let m = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    let p = driver.browser(DESKTOP.0, DESKTOP.1).await;
+    sign_up(&o, &node.base, &olive).await;
+    sign_up(&m, &node.base, &mia).await;
+    sign_up(&p, &node.base, &pete).await;
+    let room = unique("club");
+    confab_tests::chat_page::create_room(&o, &room, "", false).await;
+    for b in [&m, &p] {
+        open_room(b, &room).await;
+    }
+    confab_tests::chat_page::open_info(&o).await;
+    o.wait_visible("#staff-box").await;
+    member_button(&o, &mia, "staff-mod").await;
+    o.wait_for(
+        "Mia tagged moderator",
+        "const li = [...document.querySelectorAll('#info-members .member')].find((x) => x.querySelector('.name')?.textContent === arguments[0]); \
+         return !!li && [...li.querySelectorAll('.tag')].some((t) => t.textContent === 'moderator');",
+        json!([mia]),
+    )
+    .await;
+    o.exec("document.querySelector('#staff-box').open = true;", json!([])).await;
+    o.click("#staff-premod").await;
+    o.wait_for("pre-moderation on", "return document.querySelector('#staff-premod').checked && !document.querySelector('#staff-error').textContent;", json!([]))
+        .await;
+
+    // Pete's sends are held.
+    send(&p, "first, to be released").await;
+    let held = "const li = [...document.querySelectorAll('#messages .msg.held')].find((x) => x.querySelector('.body').textContent === arguments[0]); \
+                return li ? li.querySelector('.time').textContent : null;";
+    let shown = p.wait_for("the first send held", held, json!(["first, to be released"])).await;
+    assert_eq!(shown, json!("waiting for review"));
+    send(&p, "second, to be rejected").await;
+    p.wait_for("the second send held", held, json!(["second, to be rejected"])).await;
+    p.screenshot("held-messages").await;
+    o.screenshot("room-staff-queue").await;
+
+    decide(&o, "held", "first, to be released", "release").await;
+    let released = wait_message(&p, "first, to be released").await;
+    assert_eq!(released["own"], true);
+    let on_mia = wait_message(&m, "first, to be released").await;
+    assert_eq!(on_mia["seq"], released["seq"]);
+    decide(&o, "held", "second, to be rejected", "reject").await;
+    p.wait_for(
+        "the second send marked rejected",
+        "const li = [...document.querySelectorAll('#messages .msg.rejected')].find((x) => x.querySelector('.body').textContent === arguments[0]); \
+         return !!li && /Rejected/.test(li.textContent);",
+        json!(["second, to be rejected"]),
+    )
+    .await;
+    p.screenshot("rejected-message").await;
+    let bodies: Vec<String> = confab_tests::chat_page::shown(&m).await.into_iter().map(|s| s.body).collect();
+    assert!(!bodies.iter().any(|b| b == "second, to be rejected"), "a rejected message reaches no one: {bodies:?}");
+    for page in [&o, &m, &p] {
+        page.assert_clean_console(&[]).await;
+    }
+    o.quit().await;
+    m.quit().await;
+    p.quit().await;
+    node.stop().await;
+}

@@ -76,6 +76,7 @@ export function holdPending(cid) {
 export function rejectPending(cid, text) {
   const p = pending.get(cid);
   if (!p) return;
+  p.el.classList.remove('held');
   p.el.classList.add('rejected');
   failPending(cid, text);
 }

@@ -61,9 +61,9 @@ function memberExtras(room, m) {
   const sanction = (kind, extra = {}) => api('POST', `/api/rooms/${room.id}/sanctions`, { username: m.username, kind, ...extra });
   out.push(
     button('staff-mute', 'Mute 1 h', `Mute ${m.username} in this room for an hour`, () => sanction('mute', { expires_at: Date.now() + MUTE_MS })),
-    button('staff-ban', 'Ban', `Ban ${m.username} from this room`, () => sanction('ban'),
+    button('staff-ban', 'Ban from room', `Ban ${m.username} from this room`, () => sanction('ban'),
       { title: `Ban ${m.username} from ${room.name}?`, text: 'They are removed now and cannot join again until the ban is lifted.', action: 'Ban' }),
-    button('staff-remove', 'Remove', `Take ${m.username} out of this room now`, () => sanction('remove'),
+    button('staff-remove', 'Kick out', `Take ${m.username} out of this room now`, () => sanction('remove'),
       { title: `Remove ${m.username} now?`, text: 'They are taken out of the room now; they may join a public room again.', action: 'Remove' }),
   );
   return out;
