@@ -46,8 +46,8 @@ async fn tab(a: &Browser, name: &str) {
     .await;
 }
 
-/// Alice is an admin; Bob, signed in and looking at `general`, is banned by her from the panel's
-/// users section with a reason. Bob's app shows a screen saying his account is banned, with the
+/// Alice is an admin; Bob, signed in and looking at `general`, is kicked by her from the panel's
+/// users section (his app says so and reconnects when he asks), then banned with a reason. Bob's app shows a screen saying his account is banned, with the
 /// reason, and stops reconnecting; the panel shows him banned, the audit log has the ban, and
 /// statistics count one banned account and this node's connections. Unbanning from the panel
 /// lets him sign in again.
@@ -69,6 +69,22 @@ async fn an_admin_bans_a_user_from_the_panel_and_the_users_open_app_shows_it() {
     a.click("#users-form button[type=submit]").await;
     let row = format!("#users-body tr[data-username=\"{bob}\"]");
     a.wait_visible(&row).await;
+    // A kick first: Bob's app says so and reconnects when he asks.
+    a.click(&format!("{row} .act-kick")).await;
+    a.wait_visible("#act-ok").await;
+    a.click("#act-ok").await;
+    b.wait_for(
+        "the kick shown in Bob's app",
+        "const e = document.querySelector('#ended'); return !e.hidden && e.dataset.why === 'kicked';",
+        json!([]),
+    )
+    .await;
+    b.screenshot("kicked-user-app").await;
+    b.click("#ended-again").await;
+    wait_online(&b).await;
+    assert_eq!(b.exec("return document.querySelector('#ended').hidden;", json!([])).await, json!(true));
+
+    a.wait_visible(&format!("{row} .act-ban")).await;
     a.click(&format!("{row} .act-ban")).await;
     a.wait_visible("#act-reason").await;
     a.type_into("#act-reason", "spamming the general room").await;
@@ -249,6 +265,13 @@ async fn a_broadcast_banner_reaches_a_user_on_another_node() {
     b.screenshot("broadcast-banner").await;
     b.click("#broadcasts .broadcast-dismiss").await;
     b.wait_for("the banner gone", "return document.querySelector('#broadcasts').hidden;", json!([])).await;
+    b.wait_for(
+        "the dismissal stored",
+        "fetch('/api/broadcasts', { credentials: 'same-origin' }).then((r) => r.json()).then((j) => { window.listed = j.broadcasts.length; }); \
+         return window.listed === 0;",
+        json!([]),
+    )
+    .await;
     b.refresh().await;
     wait_online(&b).await;
     // After the reload (GET /api/broadcasts has answered once online): still dismissed.
