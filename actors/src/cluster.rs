@@ -27,6 +27,8 @@ pub struct MemberInfo {
     pub status: String,
     pub rooms: u64,
     pub sessions: u64,
+    /// Messages the node committed during the last whole second.
+    pub messages_per_second: u64,
     pub this_node: bool,
 }
 
@@ -80,6 +82,7 @@ impl ClusterHooks for SingleNode {
             status: "ready".into(),
             rooms: 0,
             sessions: 0,
+            messages_per_second: 0,
             this_node: true,
         }]
     }

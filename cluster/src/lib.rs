@@ -28,7 +28,7 @@ pub mod transport;
 
 use confab_actors::ActorSystem;
 use confab_actors::cluster::ClusterHooks;
-use membership::{KEY_CLUSTER_ADDR, KEY_HTTP_ADDR, KEY_ROOMS, KEY_SESSIONS, KEY_STATUS, Status};
+use membership::{KEY_CLUSTER_ADDR, KEY_HTTP_ADDR, KEY_MSG_RATE, KEY_ROOMS, KEY_SESSIONS, KEY_STATUS, Status};
 use state::ClusterState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -210,9 +210,11 @@ async fn watch_loop(
             load_at = Instant::now();
             let rooms = system.owned_rooms().await;
             let sessions = system.session_count().await;
+            let rate = system.metrics().messages_per_second.load(std::sync::atomic::Ordering::Relaxed);
             let mut cc = chitchat.lock().await;
             cc.self_node_state().set(KEY_ROOMS, rooms);
             cc.self_node_state().set(KEY_SESSIONS, sessions);
+            cc.self_node_state().set(KEY_MSG_RATE, rate);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Membership by chitchat gossip over UDP.
 //!
 //! Each node publishes its node-to-node address, public HTTP address, status (`joining`,
-//! `ready`, `draining`) and load (rooms it sequences, sessions). A restarted node gets a new
+//! `ready`, `draining`) and load (rooms it sequences, sessions, messages committed per second). A restarted node gets a new
 //! generation (its start time); members are keyed by node id, keeping the highest generation.
 //! Failure detection is tuned for loopback and LAN clusters: gossip every 100 ms with phi 8
 //! declares a silent node dead after about two seconds; dead nodes are forgotten after two
@@ -20,6 +20,8 @@ pub const KEY_HTTP_ADDR: &str = "http_addr";
 pub const KEY_STATUS: &str = "status";
 pub const KEY_ROOMS: &str = "rooms";
 pub const KEY_SESSIONS: &str = "sessions";
+/// Messages this node committed during the last whole second (the admin panel's per-node figures).
+pub const KEY_MSG_RATE: &str = "msgs_per_s";
 
 /// Gossip period: with phi 8, a silent node is declared dead after about 18 periods.
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
@@ -62,6 +64,7 @@ pub struct Member {
     pub status: Status,
     pub rooms: u64,
     pub sessions: u64,
+    pub messages_per_second: u64,
 }
 
 /// The cluster as gossip shows it at one moment.
@@ -164,6 +167,7 @@ fn member(id: &ChitchatId, state: &NodeState) -> Member {
         status: Status::parse(state.get(KEY_STATUS).unwrap_or_default()),
         rooms: state.get(KEY_ROOMS).and_then(|v| v.parse().ok()).unwrap_or(0),
         sessions: state.get(KEY_SESSIONS).and_then(|v| v.parse().ok()).unwrap_or(0),
+        messages_per_second: state.get(KEY_MSG_RATE).and_then(|v| v.parse().ok()).unwrap_or(0),
     }
 }
 

@@ -318,6 +318,7 @@ impl ClusterHooks for ClusterState {
                 status: m.status.as_str().to_owned(),
                 rooms: m.rooms,
                 sessions: m.sessions,
+                messages_per_second: m.messages_per_second,
                 this_node: m.node_id == self.node_id,
             })
             .collect()

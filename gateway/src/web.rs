@@ -85,10 +85,11 @@ async fn config_route(State(state): State<AppState>) -> Response {
     ([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
 }
 
-/// `GET /` and `GET /{path}`: an embedded file, or a 404.
+/// `GET /`, `GET /admin` and `GET /{path}`: an embedded file, or a 404.
 async fn static_route(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = match uri.path() {
         "/" => "/index.html",
+        "/admin" | "/admin/" => "/admin/index.html",
         p => p,
     };
     let found = ASSETS.get(path).filter(|_| method == Method::GET || method == Method::HEAD);

@@ -16,8 +16,10 @@ import notifications from './features/notifications/index.js';
 import search from './features/search/index.js';
 import people from './features/people/index.js';
 import dms from './features/dms/index.js';
+import moderation from './features/moderation/index.js';
 
-await startFeatures([rooms, chat, files, search, notifications, people, dms, auth]);
+await startFeatures([rooms, chat, files, search, notifications, people, dms, moderation, auth]);
 
-// Features loaded only for the users they concern (an admin panel: `when: (me) => me.role === 'admin'`).
+// Features loaded only for the users they concern (`when: (me) => …`). The admin panel is a page
+// of its own (/admin, admin/admin.js); `moderation` shows its link to admins.
 startWhenSignedIn([]);

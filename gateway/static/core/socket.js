@@ -3,7 +3,8 @@
 // (0.5 s doubling to 15 s), keep-alive pings, a dead-connection check, token renewal (`reauth`)
 // and the server's `reconnect` hint. It knows nothing of rooms: it puts its state in the store
 // (`status`) and hands every frame, `hello` included, to the registry (`frames.js`), where the
-// rooms feature rejoins each room with `since` after each `hello`.
+// rooms feature rejoins each room with `since` after each `hello`. A close with a reason is handed
+// on as a `closed` frame (`{type: 'closed', code, reason}`), so a feature can show a kick or a ban.
 
 import { refreshLogin } from './api.js';
 import { dispatch } from './frames.js';
@@ -84,7 +85,11 @@ export class Socket {
       try { f = JSON.parse(ev.data); } catch { return; }
       this.handle(f);
     });
-    sock.addEventListener('close', () => this.closed(sock, 0));
+    sock.addEventListener('close', (ev) => {
+      // The server's reason (`kicked`, `banned`) reaches features as a `closed` frame of our own.
+      if (sock === this.ws && ev.reason) dispatch({ type: 'closed', code: ev.code, reason: ev.reason });
+      this.closed(sock, 0);
+    });
   }
 
   /** @param {import('./types.js').Frame} f */

@@ -27,7 +27,11 @@ let files = { ready: () => [], holds: () => false, sent: () => {}, restore: () =
 /** Sends carry the files `source` holds. @param {AttachmentSource} source */
 export function provideAttachments(source) { files = source; }
 
-/** cid -> the send, its files and its element: sent, not yet acknowledged. @type {Map<string, {frame: SendFrame, files: Attachment[], el: HTMLElement}>} */
+/**
+ * cid -> the send, its files and its element: sent, not yet acknowledged; `held` when the room's
+ * moderators hold it for review (it is acknowledged once released, never sent again meanwhile).
+ * @type {Map<string, {frame: SendFrame, files: Attachment[], el: HTMLElement, held?: boolean}>}
+ */
 const pending = new Map();
 /** The message being replied to. @type {{seq: number, name: string, body: string} | null} */
 let replyTo = null;
@@ -51,7 +55,30 @@ function answered(room) {
 
 /** Sends every pending message of `room` again (the same cid: the server answers it once). @param {number} room */
 export function resend(room) {
-  for (const p of pending.values()) if (p.frame.room === room) socket.send(p.frame);
+  for (const p of pending.values()) if (p.frame.room === room && !p.held) socket.send(p.frame);
+}
+
+/**
+ * The room holds our send `cid` for its moderators (pre-moderation): it shows as pending review
+ * until released (the normal ack) or rejected (`rejectPending`).
+ * @param {string} cid
+ */
+export function holdPending(cid) {
+  const p = pending.get(cid);
+  if (!p) return;
+  p.held = true;
+  p.el.classList.add('held');
+  /** @type {HTMLElement} */ (p.el.querySelector('.time')).textContent = 'waiting for review';
+  answered(p.frame.room);
+}
+
+/** The room's moderators rejected our send `cid`. @param {string} cid @param {string} text */
+export function rejectPending(cid, text) {
+  const p = pending.get(cid);
+  if (!p) return;
+  p.el.classList.remove('held');
+  p.el.classList.add('rejected');
+  failPending(cid, text);
 }
 
 /** Sends what the composer holds: its text, and the files attached (none, or once uploaded). */

@@ -51,6 +51,14 @@ let attachmentsView = () => null;
 /** @param {(m: Partial<Message>) => Node | null} view */
 export function provideAttachmentsView(view) { attachmentsView = view; }
 
+/**
+ * Reports another's message (the moderation feature provides it; without it there is no button).
+ * @type {((m: Message) => void) | null}
+ */
+let reportAction = null;
+/** @param {(m: Message) => void} run */
+export function provideReportAction(run) { reportAction = run; }
+
 /** @type {HTMLElement} */ let scroller;
 /** @type {HTMLElement} */ let list;
 const byRoom = {
@@ -577,6 +585,8 @@ export function render(m) {
     const del = action('act-delete', '🗑', own ? 'Delete your message' : `Delete ${m.from?.username ?? 'this'}'s message`, () => byRoom.actions.remove(msg));
     del.hidden = !own && !byRoom.moderates;
     acts.append(del);
+    const report = reportAction;
+    if (!own && report) acts.append(action('act-report', '⚑', `Report ${m.from?.username ?? 'this'}'s message`, () => report(msg)));
     li.append(acts);
     // On a phone the reply action shows only on the message tapped, not on every message.
     bubble.addEventListener('click', (e) => {

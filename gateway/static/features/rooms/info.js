@@ -16,6 +16,22 @@ import { wireManage, canManage, memberActions, fillEditForm } from './manage.js'
 /** @type {number | null} */
 let infoFor = null;
 
+/** Told each time the panel has loaded a room's details (GET /api/rooms/{id}). @type {Array<(room: Room, data: any) => void>} */
+const loadedHooks = [];
+/** @param {(room: Room, data: any) => void} fn */
+export function onInfoLoaded(fn) { loadedHooks.push(fn); }
+
+/**
+ * More buttons for a member (room moderation provides them; none without it).
+ * @type {(room: Room, m: import('../../core/types.js').User & {role?: string}) => HTMLElement[]}
+ */
+let memberExtras = () => [];
+/** @param {typeof memberExtras} fn */
+export function provideMemberExtras(fn) { memberExtras = fn; }
+
+/** The room the panel shows, if open. */
+export const infoRoom = () => (infoOpen() ? infoFor : null);
+
 export const infoOpen = () => !$('info').hidden;
 
 /** @param {Room} room */
@@ -38,6 +54,7 @@ async function showInfo(room) {
     room.created_at = data.created_at;
     room.system = !!data.system;
   });
+  for (const fn of loadedHooks) fn(room, data);
 }
 
 /**
@@ -89,10 +106,18 @@ function renderMembers(room, manage) {
     li.dataset.userId = String(m.id);
     li.append(el('span', 'dot'), nameButton(m, 'name', isMe(m) ? `${m.username} (you)` : m.username));
     if (owner) li.append(el('span', 'tag', 'owner'));
+    else if (m.role === 'moderator') li.append(el('span', 'tag', 'moderator'));
     if (manage && !owner && !isMe(m) && !room.system) li.append(...memberActions(room, m));
+    if (!owner && !isMe(m) && !room.system && room.kind !== 'dm') li.append(...memberExtras(room, m));
     li.setAttribute('aria-label', `${m.username}${owner ? ', owner' : ''}, ${online ? 'online' : 'offline'}`);
     return li;
   }));
+}
+
+/** Loads the open panel's room again (its members changed). */
+export function reloadInfo() {
+  const room = currentRoom();
+  if (room && infoOpen()) showInfo(room);
 }
 
 export function hideInfo() {
@@ -107,7 +132,7 @@ export function wireInfo() {
     if (infoOpen()) hideInfo(); else if (room) showInfo(room);
   });
   $('close-info').addEventListener('click', () => { hideInfo(); $('open-info').focus(); });
-  wireManage({ reload: () => { const room = currentRoom(); if (room && infoOpen()) showInfo(room); } });
+  wireManage({ reload: reloadInfo });
   store.subscribe(['rooms', 'presence', 'me'], renderInfo);
   store.subscribe('current', () => {
     const room = currentRoom();

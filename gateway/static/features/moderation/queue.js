@@ -1,0 +1,91 @@
+// @ts-check
+// queue.js — a moderation queue item as staff see it (the admin panel's queue across rooms and a
+// room's own queue in its info panel): what was reported, held or flagged, by and about whom,
+// the context around it, its status, and the decisions left to take on an open one
+// (POST /api/rooms/{room}/queue/{item}/decision). Names and bodies are text only.
+
+import { api } from '../../core/api.js';
+import { el, fullDate, humanError } from '../../core/dom.js';
+
+/**
+ * @typedef {{id: number, kind: string, room: number, room_name?: string, seq?: number | null,
+ *   reporter?: string | {username: string} | null, sender?: string | {username: string} | null,
+ *   reason?: string, body?: string | null, context?: Array<{seq: number, sender?: string | {username: string}, body?: string}>,
+ *   status: string, created_at: number, decided_by?: string | {username: string} | null, decided_at?: number | null}} QueueItem
+ */
+
+/** A name the server gives as text or as a user. @param {unknown} who */
+export const nameOf = (who) => (who == null ? '' : typeof who === 'string' ? who : /** @type {{username: string}} */ (who).username ?? '');
+
+/** The decisions an open item of `kind` allows. @param {string} kind */
+function decisions(kind) {
+  return kind === 'held'
+    ? [['release', 'Release'], ['reject', 'Reject'], ['mute', 'Mute sender'], ['ban', 'Ban sender']]
+    : [['dismiss', 'Dismiss'], ['delete', 'Delete message'], ['mute', 'Mute sender'], ['ban', 'Ban sender']];
+}
+
+/**
+ * One item as a list entry; `decided` gets the updated item after a decision.
+ * @param {QueueItem} item
+ * @param {(updated: QueueItem) => void} decided
+ */
+export function queueItem(item, decided) {
+  const li = el('li', 'queue-item');
+  li.dataset.item = String(item.id);
+  li.dataset.kind = item.kind;
+  li.dataset.status = item.status;
+  const head = el('div', 'q-head');
+  const where = item.room_name ? `#${item.room_name}` : `room ${item.room}`;
+  head.append(el('span', 'tag', item.kind), el('span', 'q-room', where), el('span', 'q-status', item.status));
+  if (item.seq != null) head.append(el('span', null, `message ${item.seq}`));
+  if (item.sender) head.append(el('span', 'q-sender', `by ${nameOf(item.sender)}`));
+  if (item.reporter) head.append(el('span', 'q-reporter', `reported by ${nameOf(item.reporter)}`));
+  head.append(el('span', null, fullDate(item.created_at)));
+  li.append(head);
+  if (item.body) li.append(el('div', 'q-body', item.body));
+  if (item.reason) li.append(el('div', 'q-reason', `Reason: ${item.reason}`));
+  if (item.context?.length) {
+    const ctx = el('div', 'q-context');
+    for (const c of item.context) ctx.append(el('div', null, `${nameOf(c.sender)}: ${c.body ?? ''}`));
+    li.append(ctx);
+  }
+  if (item.status !== 'open') {
+    if (item.decided_by) li.append(el('div', 'note', `${item.status} by ${nameOf(item.decided_by)}${item.decided_at ? `, ${fullDate(item.decided_at)}` : ''}`));
+    return li;
+  }
+  const acts = el('div', 'q-acts');
+  const error = el('p', 'form-error');
+  error.setAttribute('role', 'alert');
+  error.hidden = true;
+  for (const [action, label] of decisions(item.kind)) {
+    const b = /** @type {HTMLButtonElement} */ (el('button', `q-${action}`, label));
+    b.type = 'button';
+    b.dataset.action = action;
+    b.addEventListener('click', async () => {
+      for (const x of acts.querySelectorAll('button')) /** @type {HTMLButtonElement} */ (x).disabled = true;
+      try {
+        /** @type {{action: string, minutes?: number}} */
+        const body = { action };
+        if (action === 'mute') body.minutes = 60;
+        const updated = await api('POST', `/api/rooms/${item.room}/queue/${item.id}/decision`, body);
+        decided({ ...item, ...updated });
+      } catch (e) {
+        error.textContent = humanError(e.code, e.message);
+        error.hidden = false;
+        for (const x of acts.querySelectorAll('button')) /** @type {HTMLButtonElement} */ (x).disabled = false;
+      }
+    });
+    acts.append(b);
+  }
+  li.append(acts, error);
+  return li;
+}
+
+/**
+ * A queue's error as staff read it: a server without the queue routes answers 404.
+ * @param {any} e
+ */
+export function queueError(e) {
+  if (e?.status === 404 && e?.code !== 'not_found') return 'This server has no moderation queue yet.';
+  return humanError(e?.code, e?.message);
+}

@@ -1,0 +1,144 @@
+// @ts-check
+// staff.js — the room staff's tools in the room info panel, for the room's owner and moderators
+// and for site staff (`my_role` of GET /api/rooms/{id}, and the site role): appoint and remove
+// room moderators (owner and site admins), mute, ban or remove a member, the sanctions in force
+// (each can be lifted), the room's moderation queue with its decisions (kept current by `queued`
+// frames), and the pre-moderation switch. The server decides: a refusal is shown, not hidden.
+
+import { api } from '../../core/api.js';
+import { $, el, field, humanError, showText } from '../../core/dom.js';
+import { confirmAction } from '../../core/confirm.js';
+import { onFrame } from '../../core/frames.js';
+import { store } from '../../core/store.js';
+import { onInfoLoaded, provideMemberExtras, infoRoom, reloadInfo } from '../rooms/info.js';
+import { queueItem, queueError, nameOf } from './queue.js';
+
+/** @typedef {import('../../core/types.js').Room} Room */
+
+const MUTE_MS = 60 * 60 * 1000;
+/** The caller's role in each room whose info was loaded. @type {Map<number, string | null>} */
+const myRole = new Map();
+
+function siteStaff() {
+  const r = store.state.me?.role;
+  return r === 'admin' || r === 'moderator';
+}
+/** @param {number} room */
+const isStaff = (room) => siteStaff() || myRole.get(room) === 'owner' || myRole.get(room) === 'moderator';
+/** @param {number} room */
+const appoints = (room) => store.state.me?.role === 'admin' || myRole.get(room) === 'owner';
+
+/** @param {string} text */
+const fail = (text) => showText('staff-error', text);
+
+/**
+ * @param {string} cls @param {string} label @param {string} aria @param {() => Promise<unknown>} run
+ * @param {{title: string, text: string, action: string}} [ask]
+ */
+function button(cls, label, aria, run, ask) {
+  const b = /** @type {HTMLButtonElement} */ (el('button', `member-act ${cls}`, label));
+  b.type = 'button';
+  b.setAttribute('aria-label', aria);
+  b.addEventListener('click', async () => {
+    if (ask && !(await confirmAction(ask))) return;
+    b.disabled = true;
+    try { await run(); fail(''); reloadInfo(); } catch (e) { fail(humanError(e.code, e.message)); } finally { b.disabled = false; }
+  });
+  return b;
+}
+
+/** @param {Room} room @param {{id: number, username: string, role?: string}} m */
+function memberExtras(room, m) {
+  if (!isStaff(room.id)) return [];
+  const name = encodeURIComponent(m.username);
+  const out = [];
+  if (appoints(room.id)) {
+    out.push(m.role === 'moderator'
+      ? button('staff-unmod', 'Remove moderator', `Remove ${m.username} as a moderator`, () => api('DELETE', `/api/rooms/${room.id}/moderators/${name}`))
+      : button('staff-mod', 'Make moderator', `Make ${m.username} a moderator of the room`, () => api('PUT', `/api/rooms/${room.id}/moderators/${name}`)));
+  }
+  /** @param {string} kind @param {object} extra */
+  const sanction = (kind, extra = {}) => api('POST', `/api/rooms/${room.id}/sanctions`, { username: m.username, kind, ...extra });
+  out.push(
+    button('staff-mute', 'Mute 1 h', `Mute ${m.username} in this room for an hour`, () => sanction('mute', { expires_at: Date.now() + MUTE_MS })),
+    button('staff-ban', 'Ban from room', `Ban ${m.username} from this room`, () => sanction('ban'),
+      { title: `Ban ${m.username} from ${room.name}?`, text: 'They are removed now and cannot join again until the ban is lifted.', action: 'Ban' }),
+    button('staff-remove', 'Kick out', `Take ${m.username} out of this room now`, () => sanction('remove'),
+      { title: `Remove ${m.username} now?`, text: 'They are taken out of the room now; they may join a public room again.', action: 'Remove' }),
+  );
+  return out;
+}
+
+/** @param {Room} room @param {any} data */
+async function loaded(room, data) {
+  myRole.set(room.id, data.my_role ?? null);
+  const box = $('staff-box');
+  const staff = isStaff(room.id) && room.kind !== 'dm' && !room.system;
+  box.hidden = !staff;
+  box.dataset.room = String(room.id);
+  fail('');
+  if (!staff) return;
+  store.update('rooms'); // the member list draws the staff buttons now that the role is known
+  const premod = field('staff-premod');
+  premod.disabled = !appoints(room.id);
+  api('GET', `/api/rooms/${room.id}/moderation`).then((s) => {
+    premod.checked = !!s.premod;
+    showText('staff-premod-note', '');
+  }).catch((e) => { premod.disabled = true; showText('staff-premod-note', queueError(e)); });
+  api('GET', `/api/rooms/${room.id}/sanctions`).then((s) => renderSanctions(room, s.sanctions ?? []))
+    .catch((e) => $('staff-sanctions').replaceChildren(el('li', 'note', queueError(e))));
+  loadQueue(room.id);
+}
+
+/** @param {Room} room @param {Array<{username: string, kind: string, reason?: string, by?: unknown, expires_at?: number | null}>} list */
+function renderSanctions(room, list) {
+  if (!list.length) { $('staff-sanctions').replaceChildren(el('li', 'note', 'None.')); return; }
+  $('staff-sanctions').replaceChildren(...list.map((s) => {
+    const li = el('li', 'member sanction');
+    li.dataset.username = s.username;
+    li.dataset.kind = s.kind;
+    const until = s.expires_at ? ` until ${new Date(s.expires_at).toLocaleString()}` : '';
+    li.append(el('span', 'name', `${s.username}: ${s.kind}${until}${s.by ? ` (by ${nameOf(s.by)})` : ''}`));
+    li.append(button('staff-lift', 'Lift', `Lift ${s.username}'s ${s.kind}`,
+      () => api('DELETE', `/api/rooms/${room.id}/sanctions/${encodeURIComponent(s.username)}/${s.kind}`)));
+    return li;
+  }));
+}
+
+/** @param {number} room */
+async function loadQueue(room) {
+  try {
+    const page = await api('GET', `/api/rooms/${room}/queue?status=open`);
+    if (infoRoom() !== room) return;
+    const items = page.items ?? [];
+    $('staff-queue').replaceChildren(...items.map((/** @type {any} */ it) => item(room, it)));
+    $('staff-queue-empty').hidden = items.length > 0;
+  } catch (e) {
+    $('staff-queue').replaceChildren(el('li', 'note', queueError(e)));
+  }
+}
+
+/** @param {number} room @param {import('./queue.js').QueueItem} it */
+function item(room, it) {
+  const li = queueItem(it, (updated) => li.replaceWith(item(room, updated)));
+  return li;
+}
+
+export function startStaff() {
+  onInfoLoaded(loaded);
+  provideMemberExtras(memberExtras);
+  field('staff-premod').addEventListener('change', async () => {
+    const room = infoRoom();
+    if (room == null) return;
+    const box = field('staff-premod');
+    try { await api('PATCH', `/api/rooms/${room}/moderation`, { premod: box.checked }); fail(''); } catch (e) {
+      box.checked = !box.checked;
+      fail(humanError(e.code, e.message));
+    }
+  });
+  onFrame('queued', (f) => {
+    if (infoRoom() !== f.room || $('staff-box').hidden) return;
+    $('staff-queue').prepend(item(f.room, f.item));
+    $('staff-queue-empty').hidden = true;
+  });
+}
