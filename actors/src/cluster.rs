@@ -28,6 +28,10 @@ pub struct MemberInfo {
     pub rooms: u64,
     pub sessions: u64,
     pub this_node: bool,
+    /// The node-to-node protocol versions it speaks, newest first.
+    pub protocols: Vec<u32>,
+    /// The version this node's link to it speaks (none: no live link, or this node).
+    pub link_protocol: Option<u32>,
 }
 
 /// What the actors ask of the cluster.
@@ -81,6 +85,8 @@ impl ClusterHooks for SingleNode {
             rooms: 0,
             sessions: 0,
             this_node: true,
+            protocols: confab_schemas::node::SPOKEN_NODE_PROTOCOL_VERSIONS.to_vec(),
+            link_protocol: None,
         }]
     }
     fn metrics_text(&self) -> String {
