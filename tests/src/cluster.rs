@@ -336,7 +336,21 @@ pub async fn send_until(
     stop: Instant,
     window: usize,
 ) -> SendReport {
-    send_reliably(api, urls, room, prefix, usize::MAX, Some(stop), window).await
+    send_reliably(api, urls, room, prefix, usize::MAX, Some((stop, Duration::from_millis(25))), window).await
+}
+
+/// Like `send_until`, one message every `every` (under a node's default rate limit, 5 a second,
+/// for nodes started without the harness's higher limits); a `rate_limited` answer is sent again.
+pub async fn send_until_every(
+    api: &Api,
+    urls: &[String],
+    room: i64,
+    prefix: &str,
+    stop: Instant,
+    every: Duration,
+    window: usize,
+) -> SendReport {
+    send_reliably(api, urls, room, prefix, usize::MAX, Some((stop, every)), window).await
 }
 
 async fn send_reliably(
@@ -345,9 +359,10 @@ async fn send_reliably(
     room: i64,
     prefix: &str,
     n: usize,
-    stop: Option<Instant>,
+    paced: Option<(Instant, Duration)>,
     window: usize,
 ) -> SendReport {
+    let stop = paced.map(|(s, _)| s);
     let frame = |i: usize| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} #{i}")});
     let (mut ws, mut at) = connect_any(api, urls, 0).await;
     while !join_retrying(&mut ws, room, 0).await {
@@ -364,8 +379,8 @@ async fn send_reliably(
         }
         assert!(Instant::now() < deadline, "sender stuck: {} acked, {} not", report.acks.len(), unacked.len());
         while next < cap && unacked.len() < window {
-            if stop.is_some() {
-                tokio::time::sleep(Duration::from_millis(25)).await;
+            if let Some((_, every)) = paced {
+                tokio::time::sleep(every).await;
             }
             let _ = ws.try_send(frame(next)).await;
             unacked.insert(next, ());
@@ -386,9 +401,10 @@ async fn send_reliably(
             }
             Some(f) if f["type"] == "error" => {
                 let code = f["code"].as_str().unwrap_or_default();
-                assert!(matches!(code, "retry" | "overloaded"), "unexpected error {f}");
+                assert!(matches!(code, "retry" | "overloaded" | "rate_limited"), "unexpected error {f}");
                 if let Some(i) = f["ref"].as_str().and_then(|c| c.rsplit('-').next()).and_then(|s| s.parse().ok()) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let wait = if code == "rate_limited" { 250 } else { 20 };
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                     let _ = ws.try_send(frame(i)).await;
                 }
             }
