@@ -41,6 +41,13 @@ else
 fi
 export CONFAB_COMPOSE="$COMPOSE"
 
+# With vfs storage every container is a full copy of its image: the cluster needs about 3 GB.
+avail_kb=$(df -k --output=avail /var/lib | tail -n 1)
+if [ "$avail_kb" -lt $((3 * 1024 * 1024)) ]; then
+  echo "compose-test: only $((avail_kb / 1024)) MB free under /var/lib; Docker needs about 3 GB here" >&2
+  exit 1
+fi
+
 DOCKERD_PID=""
 WORK="$(mktemp -d)"
 cleanup() {
