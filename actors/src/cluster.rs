@@ -30,6 +30,10 @@ pub struct MemberInfo {
     /// Messages the node committed during the last whole second.
     pub messages_per_second: u64,
     pub this_node: bool,
+    /// The node-to-node protocol versions it speaks, newest first.
+    pub protocols: Vec<u32>,
+    /// The version this node's link to it speaks (none: no live link, or this node).
+    pub link_protocol: Option<u32>,
 }
 
 /// What the actors ask of the cluster.
@@ -84,6 +88,8 @@ impl ClusterHooks for SingleNode {
             sessions: 0,
             messages_per_second: 0,
             this_node: true,
+            protocols: confab_schemas::node::SPOKEN_NODE_PROTOCOL_VERSIONS.to_vec(),
+            link_protocol: None,
         }]
     }
     fn metrics_text(&self) -> String {

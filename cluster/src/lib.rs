@@ -28,7 +28,9 @@ pub mod transport;
 
 use confab_actors::ActorSystem;
 use confab_actors::cluster::ClusterHooks;
-use membership::{KEY_CLUSTER_ADDR, KEY_HTTP_ADDR, KEY_MSG_RATE, KEY_ROOMS, KEY_SESSIONS, KEY_STATUS, Status};
+use membership::{
+    KEY_CLUSTER_ADDR, KEY_HTTP_ADDR, KEY_MSG_RATE, KEY_PROTOCOL, KEY_ROOMS, KEY_SESSIONS, KEY_STATUS, Status,
+};
 use state::ClusterState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,6 +62,9 @@ pub struct ClusterConfig {
     pub lease_ttl: Duration,
     /// The cluster credential every node holds.
     pub key: key::ClusterKey,
+    /// The node-to-node protocol versions this node speaks, newest first (normally
+    /// `SPOKEN_NODE_PROTOCOL_VERSIONS`; only the previous one to act as a node of that version).
+    pub protocol_versions: Vec<u32>,
 }
 
 /// A running cluster membership.
@@ -91,17 +96,22 @@ impl Cluster {
         };
         let state = Arc::new(ClusterState::new(config.node_id.clone(), config.http_addr.clone(), config.lease_ttl));
         system.set_cluster(state.clone() as Arc<dyn ClusterHooks>);
+        let mut initial = vec![
+            (KEY_CLUSTER_ADDR.into(), cluster_addr.to_string()),
+            (KEY_HTTP_ADDR.into(), config.http_addr.clone()),
+            (KEY_STATUS.into(), Status::Joining.as_str().into()),
+        ];
+        // Version 5 did not publish its versions; a node acting as one does not either.
+        if config.protocol_versions != [5] {
+            initial.push((KEY_PROTOCOL.into(), membership::protocol_value(&config.protocol_versions)));
+        }
         let gossip = membership::start(membership::GossipConfig {
             node_id: config.node_id.clone(),
             cluster_id: config.cluster_id.clone(),
             listen: gossip_listen,
             advertise: gossip_addr,
             seeds: config.seeds.clone(),
-            initial: vec![
-                (KEY_CLUSTER_ADDR.into(), cluster_addr.to_string()),
-                (KEY_HTTP_ADDR.into(), config.http_addr.clone()),
-                (KEY_STATUS.into(), Status::Joining.as_str().into()),
-            ],
+            initial,
             gossip_keys: config.key.gossip_keys(),
         })
         .await?;
@@ -110,6 +120,7 @@ impl Cluster {
             system.clone(),
             config.cluster_id.clone(),
             config.key.link_psks(),
+            config.protocol_versions.clone(),
             config.cluster_listen,
         );
         let mut tasks = vec![tokio::spawn(transport::accept_loop(listener, net.clone()))];
@@ -125,7 +136,13 @@ impl Cluster {
         ));
         let mut cluster = cluster;
         cluster.tasks.push(watch);
-        info!(gossip = %gossip_addr, transport = %cluster_addr, seeds = ?config.seeds, "cluster membership started");
+        info!(
+            gossip = %gossip_addr,
+            transport = %cluster_addr,
+            seeds = ?config.seeds,
+            protocols = ?config.protocol_versions,
+            "cluster membership started"
+        );
         Ok(cluster)
     }
 

@@ -4,15 +4,17 @@
 //!
 //! Both sides prove they hold the key before either reads a frame: a peer without it fails the
 //! handshake's first message (the responder tries each accepted key, so keys rotate without
-//! downtime). The prologue binds the cluster id and the protocol version, so nodes of another
-//! cluster or version fail the handshake too.
+//! downtime). The prologue binds the cluster id and the protocol version the link will speak:
+//! the initiator names the version it chose (the newest both nodes speak, from gossip), the
+//! responder tries each version it speaks, so nodes of another cluster, or with no version in
+//! common, fail the handshake, and the version cannot be changed by anyone without the key.
 //!
 //! On the wire each Noise message is a 2-byte big-endian length and at most 65,535 bytes of
 //! ciphertext; the plaintext inside is the stream of node frames, each a 4-byte big-endian length
 //! and a postcard frame, checked against `MAX_NODE_FRAME` before it is buffered.
 
 use crate::error::{Error, Result};
-use confab_schemas::node::{MAX_NODE_FRAME, NODE_PROTOCOL_VERSION, NodeFrame, decode_node_frame, encode_node_frame};
+use confab_schemas::node::{MAX_NODE_FRAME, NodeFrame, decode_node_frame, encode_node_frame};
 use snow::StatelessTransportState;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -23,8 +25,8 @@ const TAG: usize = 16;
 /// The most plaintext one Noise message carries.
 const MAX_CHUNK: usize = MAX_MESSAGE - TAG;
 
-fn prologue(cluster_id: &str) -> Vec<u8> {
-    format!("confab-node-link/{NODE_PROTOCOL_VERSION}/{cluster_id}").into_bytes()
+fn prologue(cluster_id: &str, version: u32) -> Vec<u8> {
+    format!("confab-node-link/{version}/{cluster_id}").into_bytes()
 }
 
 fn noise_err(e: snow::Error) -> Error {
@@ -44,13 +46,14 @@ async fn write_message<W: AsyncWrite + Unpin>(w: &mut W, msg: &[u8]) -> std::io:
     w.flush().await
 }
 
-/// The initiator's side: proves the key with the first message, checks the answer.
-pub async fn initiate<R, W>(r: &mut R, w: &mut W, cluster_id: &str, psk: &[u8; 32]) -> Result<Cipher>
+/// The initiator's side: proves the key with the first message, for a link speaking `version`;
+/// checks the answer.
+pub async fn initiate<R, W>(r: &mut R, w: &mut W, cluster_id: &str, psk: &[u8; 32], version: u32) -> Result<Cipher>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let prologue = prologue(cluster_id);
+    let prologue = prologue(cluster_id, version);
     let mut hs = snow::Builder::new(PATTERN.parse().map_err(noise_err)?)
         .psk(0, psk)
         .and_then(|b| b.prologue(&prologue))
@@ -65,30 +68,41 @@ where
     Ok(Cipher(Arc::new(hs.into_stateless_transport_mode().map_err(noise_err)?)))
 }
 
-/// The responder's side: the first message must open under one of `psks`.
-pub async fn respond<R, W>(r: &mut R, w: &mut W, cluster_id: &str, psks: &[[u8; 32]]) -> Result<Cipher>
+/// The responder's side: the first message must open under one of `psks` and one of
+/// `versions`; returns the channel and the version the initiator chose.
+pub async fn respond<R, W>(
+    r: &mut R,
+    w: &mut W,
+    cluster_id: &str,
+    psks: &[[u8; 32]],
+    versions: &[u32],
+) -> Result<(Cipher, u32)>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let prologue = prologue(cluster_id);
     let mut msg = Vec::new();
     read_message(r, &mut msg).await?;
     let mut out = vec![0u8; MAX_MESSAGE];
-    for psk in psks {
-        let mut hs = snow::Builder::new(PATTERN.parse().map_err(noise_err)?)
-            .psk(0, psk)
-            .and_then(|b| b.prologue(&prologue))
-            .and_then(|b| b.build_responder())
-            .map_err(noise_err)?;
-        if hs.read_message(&msg, &mut out).is_err() {
-            continue;
+    for &version in versions {
+        let prologue = prologue(cluster_id, version);
+        for psk in psks {
+            let mut hs = snow::Builder::new(PATTERN.parse().map_err(noise_err)?)
+                .psk(0, psk)
+                .and_then(|b| b.prologue(&prologue))
+                .and_then(|b| b.build_responder())
+                .map_err(noise_err)?;
+            if hs.read_message(&msg, &mut out).is_err() {
+                continue;
+            }
+            let n = hs.write_message(&[], &mut out).map_err(noise_err)?;
+            write_message(w, &out[..n]).await?;
+            return Ok((Cipher(Arc::new(hs.into_stateless_transport_mode().map_err(noise_err)?)), version));
         }
-        let n = hs.write_message(&[], &mut out).map_err(noise_err)?;
-        write_message(w, &out[..n]).await?;
-        return Ok(Cipher(Arc::new(hs.into_stateless_transport_mode().map_err(noise_err)?)));
     }
-    Err(Error::Handshake("the peer does not hold the cluster key (or speaks another cluster or version)".into()))
+    Err(Error::Handshake(
+        "the peer does not hold the cluster key (or speaks another cluster, or no protocol version of ours)".into(),
+    ))
 }
 
 /// The keys of an established link; split into its two directions.
@@ -211,13 +225,28 @@ mod tests {
         [b; 32]
     }
 
+    /// The versions both sides use: the initiator's choice, the responder's list.
+    const V: u32 = confab_schemas::node::NODE_PROTOCOL_VERSION;
+    const BOTH: [u32; 2] = [V, V - 1];
+
     async fn pair(init_key: [u8; 32], accepted: Vec<[u8; 32]>, init_cluster: &str) -> (Result<Cipher>, Result<Cipher>) {
+        let (init, resp) = pair_speaking(init_key, accepted, init_cluster, V, &BOTH).await;
+        (init, resp.map(|(c, _)| c))
+    }
+
+    async fn pair_speaking(
+        init_key: [u8; 32],
+        accepted: Vec<[u8; 32]>,
+        init_cluster: &str,
+        version: u32,
+        versions: &[u32],
+    ) -> (Result<Cipher>, Result<(Cipher, u32)>) {
         let (a, b) = tokio::io::duplex(1 << 20);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
         let cluster = init_cluster.to_owned();
-        let init = tokio::spawn(async move { initiate(&mut ar, &mut aw, &cluster, &init_key).await });
-        let resp = respond(&mut br, &mut bw, "c", &accepted).await;
+        let init = tokio::spawn(async move { initiate(&mut ar, &mut aw, &cluster, &init_key, version).await });
+        let resp = respond(&mut br, &mut bw, "c", &accepted, versions).await;
         if resp.is_err() {
             // The initiator waits for an answer that never comes.
             drop((br, bw));
@@ -226,15 +255,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_responder_learns_the_version_the_initiator_chose_among_its_own() {
+        let (init, resp) = pair_speaking(key(1), vec![key(1)], "c", V - 1, &BOTH).await;
+        assert!(init.is_ok());
+        assert_eq!(resp.unwrap().1, V - 1, "a node of the previous version is answered in it");
+        let (init, resp) = pair_speaking(key(1), vec![key(1)], "c", V, &BOTH).await;
+        assert!(init.is_ok() && resp.unwrap().1 == V);
+        // A node that speaks only the previous version refuses a link in the newer one.
+        let (init, resp) = pair_speaking(key(1), vec![key(1)], "c", V, &[V - 1]).await;
+        assert!(init.is_err() && resp.is_err());
+        let (init, resp) = pair_speaking(key(1), vec![key(1)], "c", V - 2, &BOTH).await;
+        assert!(init.is_err() && resp.is_err(), "two versions back is refused");
+    }
+
+    #[tokio::test]
     async fn the_right_key_connects_and_frames_cross_in_both_directions() {
         let (a, b) = tokio::io::duplex(1 << 20);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
         let init = tokio::spawn(async move {
-            let c = initiate(&mut ar, &mut aw, "c", &key(1)).await.unwrap();
+            let c = initiate(&mut ar, &mut aw, "c", &key(1), V).await.unwrap();
             (c, ar, aw)
         });
-        let resp = respond(&mut br, &mut bw, "c", &[key(2), key(1)]).await.unwrap();
+        let (resp, _) = respond(&mut br, &mut bw, "c", &[key(2), key(1)], &BOTH).await.unwrap();
         let (init, mut ar, mut aw) = init.await.unwrap();
         let (mut a_seal, _) = init.split();
         let (_, mut b_open) = resp.split();
@@ -262,8 +305,8 @@ mod tests {
         let (a, b) = tokio::io::duplex(1 << 20);
         let (mut ar, mut aw) = tokio::io::split(a);
         let (mut br, mut bw) = tokio::io::split(b);
-        let init = tokio::spawn(async move { initiate(&mut ar, &mut aw, "c", &key(1)).await.map(|c| (c, aw)) });
-        let resp = respond(&mut br, &mut bw, "c", &[key(1)]).await.unwrap();
+        let init = tokio::spawn(async move { initiate(&mut ar, &mut aw, "c", &key(1), V).await.map(|c| (c, aw)) });
+        let (resp, _) = respond(&mut br, &mut bw, "c", &[key(1)], &BOTH).await.unwrap();
         let (init, mut aw) = init.await.unwrap().unwrap();
         let (mut seal, _) = init.split();
         // A frame header that announces more than the limit, sealed properly.

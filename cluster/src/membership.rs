@@ -1,7 +1,11 @@
 //! Membership by chitchat gossip over UDP.
 //!
 //! Each node publishes its node-to-node address, public HTTP address, status (`joining`,
-//! `ready`, `draining`) and load (rooms it sequences, sessions, messages committed per second). A restarted node gets a new
+//! `ready`, `draining`), load (rooms it sequences, sessions, messages committed per second) and the node-to-node protocol
+//! versions it speaks (`protocol`, from version 6 on; a member without it speaks only 5).
+//! Keys stay readable across one protocol version: a version may add keys, never changes what
+//! an existing key means, and drops a key only when no version that reads it can still be
+//! mixed in (unknown keys are ignored, so older nodes read newer ones' state). A restarted node gets a new
 //! generation (its start time); members are keyed by node id, keeping the highest generation.
 //! Failure detection is tuned for loopback and LAN clusters: gossip every 100 ms with phi 8
 //! declares a silent node dead after about two seconds; dead nodes are forgotten after two
@@ -22,6 +26,10 @@ pub const KEY_ROOMS: &str = "rooms";
 pub const KEY_SESSIONS: &str = "sessions";
 /// Messages this node committed during the last whole second (the admin panel's per-node figures).
 pub const KEY_MSG_RATE: &str = "msgs_per_s";
+/// The node-to-node protocol versions a node speaks, comma-separated (`6,5`).
+pub const KEY_PROTOCOL: &str = "protocol";
+/// What a member that does not publish `protocol` speaks: it was built before the key existed.
+const PROTOCOL_WITHOUT_KEY: [u32; 1] = [5];
 
 /// Gossip period: with phi 8, a silent node is declared dead after about 18 periods.
 pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
@@ -65,6 +73,8 @@ pub struct Member {
     pub rooms: u64,
     pub sessions: u64,
     pub messages_per_second: u64,
+    /// The node-to-node protocol versions it speaks.
+    pub protocols: Vec<u32>,
 }
 
 /// The cluster as gossip shows it at one moment.
@@ -168,10 +178,45 @@ fn member(id: &ChitchatId, state: &NodeState) -> Member {
         rooms: state.get(KEY_ROOMS).and_then(|v| v.parse().ok()).unwrap_or(0),
         sessions: state.get(KEY_SESSIONS).and_then(|v| v.parse().ok()).unwrap_or(0),
         messages_per_second: state.get(KEY_MSG_RATE).and_then(|v| v.parse().ok()).unwrap_or(0),
+        protocols: protocols(state.get(KEY_PROTOCOL)),
     }
+}
+
+/// The versions of a `protocol` value (unparsable entries are skipped).
+fn protocols(value: Option<&str>) -> Vec<u32> {
+    match value {
+        Some(v) => v.split(',').filter_map(|p| p.trim().parse().ok()).collect(),
+        None => PROTOCOL_WITHOUT_KEY.to_vec(),
+    }
+}
+
+/// The `protocol` value of a node that speaks `versions`.
+pub fn protocol_value(versions: &[u32]) -> String {
+    versions.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The newest version both `ours` and `theirs` speak.
+pub fn common_version(ours: &[u32], theirs: &[u32]) -> Option<u32> {
+    ours.iter().filter(|v| theirs.contains(v)).max().copied()
 }
 
 /// Publishes one of this node's keys.
 pub async fn publish(handle: &ChitchatHandle, key: &str, value: String) {
     handle.with_chitchat(|cc| cc.self_node_state().set(key, value.clone())).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_without_the_protocol_key_speaks_5_and_links_pick_the_newest_common_version() {
+        assert_eq!(protocols(None), [5]);
+        assert_eq!(protocols(Some(&protocol_value(&[6, 5]))), [6, 5]);
+        assert_eq!(protocols(Some("7, x,6")), [7, 6]);
+        assert_eq!(common_version(&[6, 5], &protocols(None)), Some(5));
+        assert_eq!(common_version(&[6, 5], &[7, 6]), Some(6));
+        assert_eq!(common_version(&[6, 5], &[6, 5]), Some(6));
+        assert_eq!(common_version(&[5], &[7, 6]), None);
+    }
 }

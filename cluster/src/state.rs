@@ -15,7 +15,7 @@ use confab_schemas::RoomId;
 use confab_schemas::node::NodeFrame;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ pub struct PeerCounters {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub connects: AtomicU64,
+    /// The protocol version the current (or last) link speaks.
+    pub protocol: AtomicU32,
     /// When the current link last heard from the peer (`now_ms`; 0: never).
     heard_ms: AtomicU64,
 }
@@ -217,11 +219,12 @@ impl ClusterState {
         heard.then_some(link)
     }
 
-    pub fn add_link(&self, link: NodeLink) -> Arc<PeerCounters> {
+    pub fn add_link(&self, link: NodeLink, protocol: u32) -> Arc<PeerCounters> {
         self.links.write().unwrap_or_else(|p| p.into_inner()).insert(link.node.to_string(), link.clone());
         let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         let entry = peers.entry(link.node.to_string()).or_default();
         entry.0.connects.fetch_add(1, Relaxed);
+        entry.0.protocol.store(protocol, Relaxed);
         entry.0.heard();
         entry.1 = Some(link);
         entry.0.clone()
@@ -309,6 +312,15 @@ impl ClusterHooks for ClusterState {
     }
 
     fn members(&self) -> Vec<MemberInfo> {
+        let linked: HashMap<String, u32> = {
+            let links = self.links.read().unwrap_or_else(|p| p.into_inner());
+            let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+            links
+                .iter()
+                .filter(|(_, l)| !l.is_broken())
+                .filter_map(|(node, _)| Some((node.clone(), peers.get(node)?.0.protocol.load(Relaxed))))
+                .collect()
+        };
         self.view()
             .live
             .values()
@@ -320,6 +332,8 @@ impl ClusterHooks for ClusterState {
                 sessions: m.sessions,
                 messages_per_second: m.messages_per_second,
                 this_node: m.node_id == self.node_id,
+                protocols: m.protocols.clone(),
+                link_protocol: linked.get(&m.node_id).copied(),
             })
             .collect()
     }

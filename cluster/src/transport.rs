@@ -1,6 +1,8 @@
 //! The node-to-node transport: one TCP connection per pair of nodes (the node with the smaller id
 //! dials, the other accepts), secured by a Noise handshake with the cluster key before any frame
 //! is read (`link`), then `Hello`/`HelloAck` naming the nodes, then postcard frames both ways.
+//! Each link speaks one protocol version: the dialer picks the newest one both nodes speak (from
+//! the peer's gossip) and names it in the handshake; the acceptor speaks any of its own.
 //!
 //! Liveness: a writer sends a `Heartbeat` whenever its link has been idle for `HEARTBEAT_EVERY`;
 //! a reader that hears nothing for `LINK_SILENCE` declares the link dead and closes it, and the
@@ -17,7 +19,7 @@ use crate::router::Router;
 use crate::state::{ClusterState, PeerCounters};
 use confab_actors::ActorSystem;
 use confab_actors::cluster::NodeLink;
-use confab_schemas::node::{NODE_PROTOCOL_VERSION, NodeFrame, decode_node_frame};
+use confab_schemas::node::{NodeFrame, decode_node_frame};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -50,6 +52,8 @@ pub struct Net {
     pub cluster_id: String,
     /// Link keys (Noise psk), the one in use first.
     pub psks: Arc<Vec<[u8; 32]>>,
+    /// The node-to-node protocol versions this node speaks, newest first.
+    pub versions: Arc<Vec<u32>>,
     /// The address outgoing links are bound to (the listen address, unless it is a wildcard).
     pub bind_ip: Option<IpAddr>,
     pub handshakes: Arc<Semaphore>,
@@ -61,6 +65,7 @@ impl Net {
         system: Arc<ActorSystem>,
         cluster_id: String,
         psks: Vec<[u8; 32]>,
+        versions: Vec<u32>,
         listen: SocketAddr,
     ) -> Net {
         let bind_ip = Some(listen.ip()).filter(|ip| !ip.is_unspecified());
@@ -69,6 +74,7 @@ impl Net {
             system,
             cluster_id,
             psks: Arc::new(psks),
+            versions: Arc::new(versions),
             bind_ip,
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
         }
@@ -80,6 +86,8 @@ type Writer = BufWriter<OwnedWriteHalf>;
 
 /// An established, authenticated connection.
 struct Conn {
+    /// The protocol version it speaks.
+    version: u32,
     r: Reader,
     w: Writer,
     sealer: Sealer,
@@ -120,17 +128,18 @@ pub async fn accept_loop(listener: TcpListener, net: Net) {
 
 async fn accept(net: &Net, stream: TcpStream) -> Result<(String, Conn)> {
     let (mut r, mut w) = split(stream);
-    let (mut sealer, mut opener) = link::respond(&mut r, &mut w, &net.cluster_id, &net.psks).await?.split();
+    let (cipher, spoken) = link::respond(&mut r, &mut w, &net.cluster_id, &net.psks, &net.versions).await?;
+    let (mut sealer, mut opener) = cipher.split();
     let peer = match opener.next(&mut r).await? {
         NodeFrame::Hello { version, cluster_id, node_id }
-            if version == NODE_PROTOCOL_VERSION && cluster_id == net.cluster_id && node_id != net.state.node_id =>
+            if version == spoken && cluster_id == net.cluster_id && node_id != net.state.node_id =>
         {
             node_id
         }
         other => return Err(Error::Handshake(format!("expected a hello, got {other:?}"))),
     };
     sealer.send(&mut w, &NodeFrame::HelloAck { node_id: net.state.node_id.clone() }).await?;
-    Ok((peer, Conn { r, w, sealer, opener }))
+    Ok((peer, Conn { version: spoken, r, w, sealer, opener }))
 }
 
 /// Keeps a connection to `peer` while it is a member: dials, handshakes, runs, and redials with
@@ -139,11 +148,17 @@ pub async fn dial_loop(net: Net, peer: String) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let view = net.state.view();
-        let Some(addr) = view.live.get(&peer).and_then(|m| m.cluster_addr) else {
+        let Some((addr, theirs)) = view.live.get(&peer).and_then(|m| Some((m.cluster_addr?, m.protocols.clone())))
+        else {
             debug!(%peer, "peer left the view; no more dialing");
             return;
         };
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, dial(&net, &peer, addr)).await {
+        let Some(version) = crate::membership::common_version(&net.versions, &theirs) else {
+            warn!(%peer, theirs = ?theirs, ours = ?net.versions, "no node-to-node protocol version in common; not dialing");
+            tokio::time::sleep(MAX_BACKOFF * 10).await;
+            continue;
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, dial(&net, &peer, addr, version)).await {
             Ok(Ok(conn)) => {
                 backoff = Duration::from_millis(50);
                 run_connection(net.clone(), peer.clone(), conn).await;
@@ -161,22 +176,18 @@ pub async fn dial_loop(net: Net, peer: String) {
     }
 }
 
-async fn dial(net: &Net, peer: &str, addr: SocketAddr) -> Result<Conn> {
+async fn dial(net: &Net, peer: &str, addr: SocketAddr, version: u32) -> Result<Conn> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     if let Some(ip) = net.bind_ip.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     let (mut r, mut w) = split(socket.connect(addr).await?);
     let psk = net.psks.first().ok_or_else(|| Error::Handshake("no cluster key".into()))?;
-    let (mut sealer, mut opener) = link::initiate(&mut r, &mut w, &net.cluster_id, psk).await?.split();
-    let hello = NodeFrame::Hello {
-        version: NODE_PROTOCOL_VERSION,
-        cluster_id: net.cluster_id.clone(),
-        node_id: net.state.node_id.clone(),
-    };
+    let (mut sealer, mut opener) = link::initiate(&mut r, &mut w, &net.cluster_id, psk, version).await?.split();
+    let hello = NodeFrame::Hello { version, cluster_id: net.cluster_id.clone(), node_id: net.state.node_id.clone() };
     sealer.send(&mut w, &hello).await?;
     match opener.next(&mut r).await? {
-        NodeFrame::HelloAck { node_id } if node_id == peer => Ok(Conn { r, w, sealer, opener }),
+        NodeFrame::HelloAck { node_id } if node_id == peer => Ok(Conn { version, r, w, sealer, opener }),
         other => Err(Error::Handshake(format!("unexpected answer {other:?}"))),
     }
 }
@@ -184,13 +195,14 @@ async fn dial(net: &Net, peer: &str, addr: SocketAddr) -> Result<Conn> {
 /// Runs one established connection until either side closes it, it falls silent or its queue
 /// overflows.
 async fn run_connection(net: Net, peer: String, conn: Conn) {
-    let Conn { mut r, w, sealer, mut opener } = conn;
+    let Conn { version, mut r, w, sealer, mut opener } = conn;
     let (link, rx) = NodeLink::channel(peer.clone().into(), LINK_CAPACITY);
-    let counters = net.state.add_link(link.clone());
-    info!(%peer, "connected to peer");
+    let counters = net.state.add_link(link.clone(), version);
+    info!(%peer, protocol = version, "connected to peer");
     net.system.view_changed();
     let writer = tokio::spawn(write_loop(w, sealer, rx, link.clone(), counters.clone()));
     let mut router = Router::new(net.system.clone(), link.clone());
+    let mut upgrade_check = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             next = tokio::time::timeout(LINK_SILENCE, opener.next_bytes(&mut r)) => match next {
@@ -216,6 +228,12 @@ async fn run_connection(net: Net, peer: String, conn: Conn) {
                 }
             },
             _ = wait_broken(&link) => break,
+            _ = upgrade_check.tick() => {
+                if let Some(newer) = newer_version(&net, &peer, version) {
+                    info!(%peer, from = version, to = newer, "both nodes speak a newer protocol now; reconnecting in it");
+                    break;
+                }
+            }
         }
     }
     writer.abort();
@@ -224,6 +242,14 @@ async fn run_connection(net: Net, peer: String, conn: Conn) {
     }
     net.system.peer_down(peer.into());
     net.system.view_changed();
+}
+
+/// A newer version than `version` both nodes speak, once gossip shows one (the peer, or this
+/// node's view of it, was upgraded after the link was made): the link is then made again in it.
+fn newer_version(net: &Net, peer: &str, version: u32) -> Option<u32> {
+    let view = net.state.view();
+    let common = view.live.get(peer).and_then(|m| crate::membership::common_version(&net.versions, &m.protocols));
+    common.filter(|c| *c > version)
 }
 
 async fn wait_broken(link: &NodeLink) {

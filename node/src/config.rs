@@ -223,6 +223,10 @@ pub struct ServeArgs {
     /// [default: false].
     #[arg(long, env = "CONFAB_ENABLE_CHAOS")]
     pub enable_chaos: Option<bool>,
+    /// Speak only this node-to-node protocol version (the previous one: act as a node of the
+    /// version before, for upgrade tests) [default: the newest and the previous].
+    #[arg(long, env = "CONFAB_NODE_PROTOCOL_VERSION", hide = true)]
+    pub node_protocol_version: Option<u32>,
     #[command(flatten)]
     #[serde(flatten)]
     pub uploads: crate::upload_args::UploadArgs,
@@ -264,6 +268,7 @@ impl ServeArgs {
             body_timeout_secs,
             ws_auth_timeout_secs,
             revocation_poll_ms,
+            node_protocol_version,
             rate_burst,
             rate_per_sec,
             outbound_queue,
@@ -354,6 +359,8 @@ pub struct ClusterSettings {
     pub public_addr: Option<String>,
     pub cluster_id: String,
     pub key: confab_cluster::key::ClusterKey,
+    /// The node-to-node protocol versions this node speaks, newest first.
+    pub protocol_versions: Vec<u32>,
 }
 
 impl NodeConfig {
@@ -538,9 +545,16 @@ impl NodeConfig {
                      node the same file with --cluster-key-file (or its text in CONFAB_CLUSTER_KEY)"
                 ),
             };
+            use confab_schemas::node::SPOKEN_NODE_PROTOCOL_VERSIONS as SPOKEN;
+            let protocol_versions = match a.node_protocol_version {
+                None => SPOKEN.to_vec(),
+                Some(v) if SPOKEN.contains(&v) => SPOKEN.iter().copied().filter(|s| *s <= v).collect(),
+                Some(v) => bail!("--node-protocol-version: this build speaks {SPOKEN:?}, not {v}"),
+            };
             Some(ClusterSettings {
                 key,
                 seeds,
+                protocol_versions,
                 gossip_listen: a.gossip_listen.unwrap_or_else(|| "0.0.0.0:7946".parse().expect("valid default")),
                 cluster_listen: a.cluster_listen.unwrap_or_else(|| "0.0.0.0:7947".parse().expect("valid default")),
                 gossip_advertise: a.gossip_advertise.clone(),

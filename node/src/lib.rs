@@ -159,6 +159,7 @@ async fn join_cluster(
         seeds: c.seeds.clone(),
         lease_ttl: std::time::Duration::from_millis(config.system.lease_ttl_ms as u64),
         key: c.key.clone(),
+        protocol_versions: c.protocol_versions.clone(),
     };
     Cluster::start(settings, system).await.context("joining the cluster")
 }

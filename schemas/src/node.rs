@@ -4,6 +4,14 @@
 //! fields to a variant does not, so such a change bumps `NODE_PROTOCOL_VERSION`). Connections are framed by length (checked
 //! against `MAX_NODE_FRAME` before a frame is read) and open with `Hello`/`HelloAck`
 //! inside an authenticated, encrypted channel (the cluster crate's `link`).
+//!
+//! Rolling upgrades: a node speaks its own version and the one before it
+//! (`SPOKEN_NODE_PROTOCOL_VERSIONS`), publishes them in gossip, and each link speaks the newest
+//! version both of its nodes speak (chosen by the dialer, bound into the handshake), so a cluster
+//! of version N-1 can be replaced by version N one node at a time. A version that changes a
+//! frame must still write the previous layout on links that speak the previous version; the
+//! frames of each past version are recorded in `schemas/tests/data/` and must keep decoding.
+//! Version 6 changed no frame: it added the negotiation (version 5 refused every other version).
 
 use crate::client::{Refusal, UserRef};
 use crate::draft::Draft;
@@ -11,8 +19,10 @@ use crate::ids::{RoomId, UserId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// Version carried in the handshake; peers with another version are refused.
-pub const NODE_PROTOCOL_VERSION: u32 = 5;
+/// The newest version this build speaks, carried in the handshake.
+pub const NODE_PROTOCOL_VERSION: u32 = 6;
+/// Every version this build speaks, newest first: its own and the one before.
+pub const SPOKEN_NODE_PROTOCOL_VERSIONS: [u32; 2] = [NODE_PROTOCOL_VERSION, NODE_PROTOCOL_VERSION - 1];
 /// Largest node-to-node frame accepted, checked before a frame is read.
 pub const MAX_NODE_FRAME: usize = 4 * 1024 * 1024;
 

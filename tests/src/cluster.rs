@@ -45,6 +45,8 @@ pub struct Sandbox {
     /// The S3 store every node keeps attachments in, and this sandbox's prefix in it.
     pub s3: crate::s3::S3Env,
     pub s3_prefix: String,
+    /// Flags of each node's own, after the sandbox's (`start_with`, `restart_with`).
+    extra_args: Vec<Vec<String>>,
 }
 
 struct Spawned {
@@ -66,6 +68,11 @@ fn free_tcp_port(ip: &str) -> u16 {
 impl Sandbox {
     /// Starts `n` nodes (`n0`, `n1`, …) and waits until each sees all of them ready.
     pub async fn start(bin: &str, n: usize) -> Sandbox {
+        Sandbox::start_with(bin, n, |_| Vec::new()).await
+    }
+
+    /// Like `start`, node `i` with the flags `args(i)` besides the sandbox's.
+    pub async fn start_with(bin: &str, n: usize, args: impl Fn(usize) -> Vec<String>) -> Sandbox {
         let s3 = crate::s3::S3Env::required("a cluster sandbox");
         let server = std::env::var("CONFAB_TEST_DATABASE_URL")
             .or_else(|_| std::env::var("CONFAB_CLUSTER_DATABASE_URL"))
@@ -94,8 +101,10 @@ impl Sandbox {
             bin: bin.to_owned(),
             s3,
             s3_prefix: format!("sandbox-{:016x}", rand::random::<u64>()),
+            extra_args: Vec::new(),
         };
-        for _ in 0..n {
+        for i in 0..n {
+            sb.extra_args.push(args(i));
             sb.add().await;
         }
         sb.wait_ready(n).await;
@@ -110,6 +119,9 @@ impl Sandbox {
     /// Starts one more node, seeded with the first node's gossip address; returns its index.
     pub async fn add(&mut self) -> usize {
         let i = self.nodes.len();
+        if self.extra_args.len() == i {
+            self.extra_args.push(Vec::new());
+        }
         let node = self.spawn(i, free_udp_port(&self.node_ip(i)), free_tcp_port(&self.node_ip(i)), None).await;
         self.bases.push(node.base.clone());
         self.ws_urls.push(node.ws_url.clone());
@@ -122,6 +134,13 @@ impl Sandbox {
     /// Starts node `i` again (same id, data dir, HTTP and node ports: a new generation) after it
     /// was killed or stopped.
     pub async fn restart(&mut self, i: usize) {
+        let args = self.extra_args[i].clone();
+        self.restart_with(i, args).await;
+    }
+
+    /// Like `restart`, with `args` as the node's own flags from now on.
+    pub async fn restart_with(&mut self, i: usize, args: Vec<String>) {
+        self.extra_args[i] = args;
         assert!(self.nodes[i].is_none(), "n{i} is still running");
         let port = self.bases[i].rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
         let node = self.spawn(i, self.gossip[i], self.cluster_ports[i], Some(port)).await;
@@ -161,6 +180,7 @@ impl Sandbox {
         ];
         let mut args = args;
         args.extend(self.s3.node_args(&dir, &self.s3_prefix));
+        args.extend(self.extra_args[i].iter().cloned());
         if let Ok(filter) = std::env::var("CONFAB_TEST_NODE_LOG") {
             args.extend(["--log".to_owned(), filter]);
         }
@@ -316,7 +336,21 @@ pub async fn send_until(
     stop: Instant,
     window: usize,
 ) -> SendReport {
-    send_reliably(api, urls, room, prefix, usize::MAX, Some(stop), window).await
+    send_reliably(api, urls, room, prefix, usize::MAX, Some((stop, Duration::from_millis(25))), window).await
+}
+
+/// Like `send_until`, one message every `every` (under a node's default rate limit, 5 a second,
+/// for nodes started without the harness's higher limits); a `rate_limited` answer is sent again.
+pub async fn send_until_every(
+    api: &Api,
+    urls: &[String],
+    room: i64,
+    prefix: &str,
+    stop: Instant,
+    every: Duration,
+    window: usize,
+) -> SendReport {
+    send_reliably(api, urls, room, prefix, usize::MAX, Some((stop, every)), window).await
 }
 
 async fn send_reliably(
@@ -325,9 +359,10 @@ async fn send_reliably(
     room: i64,
     prefix: &str,
     n: usize,
-    stop: Option<Instant>,
+    paced: Option<(Instant, Duration)>,
     window: usize,
 ) -> SendReport {
+    let stop = paced.map(|(s, _)| s);
     let frame = |i: usize| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("{prefix} #{i}")});
     let (mut ws, mut at) = connect_any(api, urls, 0).await;
     while !join_retrying(&mut ws, room, 0).await {
@@ -344,8 +379,8 @@ async fn send_reliably(
         }
         assert!(Instant::now() < deadline, "sender stuck: {} acked, {} not", report.acks.len(), unacked.len());
         while next < cap && unacked.len() < window {
-            if stop.is_some() {
-                tokio::time::sleep(Duration::from_millis(25)).await;
+            if let Some((_, every)) = paced {
+                tokio::time::sleep(every).await;
             }
             let _ = ws.try_send(frame(next)).await;
             unacked.insert(next, ());
@@ -366,9 +401,10 @@ async fn send_reliably(
             }
             Some(f) if f["type"] == "error" => {
                 let code = f["code"].as_str().unwrap_or_default();
-                assert!(matches!(code, "retry" | "overloaded"), "unexpected error {f}");
+                assert!(matches!(code, "retry" | "overloaded" | "rate_limited"), "unexpected error {f}");
                 if let Some(i) = f["ref"].as_str().and_then(|c| c.rsplit('-').next()).and_then(|s| s.parse().ok()) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    let wait = if code == "rate_limited" { 250 } else { 20 };
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
                     let _ = ws.try_send(frame(i)).await;
                 }
             }

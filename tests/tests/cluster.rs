@@ -383,13 +383,22 @@ async fn revocation_reaches_every_node_and_foreign_peers_are_refused() {
     let stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
     let (mut r, mut w) = stream.into_split();
     let wrong = confab_cluster::key::ClusterKey::generate().link_psks()[0];
-    let refused = confab_cluster::link::initiate(&mut r, &mut w, "confab", &wrong).await;
+    let refused =
+        confab_cluster::link::initiate(&mut r, &mut w, "confab", &wrong, confab_schemas::node::NODE_PROTOCOL_VERSION)
+            .await;
     assert!(refused.is_err(), "a stranger's key was accepted");
     // The same handshake with the cluster's key succeeds: the refusals above are the key's doing.
     let key = confab_cluster::key::ClusterKey::parse(&std::fs::read_to_string(&sb.key_file).unwrap()).unwrap();
     let stream = tokio::net::TcpStream::connect(port.clone()).await.expect("connect");
     let (mut r, mut w) = stream.into_split();
-    let accepted = confab_cluster::link::initiate(&mut r, &mut w, "confab", &key.link_psks()[0]).await;
+    let accepted = confab_cluster::link::initiate(
+        &mut r,
+        &mut w,
+        "confab",
+        &key.link_psks()[0],
+        confab_schemas::node::NODE_PROTOCOL_VERSION,
+    )
+    .await;
     assert!(accepted.is_ok(), "the cluster key was refused: {:?}", accepted.err());
     drop((r, w));
     let refusals = metric(&sb.bases[0], "confab_cluster_peers_refused_total").await;
@@ -516,8 +525,9 @@ async fn a_peer_cannot_send_as_another_user_than_its_session_joined_as() {
     let key = confab_cluster::key::ClusterKey::parse(&std::fs::read_to_string(&sb.key_file).unwrap()).unwrap();
     let stream = tokio::net::TcpStream::connect((sb.node_ip(0), sb.cluster_ports[0])).await.expect("connect");
     let (mut r, mut w) = stream.into_split();
-    let cipher =
-        confab_cluster::link::initiate(&mut r, &mut w, "confab", &key.link_psks()[0]).await.expect("handshake");
+    let cipher = confab_cluster::link::initiate(&mut r, &mut w, "confab", &key.link_psks()[0], NODE_PROTOCOL_VERSION)
+        .await
+        .expect("handshake");
     let (mut tx, mut rx) = cipher.split();
     let hello = NodeFrame::Hello { version: NODE_PROTOCOL_VERSION, cluster_id: "confab".into(), node_id: "n9".into() };
     tx.send(&mut w, &hello).await.unwrap();
