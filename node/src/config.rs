@@ -742,6 +742,13 @@ mod tests {
         let c = NodeConfig::resolve(&pg).unwrap().cluster.expect("a cluster member");
         assert_eq!(c.seeds, vec!["10.0.0.1:7946".to_owned()]);
         assert_eq!(c.key.len(), 1);
+        assert_eq!(c.protocol_versions, confab_schemas::node::SPOKEN_NODE_PROTOCOL_VERSIONS);
+        let previous = confab_schemas::node::NODE_PROTOCOL_VERSION - 1;
+        let old = ServeArgs { node_protocol_version: Some(previous), ..pg.clone() };
+        assert_eq!(NodeConfig::resolve(&old).unwrap().cluster.unwrap().protocol_versions, [previous]);
+        let ancient = ServeArgs { node_protocol_version: Some(previous - 1), ..pg.clone() };
+        let err = NodeConfig::resolve(&ancient).unwrap_err().to_string();
+        assert!(err.contains("--node-protocol-version"), "the refusal says why: {err}");
         assert!(NodeConfig::resolve(&base).unwrap().cluster.is_none());
     }
 
