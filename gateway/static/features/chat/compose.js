@@ -30,7 +30,7 @@ export function provideAttachments(source) { files = source; }
 /**
  * cid -> the send, its files and its element: sent, not yet acknowledged; `held` when the room's
  * moderators hold it for review (it is acknowledged once released, never sent again meanwhile).
- * @type {Map<string, {frame: SendFrame, files: Attachment[], el: HTMLElement, held?: boolean}>}
+ * @type {Map<string, {frame: SendFrame, files: Attachment[], el: HTMLElement, held?: boolean, heldAt?: number}>}
  */
 const pending = new Map();
 /** The message being replied to. @type {{seq: number, name: string, body: string} | null} */
@@ -67,9 +67,28 @@ export function holdPending(cid) {
   const p = pending.get(cid);
   if (!p) return;
   p.held = true;
+  p.heldAt = Date.now();
   p.el.classList.add('held');
   /** @type {HTMLElement} */ (p.el.querySelector('.time')).textContent = 'waiting for review';
   answered(p.frame.room);
+}
+
+/**
+ * A message of ours reached the room: a send with its body held before `before` (the current
+ * socket's start) is over, released while an earlier socket was ours (its ack went there). The
+ * first such send of the room, if any.
+ * @param {number} room
+ * @param {string} body
+ * @param {number} before
+ */
+export function settleHeld(room, body, before) {
+  for (const [cid, p] of pending) {
+    if (!p.heldAt || p.heldAt >= before || p.frame.room !== room || p.frame.body !== body) continue;
+    pending.delete(cid);
+    view.remove(p.el);
+    answered(room);
+    return;
+  }
 }
 
 /** The room's moderators rejected our send `cid`. @param {string} cid @param {string} text */
