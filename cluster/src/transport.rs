@@ -202,7 +202,9 @@ async fn run_connection(net: Net, peer: String, conn: Conn) {
     net.system.view_changed();
     let writer = tokio::spawn(write_loop(w, sealer, rx, link.clone(), counters.clone()));
     let mut router = Router::new(net.system.clone(), link.clone());
-    let mut upgrade_check = tokio::time::interval(Duration::from_millis(500));
+    // Beside the read loop, not a branch of its `select!`: a branch that completes drops the
+    // read in progress, and a read dropped halfway loses its bytes and breaks the stream.
+    let upgrade = tokio::spawn(break_for_newer_version(net.clone(), peer.clone(), version, link.clone()));
     loop {
         tokio::select! {
             next = tokio::time::timeout(LINK_SILENCE, opener.next_bytes(&mut r)) => match next {
@@ -228,14 +230,9 @@ async fn run_connection(net: Net, peer: String, conn: Conn) {
                 }
             },
             _ = wait_broken(&link) => break,
-            _ = upgrade_check.tick() => {
-                if let Some(newer) = newer_version(&net, &peer, version) {
-                    info!(%peer, from = version, to = newer, "both nodes speak a newer protocol now; reconnecting in it");
-                    break;
-                }
-            }
         }
     }
+    upgrade.abort();
     writer.abort();
     if net.state.remove_link(&link) {
         info!(%peer, "peer connection closed");
@@ -250,6 +247,19 @@ fn newer_version(net: &Net, peer: &str, version: u32) -> Option<u32> {
     let view = net.state.view();
     let common = view.live.get(peer).and_then(|m| crate::membership::common_version(&net.versions, &m.protocols));
     common.filter(|c| *c > version)
+}
+
+/// Breaks `link` (so it is made again) once gossip shows a newer version both nodes speak.
+async fn break_for_newer_version(net: Net, peer: String, version: u32, link: NodeLink) {
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        check.tick().await;
+        if let Some(newer) = newer_version(&net, &peer, version) {
+            info!(%peer, from = version, to = newer, "both nodes speak a newer protocol now; reconnecting in it");
+            link.break_link();
+            return;
+        }
+    }
 }
 
 async fn wait_broken(link: &NodeLink) {
