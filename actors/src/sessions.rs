@@ -28,6 +28,10 @@ pub enum CloseTarget {
     All,
     /// Every session of a user (password change, ban).
     User(UserId),
+    /// The sessions of a user that started at or before this time (ms since the epoch): a kick
+    /// read from the revocations table up to a second late leaves alone the socket the kicked
+    /// user opened again since (a kick lets them come back).
+    UserStartedBy(UserId, i64),
     /// The sessions of one login family (logout, refresh-token reuse).
     Family(Arc<str>),
 }
@@ -50,8 +54,9 @@ pub(crate) enum SessSupMsg {
 
 pub(crate) struct SessionSupervisor;
 
-/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue.
-type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound);
+/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue,
+/// and when it started (ms since the epoch).
+type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound, i64);
 
 pub(crate) struct SessSupState {
     ctx: Arc<Ctx>,
@@ -78,16 +83,17 @@ impl Actor for SessionSupervisor {
                 let (user, family, out) = (args.user.id, args.family.clone(), args.out.clone());
                 let res = Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await;
                 let res = res.map(|(actor, _)| {
-                    st.sessions.insert(actor.get_id(), (actor.clone(), user, family, out));
+                    st.sessions.insert(actor.get_id(), (actor.clone(), user, family, out, confab_schemas::now_ms()));
                     actor
                 });
                 let _ = reply.send(res.map_err(|e| e.to_string()));
             }
             SessSupMsg::Close { target, reason, reconnect } => {
-                for (actor, uid, family, _) in st.sessions.values() {
+                for (actor, uid, family, _, started) in st.sessions.values() {
                     let hit = match &target {
                         CloseTarget::All => true,
                         CloseTarget::User(u) => u == uid,
+                        CloseTarget::UserStartedBy(u, at) => u == uid && started <= at,
                         CloseTarget::Family(f) => family.as_ref() == Some(f),
                     };
                     if hit {
@@ -99,19 +105,19 @@ impl Actor for SessionSupervisor {
                 let _ = reply.send(st.sessions.len());
             }
             SessSupMsg::KillOne(user, reply) => {
-                let victim = st.sessions.values().find(|(_, u, _, _)| *u == user).map(|(a, _, _, _)| a.clone());
+                let victim = st.sessions.values().find(|(_, u, _, _, _)| *u == user).map(|(a, _, _, _, _)| a.clone());
                 if let Some(a) = &victim {
                     a.kill();
                 }
                 let _ = reply.send(victim.is_some());
             }
             SessSupMsg::Broadcast(frame) => {
-                for (_, _, _, out) in st.sessions.values() {
+                for (_, _, _, out, _) in st.sessions.values() {
                     let _ = out.push_ephemeral(frame.clone());
                 }
             }
             SessSupMsg::KillAll(reply) => {
-                for (a, _, _, _) in st.sessions.values() {
+                for (a, _, _, _, _) in st.sessions.values() {
                     a.kill();
                 }
                 let _ = reply.send(st.sessions.len());
@@ -136,7 +142,7 @@ impl Actor for SessionSupervisor {
             }
             _ => return Ok(()),
         };
-        let Some((_, _, _, out)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
+        let Some((_, _, _, out, _)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
         if failed {
             // The connection is the session's state: hand the client a resume hint and close.
             st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);

@@ -323,7 +323,8 @@ impl ActorSystem {
     /// every node of the cluster.
     pub fn close_sessions(&self, target: CloseTarget, reason: &str, reconnect: bool) {
         let scope = match &target {
-            CloseTarget::All => None,
+            // `UserStartedBy` is the revocations poll's, which every node runs itself.
+            CloseTarget::All | CloseTarget::UserStartedBy(..) => None,
             CloseTarget::User(u) => Some(CloseScope::User(*u)),
             CloseTarget::Family(f) => Some(CloseScope::Family(f.to_string())),
         };

@@ -9,7 +9,7 @@
 //! after a newer one's is still seen.
 
 use confab_actors::ActorSystem;
-use confab_actors::sessions::CloseTarget;
+use confab_actors::sessions::{CloseTarget, KICKED_REASON};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,13 @@ pub async fn watch(
                     for r in rows {
                         if seen.apply(r.id, r.at) {
                             info!(user = r.user.0, reason = %r.reason, "revocation: closing the account's sockets");
-                            system.close_local_sessions(CloseTarget::User(r.user), &r.reason, r.reconnect);
+                            // A kick (the user may come back) spares the sockets opened since it.
+                            let target = if r.reconnect || r.reason == KICKED_REASON {
+                                CloseTarget::UserStartedBy(r.user, r.at)
+                            } else {
+                                CloseTarget::User(r.user)
+                            };
+                            system.close_local_sessions(target, &r.reason, r.reconnect);
                         }
                     }
                     seen.forget_older();
