@@ -288,7 +288,12 @@ impl ActorSystem {
     /// that sequences the room (the caller checked that `by` is the room's staff and may
     /// sanction the item's sender). `Ok` once it is carried out; a refusal says why not
     /// (`not_found`, `invalid`, `conflict`: decided already or being decided).
-    pub async fn decide(&self, room: RoomId, by: UserRef, decision: crate::moderation::Decision) -> Result<(), Refusal> {
+    pub async fn decide(
+        &self,
+        room: RoomId,
+        by: UserRef,
+        decision: crate::moderation::Decision,
+    ) -> Result<(), Refusal> {
         self.ctx.command(room, by, &crate::moderation::Command::Decide(decision)).await.map(|_| ())
     }
 

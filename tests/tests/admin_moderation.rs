@@ -72,7 +72,12 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
         (Method::DELETE, format!("/api/admin/rooms/{owned}?reason=x"), None, false),
         (Method::GET, "/api/admin/queue".into(), None, true),
         (Method::GET, "/api/admin/moderation".into(), None, true),
-        (Method::PUT, "/api/admin/moderation".into(), Some(json!({"flags": {"repeats": {"count": 2, "seconds": 9}}})), false),
+        (
+            Method::PUT,
+            "/api/admin/moderation".into(),
+            Some(json!({"flags": {"repeats": {"count": 2, "seconds": 9}}})),
+            false,
+        ),
     ];
     let mut victim_ws = victim.ws(&node.ws_url).await;
     for (method, path, body, moderators) in &routes {

@@ -259,8 +259,12 @@ async fn a_reported_message_shows_in_the_admin_queue_and_rooms_are_listed() {
     a.wait_visible("#act-reason").await;
     a.type_into("#act-reason", "a hideout for spam").await;
     a.click("#act-ok").await;
-    a.wait_for("the room gone from the list", "return document.querySelectorAll('#rooms-body tr').length === 0;", json!([]))
-        .await;
+    a.wait_for(
+        "the room gone from the list",
+        "return document.querySelectorAll('#rooms-body tr').length === 0;",
+        json!([]),
+    )
+    .await;
     for page in [&a, &b, &c] {
         page.assert_clean_console(&[]).await;
     }

@@ -551,8 +551,10 @@ async fn flag_counts_outlive_a_room_restart_and_a_reconnect() {
     let flooder = node.user(&unique("flooder")).await;
     let room = owner.create_room(&unique("room"), "public").await;
     let patch = |flags: Value| set_flags(&owner, room, flags);
-    patch(json!({"repeats": {"count": 3, "seconds": 600}, "flood": {"messages": 4, "seconds": 600, "mute_minutes": 5}}))
-        .await;
+    patch(
+        json!({"repeats": {"count": 3, "seconds": 600}, "flood": {"messages": 4, "seconds": 600, "mute_minutes": 5}}),
+    )
+    .await;
     let rid = confab_schemas::RoomId(room);
 
     // Two identical messages, then the room restarts and the sender reconnects: the third is refused.

@@ -31,8 +31,8 @@ use crate::ctx::Ctx;
 use crate::msg::room::ReplyTo;
 use crate::store::{ClaimRefusal, NewItem, QueueItem, RoomSanctionKind};
 use confab_schemas::wire::encode_server_frame;
-use confab_schemas::{ErrorCode, MediaUrls, MessageRow, Refusal, RoomId, ServerFrame, UserId, UserRef};
 use confab_schemas::{AttachmentView, now_ms};
+use confab_schemas::{ErrorCode, MediaUrls, MessageRow, Refusal, RoomId, ServerFrame, UserId, UserRef};
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
@@ -114,13 +114,23 @@ pub const DEFAULT_MUTE_MINUTES: u32 = 60;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Command {
-    Release { item: i64 },
-    Reject { item: i64, reason: String },
-    Delete { seq: u64 },
+    Release {
+        item: i64,
+    },
+    Reject {
+        item: i64,
+        reason: String,
+    },
+    Delete {
+        seq: u64,
+    },
     /// For the room's queue: a staff decision.
     Decide(Decision),
     /// For the room's queue: a member's report of message `seq` (or of the room).
-    Report { seq: Option<u64>, reason: String },
+    Report {
+        seq: Option<u64>,
+        reason: String,
+    },
 }
 
 /// How a command's body starts (no system event's does).
@@ -163,10 +173,24 @@ pub(crate) struct Flagged {
 }
 
 pub(crate) enum ModerationMsg {
-    Report { by: UserRef, seq: Option<u64>, reason: String, reply: ReplyTo, cid: Arc<str> },
-    Hold { held: Held, reply: RpcReplyPort<Result<QueueItem, Refusal>> },
+    Report {
+        by: UserRef,
+        seq: Option<u64>,
+        reason: String,
+        reply: ReplyTo,
+        cid: Arc<str>,
+    },
+    Hold {
+        held: Held,
+        reply: RpcReplyPort<Result<QueueItem, Refusal>>,
+    },
     Flag(Flagged),
-    Decide { by: UserRef, decision: Decision, reply: ReplyTo, cid: Arc<str> },
+    Decide {
+        by: UserRef,
+        decision: Decision,
+        reply: ReplyTo,
+        cid: Arc<str>,
+    },
     /// A decision's task finished (item id).
     Decided(i64),
 }
@@ -258,7 +282,10 @@ impl Actor for ModerationQueue {
             ModerationMsg::Decide { by, decision, reply, cid } => {
                 let item = match st.check(&decision).await {
                     Ok(item) => item,
-                    Err(refusal) => return Ok(answer(st.room, &reply, by.id, cid, Err(refusal))),
+                    Err(refusal) => {
+                        answer(st.room, &reply, by.id, cid, Err(refusal));
+                        return Ok(());
+                    }
                 };
                 st.deciding.insert(item.id);
                 let ctx = st.ctx.clone();
@@ -347,8 +374,14 @@ impl QueueState {
             warn!(room = %self.room, err = %e, "storing a flag failed");
         }
         if let Some(until) = f.mute_until {
-            let mute =
-                self.ctx.store.put_room_sanction(self.room, f.sender, RoomSanctionKind::Mute, None, &f.flag, Some(until));
+            let mute = self.ctx.store.put_room_sanction(
+                self.room,
+                f.sender,
+                RoomSanctionKind::Mute,
+                None,
+                &f.flag,
+                Some(until),
+            );
             match mute.await {
                 Ok(()) => self.ctx.mutes.invalidate(),
                 Err(e) => warn!(room = %self.room, err = %e, "storing a flood mute failed"),

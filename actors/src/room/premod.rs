@@ -19,6 +19,15 @@ pub(crate) struct Released {
     pub(crate) cmd_cid: Arc<str>,
 }
 
+/// A chat message moderation looks at.
+pub(super) struct Sending<'a> {
+    pub(super) cid: &'a Arc<str>,
+    pub(super) body: &'a Arc<str>,
+    pub(super) reply_to: Option<u64>,
+    /// Its upload ids.
+    pub(super) uploads: &'a [Arc<str>],
+}
+
 /// What moderation makes of a send.
 pub(super) enum Pass {
     Yes,
@@ -43,9 +52,9 @@ impl RoomState {
         &mut self,
         user: &UserRef,
         reply: &ReplyTo,
-        draft: (&Arc<str>, &Arc<str>, Option<u64>, &[Arc<str>]),
+        draft: Sending<'_>,
     ) -> Result<Pass, Refusal> {
-        let (cid, body, reply_to, uploads) = draft;
+        let Sending { cid, body, reply_to, uploads } = draft;
         if self.room.kind != RoomKind::Room || self.room.id.is_inbox() {
             return Ok(Pass::Yes);
         }
@@ -86,14 +95,8 @@ impl RoomState {
             Verdict::Hold(reason) => reason,
         };
         let queue = self.queue()?;
-        let held = Held {
-            sender: user.id,
-            cid: cid.clone(),
-            body: body.clone(),
-            reply_to,
-            reason,
-            uploads: uploads.to_vec(),
-        };
+        let held =
+            Held { sender: user.id, cid: cid.clone(), body: body.clone(), reply_to, reason, uploads: uploads.to_vec() };
         let stored = queue.hold(held).await?;
         let room = self.room_id();
         let answer = match stored.status.as_str() {

@@ -159,8 +159,9 @@ impl RoomState {
         if !system && released.is_none() {
             self.take_token(user.id)?;
             if kind == EventKind::Message
-                && let premod::Pass::Held =
-                    self.moderate(user, reply, (&cid, &body, reply_to, &upload_ids)).await?
+                && let premod::Pass::Held = self
+                    .moderate(user, reply, premod::Sending { cid: &cid, body: &body, reply_to, uploads: &upload_ids })
+                    .await?
             {
                 return Ok(());
             }
@@ -235,11 +236,8 @@ impl RoomState {
         }
         let rows = self.ctx.store.recent_by_sender(self.room_id(), user, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
         if !self.flags.knows(user) {
-            let mut counted: Vec<(i64, &str)> = rows
-                .iter()
-                .filter(|r| r.kind == EventKind::Message && !r.deleted)
-                .map(|r| (r.ts, &*r.body))
-                .collect();
+            let mut counted: Vec<(i64, &str)> =
+                rows.iter().filter(|r| r.kind == EventKind::Message && !r.deleted).map(|r| (r.ts, &*r.body)).collect();
             // In a room with moderation, their held messages count too.
             let moderated = self.room.kind == RoomKind::Room && !self.room.id.is_inbox() && {
                 self.ctx.mod_settings.ensure(&self.ctx).await;
@@ -252,7 +250,7 @@ impl RoomState {
                 Vec::new()
             };
             counted.extend(held.iter().map(|(ts, body)| (*ts, body.as_str())));
-            counted.sort_by(|a, b| b.0.cmp(&a.0));
+            counted.sort_by_key(|c| std::cmp::Reverse(c.0));
             self.flags.seed(user, counted.into_iter());
         }
         if !self.sent.knows(user) {

@@ -57,12 +57,8 @@ impl Store {
             RoomSort::Members => admin_rooms_sql!("members DESC, r.id"),
         };
         on_pool!(self, read, |p| {
-            let rows = sqlx::query(sql)
-                .bind(&pattern)
-                .bind(i64::from(limit))
-                .bind(i64::from(offset))
-                .fetch_all(p)
-                .await?;
+            let rows =
+                sqlx::query(sql).bind(&pattern).bind(i64::from(limit)).bind(i64::from(offset)).fetch_all(p).await?;
             rows.iter()
                 .map(|r| {
                     let owner: Option<i64> = r.try_get("owner_id")?;

@@ -8,20 +8,18 @@ use super::{Admin, page_size, reason};
 use crate::AppState;
 use crate::error::{ApiError, ApiPath, ApiQuery};
 use crate::rooms::delete_room;
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
-use axum::Json;
 use confab_actors::store::{AdminRoom, AuditAction, RoomSort};
 use confab_schemas::{ErrorCode, RoomId, RoomKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/admin/rooms", get(rooms_route))
-        .route("/api/admin/rooms/{id}", delete(delete_route))
+    Router::new().route("/api/admin/rooms", get(rooms_route)).route("/api/admin/rooms/{id}", delete(delete_route))
 }
 
 #[derive(Deserialize)]
