@@ -113,7 +113,7 @@ pub const DEFAULT_MUTE_MINUTES: u32 = 60;
 /// nodes send system drafts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Command {
+pub(crate) enum Command {
     Release {
         item: i64,
     },
