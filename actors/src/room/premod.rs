@@ -7,6 +7,7 @@
 //! gives a seq: a release sequences the held message under its sender's cid (the next seq then;
 //! the sender gets the normal ack), a reject answers the sender `rejected` and never gives it a
 //! seq, a delete sequences a delete. The sequencer orders a release against a reject of one item.
+
 use super::*;
 use crate::moderation::flags::{Verdict, has_link};
 use crate::moderation::{Command, Flagged, Held, ModerationHandle, item_json};
