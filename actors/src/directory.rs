@@ -7,7 +7,7 @@
 use crate::cluster::Placement;
 use crate::ctx::Ctx;
 use crate::error::Error;
-use crate::moderation::{ModerationArgs, ModerationMsg, ModerationQueue};
+use crate::moderation::{ModerationArgs, ModerationHandle, ModerationQueue};
 use crate::msg::directory::DirMsg;
 use crate::msg::room::{InboxHandle, RoomHandle};
 use crate::remote::{RemoteArgs, RemoteRoom};
@@ -27,7 +27,8 @@ struct RoomEntry {
     /// The owner node the actor proxies to; `None` when it is the local sequencer.
     remote: Option<Arc<str>>,
     shared: Arc<RoomShared>,
-    moderation: Option<ActorRef<ModerationMsg>>,
+    /// The room's moderation queue, while the room is sequenced here.
+    moderation: Option<ModerationHandle>,
 }
 
 pub(crate) struct RoomDirectory;
@@ -40,9 +41,15 @@ pub(crate) struct DirState {
 
 impl DirState {
     async fn start_room(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<RoomHandle, ActorProcessingErr> {
-        let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
         let name = format!("{}/room/{}", self.ctx.config.node_id, id);
-        let (actor, remote) = match self.ctx.cluster().placement(id) {
+        let placement = self.ctx.cluster().placement(id);
+        match &placement {
+            // The queue first: the room holds messages through it from its first send.
+            Placement::Local => self.start_queue(me, id).await?,
+            _ => self.stop_queue(id),
+        }
+        let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
+        let (actor, remote) = match placement {
             Placement::Local => {
                 let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
                 (Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?.0, None)
@@ -60,13 +67,33 @@ impl DirState {
         entry.actor = Some(actor.clone());
         entry.remote = remote;
         self.by_actor.insert(actor.id(), id);
-        if entry.moderation.is_none() {
-            let args = ModerationArgs { room: id, store: self.ctx.store.clone() };
-            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
-            self.by_actor.insert(m.get_id(), id);
-            entry.moderation = Some(m);
-        }
         Ok(actor)
+    }
+
+    /// Starts the room's moderation queue beside it, unless it runs.
+    async fn start_queue(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<(), ActorProcessingErr> {
+        let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
+        if entry.moderation.is_some() {
+            return Ok(());
+        }
+        let args = ModerationArgs { room: id, ctx: self.ctx.clone() };
+        let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
+        let handle = ModerationHandle::new(m);
+        self.by_actor.insert(handle.id(), id);
+        entry.shared.set_queue(Some(handle.clone()));
+        entry.moderation = Some(handle);
+        Ok(())
+    }
+
+    /// Stops the room's moderation queue (the room is sequenced elsewhere, or gone here): its
+    /// items are stored, and the room's owner runs its own.
+    fn stop_queue(&mut self, id: RoomId) {
+        let Some(entry) = self.rooms.get_mut(&id) else { return };
+        entry.shared.set_queue(None);
+        if let Some(m) = entry.moderation.take() {
+            self.by_actor.remove(&m.id());
+            m.cell().stop(StopReason::Moved.reason());
+        }
     }
 
     async fn activate(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<RoomHandle, Refusal> {
@@ -125,12 +152,10 @@ impl DirState {
         if wanted {
             debug!(room = %id, %err, "room start failed; trying again");
             me.send_after(after, move || DirMsg::Restart(id));
-        } else if let Some(entry) = self.rooms.remove(&id) {
+        } else if self.rooms.contains_key(&id) {
             debug!(room = %id, %err, "room start failed; nobody waits for it");
-            if let Some(m) = entry.moderation {
-                self.by_actor.remove(&m.get_id());
-                m.stop(None);
-            }
+            self.stop_queue(id);
+            self.rooms.remove(&id);
         }
     }
 }
@@ -186,7 +211,8 @@ impl Actor for RoomDirectory {
                     return Ok(());
                 }
                 let entry = st.rooms.remove(&id).expect("checked above");
-                for actor in entry.actor.iter().map(|a| a.cell()).chain(entry.moderation.iter().map(|m| m.get_cell())) {
+                entry.shared.set_queue(None);
+                for actor in entry.actor.iter().map(|a| a.cell()).chain(entry.moderation.iter().map(|m| m.cell())) {
                     st.by_actor.remove(&actor.get_id());
                     let _ = actor.stop_and_wait(StopReason::Idle.reason(), Some(Duration::from_secs(5))).await;
                 }
@@ -198,7 +224,8 @@ impl Actor for RoomDirectory {
             }
             DirMsg::Deleted(id) => {
                 let Some(entry) = st.rooms.remove(&id) else { return Ok(()) };
-                for actor in entry.actor.iter().map(|a| a.cell()).chain(entry.moderation.iter().map(|m| m.get_cell())) {
+                entry.shared.set_queue(None);
+                for actor in entry.actor.iter().map(|a| a.cell()).chain(entry.moderation.iter().map(|m| m.cell())) {
                     st.by_actor.remove(&actor.get_id());
                     let _ = actor.stop_and_wait(StopReason::Deleted.reason(), Some(Duration::from_secs(5))).await;
                 }
@@ -221,6 +248,13 @@ impl Actor for RoomDirectory {
                 }
                 let _ = reply.send(actor.is_some());
             }
+            DirMsg::KillQueue(id, reply) => {
+                let queue = st.rooms.get(&id).and_then(|e| e.moderation.clone());
+                if let Some(q) = &queue {
+                    q.cell().kill();
+                }
+                let _ = reply.send(queue.is_some());
+            }
             DirMsg::WriterRestarted => {
                 for actor in st.rooms.values().filter_map(|e| e.actor.as_ref()) {
                     actor.writer_restarted();
@@ -230,29 +264,6 @@ impl Actor for RoomDirectory {
                 if let Some(actor) = st.rooms.get(&id).and_then(|e| e.actor.as_ref()) {
                     actor.member_added(user);
                 }
-            }
-            DirMsg::Report(id, seq, reporter, reason, reply) => {
-                if let Err(e) = st.activate(&me, id).await {
-                    let _ = reply.send(Err(e));
-                    return Ok(());
-                }
-                let Some(m) = st.rooms.get(&id).and_then(|e| e.moderation.clone()) else {
-                    let _ = reply.send(Err(Refusal::new(ErrorCode::Retry, "moderation is restarting")));
-                    return Ok(());
-                };
-                // Answered by the queue itself, so the directory does not wait on storage.
-                tokio::spawn(async move {
-                    let call = m.call(
-                        |reply| ModerationMsg::Report { seq, reporter, reason, reply },
-                        Some(Duration::from_secs(10)),
-                    );
-                    let res = match call.await {
-                        Ok(ractor::rpc::CallResult::Success(Ok(id))) => Ok(id),
-                        Ok(ractor::rpc::CallResult::Success(Err(e))) => Err(Refusal::new(ErrorCode::Internal, e)),
-                        _ => Err(Refusal::new(ErrorCode::Retry, "moderation is restarting")),
-                    };
-                    let _ = reply.send(res);
-                });
             }
             DirMsg::Activity(inboxes, frame) => {
                 for id in inboxes {
@@ -286,12 +297,16 @@ impl Actor for RoomDirectory {
         };
         let Some(id) = st.by_actor.remove(&cell.get_id()) else { return Ok(()) };
         let Some(entry) = st.rooms.get_mut(&id) else { return Ok(()) };
-        if entry.moderation.as_ref().is_some_and(|m| m.get_id() == cell.get_id()) {
+        if entry.moderation.as_ref().is_some_and(|m| m.id() == cell.get_id()) {
             st.ctx.metrics.moderation_restarts.fetch_add(1, Relaxed);
-            let args = ModerationArgs { room: id, store: st.ctx.store.clone() };
-            let (m, _) = Actor::spawn_linked(None, ModerationQueue, args, me.get_cell()).await?;
-            st.by_actor.insert(m.get_id(), id);
-            entry.moderation = Some(m);
+            entry.moderation = None;
+            entry.shared.set_queue(None);
+            // Its items are stored: a new queue takes over at once while the room is here.
+            if entry.remote.is_none()
+                && let Err(e) = st.start_queue(&me, id).await
+            {
+                warn!(room = %id, err = %e, "the room's moderation queue failed to start again");
+            }
             return Ok(());
         }
         entry.actor = None;

@@ -7,7 +7,8 @@
 //! WriterSupervisor ── BatchWriter            (writer: one per node; batches commits, answers when durable)
 //! RoomDirectory ───┬─ RoomActor(room)        (room: one per active room owned here, its only sequencer)
 //!                  ├─ RemoteRoom(room)       (remote: one per active room owned by another node, a proxy)
-//!                  └─ ModerationQueue(room)  (moderation: one per active room, reports; holds and flags are the room's)
+//!                  └─ ModerationQueue(room)  (moderation: one per room sequenced here, beside it: reports, held
+//!                                             messages, flags and decisions; a release gets its seq from the room)
 //! SessionSupervisor ── SessionActor(conn)    (sessions, session: one per WebSocket connection)
 //! ```
 //!

@@ -284,15 +284,17 @@ impl ActorSystem {
         let _ = self.rooms.cast(DirMsg::MemberAdded(room, user));
     }
 
-    /// Hands a staff command (release, reject, delete) to the room's sequencer on whichever node
-    /// runs it; `Ok` carries its `ack` frame.
-    pub async fn moderate(
+    /// Hands a staff decision on an item of `room`'s moderation queue to the queue, on the node
+    /// that sequences the room (the caller checked that `by` is the room's staff and may
+    /// sanction the item's sender). `Ok` once it is carried out; a refusal says why not
+    /// (`not_found`, `invalid`, `conflict`: decided already or being decided).
+    pub async fn decide(
         &self,
         room: RoomId,
         by: UserRef,
-        command: crate::moderation::Command,
-    ) -> Result<confab_schemas::ServerFrame, Refusal> {
-        self.ctx.command(room, by, &command).await
+        decision: crate::moderation::Decision,
+    ) -> Result<(), Refusal> {
+        self.ctx.command(room, by, &crate::moderation::Command::Decide(decision)).await.map(|_| ())
     }
 
     /// A room mute was set or lifted on this node: the next send here reads the mutes again
@@ -307,16 +309,13 @@ impl ActorSystem {
         self.ctx.mod_settings.invalidate();
     }
 
-    /// Files a report through the room's moderation queue.
-    pub async fn report(
-        &self,
-        room: RoomId,
-        seq: Option<u64>,
-        reporter: UserId,
-        reason: String,
-    ) -> Result<i64, Refusal> {
-        ractor::call_t!(self.rooms, DirMsg::Report, START_CALL_TIMEOUT_MS, room, seq, reporter, reason)
-            .unwrap_or_else(|_| Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")))
+    /// Files a report through the room's moderation queue, on the node that sequences the room;
+    /// the report's id.
+    pub async fn report(&self, room: RoomId, seq: Option<u64>, by: UserRef, reason: String) -> Result<i64, Refusal> {
+        match self.ctx.command(room, by, &crate::moderation::Command::Report { seq, reason }).await? {
+            confab_schemas::ServerFrame::Ack { id, .. } => Ok(id),
+            _ => Err(Refusal::new(ErrorCode::Internal, "an unexpected answer to a report")),
+        }
     }
 
     /// Closes sessions (logout, revocation, ban) on this node and, for a user or a login, on
@@ -387,6 +386,11 @@ impl ActorSystem {
     /// Chaos hook: kills a room's actor; its supervisor restarts it.
     pub async fn kill_room(&self, room: RoomId) -> bool {
         ractor::call_t!(self.rooms, DirMsg::Kill, CALL_TIMEOUT_MS, room).unwrap_or(false)
+    }
+
+    /// Chaos hook: kills a room's moderation queue; its supervisor restarts it.
+    pub async fn kill_queue(&self, room: RoomId) -> bool {
+        ractor::call_t!(self.rooms, DirMsg::KillQueue, CALL_TIMEOUT_MS, room).unwrap_or(false)
     }
 
     /// Chaos hook: kills every room actor sequenced here; returns how many.

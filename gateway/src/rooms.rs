@@ -123,6 +123,29 @@ async fn update_route(
     Ok(Json(room_json(&room)))
 }
 
+/// Deletes `room` with its history (the caller checked who may, and audited it); its members are
+/// told: a private room leaves each member's list through their inbox; a public one is in every
+/// user's list, so every connected session is told (and a later room list omits it).
+pub(crate) async fn delete_room(state: &AppState, by: &UserRow, room: &RoomRow) -> Result<(), ApiError> {
+    let members = state.system.store().room_members(room.id).await?;
+    if !state.system.delete_room(room.id).await? {
+        return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {}", room.id)));
+    }
+    match room.visibility {
+        Visibility::Private => {
+            for (member, _, _) in members {
+                let event = SystemEvent::RoomRemoved { room: room.id, reason: RemovedReason::Deleted };
+                state.system.tell_inbox(member, user_ref(by), event);
+            }
+        }
+        Visibility::Public => {
+            let frame = encode_server_frame(&ServerFrame::RoomDeleted { room: room.id });
+            state.system.broadcast_to_sessions(frame, true);
+        }
+    }
+    Ok(())
+}
+
 /// `DELETE /api/rooms/{id}` → 204; its owner (or an admin) deletes the room with its history.
 /// Its subscribers get `room_deleted`. A system room (`general`) is not deleted.
 async fn delete_route(
@@ -135,26 +158,8 @@ async fn delete_route(
         return Err(ApiError::new(ErrorCode::Forbidden, "a system room cannot be deleted"));
     }
     may_manage(&room, &user)?;
-    let store = state.system.store();
-    store.audit(Some(user.id), "room.delete", Some(room.id), &room.name).await?;
-    let members = store.room_members(room.id).await?;
-    if !state.system.delete_room(room.id).await? {
-        return Err(ApiError::new(ErrorCode::UnknownRoom, format!("there is no room {id}")));
-    }
-    // A private room leaves each member's list through their inbox; a public one is in every
-    // user's list, so every connected session is told (and a later room list omits it).
-    match room.visibility {
-        Visibility::Private => {
-            for (member, _, _) in members {
-                let event = SystemEvent::RoomRemoved { room: room.id, reason: RemovedReason::Deleted };
-                state.system.tell_inbox(member, user_ref(&user), event);
-            }
-        }
-        Visibility::Public => {
-            let frame = encode_server_frame(&ServerFrame::RoomDeleted { room: room.id });
-            state.system.broadcast_to_sessions(frame, true);
-        }
-    }
+    state.system.store().audit(Some(user.id), "room.delete", Some(room.id), &room.name).await?;
+    delete_room(&state, &user, &room).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -626,6 +631,6 @@ async fn report_route(
     let per_hour = state.config.reports_per_user_per_hour;
     limits::hourly(&state, &format!("reports:user:{}", user.id), per_hour, "too many reports; wait before filing more")
         .await?;
-    let report = state.system.report(room.id, r.seq, user.id, r.reason).await?;
+    let report = state.system.report(room.id, r.seq, user_ref(&user), r.reason).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": report}))))
 }

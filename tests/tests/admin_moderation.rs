@@ -51,7 +51,7 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
     let user = node.user(&unique("plain")).await;
     let owner = node.user(&unique("owner")).await;
     let victim = node.user(&unique("victim")).await;
-    owner.create_room(&unique("owned"), "public").await;
+    let owned = owner.create_room(&unique("owned"), "private").await;
     let v = &victim.username;
 
     // (method, path, body, moderators may)
@@ -67,6 +67,17 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
         (Method::DELETE, format!("/api/admin/mutes/{v}"), None, true),
         (Method::POST, "/api/admin/broadcasts".into(), Some(json!({"body": "hello all"})), false),
         (Method::POST, format!("/api/admin/users/{v}/password"), None, false),
+        (Method::GET, "/api/admin/rooms".into(), None, false),
+        (Method::GET, "/api/admin/rooms?q=owned&sort=newest".into(), None, false),
+        (Method::DELETE, format!("/api/admin/rooms/{owned}?reason=x"), None, false),
+        (Method::GET, "/api/admin/queue".into(), None, true),
+        (Method::GET, "/api/admin/moderation".into(), None, true),
+        (
+            Method::PUT,
+            "/api/admin/moderation".into(),
+            Some(json!({"flags": {"repeats": {"count": 2, "seconds": 9}}})),
+            false,
+        ),
     ];
     let mut victim_ws = victim.ws(&node.ws_url).await;
     for (method, path, body, moderators) in &routes {
@@ -99,6 +110,8 @@ async fn every_admin_route_refuses_users_room_owners_and_moderators_where_admin_
     let (_, me) = victim.get("/api/me").await;
     assert_eq!(me["user"]["role"], "user");
     assert_eq!(victim.get("/api/broadcasts").await.1["broadcasts"], json!([]));
+    assert_eq!(owner.get(&format!("/api/rooms/{owned}")).await.0, 200, "the owner's room is still there");
+    assert_eq!(admin.get("/api/admin/moderation").await.1["flags"], json!({}), "the site's flags are unchanged");
 
     // Staff never act on their own rank or above, nor on themselves.
     let (status, body) = moderator.post("/api/admin/bans", json!({"username": admin.username, "reason": "r"})).await;

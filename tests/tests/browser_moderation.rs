@@ -176,10 +176,10 @@ async fn an_admin_bans_a_user_from_the_panel_and_the_users_open_app_shows_it() {
 
 /// Bob reports Carol's message in `general` from its Report action, with a reason; Alice, an
 /// admin, finds the report in the panel's moderation queue (with the message and the reason)
-/// and dismisses it. Waits on the queue routes of the room-moderation branch
-/// (`GET /api/admin/queue`, `POST /api/rooms/{id}/queue/{item}/decision`).
+/// and dismisses it. Carol's private room is in the panel's rooms tab, found by its name with its
+/// owner, and Alice deletes it there with a reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reported_message_shows_in_the_admin_queue() {
+async fn a_reported_message_shows_in_the_admin_queue_and_rooms_are_listed() {
     let node = TestNode::start(NodeOpts::default()).await;
     let driver = Driver::start().await;
     let (alice, bob, carol) = (unique("alice"), unique("bob"), unique("carol"));
@@ -235,6 +235,34 @@ async fn a_reported_message_shows_in_the_admin_queue() {
         "the report dismissed",
         "const li = document.querySelector(`#queue-list .queue-item[data-item=\"${arguments[0]}\"]`); return !!li && li.dataset.status === 'dismissed';",
         json!([item]),
+    )
+    .await;
+
+    // Carol's private room is in the panel's rooms (searched by name), with its owner; Alice
+    // deletes it with a reason.
+    let secret = unique("hideout");
+    confab_tests::chat_page::create_room(&c, &secret, "", true).await;
+    tab(&a, "rooms").await;
+    a.type_into("#rooms-q", &secret).await;
+    a.click("#rooms-form button[type=submit]").await;
+    let row = a
+        .wait_for(
+            "the private room listed",
+            "const tr = [...document.querySelectorAll('#rooms-body tr')].find((x) => x.querySelector('.rname')?.textContent === '#' + arguments[0]); \
+             return tr ? [tr.dataset.visibility, tr.querySelector('.owner').textContent] : null;",
+            json!([secret]),
+        )
+        .await;
+    assert_eq!(row, json!(["private", carol]));
+    a.screenshot("admin-rooms").await;
+    a.click("#rooms-body .act-delete-room").await;
+    a.wait_visible("#act-reason").await;
+    a.type_into("#act-reason", "a hideout for spam").await;
+    a.click("#act-ok").await;
+    a.wait_for(
+        "the room gone from the list",
+        "return document.querySelectorAll('#rooms-body tr').length === 0;",
+        json!([]),
     )
     .await;
     for page in [&a, &b, &c] {
@@ -330,7 +358,8 @@ async fn decide(b: &Browser, kind: &str, text: &str, action: &str) {
 /// pre-moderation on. Pete's sends are held: his app shows each as waiting for review; Olive's
 /// queue gets them live; the one she releases reaches everyone with the next seq (Pete's own
 /// pending copy becomes it), the one she rejects is marked rejected in Pete's app and never
-/// shows for the others. Waits on the room-moderation branch's routes and frames.
+/// shows for the others. Then she mutes Pete for 15 minutes with a reason, through the sanction
+/// dialog, and the room's sanctions list shows both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_staff_appoint_a_moderator_and_decide_held_messages() {
     let node = TestNode::start(NodeOpts::default()).await;
@@ -389,6 +418,24 @@ async fn room_staff_appoint_a_moderator_and_decide_held_messages() {
     p.screenshot("rejected-message").await;
     let bodies: Vec<String> = confab_tests::chat_page::shown(&m).await.into_iter().map(|s| s.body).collect();
     assert!(!bodies.iter().any(|b| b == "second, to be rejected"), "a rejected message reaches no one: {bodies:?}");
+
+    // Olive mutes Pete for 15 minutes with a reason, through the sanction dialog.
+    member_button(&o, &pete, "staff-mute").await;
+    o.wait_visible("#sanction-dialog").await;
+    o.exec(
+        "document.querySelector('#sanction-reason').value = arguments[0]; document.querySelector('#sanction-for').value = '15';",
+        json!(["links again"]),
+    )
+    .await;
+    o.click("#sanction-ok").await;
+    o.wait_for(
+        "the mute listed with its reason and end",
+        "const li = [...document.querySelectorAll('#staff-sanctions .sanction')].find((x) => x.dataset.kind === 'mute'); \
+         return !!li && li.textContent.includes(arguments[0]) && li.textContent.includes('until');",
+        json!(["links again"]),
+    )
+    .await;
+    o.screenshot("room-staff-mute-dialog-done").await;
     for page in [&o, &m, &p] {
         page.assert_clean_console(&[]).await;
     }

@@ -1,7 +1,7 @@
 //! Site-wide moderation on a 3-node cluster: a ban made through one node closes the user's
 //! sockets on every node within a second and refuses their sign-in on each; a mute holds on
 //! another node; a broadcast reaches a user connected to another node; a demotion takes effect at
-//! once on another node. PostgreSQL (and the test S3 store), as every cluster.
+//! once on every node. PostgreSQL (and the test S3 store), as every cluster.
 
 use confab_tests::client::login;
 use confab_tests::cluster::{Sandbox, connect_any};
@@ -61,7 +61,7 @@ async fn bans_mutes_broadcasts_and_demotions_hold_on_every_node() {
     assert_eq!(status, 204);
     send_until(&mut bws, room, |a| a["type"] == "ack").await;
 
-    // A demotion through node 0 holds at once on node 2.
+    // A demotion through node 0 holds at once on every node.
     let (status, _) =
         admin.post(&format!("/api/admin/users/{}/role", bystander.username), json!({"role": "moderator"})).await;
     assert_eq!(status, 200);
@@ -70,7 +70,12 @@ async fn bans_mutes_broadcasts_and_demotions_hold_on_every_node() {
     let (status, _) =
         admin.post(&format!("/api/admin/users/{}/role", bystander.username), json!({"role": "user"})).await;
     assert_eq!(status, 200);
-    assert_eq!(on2.get("/api/admin/users").await.0, 403, "demoted on node 0, refused at once on node 2");
+    for base in &sb.bases {
+        let on = bystander.on(base);
+        assert_eq!(on.get("/api/admin/users").await.0, 403, "demoted on node 0, refused at once on {base}");
+        let (status, _) = on.post("/api/admin/kicks", json!({"username": victim.username})).await;
+        assert_eq!(status, 403, "demoted on node 0, no kick at once on {base}");
+    }
 
     // A ban through node 0 closes the victim's sockets on all three nodes within a second.
     let mut sockets = Vec::new();

@@ -3,7 +3,8 @@
 //! SIGKILLed (held messages are stored, so they outlive it); room staff on another node get
 //! `queued` and the sender its ack there; a room ban through one node takes the target's socket
 //! on another out of the room within a second; a room moderator demoted through one node has no
-//! power at once on another. PostgreSQL (and the test S3 store), as every cluster.
+//! power at once on another; what the repeat flag counted on the dead owner still counts on the
+//! node that takes its room over. PostgreSQL (and the test S3 store), as every cluster.
 
 use confab_tests::cluster::{Sandbox, connect_any, owner_of};
 use confab_tests::{Api, Ws, eventually, unique};
@@ -27,6 +28,22 @@ async fn send_until(ws: &mut Ws, room: i64, body: &str, ty: &str) -> Value {
             return answer;
         }
         assert!(tokio::time::Instant::now() < deadline, "no {ty}: {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Sends `body` (fresh cids, every 100 ms) until the answer is not `retry` or `overloaded`
+/// (the room is moving); returns it.
+async fn send_settled(ws: &mut Ws, room: i64, body: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + confab_tests::DEADLINE;
+    loop {
+        let cid = unique("c");
+        ws.send(json!({"type": "send", "room": room, "cid": cid, "body": body})).await;
+        let answer = ws.recv_where("the answer", |v| v["cid"] == cid || v["ref"] == cid).await;
+        if !(answer["type"] == "error" && ["retry", "overloaded"].contains(&answer["code"].as_str().unwrap_or(""))) {
+            return answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the room did not settle: {answer}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -77,6 +94,16 @@ async fn premoderation_stays_gap_free_across_a_sigkill_of_the_owner_and_demotion
     let ack = sws.recv_where("ack of a", |v| v["type"] == "ack" && v["cid"] == held[0]["cid"]).await;
     let released_a = ack["seq"].as_u64().unwrap();
 
+    // A room of n2's with the repeat flag: two identical messages before n2 dies.
+    let flagged = sb.room_owned_by(&owner, "n2").await;
+    let flags = json!({"flags": {"repeats": {"count": 3, "seconds": 600}}});
+    let (s, body) = owner.call(Method::PATCH, &format!("/api/rooms/{flagged}/moderation"), Some(flags)).await;
+    assert_eq!(s, 200, "{body}");
+    sws.join(flagged, None).await;
+    for _ in 0..2 {
+        assert_eq!(send_settled(&mut sws, flagged, "same again").await["type"], "ack");
+    }
+
     // SIGKILL the owner: the other two are still held (stored), released and rejected through
     // the survivors, and the sequence goes on without a gap.
     sb.kill9(2).await;
@@ -103,6 +130,10 @@ async fn premoderation_stays_gap_free_across_a_sigkill_of_the_owner_and_demotion
     assert!(now == "n0" || now == "n1", "a survivor sequenced the release: {now}");
     let a = &history["messages"][(released_a - 1) as usize];
     assert_eq!((a["seq"].as_u64(), a["body"].as_str()), (Some(released_a), Some("held a")), "{history}");
+
+    // The survivor that took the flagged room over counts the two stored messages: the third is refused.
+    let third = send_settled(&mut sws, flagged, "same again").await;
+    assert_eq!(third["code"], "repeated", "{third}");
 
     // A ban through n1 takes the sender's socket on n0 out of the room within a second, and
     // refuses its next join there.

@@ -33,6 +33,13 @@ async fn del(api: &Api, path: &str) -> (u16, Value) {
     api.call(Method::DELETE, path, None).await
 }
 
+/// Sets `room`'s own flags (as its owner).
+async fn set_flags(owner: &Api, room: i64, flags: Value) {
+    let (s, b) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"flags": flags}))).await;
+    assert_eq!(s, 200, "{b}");
+}
+
 /// The staff actions of the audit log (not the room changes every member makes).
 async fn staff_actions(admin: &Api) -> Vec<String> {
     let (status, body) = admin.get("/api/admin/audit?limit=200").await;
@@ -110,6 +117,10 @@ async fn every_room_staff_and_admin_route_refuses_users_and_moderators_of_other_
         (Method::DELETE, format!("/api/rooms/{room}"), None),
         (Method::GET, "/api/admin/stats".into(), None),
         (Method::POST, "/api/admin/broadcasts".into(), Some(json!({"body": "hi"}))),
+        (Method::GET, "/api/admin/rooms".into(), None),
+        (Method::GET, "/api/admin/rooms?q=room&sort=members".into(), None),
+        (Method::DELETE, format!("/api/admin/rooms/{room}"), None),
+        (Method::DELETE, format!("/api/admin/rooms/{other}?reason=spam"), None),
     ];
     for (method, path, body) in &routes {
         for (who, caller) in [("user", &user), ("moderator of another room", &other_mod), ("the target", &victim)] {
@@ -367,15 +378,7 @@ async fn automatic_flags_fire_at_their_thresholds() {
     let room = owner.create_room(&unique("room"), "public").await;
     let mut ws = member(&node, &sender, room).await;
     let mut owner_ws = member(&node, &owner, room).await;
-    let patch = |flags: Value| {
-        let owner = &owner;
-        async move {
-            let (s, b) = owner
-                .call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"flags": flags})))
-                .await;
-            assert_eq!(s, 200, "{b}");
-        }
-    };
+    let patch = |flags: Value| set_flags(&owner, room, flags);
     // Site-wide repeats; the room's banned words.
     let (s, b) = admin
         .call(Method::PUT, "/api/admin/moderation", Some(json!({"flags": {"repeats": {"count": 3, "seconds": 60}}})))
@@ -421,4 +424,225 @@ async fn automatic_flags_fire_at_their_thresholds() {
     })
     .await;
     assert_eq!(items.iter().filter(|k| *k == "held").count(), 2, "{items:?}");
+}
+
+/// Uploads `bytes` as a text file named `name`; its id.
+async fn upload_text(api: &Api, name: &str, bytes: &[u8]) -> String {
+    let boundary = "confabmodboundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = api
+        .http
+        .post(format!("{}/api/uploads", api.base))
+        .bearer_auth(&api.token)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .expect("upload request");
+    let status = resp.status().as_u16();
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "{answer}");
+    answer["id"].as_str().expect("an upload id").to_owned()
+}
+
+/// Sends `body` with `attachments` and a fresh cid, again under the same cid while the answer is
+/// `retry` (the room's queue restarting); the answer for it.
+async fn send_with(ws: &mut Ws, room: i64, body: &str, attachments: &[&str]) -> Value {
+    let cid = unique("c");
+    let deadline = tokio::time::Instant::now() + confab_tests::DEADLINE;
+    loop {
+        ws.send(json!({"type": "send", "room": room, "cid": cid, "body": body, "attachments": attachments})).await;
+        let answer = ws.recv_where("the answer to a send", |v| v["cid"] == cid || v["ref"] == cid).await;
+        if answer["code"] != "retry" {
+            return answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still retry: {answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Held messages carry their attachments (claimed when held: another send cannot take them;
+/// staff see them; the release sequences them with the message); the room's moderation queue
+/// actor is killed while messages are held and its restart loses nothing; a mute from a held
+/// message's queue item rejects the message and mutes its sender for the given time, with the
+/// given reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_messages_carry_attachments_and_outlive_a_killed_queue() {
+    let mut opts = NodeOpts::default();
+    opts.args.uploads.uploads_per_minute = Some(0);
+    let node = TestNode::start(opts).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut owner_ws = member(&node, &owner, room).await;
+    let mut sender_ws = member(&node, &sender, room).await;
+    let (s, m) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
+    assert_eq!(s, 200, "{m}");
+
+    let file = upload_text(&sender, "notes.txt", b"some notes to review").await;
+    let held = send_with(&mut sender_ws, room, "with a file", &[&file]).await;
+    assert_eq!(held["type"], "held", "{held}");
+    let queued = owner_ws.recv_where("queued", |v| v["type"] == "queued" && v["item"]["id"] == held["item"]).await;
+    assert_eq!(queued["item"]["attachments"][0]["name"], "notes.txt", "{queued}");
+    // Claimed by the held message: another message cannot carry it.
+    let other = send_with(&mut sender_ws, room, "the same file again", &[&file]).await;
+    assert_eq!(other["code"], "attachment_used", "{other}");
+
+    // The queue actor dies with messages held; a new one takes over.
+    let rid = confab_schemas::RoomId(room);
+    assert!(node.system().kill_queue(rid).await, "the room's queue runs beside it");
+    let second = send_with(&mut sender_ws, room, "held after the kill", &[]).await;
+    assert_eq!(second["type"], "held", "{second}");
+    let third = send_with(&mut sender_ws, room, "to be rejected with a mute", &[]).await;
+    assert_eq!(third["type"], "held", "{third}");
+    assert!(node.system().kill_queue(rid).await);
+
+    let decide = |item: &Value, body: Value| {
+        let path = format!("/api/rooms/{room}/queue/{item}/decision");
+        let owner = &owner;
+        async move { owner.post(&path, body).await }
+    };
+    let (s, item) = decide(&held["item"], json!({"action": "release"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("released")), "{item}");
+    let ack = sender_ws.recv_where("ack", |v| v["type"] == "ack" && v["cid"] == held["cid"]).await;
+    let msg = owner_ws.recv_where("the released message", |v| v["type"] == "message" && v["seq"] == ack["seq"]).await;
+    assert_eq!(msg["body"], "with a file");
+    assert_eq!(msg["attachments"][0]["id"], json!(file), "{msg}");
+    assert_eq!(confab_tests::fetch(&node.base, msg["attachments"][0]["url"].as_str().unwrap(), None).await.0, 200);
+    let (s, item) = decide(&second["item"], json!({"action": "release"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("released")), "{item}");
+
+    // A mute from a held message: it is rejected, its sender muted for 5 minutes, with the reason.
+    let (s, item) = decide(&third["item"], json!({"action": "mute", "minutes": 5, "reason": "too pushy"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("rejected")), "{item}");
+    sender_ws.recv_where("rejected", |v| v["type"] == "rejected" && v["cid"] == third["cid"]).await;
+    let (_, list) = owner.get(&format!("/api/rooms/{room}/sanctions")).await;
+    let mute = &list["sanctions"][0];
+    assert_eq!((&mute["kind"], &mute["reason"]), (&json!("mute"), &json!("too pushy")), "{list}");
+    let ends = mute["expires_at"].as_i64().unwrap() - confab_schemas::now_ms();
+    assert!((4 * 60_000..=5 * 60_000).contains(&ends), "muted for 5 minutes: {list}");
+    assert_eq!(send(&mut sender_ws, room, "muted now").await["code"], "muted");
+    // Deciding again is a conflict; a report-only action on a held message is refused.
+    assert_eq!(decide(&third["item"], json!({"action": "release"})).await.0, 409);
+    // Gap-free: the two released messages follow the history.
+    let (_, h) = owner.get(&format!("/api/rooms/{room}/messages")).await;
+    let seqs: Vec<u64> = h["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, [1, 2], "{h}");
+    assert!(!h.to_string().contains("to be rejected"));
+    let (_, audit) = owner.get(&format!("/api/rooms/{room}/queue?status=all")).await;
+    assert_eq!(audit["items"].as_array().map(Vec::len), Some(3), "{audit}");
+}
+
+/// What the flood and repeat flags count is not reset by a restart of the room's actor (as on a
+/// move to another node: the new incarnation counts the sender's stored messages) nor by the
+/// sender reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flag_counts_outlive_a_room_restart_and_a_reconnect() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let flooder = node.user(&unique("flooder")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let patch = |flags: Value| set_flags(&owner, room, flags);
+    patch(
+        json!({"repeats": {"count": 3, "seconds": 600}, "flood": {"messages": 4, "seconds": 600, "mute_minutes": 5}}),
+    )
+    .await;
+    let rid = confab_schemas::RoomId(room);
+
+    // Two identical messages, then the room restarts and the sender reconnects: the third is refused.
+    let mut ws = member(&node, &sender, room).await;
+    assert_eq!(send(&mut ws, room, "buy now").await["type"], "ack");
+    assert_eq!(send(&mut ws, room, "buy now").await["type"], "ack");
+    assert!(node.system().kill_room(rid).await);
+    ws.close().await;
+    let mut ws = member(&node, &sender, room).await;
+    assert_eq!(send(&mut ws, room, "buy now").await["code"], "repeated");
+
+    // Four messages, a restart, a reconnect: the fifth floods.
+    let mut fw = member(&node, &flooder, room).await;
+    for i in 0..4 {
+        assert_eq!(send(&mut fw, room, &format!("m{i}")).await["type"], "ack");
+    }
+    assert!(node.system().kill_room(rid).await);
+    fw.close().await;
+    let mut fw = member(&node, &flooder, room).await;
+    assert_eq!(send(&mut fw, room, "m4").await["code"], "muted");
+    // And the flood mute is stored: it holds after another restart.
+    eventually("the flood mute stored", || {
+        let owner = &owner;
+        async move {
+            let (_, s) = owner.get(&format!("/api/rooms/{room}/sanctions")).await;
+            (s["sanctions"].as_array().is_some_and(|a| !a.is_empty())).then_some(())
+        }
+    })
+    .await;
+    assert!(node.system().kill_room(rid).await);
+    assert_eq!(send(&mut fw, room, "m5").await["code"], "muted");
+}
+
+/// The admins' list of rooms: private rooms too, with owner and member count, searched, sorted
+/// and paged; deleting one with a reason (audited; its members told); a site moderator is
+/// refused (they see no private room); a system room is not deleted; bad input is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_list_every_room_and_delete_one() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let moderator = node.user_with_role("sitemod", Role::Moderator).await;
+    let owner = node.user(&unique("owner")).await;
+    let friend = node.user(&unique("friend")).await;
+    let tag = unique("zq");
+    let private = owner.create_room(&format!("{tag}-secret"), "private").await;
+    let public = owner.create_room(&format!("{tag}-open"), "public").await;
+    let (s, _) = owner.post(&format!("/api/rooms/{private}/members"), json!({"username": friend.username})).await;
+    assert_eq!(s, 204);
+
+    let (s, page) = admin.get(&format!("/api/admin/rooms?q={}", tag.to_uppercase())).await;
+    assert_eq!(s, 200, "{page}");
+    let rooms = page["rooms"].as_array().unwrap();
+    assert_eq!(rooms.len(), 2, "{page}");
+    let secret = rooms.iter().find(|r| r["id"] == private).expect("the private room is listed");
+    assert_eq!(
+        (&secret["visibility"], &secret["owner"]["username"], &secret["members"]),
+        (&json!("private"), &json!(owner.username), &json!(2)),
+        "{page}"
+    );
+    assert!(page["next_offset"].is_null());
+    let (_, by_members) = admin.get(&format!("/api/admin/rooms?q={tag}&sort=members&limit=1")).await;
+    assert_eq!((&by_members["rooms"][0]["id"], &by_members["next_offset"]), (&json!(private), &json!(1)));
+    let (_, next) = admin.get(&format!("/api/admin/rooms?q={tag}&sort=members&limit=1&offset=1")).await;
+    assert_eq!((&next["rooms"][0]["id"], &next["next_offset"]), (&json!(public), &Value::Null), "{next}");
+    for bad in ["sort=loudest", "limit=0", "limit=201"] {
+        assert_eq!(admin.get(&format!("/api/admin/rooms?{bad}")).await.0, 400, "{bad}");
+    }
+    // Site moderators see no private room: the list is the admins'.
+    let (s, body) = moderator.get("/api/admin/rooms").await;
+    assert_eq!((s, code(&body)), (403, Some("forbidden")));
+    assert_eq!(moderator.call(Method::DELETE, &format!("/api/admin/rooms/{private}"), None).await.0, 403);
+
+    // Deleted by an admin: the member is told, the room is gone, the audit log says why.
+    let mut fws = friend.ws(&node.ws_url).await;
+    fws.join(private, None).await;
+    let (s, body) = admin.call(Method::DELETE, &format!("/api/admin/rooms/{private}?reason=abuse"), None).await;
+    assert_eq!(s, 204, "{body}");
+    fws.recv_where("the room's deletion", |v| v["room"] == private && v.to_string().contains("delete")).await;
+    assert_eq!(owner.get(&format!("/api/rooms/{private}")).await.0, 404);
+    let (_, audit) = admin.get("/api/admin/audit?action=admin.delete_room").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["room"], private, "{audit}");
+    assert!(entry.to_string().contains("abuse"), "{audit}");
+    let (_, page) = admin.get(&format!("/api/admin/rooms?q={tag}")).await;
+    assert_eq!(page["rooms"].as_array().map(Vec::len), Some(1), "{page}");
+    // Not the system room; not a room that does not exist.
+    let general = admin.room_id("general").await;
+    let (s, body) = admin.call(Method::DELETE, &format!("/api/admin/rooms/{general}"), None).await;
+    assert_eq!((s, code(&body)), (403, Some("forbidden")), "{body}");
+    assert_eq!(admin.call(Method::DELETE, "/api/admin/rooms/999999999", None).await.0, 404);
 }

@@ -26,9 +26,10 @@ pub(crate) enum DirMsg {
     Restart(RoomId),
     /// Test and chaos hook: kill a room's actor (it is restarted).
     Kill(RoomId, RpcReplyPort<bool>),
+    /// Test and chaos hook: kill a room's moderation queue (it is restarted).
+    KillQueue(RoomId, RpcReplyPort<bool>),
     WriterRestarted,
     MemberAdded(RoomId, UserId),
-    Report(RoomId, Option<u64>, UserId, String, RpcReplyPort<Result<i64, Refusal>>),
     ActiveRooms(RpcReplyPort<Vec<RoomId>>),
     /// An `activity` frame for these inboxes, if they run here as their sequencer.
     Activity(Vec<RoomId>, bytes::Bytes),

@@ -66,7 +66,7 @@ use lease::acquire_lease;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use remote_subs::RemoteKey;
 use replay::NotQueued;
-use sequencing::{Bucket, SENDER_DEDUPE_LOAD, internal};
+use sequencing::{Bucket, internal};
 use shared::{Pending, Shared};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -1,22 +1,32 @@
 //! Moderation in the sequencer: whether a message may pass (room bans on joining; the automatic
 //! flags and pre-moderation on sending, for members who are not room staff), holding a message
-//! (stored as a queue item before its sender hears `held`, so it survives a kill or a failover;
-//! the room's staff joined to it get `queued`), and the staff's commands: a release sequences the
-//! held message under its sender's cid (the next seq then; the sender gets the normal ack), a
-//! reject answers the sender `rejected` and never gives it a seq, a delete sequences a delete.
-//! A command arrives as a system draft (`moderation::Command`), so it reaches the room's owner on
-//! any node; the sequencer is the one place that orders a release against a reject of one item.
+//! (the room's `ModerationQueue` claims its uploads and stores it before its sender hears
+//! `held`, so it survives a kill or a failover; the room's staff joined to it get `queued`), and
+//! the commands that reach the room's owner: a staff decision or a report is handed to the
+//! room's queue, which decides; what the queue asks back is carried out here, the one place that
+//! gives a seq: a release sequences the held message under its sender's cid (the next seq then;
+//! the sender gets the normal ack), a reject answers the sender `rejected` and never gives it a
+//! seq, a delete sequences a delete. The sequencer orders a release against a reject of one item.
 
 use super::*;
 use crate::moderation::flags::{Verdict, has_link};
-use crate::moderation::{Command, item_json};
+use crate::moderation::{Command, Flagged, Held, ModerationHandle, item_json};
 use crate::msg::room::TO_USER;
-use crate::store::{NewItem, QueueItem, RoomSanctionKind};
+use crate::store::QueueItem;
 
 /// A released held message, while its write is in flight: who released it, under which cid.
 pub(crate) struct Released {
     pub(crate) by: UserId,
     pub(crate) cmd_cid: Arc<str>,
+}
+
+/// A chat message moderation looks at.
+pub(super) struct Sending<'a> {
+    pub(super) cid: &'a Arc<str>,
+    pub(super) body: &'a Arc<str>,
+    pub(super) reply_to: Option<u64>,
+    /// Its upload ids.
+    pub(super) uploads: &'a [Arc<str>],
 }
 
 /// What moderation makes of a send.
@@ -43,9 +53,9 @@ impl RoomState {
         &mut self,
         user: &UserRef,
         reply: &ReplyTo,
-        draft: (&Arc<str>, &Arc<str>, Option<u64>, bool),
+        draft: Sending<'_>,
     ) -> Result<Pass, Refusal> {
-        let (cid, body, reply_to, with_attachments) = draft;
+        let Sending { cid, body, reply_to, uploads } = draft;
         if self.room.kind != RoomKind::Room || self.room.id.is_inbox() {
             return Ok(Pass::Yes);
         }
@@ -85,47 +95,37 @@ impl RoomState {
             }
             Verdict::Hold(reason) => reason,
         };
-        if with_attachments {
-            return Err(Refusal::new(
-                ErrorCode::Invalid,
-                "messages with attachments are not held: send the text alone",
-            ));
-        }
-        let item =
-            NewItem { room: self.room_id(), kind: "held", sender: user.id, reason: &reason, body, cid, reply_to };
-        let id = self.ctx.store.add_queue_item(item).await.map_err(internal)?;
-        let stored = self.ctx.store.queue_item(id).await.map_err(internal)?;
+        let queue = self.queue()?;
+        let held =
+            Held { sender: user.id, cid: cid.clone(), body: body.clone(), reply_to, reason, uploads: uploads.to_vec() };
+        let stored = queue.hold(held).await?;
         let room = self.room_id();
-        let answer = match stored.as_ref().map(|i| i.status.as_str()) {
-            Some("rejected") => {
+        let answer = match stored.status.as_str() {
+            "rejected" => {
                 ServerFrame::Rejected { room, cid: cid.to_string(), reason: "a moderator rejected this message".into() }
             }
-            _ => ServerFrame::Held { room, cid: cid.to_string(), item: id },
+            _ => ServerFrame::Held { room, cid: cid.to_string(), item: stored.id },
         };
         reply.answer(room, user.id, cid.clone(), encode_server_frame(&answer));
-        if let Some(item) = stored.filter(|i| i.status == "open") {
-            self.tell_staff(&item).await;
+        if stored.status == "open" {
+            self.tell_staff(&stored).await;
         }
         Ok(Pass::Held)
     }
 
-    /// Writes a flag's queue item (and, for a flood, the room mute it brings), not waited for.
+    /// The room's moderation queue (started beside the room by the directory).
+    fn queue(&self) -> Result<ModerationHandle, Refusal> {
+        self.shared.queue().ok_or_else(|| Refusal::new(ErrorCode::Retry, "moderation is restarting; send again"))
+    }
+
+    /// Files a flag's queue item (and, for a flood, the room mute it brings), not waited for.
     fn flag(&self, user: UserId, flag: &str, cid: &Arc<str>, body: &str, mute_until: Option<i64>) {
-        let (store, room) = (self.ctx.store.clone(), self.room_id());
-        let (flag, cid, body) = (flag.to_owned(), cid.to_string(), body.to_owned());
-        tokio::spawn(async move {
-            let item =
-                NewItem { room, kind: "flag", sender: user, reason: &flag, body: &body, cid: &cid, reply_to: None };
-            if let Err(e) = store.add_queue_item(item).await {
-                warn!(%room, err = %e, "storing a flag failed");
-            }
-            if let Some(until) = mute_until
-                && let Err(e) =
-                    store.put_room_sanction(room, user, RoomSanctionKind::Mute, None, &flag, Some(until)).await
-            {
-                warn!(%room, err = %e, "storing a flood mute failed");
-            }
-        });
+        let flagged =
+            Flagged { sender: user, flag: flag.to_owned(), cid: cid.to_string(), body: body.to_owned(), mute_until };
+        match self.shared.queue() {
+            Some(q) => q.flag(flagged),
+            None => warn!(room = %self.room.id, flag, "a flag fired while the room's queue restarts; not filed"),
+        }
     }
 
     /// `queued` to the room's staff joined to it, on every node.
@@ -137,7 +137,8 @@ impl RoomState {
                 return;
             }
         };
-        let frame = encode_server_frame(&ServerFrame::Queued { room: self.room_id(), item: item_json(item, &[]) });
+        let item = item_json(item, &[], &self.ctx.config.media);
+        let frame = encode_server_frame(&ServerFrame::Queued { room: self.room_id(), item });
         self.tell_users(&staff, &frame);
     }
 
@@ -219,6 +220,19 @@ impl RoomState {
                 };
                 return self.send(0, by, reply, draft, writes, Some(Released { by: by.id, cmd_cid: "".into() })).await;
             }
+            // For the queue, which answers them itself.
+            Command::Decide(decision) => {
+                if !self.queue()?.decide(by.clone(), decision, reply.clone(), cmd_cid) {
+                    return Err(Refusal::new(ErrorCode::Retry, "moderation is restarting; try again"));
+                }
+                return Ok(());
+            }
+            Command::Report { seq, reason } => {
+                if !self.queue()?.report(by.clone(), seq, reason, reply.clone(), cmd_cid) {
+                    return Err(Refusal::new(ErrorCode::Retry, "moderation is restarting; try again"));
+                }
+                return Ok(());
+            }
             Command::Release { item } | Command::Reject { item, .. } => item,
         };
         let item = self
@@ -236,12 +250,7 @@ impl RoomState {
             return Err(Refusal::new(ErrorCode::Internal, "the held message lacks its sender"));
         };
         let cid: Arc<str> = cid.into();
-        if !self.sent.knows(sender) {
-            let rows =
-                self.ctx.store.recent_by_sender(self.room_id(), sender, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
-            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
-            self.sent.load(sender, stored);
-        }
+        self.load_sender(sender).await?;
         let known = self.sent.get(sender, &cid);
         match command {
             Command::Release { .. } => match known {
@@ -260,7 +269,7 @@ impl RoomState {
                         reply_to: item.reply_to.filter(|r| *r <= self.head),
                         kind: EventKind::Message,
                         target: None,
-                        attachments: Vec::new(),
+                        attachments: item.attachments.iter().map(|a| a.id.clone()).collect(),
                     };
                     let sender = UserRef { id: sender, username: sender_name.into() };
                     self.send(0, &sender, reply, draft, writes, Some(Released { by: by.id, cmd_cid })).await
@@ -281,7 +290,7 @@ impl RoomState {
                 reply.answer(room, by.id, cmd_cid, encode_server_frame(&done));
                 Ok(())
             }
-            Command::Delete { .. } => Ok(()),
+            Command::Delete { .. } | Command::Decide(_) | Command::Report { .. } => Ok(()),
         }
     }
 }

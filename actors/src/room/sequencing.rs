@@ -127,13 +127,7 @@ impl RoomState {
             return Err(Refusal::new(ErrorCode::Invalid, format!("reply_to {r} is not a message of this room")));
         }
         // Deduplicate before rate limiting: a retry must get its original ack.
-        if !self.sent.knows(user.id) {
-            let rows =
-                self.ctx.store.recent_by_sender(self.room_id(), user.id, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
-            // Newest first from storage; remembered oldest first.
-            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
-            self.sent.load(user.id, stored);
-        }
+        self.load_sender(user.id).await?;
         match self.sent.get(user.id, &cid) {
             Some(Recent::Committed { seq, id, ts }) => {
                 // The message may still be held for the fan-out window: it goes first, so that
@@ -165,8 +159,9 @@ impl RoomState {
         if !system && released.is_none() {
             self.take_token(user.id)?;
             if kind == EventKind::Message
-                && let premod::Pass::Held =
-                    self.moderate(user, reply, (&cid, &body, reply_to, !upload_ids.is_empty())).await?
+                && let premod::Pass::Held = self
+                    .moderate(user, reply, premod::Sending { cid: &cid, body: &body, reply_to, uploads: &upload_ids })
+                    .await?
             {
                 return Ok(());
             }
@@ -228,6 +223,41 @@ impl RoomState {
             released,
         });
         self.sent.pending(user.id, cid);
+        Ok(())
+    }
+
+    /// What this incarnation needs to know of a sender it has not seen yet, from storage: their
+    /// recent cids (to deduplicate a resend from before it) and, for the automatic flags, their
+    /// recent messages here, stored or held (so a flood or repeat count is not reset by a
+    /// restart or a move).
+    pub(super) async fn load_sender(&mut self, user: UserId) -> Result<(), Refusal> {
+        if self.sent.knows(user) && self.flags.knows(user) {
+            return Ok(());
+        }
+        let rows = self.ctx.store.recent_by_sender(self.room_id(), user, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
+        if !self.flags.knows(user) {
+            let mut counted: Vec<(i64, &str)> =
+                rows.iter().filter(|r| r.kind == EventKind::Message && !r.deleted).map(|r| (r.ts, &*r.body)).collect();
+            // In a room with moderation, their held messages count too.
+            let moderated = self.room.kind == RoomKind::Room && !self.room.id.is_inbox() && {
+                self.ctx.mod_settings.ensure(&self.ctx).await;
+                let settings = self.ctx.mod_settings.effective(self.room_id());
+                settings.premod || settings.flags.any()
+            };
+            let held = if moderated {
+                self.ctx.store.recent_held(self.room_id(), user, SENDER_DEDUPE_LOAD).await.map_err(internal)?
+            } else {
+                Vec::new()
+            };
+            counted.extend(held.iter().map(|(ts, body)| (*ts, body.as_str())));
+            counted.sort_by_key(|c| std::cmp::Reverse(c.0));
+            self.flags.seed(user, counted.into_iter());
+        }
+        if !self.sent.knows(user) {
+            // Newest first from storage; remembered oldest first.
+            let stored = rows.into_iter().rev().map(|r| (r.cid, Recent::Committed { seq: r.seq, id: r.id, ts: r.ts }));
+            self.sent.load(user, stored);
+        }
         Ok(())
     }
 

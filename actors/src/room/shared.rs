@@ -1,9 +1,10 @@
 //! What outlives one incarnation of a room actor (`RoomShared`, kept by the room directory):
-//! the local subscribers with the last seq each was sent, the nodes subscribed to the room, and
-//! the messages handed to the writer but not answered yet. The room actor, the proxy of a room
+//! the local subscribers with the last seq each was sent, the nodes subscribed to the room, the
+//! messages handed to the writer but not answered yet, and the handle of the room's queue. The room actor, the proxy of a room
 //! owned elsewhere and the join replay share it under one lock.
 
 use crate::cluster::NodeLink;
+use crate::moderation::ModerationHandle;
 use crate::msg::room::{ReplyTo, Subscriber};
 use bytes::Bytes;
 use confab_schemas::wire::encode_server_frame;
@@ -18,6 +19,9 @@ pub(crate) struct RoomShared {
     inner: Mutex<Shared>,
     /// The last incarnation stopped because the room moved, not because it failed.
     pub(crate) moved: std::sync::atomic::AtomicBool,
+    /// The room's moderation queue while the room is sequenced here (set by the directory,
+    /// which restarts it apart from the room).
+    queue: Mutex<Option<ModerationHandle>>,
 }
 
 /// A room's subscribers and writes in flight, under `RoomShared`'s lock.
@@ -65,6 +69,15 @@ pub(super) struct Pending {
 impl RoomShared {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Shared> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room's moderation queue, if it runs.
+    pub(crate) fn queue(&self) -> Option<ModerationHandle> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_queue(&self, queue: Option<ModerationHandle>) {
+        *self.queue.lock().unwrap_or_else(|p| p.into_inner()) = queue;
     }
 
     /// The room was deleted: every subscriber of this node is told, and forgets it.

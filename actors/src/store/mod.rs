@@ -8,6 +8,7 @@
 //! by the batching writer through `commit_batch`, which checks each room's lease epoch in the same
 //! transaction: a stale owner's writes are fenced off.
 
+mod admin_rooms;
 mod auth;
 pub mod backup;
 mod batch;
@@ -24,6 +25,7 @@ mod rows;
 mod search;
 mod uploads;
 
+pub use admin_rooms::{AdminRoom, RoomSort};
 pub use auth::{EmailCode, RefreshUse};
 pub use batch::{CursorWrite, NewMessage, WriteOutcome};
 pub use cipher::Cipher;

@@ -9,7 +9,7 @@
 
 use super::{Cipher, Inner, Store, on_pool};
 use crate::error::Result;
-use confab_schemas::{Role, RoomId, UserId, now_ms};
+use confab_schemas::{Attachment, Role, RoomId, UserId, now_ms};
 use sqlx::Row;
 
 /// Where a user stands in a room, read in one query.
@@ -96,6 +96,8 @@ pub struct QueueItem {
     pub created_at: i64,
     pub decided_by: Option<(UserId, String)>,
     pub decided_at: Option<i64>,
+    /// A held message's attachments (claimed for it when it was held).
+    pub attachments: Vec<Attachment>,
 }
 
 /// A new queue item: a held message or an automatic flag.
@@ -109,6 +111,8 @@ pub struct NewItem<'a> {
     pub body: &'a str,
     pub cid: &'a str,
     pub reply_to: Option<u64>,
+    /// A held message's attachments, claimed for it already.
+    pub attachments: &'a [Attachment],
 }
 
 /// Which queue items to read, newest first.
@@ -137,7 +141,8 @@ macro_rules! queue_sql {
         concat!(
             "SELECT q.id, q.room_id, r.name AS room_name, q.kind, q.seq, q.reporter_id, ru.username AS reporter_name, \
                COALESCE(q.sender_id, msg.sender_id) AS sender_id, su.username AS sender_name, q.reason, q.body, q.body_key, \
-               q.cid, q.reply_to, q.status, q.created_at, q.decided_by, du.username AS decided_name, q.decided_at \
+               q.cid, q.reply_to, q.status, q.created_at, q.decided_by, du.username AS decided_name, q.decided_at, \
+               q.attachments \
              FROM reports q LEFT JOIN rooms r ON r.id = q.room_id \
                LEFT JOIN messages msg ON q.kind = 'report' AND msg.room_id = q.room_id AND msg.seq = q.seq \
                LEFT JOIN users ru ON ru.id = q.reporter_id \
@@ -188,6 +193,11 @@ where
         created_at: r.try_get("created_at")?,
         decided_by: named(r.try_get("decided_by")?, r.try_get("decided_name")?),
         decided_at: r.try_get("decided_at")?,
+        attachments: match r.try_get::<Option<String>, _>("attachments")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| crate::Error::Invalid(format!("the attachments of queue item {room}: {e}")))?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -380,10 +390,16 @@ impl Store {
             }
             None => (None, item.body.to_owned()),
         };
+        let attachments = if item.attachments.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(item.attachments).map_err(|e| crate::Error::Invalid(e.to_string()))?)
+        };
         on_pool!(self, write, |p| {
             sqlx::query(
                 "INSERT INTO reports (room_id, seq, reporter_id, reason, created_at, kind, sender_id, body, cid, \
-                   reply_to, body_key) VALUES ($1, NULL, $2, $3, $4, $5, $2, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                   reply_to, body_key, attachments) VALUES ($1, NULL, $2, $3, $4, $5, $2, $6, $7, $8, $9, $10) \
+                 ON CONFLICT DO NOTHING",
             )
             .bind(item.room.0)
             .bind(item.sender.0)
@@ -394,6 +410,7 @@ impl Store {
             .bind(item.cid)
             .bind(item.reply_to.map(|s| s as i64))
             .bind(key.as_deref())
+            .bind(attachments.as_deref())
             .execute(p)
             .await?;
             let id: i64 = sqlx::query(
@@ -430,6 +447,24 @@ impl Store {
                     .fetch_optional(p)
                     .await?;
             row.map(|r| queue_item(&r, self.cipher.as_deref())).transpose()
+        })
+    }
+
+    /// `sender`'s messages held in `room` (whatever became of them), newest first, as (when
+    /// held, body): what the automatic flags count besides their stored messages.
+    pub async fn recent_held(&self, room: RoomId, sender: UserId, limit: u32) -> Result<Vec<(i64, String)>> {
+        on_pool!(self, read, |p| {
+            let rows = sqlx::query(queue_sql!(
+                "WHERE q.room_id = $1 AND q.sender_id = $2 AND q.kind = 'held' ORDER BY q.id DESC LIMIT $3"
+            ))
+            .bind(room.0)
+            .bind(sender.0)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| queue_item(r, self.cipher.as_deref()).map(|i| (i.created_at, i.body.unwrap_or_default())))
+                .collect()
         })
     }
 

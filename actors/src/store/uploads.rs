@@ -63,7 +63,8 @@ macro_rules! upload_columns {
 
 /// Which uploads nothing references (`$1`: orphans created, or claims made, before it): never
 /// claimed and old; claimed for a room that is gone, or for a message that was deleted; claimed
-/// long ago for a message that never committed.
+/// long ago for a message that never committed (and is not held for review: a held message's
+/// uploads wait for its decision; a rejected one's are swept then).
 macro_rules! unreferenced {
     () => {
         "deleted_at IS NULL AND ( \
@@ -72,7 +73,9 @@ macro_rules! unreferenced {
            OR (room_id IS NOT NULL AND EXISTS (SELECT 1 FROM messages m WHERE m.room_id = uploads.room_id \
                  AND m.sender_id = uploads.owner_id AND m.cid = uploads.cid AND m.deleted_at IS NOT NULL)) \
            OR (room_id IS NOT NULL AND claimed_at < $1 AND NOT EXISTS (SELECT 1 FROM messages m \
-                 WHERE m.room_id = uploads.room_id AND m.sender_id = uploads.owner_id AND m.cid = uploads.cid)))"
+                 WHERE m.room_id = uploads.room_id AND m.sender_id = uploads.owner_id AND m.cid = uploads.cid) \
+               AND NOT EXISTS (SELECT 1 FROM reports q WHERE q.room_id = uploads.room_id AND q.kind = 'held' \
+                 AND q.status = 'open' AND q.sender_id = uploads.owner_id AND q.cid = uploads.cid)))"
     };
 }
 

@@ -4,6 +4,8 @@
 //! - `users`: the list of users (moderators and admins), role changes and password resets (admins);
 //! - `audit`: the audit log with filters (admins);
 //! - `stats`: the site's figures and this node's counters (admins);
+//! - `rooms`: every chat room, private ones too, with owner and member count, and deleting one
+//!   (admins);
 //! - `broadcasts`: announcements (admins post them; every signed-in user lists and dismisses them).
 //!
 //! Every route checks the caller's role on the server, from the database on every request (the
@@ -15,6 +17,7 @@
 
 mod audit;
 mod broadcasts;
+mod rooms;
 mod sanctions;
 mod stats;
 mod users;
@@ -37,6 +40,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(audit::routes())
         .merge(stats::routes())
         .merge(broadcasts::routes())
+        .merge(rooms::routes())
 }
 
 /// A signed-in site moderator or admin; anyone else gets 403 `forbidden`.
@@ -101,6 +105,22 @@ async fn audit(
         AuditAction { actor: Some(actor.id), action, target: target.map(|t| t.id), room: None, detail: &detail };
     state.system.store().audit_action(entry).await?;
     Ok(())
+}
+
+/// Rows listed per page by default, and at most.
+const PAGE: u32 = 50;
+const MAX_PAGE: u32 = 200;
+
+/// A list's search text (at most 64 bytes) and page size (`limit`, 1 to `MAX_PAGE`; default `PAGE`).
+fn page_size(q: &str, limit: Option<u32>) -> Result<u32, ApiError> {
+    if q.len() > 64 {
+        return Err(ApiError::new(ErrorCode::Invalid, "q: at most 64 bytes"));
+    }
+    let limit = limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::new(ErrorCode::Invalid, format!("limit: 1 to {MAX_PAGE}")));
+    }
+    Ok(limit)
 }
 
 /// A reason given for an action: trimmed, at most 500 characters.

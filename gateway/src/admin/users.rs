@@ -3,7 +3,7 @@
 //! A role change needs no revocation: every request reads the role from the database, so a
 //! demoted moderator or admin loses their power at once on every node, logins kept.
 
-use super::{Admin, Staff, audit, may_act_on, target};
+use super::{Admin, Staff, audit, may_act_on, page_size, target};
 use crate::AppState;
 use crate::auth::{generated_password, hash_password};
 use crate::error::{ApiError, ApiJson, ApiPath, ApiQuery};
@@ -17,10 +17,6 @@ use confab_actors::store::{AdminUser, UserSort};
 use confab_schemas::{ErrorCode, Role};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-/// Users listed per page by default, and at most.
-const PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -64,13 +60,7 @@ async fn users_route(
         "newest" => UserSort::Newest,
         _ => return Err(ApiError::new(ErrorCode::Invalid, "sort: name, last_seen or newest")),
     };
-    if q.q.len() > 64 {
-        return Err(ApiError::new(ErrorCode::Invalid, "q: at most 64 bytes"));
-    }
-    let limit = q.limit.unwrap_or(PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::Invalid, format!("limit: 1 to {MAX_PAGE}")));
-    }
+    let limit = page_size(&q.q, q.limit)?;
     // One more than asked tells whether there is a next page.
     let mut users = state.system.store().admin_users(&q.q, sort, q.offset, limit + 1).await?;
     let next = (users.len() > limit as usize).then(|| q.offset + limit);

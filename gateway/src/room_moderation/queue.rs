@@ -1,11 +1,12 @@
 //! The moderation queue: a room's items for its staff, every room's for site staff
-//! (`/api/admin/queue`), and decisions. A held message is released (it gets the next seq then,
-//! through the room's sequencer) or rejected (it never gets one); any other item is dismissed,
-//! or its message deleted, or its sender muted or banned in the room. An item is decided once:
-//! deciding it again is 409 `conflict`.
+//! (`/api/admin/queue`), and decisions, which the room's `ModerationQueue` actor takes
+//! (`ActorSystem::decide`). A held message is released (it gets the next seq then, through the
+//! room's sequencer) or rejected (it never gets one); any other item is dismissed, or its
+//! message deleted; the sender of any item may be muted or banned in the room (a held message
+//! of theirs is rejected with it). An item is decided once: deciding it again is 409 `conflict`.
 
-use super::sanctions::{apply, may_sanction};
-use super::{audit, reason, staff_of};
+use super::sanctions::may_sanction;
+use super::{reason, staff_of};
 use crate::AppState;
 use crate::admin::Staff;
 use crate::auth::AuthUser;
@@ -14,9 +15,9 @@ use crate::rooms::user_ref;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_actors::moderation::{Command, item_json};
+use confab_actors::moderation::{Action, Decision, item_json};
 use confab_actors::store::{QueueFilter, QueueItem};
-use confab_schemas::{ErrorCode, RoomId, now_ms};
+use confab_schemas::{ErrorCode, RoomId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,8 +25,6 @@ const PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 /// Messages shown on each side of a reported one.
 const CONTEXT: u64 = 2;
-/// A mute from the queue lasts this long unless `minutes` says otherwise.
-const DEFAULT_MUTE_MINUTES: u32 = 60;
 const MAX_MINUTES: u32 = 30 * 24 * 60;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -65,7 +64,7 @@ async fn with_context(state: &AppState, item: &QueueItem) -> Result<Value, ApiEr
         }
         None => Vec::new(),
     };
-    Ok(item_json(item, &context))
+    Ok(item_json(item, &context, &state.system.config().media))
 }
 
 async fn page(state: &AppState, f: QueueFilter) -> Result<Json<Value>, ApiError> {
@@ -99,7 +98,7 @@ async fn admin_queue_route(
 }
 
 #[derive(Deserialize)]
-struct Decision {
+struct DecisionBody {
     action: String,
     reason: Option<String>,
     /// How long a `mute` (default 60) or a `ban` (default: until lifted) lasts.
@@ -107,129 +106,36 @@ struct Decision {
 }
 
 /// `POST /api/rooms/{id}/queue/{item}/decision {"action","reason"?,"minutes"?}` → the item.
+/// The caller's standing (and, for a mute or ban, their power over the item's sender) is
+/// checked here; the room's moderation queue, on the node that sequences the room, takes the
+/// decision (once per item: `conflict` after) and writes it to the audit log.
 async fn decision_route(
     State(state): State<AppState>,
     AuthUser(user, _): AuthUser,
     ApiPath((id, item_id)): ApiPath<(i64, i64)>,
-    ApiJson(d): ApiJson<Decision>,
+    ApiJson(d): ApiJson<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let (room, standing) = staff_of(&state, &user, id).await?;
     let why = reason(d.reason.as_deref())?;
+    let action = Action::parse(&d.action)
+        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, "action: dismiss, delete, mute, ban, release or reject"))?;
     if d.minutes.is_some_and(|m| !(1..=MAX_MINUTES).contains(&m)) {
         return Err(ApiError::new(ErrorCode::Invalid, format!("minutes: 1 to {MAX_MINUTES}")));
     }
     let store = state.system.store();
-    let item = store
-        .queue_item(item_id)
-        .await?
-        .filter(|i| i.room == room.id)
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no item {item_id} in this room's queue")))?;
-    let held = item.kind == "held";
-    match (d.action.as_str(), held) {
-        ("release" | "reject", false) => {
-            return Err(ApiError::new(ErrorCode::Invalid, "only a held message is released or rejected"));
-        }
-        ("dismiss" | "delete" | "mute" | "ban", true) => {
-            return Err(ApiError::new(ErrorCode::Invalid, "a held message is released or rejected"));
-        }
-        ("release" | "reject" | "dismiss" | "delete" | "mute" | "ban", _) => {}
-        _ => return Err(ApiError::new(ErrorCode::Invalid, "action: dismiss, delete, mute, ban, release or reject")),
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no item {item_id} in this room's queue"));
+    let item = store.queue_item(item_id).await?.filter(|i| i.room == room.id).ok_or_else(not_found)?;
+    if matches!(action, Action::Mute | Action::Ban)
+        && let Some((sender, _)) = &item.sender
+    {
+        let target = store
+            .user_by_id(*sender)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the sender's account is gone"))?;
+        may_sanction(&state, &room, &user, &standing, &target).await?;
     }
-    if item.status != "open" {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("this item was decided already ({})", item.status)));
-    }
-    let by = user_ref(&user);
-    let status = match d.action.as_str() {
-        "release" => {
-            state.system.moderate(room.id, by, Command::Release { item: item.id }).await?;
-            // Released by the room; a second release got the same ack and finds it decided.
-            if !store.decide_item(item.id, "released", Some(user.id), &why).await? {
-                return Err(ApiError::new(ErrorCode::Conflict, "this item was decided already"));
-            }
-            "released"
-        }
-        "reject" => {
-            // The room writes the decision (it orders it against a release).
-            state.system.moderate(room.id, by, Command::Reject { item: item.id, reason: why.clone() }).await?;
-            "rejected"
-        }
-        action => {
-            let target = match (&item.sender, action) {
-                (Some((sender, _)), "mute" | "ban") => {
-                    let target = store
-                        .user_by_id(*sender)
-                        .await?
-                        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the sender's account is gone"))?;
-                    may_sanction(&state, &room, &user, &standing, &target).await?;
-                    Some(target)
-                }
-                (None, "mute" | "ban") => {
-                    return Err(ApiError::new(ErrorCode::Invalid, "this item names no sender to sanction"));
-                }
-                _ => None,
-            };
-            if action == "delete" && item.seq.is_none() {
-                return Err(ApiError::new(ErrorCode::Invalid, "this item names no message to delete"));
-            }
-            let status = match action {
-                "dismiss" => "dismissed",
-                "delete" => "deleted",
-                "mute" => "muted",
-                _ => "banned",
-            };
-            // Claimed first: a second decision is refused before anything is done twice.
-            if !store.decide_item(item.id, status, Some(user.id), &why).await? {
-                return Err(ApiError::new(ErrorCode::Conflict, "this item was decided already"));
-            }
-            let done = act(&state, &user, &room, &item, action, target.as_ref(), &why, d.minutes).await;
-            if let Err(e) = done {
-                store.reopen_item(item.id).await?;
-                return Err(e);
-            }
-            status
-        }
-    };
-    let target = match &item.sender {
-        Some((id, _)) => store.user_by_id(*id).await?,
-        None => None,
-    };
-    let detail = json!({"item": item.id, "kind": item.kind, "seq": item.seq, "reason": why});
-    audit(&state, &user, &format!("room.queue_{status}"), &room, target.as_ref(), detail).await?;
-    let item =
-        store.queue_item(item.id).await?.ok_or_else(|| ApiError::new(ErrorCode::NotFound, "the item is gone"))?;
+    let decision = Decision { item: item.id, action, reason: why, minutes: d.minutes };
+    state.system.decide(room.id, user_ref(&user), decision).await?;
+    let item = store.queue_item(item.id).await?.ok_or_else(not_found)?;
     Ok(Json(with_context(&state, &item).await?))
-}
-
-/// What a decision other than release or reject does.
-#[allow(clippy::too_many_arguments)]
-async fn act(
-    state: &AppState,
-    user: &confab_schemas::UserRow,
-    room: &confab_schemas::RoomRow,
-    item: &QueueItem,
-    action: &str,
-    target: Option<&confab_schemas::UserRow>,
-    why: &str,
-    minutes: Option<u32>,
-) -> Result<(), ApiError> {
-    match (action, target) {
-        ("delete", _) => {
-            let seq = item.seq.unwrap_or(0);
-            match state.system.moderate(room.id, user_ref(user), Command::Delete { seq }).await {
-                Ok(_) => Ok(()),
-                // Deleted already: what the decision wanted.
-                Err(r) if r.code == ErrorCode::Gone => Ok(()),
-                Err(r) => Err(r.into()),
-            }
-        }
-        ("mute", Some(t)) => {
-            let until = now_ms() + i64::from(minutes.unwrap_or(DEFAULT_MUTE_MINUTES)) * 60_000;
-            apply(state, user, room, t, "mute", why, Some(until)).await
-        }
-        ("ban", Some(t)) => {
-            let until = minutes.map(|m| now_ms() + i64::from(m) * 60_000);
-            apply(state, user, room, t, "ban", why, until).await
-        }
-        _ => Ok(()),
-    }
 }

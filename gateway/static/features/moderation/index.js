@@ -18,6 +18,7 @@ import { toast } from '../../core/toast.js';
 import { provideReportAction } from '../chat/messages.js';
 import { startStaff } from './staff.js';
 import { startHeld } from './held.js';
+import { startSanctionDialog } from './sanction.js';
 
 /** @typedef {import('../../core/types.js').Message} Message */
 /** @typedef {{id: number, body: string, from?: {username: string} | null, ts: number, expires_at: number}} Announcement */
@@ -142,6 +143,7 @@ export default {
     provideReportAction(openReport);
     $('report-form').addEventListener('submit', (e) => { e.preventDefault(); sendReport(); });
     $('report-cancel').addEventListener('click', () => /** @type {HTMLDialogElement} */ ($('report-dialog')).close());
+    startSanctionDialog();
     startStaff();
     startHeld();
   },

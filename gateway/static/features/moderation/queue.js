@@ -2,7 +2,9 @@
 // queue.js — a moderation queue item as staff see it (the admin panel's queue across rooms and a
 // room's own queue in its info panel): what was reported, held or flagged, by and about whom,
 // the context around it, its status, and the decisions left to take on an open one
-// (POST /api/rooms/{room}/queue/{item}/decision). Names and bodies are text only.
+// (POST /api/rooms/{room}/queue/{item}/decision; a mute or ban asks a reason and how long
+// through the page's own dialog, `ask`). A held message's attachments are listed as links.
+// Names and bodies are text only.
 
 import { api } from '../../core/api.js';
 import { el, fullDate, humanError } from '../../core/dom.js';
@@ -11,7 +13,10 @@ import { el, fullDate, humanError } from '../../core/dom.js';
  * @typedef {{id: number, kind: string, room: number, room_name?: string, seq?: number | null,
  *   reporter?: string | {username: string} | null, sender?: string | {username: string} | null,
  *   reason?: string, body?: string | null, context?: Array<{seq: number, sender?: string | {username: string}, body?: string}>,
- *   status: string, created_at: number, decided_by?: string | {username: string} | null, decided_at?: number | null}} QueueItem
+ *   status: string, created_at: number, decided_by?: string | {username: string} | null, decided_at?: number | null,
+ *   attachments?: Array<{id: string, name: string, url: string, mime?: string, size?: number}>}} QueueItem
+ * @typedef {(what: {title: string, ok: string, kind: 'mute' | 'ban',
+ *   run: (a: {reason: string, minutes: number | null}) => Promise<unknown>}) => Promise<boolean>} AskSanction
  */
 
 /** A name the server gives as text or as a user. @param {unknown} who */
@@ -25,11 +30,13 @@ function decisions(kind) {
 }
 
 /**
- * One item as a list entry; `decided` gets the updated item after a decision.
+ * One item as a list entry; `decided` gets the updated item after a decision; `ask` asks the
+ * reason and duration of a mute or ban.
  * @param {QueueItem} item
  * @param {(updated: QueueItem) => void} decided
+ * @param {AskSanction} ask
  */
-export function queueItem(item, decided) {
+export function queueItem(item, decided, ask) {
   const li = el('li', 'queue-item');
   li.dataset.item = String(item.id);
   li.dataset.kind = item.kind;
@@ -43,6 +50,17 @@ export function queueItem(item, decided) {
   head.append(el('span', null, fullDate(item.created_at)));
   li.append(head);
   if (item.body) li.append(el('div', 'q-body', item.body));
+  if (item.attachments?.length) {
+    const files = el('div', 'q-attachments');
+    for (const a of item.attachments) {
+      const link = /** @type {HTMLAnchorElement} */ (el('a', 'q-attachment', `📎 ${a.name}`));
+      link.href = a.url;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+      files.append(link);
+    }
+    li.append(files);
+  }
   if (item.reason) li.append(el('div', 'q-reason', `Reason: ${item.reason}`));
   if (item.context?.length) {
     const ctx = el('div', 'q-context');
@@ -61,14 +79,26 @@ export function queueItem(item, decided) {
     const b = /** @type {HTMLButtonElement} */ (el('button', `q-${action}`, label));
     b.type = 'button';
     b.dataset.action = action;
+    /** @param {{reason?: string, minutes?: number | null}} extra */
+    const decide = async (extra) => {
+      const updated = await api('POST', `/api/rooms/${item.room}/queue/${item.id}/decision`, { action, ...extra });
+      decided({ ...item, ...updated });
+    };
     b.addEventListener('click', async () => {
+      if (action === 'mute' || action === 'ban') {
+        const who = nameOf(item.sender) || 'the sender';
+        const where = item.room_name ? `#${item.room_name}` : 'this room';
+        await ask({
+          title: action === 'mute' ? `Mute ${who} in ${where}` : `Ban ${who} from ${where}`,
+          ok: action === 'mute' ? 'Mute' : 'Ban',
+          kind: action,
+          run: ({ reason, minutes }) => decide({ reason: reason || undefined, minutes: minutes ?? undefined }),
+        });
+        return;
+      }
       for (const x of acts.querySelectorAll('button')) /** @type {HTMLButtonElement} */ (x).disabled = true;
       try {
-        /** @type {{action: string, minutes?: number}} */
-        const body = { action };
-        if (action === 'mute') body.minutes = 60;
-        const updated = await api('POST', `/api/rooms/${item.room}/queue/${item.id}/decision`, body);
-        decided({ ...item, ...updated });
+        await decide({});
       } catch (e) {
         error.textContent = humanError(e.code, e.message);
         error.hidden = false;

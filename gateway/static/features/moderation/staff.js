@@ -2,7 +2,8 @@
 // staff.js — the room staff's tools in the room info panel, for the room's owner and moderators
 // and for site staff (`my_role` of GET /api/rooms/{id}, and the site role): appoint and remove
 // room moderators (owner and site admins), mute, ban or remove a member, the sanctions in force
-// (each can be lifted), the room's moderation queue with its decisions (kept current by `queued`
+// (each can be lifted; a mute, ban or removal asks a reason and how long: sanction.js), the
+// room's moderation queue with its decisions (kept current by `queued`
 // frames), and the pre-moderation switch. The server decides: a refusal is shown, not hidden.
 
 import { api } from '../../core/api.js';
@@ -12,10 +13,10 @@ import { onFrame } from '../../core/frames.js';
 import { store } from '../../core/store.js';
 import { onInfoLoaded, provideMemberExtras, infoRoom, reloadInfo } from '../rooms/info.js';
 import { queueItem, queueError, nameOf } from './queue.js';
+import { askSanction } from './sanction.js';
 
 /** @typedef {import('../../core/types.js').Room} Room */
 
-const MUTE_MS = 60 * 60 * 1000;
 /** The caller's role in each room whose info was loaded. @type {Map<number, string | null>} */
 const myRole = new Map();
 
@@ -42,7 +43,7 @@ function button(cls, label, aria, run, ask) {
   b.addEventListener('click', async () => {
     if (ask && !(await confirmAction(ask))) return;
     b.disabled = true;
-    try { await run(); fail(''); reloadInfo(); } catch (e) { fail(humanError(e.code, e.message)); } finally { b.disabled = false; }
+    try { if ((await run()) !== false) { fail(''); reloadInfo(); } } catch (e) { fail(humanError(e.code, e.message)); } finally { b.disabled = false; }
   });
   return b;
 }
@@ -57,14 +58,21 @@ function memberExtras(room, m) {
       ? button('staff-unmod', 'Remove moderator', `Remove ${m.username} as a moderator`, () => api('DELETE', `/api/rooms/${room.id}/moderators/${name}`))
       : button('staff-mod', 'Make moderator', `Make ${m.username} a moderator of the room`, () => api('PUT', `/api/rooms/${room.id}/moderators/${name}`)));
   }
-  /** @param {string} kind @param {object} extra */
-  const sanction = (kind, extra = {}) => api('POST', `/api/rooms/${room.id}/sanctions`, { username: m.username, kind, ...extra });
+  /** @param {'mute' | 'ban' | 'remove'} kind @param {string} title @param {string} ok */
+  const sanction = (kind, title, ok) => () => askSanction({
+    title, ok, kind,
+    run: ({ reason, minutes }) => api('POST', `/api/rooms/${room.id}/sanctions`, {
+      username: m.username, kind, reason: reason || undefined,
+      expires_at: minutes ? Date.now() + minutes * 60_000 : undefined,
+    }),
+  });
   out.push(
-    button('staff-mute', 'Mute 1 h', `Mute ${m.username} in this room for an hour`, () => sanction('mute', { expires_at: Date.now() + MUTE_MS })),
-    button('staff-ban', 'Ban from room', `Ban ${m.username} from this room`, () => sanction('ban'),
-      { title: `Ban ${m.username} from ${room.name}?`, text: 'They are removed now and cannot join again until the ban is lifted.', action: 'Ban' }),
-    button('staff-remove', 'Kick out', `Take ${m.username} out of this room now`, () => sanction('remove'),
-      { title: `Remove ${m.username} now?`, text: 'They are taken out of the room now; they may join a public room again.', action: 'Remove' }),
+    button('staff-mute', 'Mute…', `Mute ${m.username} in this room`,
+      sanction('mute', `Mute ${m.username} in ${room.name}`, 'Mute')),
+    button('staff-ban', 'Ban…', `Ban ${m.username} from this room`,
+      sanction('ban', `Ban ${m.username} from ${room.name}? They are removed now and cannot join again while it lasts.`, 'Ban')),
+    button('staff-remove', 'Kick out…', `Take ${m.username} out of this room now`,
+      sanction('remove', `Remove ${m.username} from ${room.name} now? They may join a public room again.`, 'Remove')),
   );
   return out;
 }
@@ -98,7 +106,7 @@ function renderSanctions(room, list) {
     li.dataset.username = s.username;
     li.dataset.kind = s.kind;
     const until = s.expires_at ? ` until ${new Date(s.expires_at).toLocaleString()}` : '';
-    li.append(el('span', 'name', `${s.username}: ${s.kind}${until}${s.by ? ` (by ${nameOf(s.by)})` : ''}`));
+    li.append(el('span', 'name', `${s.username}: ${s.kind}${until}${s.by ? ` (by ${nameOf(s.by)})` : ''}${s.reason ? `: ${s.reason}` : ''}`));
     li.append(button('staff-lift', 'Lift', `Lift ${s.username}'s ${s.kind}`,
       () => api('DELETE', `/api/rooms/${room.id}/sanctions/${encodeURIComponent(s.username)}/${s.kind}`)));
     return li;
@@ -120,7 +128,7 @@ async function loadQueue(room) {
 
 /** @param {number} room @param {import('./queue.js').QueueItem} it */
 function item(room, it) {
-  const li = queueItem(it, (updated) => li.replaceWith(item(room, updated)));
+  const li = queueItem(it, (updated) => li.replaceWith(item(room, updated)), askSanction);
   return li;
 }
 
