@@ -426,6 +426,29 @@ async fn automatic_flags_fire_at_their_thresholds() {
     assert_eq!(items.iter().filter(|k| *k == "held").count(), 2, "{items:?}");
 }
 
+/// A node, and a public room with pre-moderation on: its owner and a member, both joined.
+struct PremodRoom {
+    node: TestNode,
+    owner: Api,
+    sender: Api,
+    room: i64,
+    owner_ws: Ws,
+    sender_ws: Ws,
+}
+
+async fn premod_room(opts: NodeOpts) -> PremodRoom {
+    let node = TestNode::start(opts).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let owner_ws = member(&node, &owner, room).await;
+    let sender_ws = member(&node, &sender, room).await;
+    let (s, m) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
+    assert_eq!(s, 200, "{m}");
+    PremodRoom { node, owner, sender, room, owner_ws, sender_ws }
+}
+
 /// Uploads `bytes` as a text file named `name`; its id.
 async fn upload_text(api: &Api, name: &str, bytes: &[u8]) -> String {
     let boundary = "confabmodboundary";
@@ -476,15 +499,7 @@ async fn send_with(ws: &mut Ws, room: i64, body: &str, attachments: &[&str]) -> 
 async fn held_messages_carry_attachments_and_outlive_a_killed_queue() {
     let mut opts = NodeOpts::default();
     opts.args.uploads.uploads_per_minute = Some(0);
-    let node = TestNode::start(opts).await;
-    let owner = node.user(&unique("owner")).await;
-    let sender = node.user(&unique("sender")).await;
-    let room = owner.create_room(&unique("room"), "public").await;
-    let mut owner_ws = member(&node, &owner, room).await;
-    let mut sender_ws = member(&node, &sender, room).await;
-    let (s, m) =
-        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
-    assert_eq!(s, 200, "{m}");
+    let PremodRoom { node, owner, sender, room, mut owner_ws, mut sender_ws } = premod_room(opts).await;
 
     let file = upload_text(&sender, "notes.txt", b"some notes to review").await;
     let held = send_with(&mut sender_ws, room, "with a file", &[&file]).await;
@@ -645,4 +660,51 @@ async fn admins_list_every_room_and_delete_one() {
     let (s, body) = admin.call(Method::DELETE, &format!("/api/admin/rooms/{general}"), None).await;
     assert_eq!((s, code(&body)), (403, Some("forbidden")), "{body}");
     assert_eq!(admin.call(Method::DELETE, "/api/admin/rooms/999999999", None).await.0, 404);
+}
+
+/// A held message's file outlives the uploads' orphan time while it waits (the sweeper keeps it):
+/// released after that time, the message carries it; a rejected one's file is swept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_message_keeps_its_file_from_the_sweeper_until_decided() {
+    let mut opts = NodeOpts::default();
+    opts.args.uploads.uploads_per_minute = Some(0);
+    opts.args.uploads.upload_orphan_ttl_secs = Some(2);
+    opts.args.uploads.upload_sweep_secs = Some(1);
+    let PremodRoom { node, owner, sender, room, mut owner_ws, mut sender_ws } = premod_room(opts).await;
+    let file_of = |id: &str| node.db.dir.path().join("blobs").join("u").join(id);
+    let kept = upload_text(&sender, "kept.txt", b"released later").await;
+    let dropped = upload_text(&sender, "dropped.txt", b"rejected later").await;
+    let held_kept = send_with(&mut sender_ws, room, "keep my file", &[&kept]).await;
+    let held_dropped = send_with(&mut sender_ws, room, "drop my file", &[&dropped]).await;
+    assert_eq!((&held_kept["type"], &held_dropped["type"]), (&json!("held"), &json!("held")));
+
+    // An upload no message took is swept once the orphan time is up; the held ones are not.
+    let orphan = upload_text(&sender, "orphan.txt", b"never sent").await;
+    eventually("the orphan to be swept", || async { (!file_of(&orphan).exists()).then_some(()) }).await;
+    let metrics = node.system().metrics().clone();
+    let runs = metrics.sweeper_runs.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("two more sweeps", || async {
+        (metrics.sweeper_runs.load(std::sync::atomic::Ordering::Relaxed) >= runs + 2).then_some(())
+    })
+    .await;
+    assert!(file_of(&kept).exists() && file_of(&dropped).exists(), "held messages' files are kept");
+
+    let decide = |item: &Value, action: &str| {
+        let path = format!("/api/rooms/{room}/queue/{item}/decision");
+        let owner = &owner;
+        let body = json!({"action": action});
+        async move { owner.post(&path, body).await }
+    };
+    assert_eq!(decide(&held_kept["item"], "release").await.0, 200);
+    let msg =
+        owner_ws.recv_where("the released message", |v| v["type"] == "message" && v["body"] == "keep my file").await;
+    assert_eq!(confab_tests::fetch(&node.base, msg["attachments"][0]["url"].as_str().unwrap(), None).await.0, 200);
+    assert_eq!(decide(&held_dropped["item"], "reject").await.0, 200);
+    eventually("the rejected message's file to go", || async { (!file_of(&dropped).exists()).then_some(()) }).await;
+    let runs = metrics.sweeper_runs.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("two more sweeps", || async {
+        (metrics.sweeper_runs.load(std::sync::atomic::Ordering::Relaxed) >= runs + 2).then_some(())
+    })
+    .await;
+    assert!(file_of(&kept).exists(), "the released message's file stays");
 }

@@ -12,7 +12,7 @@ use super::*;
 use crate::moderation::flags::{Verdict, has_link};
 use crate::moderation::{Command, Flagged, Held, ModerationHandle, item_json};
 use crate::msg::room::TO_USER;
-use crate::store::QueueItem;
+use crate::store::{QueueItem, RoomSanctionKind};
 
 /// A released held message, while its write is in flight: who released it, under which cid.
 pub(crate) struct Released {
@@ -124,7 +124,20 @@ impl RoomState {
             Flagged { sender: user, flag: flag.to_owned(), cid: cid.to_string(), body: body.to_owned(), mute_until };
         match self.shared.queue() {
             Some(q) => q.flag(flagged),
-            None => warn!(room = %self.room.id, flag, "a flag fired while the room's queue restarts; not filed"),
+            None => {
+                warn!(room = %self.room.id, flag, "a flag fired while the room's queue restarts; not filed");
+                // A flood's mute is stored all the same: it must outlive this incarnation.
+                if let Some(until) = mute_until {
+                    let (store, room, reason) = (self.ctx.store.clone(), self.room_id(), flagged.flag);
+                    tokio::spawn(async move {
+                        let mute =
+                            store.put_room_sanction(room, user, RoomSanctionKind::Mute, None, &reason, Some(until));
+                        if let Err(e) = mute.await {
+                            warn!(%room, err = %e, "storing a flood mute failed");
+                        }
+                    });
+                }
+            }
         }
     }
 
