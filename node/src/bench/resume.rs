@@ -73,7 +73,12 @@ pub(crate) struct Fleet {
     pub connected_per_room: Vec<AtomicU64>,
     pub reconnects: AtomicU64,
     pub rejoins_same_socket: AtomicU64,
+    /// Members away right now (a drain waits for them).
+    pub away: AtomicU64,
     pub unexpected_drops: AtomicU64,
+    /// Why sockets ended without the member asking: a close frame's code and reason, a read error,
+    /// a leave that failed.
+    pub drop_reasons: Mutex<BTreeMap<String, u64>>,
     pub resyncs: AtomicU64,
     pub senders_done: AtomicUsize,
     pub errors: Mutex<BTreeMap<String, u64>>,
@@ -129,7 +134,9 @@ impl Fleet {
             acked: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             rejoins_same_socket: AtomicU64::new(0),
+            away: AtomicU64::new(0),
             unexpected_drops: AtomicU64::new(0),
+            drop_reasons: Mutex::new(BTreeMap::new()),
             resyncs: AtomicU64::new(0),
             senders_done: AtomicUsize::new(0),
             errors: Mutex::new(BTreeMap::new()),
@@ -149,6 +156,11 @@ impl Fleet {
         *self.errors.lock().expect("errors lock").entry(code.to_owned()).or_default() += 1;
     }
 
+    fn count_drop(&self, why: String) {
+        self.unexpected_drops.fetch_add(1, Relaxed);
+        *self.drop_reasons.lock().expect("lock").entry(why).or_default() += 1;
+    }
+
     fn count_reconnect_error(&self, e: &ConnectError) {
         *self.reconnect_errors.lock().expect("lock").entry(e.kind.to_owned()).or_default() += 1;
         self.reconnect_error_sample.lock().expect("lock").get_or_insert_with(|| format!("{}: {}", e.kind, e.detail));
@@ -164,6 +176,7 @@ impl Fleet {
     pub(crate) async fn drain(&self, deadline: Instant) -> bool {
         loop {
             let done = self.senders_done.load(Relaxed) >= self.senders.len()
+                && self.away.load(Relaxed) == 0
                 && self.distinct.load(Relaxed) >= self.expected_distinct();
             if done {
                 return true;
@@ -370,8 +383,8 @@ enum Break {
     Stop,
     /// Go away: close the socket, or leave the room, and come back after `after`.
     Away { after: Duration, leave: bool },
-    /// The socket ended by itself.
-    Broken,
+    /// The socket ended by itself (why).
+    Broken(String),
 }
 
 /// A member's delivery state across its sockets.
@@ -446,24 +459,29 @@ impl Member {
                         f = net::read(&mut r) => f,
                     };
                     let frame = match frame {
-                        Ok(f) if f.opcode == OpCode::Close => break Break::Broken,
+                        Ok(f) if f.opcode == OpCode::Close => break Break::Broken(close_reason(&f.payload)),
                         Ok(f) if f.opcode == OpCode::Text => f,
                         Ok(_) => continue,
-                        Err(_) => break Break::Broken,
+                        Err(e) => break Break::Broken(format!("read: {e}")),
                     };
                     self.on_frame(&mut cur, &frame.payload, &mut lat, &mut ack);
                 }
             };
             let away_at = body::now_nanos();
+            fleet.away.fetch_add(1, Relaxed);
             let storm_drop = matches!(brk, Break::Away { .. }) && matches!(fleet.churn, Churn::Storm { .. });
             let (after, leave) = match brk {
-                Break::Stop => break,
+                Break::Stop => {
+                    fleet.away.fetch_sub(1, Relaxed);
+                    break;
+                }
                 Break::Away { after, leave } => (after, leave),
-                Break::Broken => {
+                Break::Broken(why) => {
                     if fleet.stop.is_cancelled() {
+                        fleet.away.fetch_sub(1, Relaxed);
                         break;
                     }
-                    fleet.unexpected_drops.fetch_add(1, Relaxed);
+                    fleet.count_drop(why);
                     (Duration::ZERO, false)
                 }
             };
@@ -471,11 +489,14 @@ impl Member {
             if leave && self.sender.is_none() {
                 // Leave on the same socket: read what is still on its way until `left`.
                 let Some(wr) = w.as_mut() else { break };
-                if self.leave_and_rejoin(&mut r, wr, &mut cur, after, away_at, &mut lat, &mut ack).await {
-                    continue;
+                match self.leave_and_rejoin(&mut r, wr, &mut cur, after, away_at, &mut lat, &mut ack).await {
+                    Ok(()) => {
+                        fleet.away.fetch_sub(1, Relaxed);
+                        continue;
+                    }
+                    // The socket failed meanwhile: reconnect instead.
+                    Err(why) => fleet.count_drop(format!("leave and rejoin: {why}")),
                 }
-                // The socket failed meanwhile: reconnect instead.
-                fleet.unexpected_drops.fetch_add(1, Relaxed);
             }
             if let Some(s) = &self.sender {
                 s.detach().await;
@@ -490,6 +511,7 @@ impl Member {
                 break;
             };
             fleet.reconnects.fetch_add(1, Relaxed);
+            fleet.away.fetch_sub(1, Relaxed);
             r = nr;
             w = Some(nw);
             self.joined(&mut cur, head, away_at);
@@ -601,44 +623,42 @@ impl Member {
         away_at: u64,
         lat: &mut [LatBuf<'_>],
         ack: &mut LatBuf<'_>,
-    ) -> bool {
+    ) -> Result<(), String> {
         let room = self.fleet.rooms[self.room_idx];
-        if net::send_text(w, format!(r#"{{"type":"leave","room":{room}}}"#).into_bytes()).await.is_err() {
-            return false;
-        }
-        let left = tokio::time::timeout(OPEN_TIMEOUT, async {
+        net::send_text(w, format!(r#"{{"type":"leave","room":{room}}}"#).into_bytes())
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        tokio::time::timeout(OPEN_TIMEOUT, async {
             loop {
                 let frame = match net::read(r).await {
                     Ok(f) if f.opcode == OpCode::Text => f,
-                    Ok(f) if f.opcode == OpCode::Close => return false,
+                    Ok(f) if f.opcode == OpCode::Close => return Err(close_reason(&f.payload)),
                     Ok(_) => continue,
-                    Err(_) => return false,
+                    Err(e) => return Err(format!("read: {e}")),
                 };
                 if frame.payload.starts_with(b"{\"type\":\"left\"") {
-                    return true;
+                    return Ok(());
                 }
                 self.on_frame(cur, &frame.payload, lat, ack);
             }
         })
-        .await;
-        if left != Ok(true) {
-            return false;
-        }
+        .await
+        .map_err(|_| "no `left` within 15 s".to_owned())??;
         tokio::select! {
-            _ = self.fleet.stop.cancelled() => return false,
+            _ = self.fleet.stop.cancelled() => return Err("the run ended".into()),
             _ = tokio::time::sleep(after) => {}
         }
         match tokio::time::timeout(OPEN_TIMEOUT, net::join_since(r, w, room, Some(cur.last_seq))).await {
             Ok(Ok(head)) => {
                 self.fleet.rejoins_same_socket.fetch_add(1, Relaxed);
                 self.joined(cur, head, away_at);
-                true
+                Ok(())
             }
             Ok(Err(e)) => {
                 self.fleet.count_reconnect_error(&e);
-                false
+                Err(format!("join: {}", e.detail))
             }
-            Err(_) => false,
+            Err(_) => Err("no `joined` within 15 s".into()),
         }
     }
 
@@ -692,6 +712,14 @@ impl Member {
             }
             Scanned::Reconnect => {}
         }
+    }
+}
+
+/// A close frame's code and reason, as the report counts it.
+fn close_reason(payload: &[u8]) -> String {
+    match payload {
+        [a, b, reason @ ..] => format!("closed {} {}", u16::from_be_bytes([*a, *b]), String::from_utf8_lossy(reason)),
+        _ => "closed".to_owned(),
     }
 }
 

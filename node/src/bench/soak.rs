@@ -125,6 +125,7 @@ pub struct SoakReport {
     pub reconnect_errors: BTreeMap<String, u64>,
     pub reconnect_error_sample: Option<String>,
     pub unexpected_drops: u64,
+    pub drop_reasons: BTreeMap<String, u64>,
     pub error_frames: BTreeMap<String, u64>,
     pub resyncs: u64,
     pub sent: u64,
@@ -190,7 +191,7 @@ impl SoakReport {
         row(
             "churn",
             format!(
-                "{} reconnects, {} leave-and-rejoins; {} failed reconnect attempts{}; {} sockets ended by the server",
+                "{} reconnects, {} leave-and-rejoins; {} failed reconnect attempts{}; {} sockets ended without being asked{}",
                 self.reconnects,
                 self.rejoins_same_socket,
                 self.reconnect_errors.values().sum::<u64>(),
@@ -198,7 +199,8 @@ impl SoakReport {
                     (Some(e), false) => format!(" {:?} (e.g. {e})", self.reconnect_errors),
                     _ => String::new(),
                 },
-                self.unexpected_drops
+                self.unexpected_drops,
+                if self.drop_reasons.is_empty() { String::new() } else { format!(" {:?}", self.drop_reasons) }
             ),
         );
         row(
@@ -264,23 +266,31 @@ impl SoakReport {
 
     pub(crate) fn json(&self) -> serde_json::Value {
         let s = &self.spec;
-        json!({
+        let v = json!({
             "kind": "soak", "rooms": s.rooms, "members": s.members, "senders_per_room": s.senders,
             "rate_per_sender": s.rate, "duration_s": s.duration.as_secs_f64(), "online_mean_s": s.online.as_secs_f64(),
             "offline_max_s": s.offline.as_secs_f64(), "leave_share": s.leave_share, "warmup_s": s.warmup.as_secs_f64(),
             "connections": self.connections, "connected": self.connected, "connect_errors": self.connect_errors,
             "reconnects": self.reconnects, "rejoins_same_socket": self.rejoins_same_socket,
             "reconnect_errors": self.reconnect_errors, "unexpected_drops": self.unexpected_drops,
+            "drop_reasons": self.drop_reasons,
             "error_frames": self.error_frames, "resyncs": self.resyncs,
             "sent": self.sent, "resent": self.resent, "acked": self.acked, "refused": self.refused,
             "deliveries": self.deliveries, "catch_up_deliveries": self.catch_up, "drained": self.drained,
             "lost": self.lost, "duplicates": self.duplicates, "out_of_order": self.out_of_order,
             "seq_gaps": self.seq_gaps, "seq_regressions": self.seq_regressions, "away_at_end": self.away_at_end,
             "live_latency": self.live.json(), "resume": self.resume.json(),
+        });
+        let more = json!({
             "rss_slope_kib_per_hour": self.rss_slope_kib_per_hour.map(r3), "fd_slope_per_hour": self.fd_slope_per_hour.map(r3),
             "samples": self.samples.iter().map(|s| json!({"at_s": r3(s.at_s), "rss_kib": s.rss_kib, "fds": s.fds})).collect::<Vec<_>>(),
             "clean": self.clean(),
-        })
+        });
+        let mut v = v;
+        if let (Some(v), serde_json::Value::Object(more)) = (v.as_object_mut(), more) {
+            v.extend(more);
+        }
+        v
     }
 }
 
@@ -397,6 +407,7 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
         reconnect_errors: fleet.reconnect_errors.lock().expect("lock").clone(),
         reconnect_error_sample: fleet.reconnect_error_sample.lock().expect("lock").clone(),
         unexpected_drops: fleet.unexpected_drops.load(Relaxed),
+        drop_reasons: fleet.drop_reasons.lock().expect("lock").clone(),
         error_frames: fleet.errors.lock().expect("lock").clone(),
         resyncs: fleet.resyncs.load(Relaxed),
         sent: fleet.sent.load(Relaxed),

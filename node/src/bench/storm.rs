@@ -36,7 +36,7 @@ pub(crate) struct StormArgs {
     #[arg(long, default_value_t = 2)]
     senders: usize,
     /// Messages per second, per sender.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     rate: f64,
     /// Seconds of traffic before the drop.
     #[arg(long, default_value_t = 10.0)]
@@ -221,6 +221,7 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
             "reconnects": fleet.reconnects.load(Relaxed), "reconnect_errors": reconnect_errors,
             "reconnect_error_sample": fleet.reconnect_error_sample.lock().expect("lock").clone(),
             "unexpected_drops": fleet.unexpected_drops.load(Relaxed),
+            "drop_reasons": fleet.drop_reasons.lock().expect("lock").clone(),
             "live_latency_before": lat[0].json(), "live_latency_storm": lat[1].json(), "live_latency_after": lat[2].json(),
             "catch_up_deliveries": fleet.catch_up.load(Relaxed),
             "sent": fleet.sent.load(Relaxed), "resent": fleet.resent.load(Relaxed), "acked": fleet.acked.load(Relaxed),
@@ -280,7 +281,7 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
     row(
         "reconnects",
         format!(
-            "{} ({} failed attempts{}; {} unexpected drops)",
+            "{} ({} failed attempts{}; {} sockets ended without being asked{})",
             fleet.reconnects.load(Relaxed),
             reconnect_errors.values().sum::<u64>(),
             if reconnect_errors.is_empty() {
@@ -291,7 +292,11 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
                     fleet.reconnect_error_sample.lock().expect("lock").as_deref().unwrap_or("")
                 )
             },
-            fleet.unexpected_drops.load(Relaxed)
+            fleet.unexpected_drops.load(Relaxed),
+            {
+                let reasons = fleet.drop_reasons.lock().expect("lock");
+                if reasons.is_empty() { String::new() } else { format!(" {reasons:?}") }
+            }
         ),
     );
     row("live latency before", lat[0].line());
