@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const PHASES: usize = 3;
 /// Longest wait for one reconnect (TCP, upgrade, `hello`, `joined`).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// A receiver pings this often, as the web client does (the server closes a socket silent for 90 s).
+const PING_EVERY: Duration = Duration::from_secs(25);
 
 /// When members go away and how they come back.
 #[derive(Clone)]
@@ -382,7 +384,10 @@ pub(crate) struct MemberOut {
 enum Break {
     Stop,
     /// Go away: close the socket, or leave the room, and come back after `after`.
-    Away { after: Duration, leave: bool },
+    Away {
+        after: Duration,
+        leave: bool,
+    },
     /// The socket ended by itself (why).
     Broken(String),
 }
@@ -412,9 +417,9 @@ impl Member {
         let mut out = MemberOut { room_idx: self.room_idx, ..MemberOut::default() };
         let opened = {
             let _permit = gate.acquire().await;
-            tokio::time::timeout(Duration::from_secs(60), self.open(None)).await.unwrap_or_else(|_| {
-                Err(ConnectError { kind: "timeout", detail: "setup took over 60 s".into() })
-            })
+            tokio::time::timeout(Duration::from_secs(60), self.open(None))
+                .await
+                .unwrap_or_else(|_| Err(ConnectError { kind: "timeout", detail: "setup took over 60 s".into() }))
         };
         let (mut r, w, head) = match opened {
             Ok(x) => x,
@@ -451,7 +456,9 @@ impl Member {
             let brk = {
                 let away = self.away(&mut dropped_once);
                 tokio::pin!(away);
-                loop {
+                // A receiver's write half pings meanwhile (senders are never silent that long).
+                let pinger = w.take().map(Pinger::start);
+                let brk = loop {
                     let frame = tokio::select! {
                         biased;
                         _ = fleet.stop.cancelled() => break Break::Stop,
@@ -465,7 +472,11 @@ impl Member {
                         Err(e) => break Break::Broken(format!("read: {e}")),
                     };
                     self.on_frame(&mut cur, &frame.payload, &mut lat, &mut ack);
+                };
+                if let Some(p) = pinger {
+                    w = p.stop().await;
                 }
+                brk
             };
             let away_at = body::now_nanos();
             fleet.away.fetch_add(1, Relaxed);
@@ -715,6 +726,40 @@ impl Member {
     }
 }
 
+/// A receiver's write half while it reads: a `ping` every `PING_EVERY`, as the web client sends
+/// (the server closes a socket silent for 90 s). It runs beside the reads, so no read is ever
+/// cancelled for it (fastwebsockets' `read_frame` is not cancel-safe in the middle of a frame).
+struct Pinger {
+    task: tokio::task::JoinHandle<Option<WsWrite>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Pinger {
+    fn start(mut w: WsWrite) -> Pinger {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return Some(w),
+                    _ = tokio::time::sleep(PING_EVERY) => {
+                        if net::send_text(&mut w, br#"{"type":"ping"}"#.to_vec()).await.is_err() {
+                            let _ = stopped.await;
+                            return Some(w);
+                        }
+                    }
+                }
+            }
+        });
+        Pinger { task, stop }
+    }
+
+    /// The write half back (None only if the task panicked).
+    async fn stop(self) -> Option<WsWrite> {
+        let _ = self.stop.send(());
+        self.task.await.ok().flatten()
+    }
+}
+
 /// A close frame's code and reason, as the report counts it.
 fn close_reason(payload: &[u8]) -> String {
     match payload {
@@ -804,12 +849,14 @@ pub(crate) async fn connect_all(
     let sender_users = if setup.explicit_users { 0 } else { n_senders.min(setup.tokens.len()) };
     let gate = Arc::new(Semaphore::new(setup.connect_concurrency));
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<bool>();
-    let send_loops: Vec<tokio::task::JoinHandle<()>> = fleet.senders.iter().map(|s| tokio::spawn(send_loop(fleet.clone(), s.clone(), start.clone()))).collect();
+    let send_loops: Vec<tokio::task::JoinHandle<()>> =
+        fleet.senders.iter().map(|s| tokio::spawn(send_loop(fleet.clone(), s.clone(), start.clone()))).collect();
     let mut members = Vec::with_capacity(total);
     let mut receiver_seq = 0usize;
     for k in 0..total {
         let (room_idx, pos) = (k / fleet.members, k % fleet.members);
-        let sender = (pos < fleet.senders_per_room).then(|| fleet.senders[room_idx * fleet.senders_per_room + pos].clone());
+        let sender =
+            (pos < fleet.senders_per_room).then(|| fleet.senders[room_idx * fleet.senders_per_room + pos].clone());
         let user = match &sender {
             _ if setup.explicit_users => k % setup.tokens.len(),
             Some(s) => s.gidx as usize % setup.tokens.len(),

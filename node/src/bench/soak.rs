@@ -185,7 +185,11 @@ impl SoakReport {
                 "{}/{} connected{}",
                 self.connected,
                 self.connections,
-                if self.connect_errors.is_empty() { String::new() } else { format!(", errors {:?}", self.connect_errors) }
+                if self.connect_errors.is_empty() {
+                    String::new()
+                } else {
+                    format!(", errors {:?}", self.connect_errors)
+                }
             ),
         );
         row(
@@ -254,7 +258,15 @@ impl SoakReport {
                 fds(self.samples.iter().filter_map(|s| s.fds).max())
             ),
         );
-        row("samples", format!("{} (every {:.0} s, first {:.0} s left out)", self.samples.len(), s.sample_every.as_secs_f64(), s.warmup.as_secs_f64()));
+        row(
+            "samples",
+            format!(
+                "{} (every {:.0} s, first {:.0} s left out)",
+                self.samples.len(),
+                s.sample_every.as_secs_f64(),
+                s.warmup.as_secs_f64()
+            ),
+        );
         row("verdict", if self.clean() { "clean".to_owned() } else { "NOT clean".to_owned() });
     }
 
@@ -391,8 +403,7 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
     let checks = Checks::of(&fleet, &outs);
     let warm = spec.warmup.as_secs_f64();
     let steady: Vec<&Sample> = samples.iter().filter(|s| s.at_s >= warm).collect();
-    let rss: Vec<(f64, f64)> =
-        steady.iter().filter_map(|s| Some((s.at_s / 3600.0, s.rss_kib? as f64))).collect();
+    let rss: Vec<(f64, f64)> = steady.iter().filter_map(|s| Some((s.at_s / 3600.0, s.rss_kib? as f64))).collect();
     let fds: Vec<(f64, f64)> = steady.iter().filter_map(|s| Some((s.at_s / 3600.0, s.fds? as f64))).collect();
     Ok(SoakReport {
         spec: spec.clone(),

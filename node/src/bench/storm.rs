@@ -135,7 +135,9 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
     let setup_start = Instant::now();
     let mut rooms = Vec::with_capacity(a.rooms);
     for r in 0..a.rooms {
-        rooms.push(rest::create_room(nodes[r % nodes.len()], &setup.tokens[0], &format!("bench-{run}-storm-r{r}")).await?);
+        rooms.push(
+            rest::create_room(nodes[r % nodes.len()], &setup.tokens[0], &format!("bench-{run}-storm-r{r}")).await?,
+        );
     }
     let drop = CancellationToken::new();
     let churn =
@@ -271,7 +273,8 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
         "resumed",
         format!(
             "{resumed}/{expect}; {} (target {} s: {})",
-            resumed_secs.map_or("NOT all resumed".to_owned(), |s| format!("every client resumed {s:.2} s after the drop")),
+            resumed_secs
+                .map_or("NOT all resumed".to_owned(), |s| format!("every client resumed {s:.2} s after the drop")),
             a.target,
             if target_met { "met" } else { "MISSED" }
         ),
