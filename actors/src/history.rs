@@ -118,6 +118,7 @@ impl HistoryCache {
             let (start, end) = (page * PAGE + 1, page * PAGE + PAGE);
             let wanted = |m: &&MessageRow| m.seq >= from && m.seq <= to;
             if end > head {
+                metrics.history_reads_database.fetch_add(1, Relaxed);
                 let rows = store.messages_between(room, start.max(from), end.min(to), PAGE as u32).await?;
                 out.extend(rows);
                 continue;
@@ -127,10 +128,12 @@ impl HistoryCache {
             match cached {
                 Some(entry) => {
                     metrics.history_cache_hits.fetch_add(1, Relaxed);
+                    metrics.history_reads_cache.fetch_add(1, Relaxed);
                     out.extend(entry.value().0.iter().filter(wanted).cloned());
                 }
                 None => {
                     metrics.history_cache_misses.fetch_add(1, Relaxed);
+                    metrics.history_reads_database.fetch_add(1, Relaxed);
                     let rows = store.messages_between(room, start, end, PAGE as u32).await?;
                     out.extend(rows.iter().filter(wanted).cloned());
                     if rows.len() as u64 == PAGE {

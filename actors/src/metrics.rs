@@ -70,6 +70,11 @@ pub struct Metrics {
     pub ephemeral_dropped: AtomicU64,
     pub history_cache_hits: AtomicU64,
     pub history_cache_misses: AtomicU64,
+    /// Reads of room history (join replays and history pages) by where they were served from:
+    /// the room's in-memory tail, the history cache, the database (`confab_history_reads_total`).
+    pub history_reads_tail: AtomicU64,
+    pub history_reads_cache: AtomicU64,
+    pub history_reads_database: AtomicU64,
     pub frames_in: AtomicU64,
     pub protocol_errors: AtomicU64,
     /// Rooms this node handed to another owner.
@@ -244,6 +249,20 @@ impl Metrics {
             ("moderation", &self.moderation_restarts),
         ] {
             let _ = writeln!(out, "confab_actor_restarts_total{{kind=\"{kind}\"}} {}", v.load(Relaxed));
+        }
+
+        let _ = writeln!(
+            out,
+            "# HELP confab_history_reads_total Reads of room history (join replays, history pages) by source: \
+             the room's in-memory tail, the history cache, or a database query.\n\
+             # TYPE confab_history_reads_total counter"
+        );
+        for (source, v) in [
+            ("tail", &self.history_reads_tail),
+            ("cache", &self.history_reads_cache),
+            ("database", &self.history_reads_database),
+        ] {
+            let _ = writeln!(out, "confab_history_reads_total{{source=\"{source}\"}} {}", v.load(Relaxed));
         }
 
         self.commit.render(

@@ -111,6 +111,8 @@ impl Actor for RemoteRoom {
     type Arguments = RemoteArgs;
 
     async fn pre_start(&self, me: ActorRef<RoomMsg>, a: RemoteArgs) -> Result<RemoteState, ActorProcessingErr> {
+        // The room is owned elsewhere: no tail of an earlier local incarnation is replayed here.
+        a.shared.lock().tail.clear();
         a.link.send(NodeFrame::Subscribe { room: a.room }).map_err(|_| format!("no connection to {}", a.link.node))?;
         let mut st = RemoteState {
             ctx: a.ctx,

@@ -103,11 +103,22 @@ fn raise_open_files() -> std::io::Result<(u64, u64, u64)> {
     Ok((before, after, hard))
 }
 
+/// Handshakes the kernel may hold for `accept` (it clamps this to `net.core.somaxconn`). tokio's
+/// default, 1,024, overflows when thousands of clients reconnect at once (a load balancer reload):
+/// each handshake dropped then costs its client a retransmission after 1 s, 3 s, 7 s...
+const LISTEN_BACKLOG: u32 = 65_535;
+
 async fn serve(config: NodeConfig) -> anyhow::Result<bool> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
+    let listener = bind(config.listen).map_err(|e| anyhow::anyhow!("binding {}: {e}", config.listen))?;
     crate::run(config, listener, shutdown_signal()).await
+}
+
+/// A listener on `addr` as `TcpListener::bind` makes it (`SO_REUSEADDR`), with `LISTEN_BACKLOG`.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {

@@ -20,9 +20,10 @@ impl RoomState {
         if self.deleting.contains(&t) {
             return Err(Refusal::new(ErrorCode::Gone, format!("message {t} was deleted")));
         }
+        let in_tail = self.shared.lock().tail.iter().find(|r| r.seq == t).cloned();
         let row =
-            match self.tail.iter().find(|r| r.seq == t) {
-                Some(r) => r.clone(),
+            match in_tail {
+                Some(r) => r,
                 None => {
                     self.ctx.store.messages_between(self.room_id(), t, t, 1).await.map_err(internal)?.pop().ok_or_else(
                         || Refusal::new(ErrorCode::NotFound, format!("there is no message {t} in this room")),
@@ -78,9 +79,9 @@ impl RoomState {
 
     /// After a delete committed: its message's body (and its edits' bodies) are gone from the
     /// tail, and from every node's history cache.
-    pub(super) fn erased(&mut self, target: u64) {
+    pub(super) fn erased(&mut self, tail: &mut VecDeque<MessageRow>, target: u64) {
         let mut seqs = vec![target];
-        for r in self.tail.iter_mut() {
+        for r in tail.iter_mut() {
             if r.seq == target || (r.kind == EventKind::Edit && r.target == Some(target)) {
                 r.body = Arc::from("");
                 if r.seq == target {

@@ -91,7 +91,6 @@ pub(crate) struct RoomState {
     epoch: u64,
     head: u64,
     next_seq: u64,
-    tail: VecDeque<MessageRow>,
     members: HashSet<UserId>,
     /// The members by lowercase username, to find who a message mentions.
     names: HashMap<Arc<str>, UserId>,
@@ -150,6 +149,9 @@ impl Actor for RoomActor {
             .messages_between(id, head.saturating_sub(tail_len - 1).max(1), head, tail_len as u32)
             .await?
             .into();
+        // The tail lives in `RoomShared` (join replays read it); this incarnation's replaces
+        // whatever an earlier one left.
+        args.shared.lock().tail = tail;
         let listed = ctx.store.room_members(id).await?;
         let members = listed.iter().map(|(u, _, _)| *u).collect();
         let names = listed.into_iter().map(|(u, name, _)| (Arc::from(name.to_lowercase()), u)).collect();
@@ -161,7 +163,6 @@ impl Actor for RoomActor {
             epoch,
             head,
             next_seq: head + 1,
-            tail,
             members,
             names,
             activity: Default::default(),
@@ -193,6 +194,8 @@ impl Actor for RoomActor {
 
     async fn post_stop(&self, _me: ActorRef<RoomMsg>, st: &mut RoomState) -> Result<(), ActorProcessingErr> {
         st.release_held();
+        // A later proxy of the room (it moved) must not replay from this node's stale tail.
+        st.shared.lock().tail.clear();
         if let Some(t) = st.ticker.take() {
             t.abort();
         }

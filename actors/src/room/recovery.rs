@@ -18,7 +18,7 @@ impl RoomState {
         // send again when told of the restart (the cid makes that idempotent).
         let pending: Vec<Pending> = sh.pending.drain(..).collect();
         for p in pending.into_iter().filter(|p| p.row.seq <= self.head) {
-            if let Some(row) = self.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
+            if let Some(row) = sh.tail.iter().find(|r| r.seq == p.row.seq && r.cid == p.row.cid) {
                 let frame = encode_server_frame(&ServerFrame::ack(row));
                 p.reply.answer(self.room.id, p.row.sender, p.row.cid.clone(), frame);
             }
@@ -34,14 +34,15 @@ impl RoomState {
         let head = self.head;
         let room = self.room_id();
         let mut lagging = Vec::new();
-        for sub in sh.subs.iter_mut() {
+        let Shared { subs, tail, .. } = &mut *sh;
+        for sub in subs.iter_mut() {
             self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
             if sub.replay != 0 {
                 // Its replay task carries on, up to the new `fanned`.
                 continue;
             }
             let after = sub.last_seq;
-            let rows = older.iter().chain(self.tail.iter()).filter(|r| r.seq > after && r.seq <= head);
+            let rows = older.iter().chain(tail.iter()).filter(|r| r.seq > after && r.seq <= head);
             for row in rows {
                 let frame = encode_server_frame(&ServerFrame::event(row, &self.ctx.config.media));
                 if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
@@ -60,7 +61,7 @@ impl RoomState {
 
     /// Rows from `after + 1` up to just before the tail, from storage.
     pub(super) async fn rows_before_tail(&self, after: u64) -> Result<Vec<MessageRow>, crate::Error> {
-        let tail_start = self.tail.front().map(|r| r.seq).unwrap_or(self.head + 1);
+        let tail_start = self.shared.lock().tail.front().map(|r| r.seq).unwrap_or(self.head + 1);
         if after + 1 >= tail_start {
             return Ok(Vec::new());
         }

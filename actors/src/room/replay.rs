@@ -7,7 +7,9 @@
 //! queue, and the room actor never waits or reads history for it. Once the task has reached
 //! the last seq fanned out (`Shared::fanned`), checked under the room's lock, the subscriber
 //! goes live. The task never outlives its subscription: a newer join, a leave or a closed
-//! connection ends it.
+//! connection ends it. What the room's in-memory tail (`Shared::tail`) still holds is read from
+//! it, so a client resuming after a short absence costs no database read; older history comes
+//! from the history cache (full pages) or the database (`confab_history_reads_total`).
 
 use super::shared::{RoomShared, joined_frames};
 use crate::ctx::Ctx;
@@ -18,6 +20,7 @@ use crate::outbound::Refused;
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{RoomId, ServerFrame};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use tracing::warn;
 
 /// Where a join's replay starts: after `since` (the head when none), or at the head with a
@@ -67,7 +70,7 @@ async fn run(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64,
     let mut pos = after;
     loop {
         // Where the live stream is; live from here when the replay got there.
-        let (target, out, session_ref) = {
+        let (target, out, session_ref, from_tail) = {
             let mut sh = shared.lock();
             let fanned = sh.fanned;
             let Some(sub) = sh.subs.iter_mut().find(|s| s.s.session == session && s.replay == replay) else {
@@ -78,10 +81,19 @@ async fn run(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64,
                 sub.replay = 0;
                 return;
             }
-            (fanned, sub.s.out.clone(), sub.s.session_ref.clone())
+            let (out, session_ref) = (sub.s.out.clone(), sub.s.session_ref.clone());
+            (fanned, out, session_ref, sh.tail_after(pos, fanned, PAGE as usize))
         };
-        let page_end = (pos / PAGE + 1) * PAGE;
-        let rows = ctx.history.range(&ctx.store, &ctx.metrics, room, pos + 1, page_end.min(target), target).await;
+        let rows = match from_tail {
+            Some(rows) => {
+                ctx.metrics.history_reads_tail.fetch_add(1, Relaxed);
+                Ok(rows)
+            }
+            None => {
+                let page_end = (pos / PAGE + 1) * PAGE;
+                ctx.history.range(&ctx.store, &ctx.metrics, room, pos + 1, page_end.min(target), target).await
+            }
+        };
         let rows = match rows {
             Ok(rows) if rows.first().is_some_and(|r| r.seq == pos + 1) => rows,
             other => {

@@ -346,7 +346,7 @@ impl RoomState {
             if p.row.kind == EventKind::Delete
                 && let Some(target) = p.row.target
             {
-                self.erased(target);
+                self.erased(&mut sh.tail, target);
                 if let Some(author) = p.deleted_for {
                     self.audit_delete(p.row.sender, author, target, seq);
                 }
@@ -369,9 +369,9 @@ impl RoomState {
                 }),
             }
             self.sent.committed(p.row.sender, p.row.cid.clone(), seq, id, p.row.ts);
-            self.tail.push_back(p.row);
-            if self.tail.len() > self.ctx.config.tail_len {
-                self.tail.pop_front();
+            sh.tail.push_back(p.row);
+            if sh.tail.len() > self.ctx.config.tail_len {
+                sh.tail.pop_front();
             }
         }
         Ok(())

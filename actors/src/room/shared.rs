@@ -33,6 +33,10 @@ pub(crate) struct Shared {
     pub(super) nodes: Vec<NodeLink>,
     /// The last seq fanned out to live subscribers: a replay that got there goes live.
     pub(crate) fanned: u64,
+    /// The room's newest committed events (at most `tail_len`), oldest first, kept by the local
+    /// room actor; a join's replay reads them here before the history cache or the database.
+    /// Empty on a proxy of a room owned elsewhere.
+    pub(crate) tail: VecDeque<MessageRow>,
 }
 
 /// One local subscriber, as the room feeds it.
@@ -64,6 +68,26 @@ pub(super) struct Pending {
     pub(super) deleted_for: Option<UserId>,
     /// A staff command's message (`premod::Released`).
     pub(super) released: Option<super::premod::Released>,
+}
+
+impl Shared {
+    /// The events after seq `after`, up to seq `to` and at most `limit` of them, when the tail
+    /// holds the first of them (it is gap-free, so it then holds them all up to its newest).
+    pub(crate) fn tail_after(&self, after: u64, to: u64, limit: usize) -> Option<Vec<MessageRow>> {
+        let first = self.tail.front()?.seq;
+        if after + 1 < first || to <= after {
+            return None;
+        }
+        let rows: Vec<MessageRow> = self
+            .tail
+            .iter()
+            .skip((after + 1 - first) as usize)
+            .take_while(|r| r.seq <= to)
+            .take(limit)
+            .cloned()
+            .collect();
+        rows.first().is_some_and(|r| r.seq == after + 1).then_some(rows)
+    }
 }
 
 impl RoomShared {

@@ -20,7 +20,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 /// The protocol's limit of unanswered sends per connection and room.
-const MAX_IN_FLIGHT: usize = 128;
+pub(crate) const MAX_IN_FLIGHT: usize = 128;
 /// Latency samples a connection buffers before taking a shard's lock.
 const LAT_BUF: usize = 256;
 /// Histogram shards (locks) shared by all connections.
@@ -28,7 +28,7 @@ const SHARDS: usize = 64;
 /// Width of the windows of send time whose slowest delivery is reported.
 const WINDOW: Duration = Duration::from_millis(100);
 /// Delay before a send refused with `retry`/`overloaded` goes out again.
-const RESEND_DELAY: Duration = Duration::from_millis(5);
+pub(crate) const RESEND_DELAY: Duration = Duration::from_millis(5);
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -52,13 +52,17 @@ impl RunSpec {
 }
 
 /// Latency histograms behind a few locks; connections buffer samples and flush in bulk.
-struct Shards(Vec<Mutex<Histogram<u64>>>);
+pub(crate) struct Shards(Vec<Mutex<Histogram<u64>>>);
 
 impl Shards {
-    fn new() -> Shards {
+    pub(crate) fn new() -> Shards {
         Shards((0..SHARDS).map(|_| Mutex::new(new_histogram())).collect())
     }
-    fn merged(&self) -> Histogram<u64> {
+    /// Records one sample (rare events; frequent ones go through a `LatBuf`).
+    pub(crate) fn record_one(&self, conn: usize, nanos: u64) {
+        self.0[conn % SHARDS].lock().expect("histogram lock").saturating_record((nanos / 1000).max(1));
+    }
+    pub(crate) fn merged(&self) -> Histogram<u64> {
         let mut h = new_histogram();
         for s in &self.0 {
             h.add(&*s.lock().expect("histogram lock")).expect("same bounds");
@@ -67,23 +71,23 @@ impl Shards {
     }
 }
 
-struct LatBuf<'a> {
+pub(crate) struct LatBuf<'a> {
     shards: &'a Shards,
     shard: usize,
     buf: Vec<u64>,
 }
 
 impl<'a> LatBuf<'a> {
-    fn new(shards: &'a Shards, conn: usize) -> LatBuf<'a> {
+    pub(crate) fn new(shards: &'a Shards, conn: usize) -> LatBuf<'a> {
         LatBuf { shards, shard: conn % SHARDS, buf: Vec::with_capacity(LAT_BUF) }
     }
-    fn record_nanos(&mut self, nanos: u64) {
+    pub(crate) fn record_nanos(&mut self, nanos: u64) {
         self.buf.push((nanos / 1000).max(1));
         if self.buf.len() >= LAT_BUF {
             self.flush();
         }
     }
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if self.buf.is_empty() {
             return;
         }

@@ -9,6 +9,11 @@
 //!   connection.
 //! - `upload`: N concurrent uploads of S MB while C users chat: throughput, the server's RSS
 //!   before and at its peak, chat latency before and during (`upload.rs`).
+//! - `reconnect-storm`: every client of a loaded node drops at once and resumes with `since`
+//!   within a second: time until all resumed, live latency meanwhile, loss, history reads
+//!   (`storm.rs`, clients in `resume.rs`).
+//! - `soak`: a long run at a steady load while members connect, leave and resume all the time;
+//!   the server's memory and descriptors sampled, their slope reported (`soak.rs`).
 //! - `search`: full-text search on a store it fills itself (1,000,000 messages by default), not
 //!   through a node: query p50/p99 and the index's size (`search.rs`).
 //!
@@ -21,7 +26,10 @@ mod idle;
 pub(crate) mod net;
 mod report;
 mod rest;
+mod resume;
 mod search;
+pub mod soak;
+mod storm;
 mod track;
 mod upload;
 
@@ -47,6 +55,10 @@ enum BenchCmd {
     HotRoom(HotRoomArgs),
     /// Hold C authenticated connections; report the server's memory per connection.
     Idle(IdleArgs),
+    /// Every client drops at once and reconnects within a second, resuming with `since`.
+    ReconnectStorm(storm::StormArgs),
+    /// A long steady load with members connecting, leaving and resuming; server memory and fds.
+    Soak(soak::SoakArgs),
     /// Fill a new database with generated messages, then time search queries on it.
     Search(search::SearchArgs),
     /// N concurrent uploads of S MB while users chat: throughput, server memory, chat latency.
@@ -187,6 +199,8 @@ pub fn main(args: BenchArgs) -> std::process::ExitCode {
         BenchCmd::Fanout(a) => a.conn.threads,
         BenchCmd::HotRoom(a) => a.conn.threads,
         BenchCmd::Idle(a) => a.conn.threads,
+        BenchCmd::ReconnectStorm(a) => a.threads(),
+        BenchCmd::Soak(a) => a.threads(),
         BenchCmd::Search(_) => None,
         BenchCmd::Upload(a) => a.conn.threads,
     };
@@ -212,6 +226,8 @@ async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchCmd::Fanout(a) => load(a.rooms, a.members, a.senders, a.rate, &a.load, &a.conn, "fanout").await,
         BenchCmd::HotRoom(a) => load(1, a.members, a.senders, a.rate, &a.load, &a.conn, "hot-room").await,
         BenchCmd::Idle(a) => idle::run(&a.conn, a.connections, a.hold, a.users, a.join).await,
+        BenchCmd::ReconnectStorm(a) => storm::run(&a).await,
+        BenchCmd::Soak(a) => soak::run(&a).await,
         BenchCmd::Search(a) => search::run(&a).await,
         BenchCmd::Upload(a) => upload::run(&a).await,
     }

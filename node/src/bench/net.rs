@@ -142,7 +142,21 @@ pub(crate) async fn ws_connect(
     source: Option<IpAddr>,
     token: &str,
 ) -> Result<WebSocket<TcpStream>, ConnectError> {
+    ws_connect_with(addr, source, token, false).await
+}
+
+/// [`ws_connect`]; with `abortive`, closing the socket resets it (`SO_LINGER` 0), as a load
+/// balancer dropping its connections does, and leaves no `TIME_WAIT` behind on this side.
+pub(crate) async fn ws_connect_with(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    token: &str,
+    abortive: bool,
+) -> Result<WebSocket<TcpStream>, ConnectError> {
     let mut s = tcp(addr, source).await.map_err(|e| ConnectError::new("tcp", e))?;
+    if abortive {
+        socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO)).map_err(|e| ConnectError::new("tcp", e))?;
+    }
     let key: [u8; 16] = rand::random();
     let key = base64::engine::general_purpose::STANDARD.encode(key);
     let req = format!(
@@ -218,16 +232,32 @@ pub(crate) async fn read(r: &mut WsRead) -> Result<Frame<'_>, fastwebsockets::We
 
 /// Joins `room` and waits for `joined` (frames before it are skipped).
 pub(crate) async fn join(r: &mut WsRead, w: &mut WsWrite, room: i64) -> Result<(), ConnectError> {
-    send_text(w, format!(r#"{{"type":"join","room":{room}}}"#).into_bytes())
-        .await
-        .map_err(|e| ConnectError::new("join", e))?;
+    join_since(r, w, room, None).await.map(|_| ())
+}
+
+/// Joins `room`, resuming after seq `since` when given, and returns the room's head as the
+/// `joined` frame gives it (the replay sends every seq up to it before live events).
+pub(crate) async fn join_since(
+    r: &mut WsRead,
+    w: &mut WsWrite,
+    room: i64,
+    since: Option<u64>,
+) -> Result<u64, ConnectError> {
+    let frame = match since {
+        Some(s) => format!(r#"{{"type":"join","room":{room},"since":{s}}}"#),
+        None => format!(r#"{{"type":"join","room":{room}}}"#),
+    };
+    send_text(w, frame.into_bytes()).await.map_err(|e| ConnectError::new("join", e))?;
     loop {
         let frame = read(r).await.map_err(|e| ConnectError::new("join", e))?;
         if frame.opcode == OpCode::Close {
             return Err(ConnectError::new("join", "closed"));
         }
         if frame.payload.starts_with(b"{\"type\":\"joined\"") {
-            return Ok(());
+            let head = super::body::find(&frame.payload, b"\"head\":")
+                .and_then(|at| super::body::parse_u64(&frame.payload[at + 7..]))
+                .map(|(h, _)| h);
+            return head.ok_or_else(|| ConnectError::new("join", "joined without a head"));
         }
         if frame.payload.starts_with(b"{\"type\":\"error\"") {
             return Err(ConnectError::new("join", String::from_utf8_lossy(&frame.payload)));
