@@ -128,6 +128,9 @@ impl RoomState {
         }
         // Deduplicate before rate limiting: a retry must get its original ack.
         if !self.sent.knows(user.id) {
+            if let Some(refusal) = self.ctx.storage.refusal() {
+                return Err(refusal);
+            }
             let rows =
                 self.ctx.store.recent_by_sender(self.room_id(), user.id, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
             // Newest first from storage; remembered oldest first.
@@ -153,6 +156,10 @@ impl RoomState {
                 return Ok(());
             }
             None => {}
+        }
+        // Refused at once while storage takes no writes: nothing piles up behind the writer.
+        if let Some(refusal) = self.ctx.storage.refusal() {
+            return Err(refusal);
         }
         let author = match kind {
             EventKind::Edit | EventKind::Delete => Some(self.check_target(user, kind, target).await?),
@@ -297,7 +304,16 @@ impl RoomState {
                 Ok(WriteOutcome::Gap) => {
                     return Err(format!("room {room}: seq {seq} does not follow the stored head; resyncing").into());
                 }
-                Err(()) => return Err(format!("room {room}: write of seq {seq} failed").into()),
+                Err(()) => {
+                    // The room restarts and reads what did commit from storage; until then its
+                    // senders are told to send again (the cid makes that idempotent).
+                    for p in &sh.pending {
+                        let retry = Refusal::new(ErrorCode::Retry, "storage is unavailable; send again shortly");
+                        let frame = encode_server_frame(&retry.frame(Some(p.row.cid.to_string())));
+                        p.reply.answer(room, p.row.sender, p.row.cid.clone(), frame);
+                    }
+                    return Err(format!("room {room}: write of seq {seq} failed").into());
+                }
             };
             let Some(mut p) = sh.pending.pop_front() else {
                 return Err(format!("room {room}: commit of seq {seq} with nothing pending").into());
