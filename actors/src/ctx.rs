@@ -107,6 +107,8 @@ pub(crate) struct Ctx {
     pub(crate) mutes: crate::mute_cache::Mutes,
     /// Pre-moderation and flags of rooms and the site, as last read (`crate::moderation::settings`).
     pub(crate) mod_settings: crate::moderation::settings::SettingsCache,
+    /// Whether storage takes writes now (`crate::storage_health`).
+    pub(crate) storage: Arc<crate::storage_health::StorageHealth>,
 }
 
 impl Ctx {

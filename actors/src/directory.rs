@@ -51,6 +51,10 @@ impl DirState {
         let entry = self.rooms.get_mut(&id).ok_or("unknown room")?;
         let (actor, remote) = match placement {
             Placement::Local => {
+                // Starting reads and writes storage: not while it takes no writes.
+                if let Some(refusal) = self.ctx.storage.refusal() {
+                    return Err(refusal.message.into());
+                }
                 let args = RoomArgs { ctx: self.ctx.clone(), room: entry.row.clone(), shared: entry.shared.clone() };
                 (Actor::spawn_linked(Some(name), RoomActor, args, me.get_cell()).await?.0, None)
             }
@@ -99,6 +103,10 @@ impl DirState {
     async fn activate(&mut self, me: &ActorRef<DirMsg>, id: RoomId) -> Result<RoomHandle, Refusal> {
         if let Some(actor) = self.rooms.get(&id).and_then(|e| e.actor.clone()) {
             return Ok(actor);
+        }
+        if let Some(refusal) = self.ctx.storage.refusal() {
+            // Not running, and storage takes no writes: refused without a call that cannot answer.
+            return Err(refusal);
         }
         if !self.rooms.contains_key(&id) {
             let mut row = self.ctx.store.room_by_id(id).await;
@@ -322,6 +330,10 @@ impl Actor for RoomDirectory {
             // Give the new owner a moment (it may still be taking the lease over).
             me.send_after(Duration::from_millis(20), move || DirMsg::Restart(id));
         } else if let Err(e) = st.start_room(&me, id).await {
+            // Its sessions stop waiting for answers to their sends (`retry`).
+            if let Some(entry) = st.rooms.get(&id) {
+                entry.shared.room_down(id);
+            }
             st.retry_later(&me, id, &e.to_string(), Duration::from_millis(100));
         }
         Ok(())

@@ -45,6 +45,7 @@ pub mod sent_cids;
 pub mod session;
 pub mod sessions;
 pub mod stop;
+pub mod storage_health;
 pub mod store;
 pub mod sweeper;
 pub mod system;

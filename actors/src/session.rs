@@ -130,6 +130,10 @@ impl Actor for SessionActor {
                 }
             }
             SessionMsg::RoomRestarted { room, crashed } => st.resend(&me, room, crashed).await,
+            SessionMsg::RoomDown { room } => {
+                let n = st.in_flight.get(&room).map_or(0, VecDeque::len);
+                st.fail_in_flight(room, 0..n, ErrorCode::Retry, "storage is unavailable; send again shortly");
+            }
         }
         Ok(())
     }
@@ -155,7 +159,11 @@ impl SessionState {
     async fn frames(&mut self, me: &ActorRef<SessionMsg>, frames: Vec<ClientFrame>) {
         // Per room with queued sends, the in-flight index of the first.
         let mut queued: Vec<(RoomId, usize)> = Vec::new();
-        if frames.iter().any(|f| matches!(f, ClientFrame::Send { .. } | ClientFrame::Edit { .. })) {
+        // Not while storage takes no writes: the sends are refused anyway, and the read could
+        // hold the session for the pool's whole acquire timeout.
+        if self.ctx.storage.refusal().is_none()
+            && frames.iter().any(|f| matches!(f, ClientFrame::Send { .. } | ClientFrame::Edit { .. }))
+        {
             self.ctx.mutes.refresh(&self.ctx.store).await;
         }
         for frame in frames {

@@ -29,6 +29,8 @@ use tracing::info;
 
 /// How long a caller waits for the directory or the sessions' supervisor.
 const CALL_TIMEOUT_MS: u64 = 5_000;
+/// How long `storage_ready` waits for a read.
+const READY_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a caller waits for the directory to start a room or a session (it may read storage).
 const START_CALL_TIMEOUT_MS: u64 = 15_000;
 
@@ -74,6 +76,7 @@ impl ActorSystem {
             single: SingleNode { node_id: config.node_id.clone(), http_addr: config.http_addr.clone() },
             mutes: Default::default(),
             mod_settings: Default::default(),
+            storage: Default::default(),
             config,
         });
         let node = ctx.config.node_id.clone();
@@ -95,6 +98,8 @@ impl ActorSystem {
             max_batch: ctx.config.max_batch,
             min_gap: ctx.config.commit_gap,
             commits,
+            health: ctx.storage.clone(),
+            node_id: node.as_str().into(),
         };
         let sup_args =
             WriterSupArgs { writer: writer_args, slot: ctx.writer.clone(), name: format!("{node}/writer"), on_restart };
@@ -127,6 +132,19 @@ impl ActorSystem {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.ctx.metrics
+    }
+
+    /// Whether this node can take sends now: `Err` with the reason when its storage refused the
+    /// last write, has a commit stalled, or does not answer a read within `READY_READ_TIMEOUT`.
+    pub async fn storage_ready(&self) -> std::result::Result<(), String> {
+        if let Some(why) = self.ctx.storage.unavailable() {
+            return Err(why);
+        }
+        match tokio::time::timeout(READY_READ_TIMEOUT, self.ctx.store.head_seq(RoomId(0))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("the database did not answer a read within {} s", READY_READ_TIMEOUT.as_secs())),
+        }
     }
 
     pub fn config(&self) -> &SystemConfig {

@@ -24,6 +24,11 @@
 //! it held: later writes of that incarnation fail too, so a room can never commit seq N+1 after
 //! losing seq N. The room actor restarts with a new epoch and resumes from storage.
 //!
+//! Storage health: every commit is reported to `StorageHealth` (a failed one marks storage
+//! failing, a long one stalled), and while storage is failing the writer tries a small probe
+//! write every `PROBE_EVERY` until one succeeds, so a node with nothing to write notices too
+//! when its database is back.
+//!
 //! The writer must never be stopped with a non-empty buffer except by a kill; `post_stop` commits
 //! what is left.
 //!
@@ -33,6 +38,7 @@
 use crate::commit_thread::CommitThread;
 use crate::metrics::Metrics;
 use crate::stop::StopReason;
+use crate::storage_health::{PROBE_EVERY, StorageHealth};
 use crate::store::{CursorWrite, NewMessage, Store, WriteOutcome};
 use confab_schemas::RoomId;
 use ractor::{Actor, ActorProcessingErr, ActorRef, DerivedActorRef, RpcReplyPort, SupervisionEvent};
@@ -62,6 +68,8 @@ pub(crate) enum WriterMsg {
     Flush,
     /// Commit everything buffered, then answer: used at shutdown and by tests.
     Sync(RpcReplyPort<()>),
+    /// While storage is failing: try a probe write (self-sent every `PROBE_EVERY`).
+    Probe,
 }
 
 /// Result of one write, as the room actor receives it.
@@ -139,6 +147,10 @@ pub(crate) struct WriterArgs {
     pub(crate) min_gap: Duration,
     /// Where transactions run (shared by the writer's incarnations).
     pub(crate) commits: CommitThread,
+    /// What every commit reports to (shared with the rooms and `/readyz`).
+    pub(crate) health: Arc<StorageHealth>,
+    /// Names this node's probe row.
+    pub(crate) node_id: Arc<str>,
 }
 
 pub(crate) struct BatchWriter;
@@ -156,6 +168,8 @@ pub(crate) struct WriterState {
     last_commit: Option<Instant>,
     /// Room incarnations whose writes failed: their later writes fail too.
     poisoned: HashMap<RoomId, u64>,
+    /// A `Probe` is on a timer.
+    probe_armed: bool,
 }
 
 impl Actor for BatchWriter {
@@ -163,8 +177,8 @@ impl Actor for BatchWriter {
     type State = WriterState;
     type Arguments = WriterArgs;
 
-    async fn pre_start(&self, _me: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
-        Ok(WriterState {
+    async fn pre_start(&self, me: ActorRef<WriterMsg>, args: WriterArgs) -> Result<WriterState, ActorProcessingErr> {
+        let mut st = WriterState {
             args,
             msgs: Vec::new(),
             replies: Vec::new(),
@@ -172,7 +186,10 @@ impl Actor for BatchWriter {
             flush_queued: false,
             last_commit: None,
             poisoned: HashMap::new(),
-        })
+            probe_armed: false,
+        };
+        st.arm_probe(&me);
+        Ok(st)
     }
 
     async fn handle(
@@ -222,7 +239,14 @@ impl Actor for BatchWriter {
                 st.commit().await;
                 let _ = reply.send(());
             }
+            WriterMsg::Probe => {
+                st.probe_armed = false;
+                if st.args.health.failing() {
+                    st.probe().await;
+                }
+            }
         }
+        st.arm_probe(&me);
         Ok(())
     }
 
@@ -233,6 +257,25 @@ impl Actor for BatchWriter {
 }
 
 impl WriterState {
+    /// While storage is failing, keeps one `Probe` on a timer.
+    fn arm_probe(&mut self, me: &ActorRef<WriterMsg>) {
+        if self.args.health.failing() && !self.probe_armed {
+            self.probe_armed = true;
+            me.send_after(PROBE_EVERY, || WriterMsg::Probe);
+        }
+    }
+
+    /// One small write on the commit thread (behind any commit still running), reported to
+    /// the storage health like a commit.
+    async fn probe(&mut self) {
+        let (store, health, node) = (self.args.store.clone(), self.args.health.clone(), self.args.node_id.clone());
+        let task = self.args.commits.run(async move {
+            health.commit_begins();
+            health.commit_ends(store.probe_write(&node).await.map_err(|e| e.to_string()));
+        });
+        let _ = task.await;
+    }
+
     fn queue_flush(&mut self, me: &ActorRef<WriterMsg>) {
         if !self.flush_queued {
             self.flush_queued = me.cast(WriterMsg::Flush).is_ok();
@@ -252,10 +295,13 @@ impl WriterState {
         let batch = std::mem::take(&mut self.msgs);
         let replies = std::mem::take(&mut self.replies);
         let cursors = std::mem::take(&mut self.cursors);
-        let (store, metrics) = (self.args.store.clone(), self.args.metrics.clone());
+        let (store, metrics, health) = (self.args.store.clone(), self.args.metrics.clone(), self.args.health.clone());
         let task = self.args.commits.run(async move {
             let started = Instant::now();
+            health.commit_begins();
             let outcome = store.commit_batch(&batch, &cursors).await;
+            // Before the rooms hear of it: a room that restarts at once finds storage failing.
+            health.commit_ends(outcome.as_ref().map(|_| ()).map_err(|e| e.to_string()));
             let micros = started.elapsed().as_micros() as u64;
             let (results, failed): (Vec<WriteResult>, Vec<(RoomId, u64)>) = match outcome {
                 Ok(outcomes) => {

@@ -7,7 +7,6 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use confab_schemas::RoomId;
 use serde_json::json;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -23,11 +22,13 @@ async fn healthz_route() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz` → 200 when the database answers, else 503.
+/// `GET /readyz` → 200 when the node can take sends: its storage took the last write, no commit
+/// is stalled, and the database answers a read (`ActorSystem::storage_ready`); else 503 with the
+/// reason.
 async fn readyz_route(State(state): State<AppState>) -> impl IntoResponse {
-    match state.system.store().head_seq(RoomId(0)).await {
-        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready", "node": state.config.node_id}))),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": e.to_string()}))),
+    match state.system.storage_ready().await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready", "node": state.config.node_id}))),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": why}))),
     }
 }
 

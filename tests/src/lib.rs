@@ -11,6 +11,7 @@ pub mod db;
 pub mod history;
 pub mod load;
 pub mod partition;
+pub mod pg_server;
 pub mod process;
 pub mod s3;
 pub mod smtp;

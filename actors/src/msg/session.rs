@@ -23,4 +23,7 @@ pub(crate) enum SessionMsg {
     /// A room actor restarted (`crashed`) or the room moved to another node: sends it had not
     /// answered are sent again. Only crashes count against a send's resends.
     RoomRestarted { room: RoomId, crashed: bool },
+    /// A room actor stopped and cannot start again for now (its storage takes no writes): its
+    /// unanswered sends are refused with `retry`, and the client sends them again.
+    RoomDown { room: RoomId },
 }

@@ -148,6 +148,10 @@ impl RoomState {
             }
             None => {}
         }
+        // Refused at once while storage takes no writes: nothing piles up behind the writer.
+        if let Some(refusal) = self.ctx.storage.refusal() {
+            return Err(refusal);
+        }
         let author = match kind {
             EventKind::Edit | EventKind::Delete => Some(self.check_target(user, kind, target).await?),
             _ => None,
@@ -233,6 +237,10 @@ impl RoomState {
     pub(super) async fn load_sender(&mut self, user: UserId) -> Result<(), Refusal> {
         if self.sent.knows(user) && self.flags.knows(user) {
             return Ok(());
+        }
+        // A database that cannot answer is not asked (the sender gets `retry` at once).
+        if let Some(refusal) = self.ctx.storage.refusal() {
+            return Err(refusal);
         }
         let rows = self.ctx.store.recent_by_sender(self.room_id(), user, SENDER_DEDUPE_LOAD).await.map_err(internal)?;
         if !self.flags.knows(user) {
@@ -327,7 +335,16 @@ impl RoomState {
                 Ok(WriteOutcome::Gap) => {
                     return Err(format!("room {room}: seq {seq} does not follow the stored head; resyncing").into());
                 }
-                Err(()) => return Err(format!("room {room}: write of seq {seq} failed").into()),
+                Err(()) => {
+                    // The room restarts and reads what did commit from storage; until then its
+                    // senders are told to send again (the cid makes that idempotent).
+                    for p in &sh.pending {
+                        let retry = Refusal::new(ErrorCode::Retry, "storage is unavailable; send again shortly");
+                        let frame = encode_server_frame(&retry.frame(Some(p.row.cid.to_string())));
+                        p.reply.answer(room, p.row.sender, p.row.cid.clone(), frame);
+                    }
+                    return Err(format!("room {room}: write of seq {seq} failed").into());
+                }
             };
             let Some(mut p) = sh.pending.pop_front() else {
                 return Err(format!("room {room}: commit of seq {seq} with nothing pending").into());

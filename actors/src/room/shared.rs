@@ -115,6 +115,14 @@ impl RoomShared {
         sh.nodes.clear();
     }
 
+    /// The room's actor stopped and cannot start again for now: each subscribed session refuses
+    /// its unanswered sends with `retry` (`SessionMsg::RoomDown`).
+    pub(crate) fn room_down(&self, room: RoomId) {
+        for sub in &self.lock().subs {
+            let _ = sub.s.session_ref.cast(crate::msg::session::SessionMsg::RoomDown { room });
+        }
+    }
+
     /// Sessions and nodes subscribed right now.
     pub(crate) fn subscriber_count(&self) -> usize {
         let sh = self.lock();

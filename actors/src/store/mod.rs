@@ -792,6 +792,24 @@ impl Store {
         Ok(())
     }
 
+    /// A small real write, to learn whether the database takes writes (again): the row of
+    /// `task_leases` named after `node`'s probe, which no task takes.
+    pub async fn probe_write(&self, node: &str) -> Result<()> {
+        let name = format!("storage-probe/{node}");
+        on_pool!(self, write, |p| {
+            sqlx::query(
+                "INSERT INTO task_leases (name, owner_node, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(&name)
+            .bind(node)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Extends every lease `node` holds to `ttl_ms` from now; returns how many.
     pub async fn renew_leases(&self, node: &str, ttl_ms: i64) -> Result<u64> {
         on_pool!(self, write, |p| {
