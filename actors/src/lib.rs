@@ -9,6 +9,7 @@
 //!                  ├─ RemoteRoom(room)       (remote: one per active room owned by another node, a proxy)
 //!                  └─ ModerationQueue(room)  (moderation: one per active room, reports; holds and flags are the room's)
 //! SessionSupervisor ── SessionActor(conn)    (sessions, session: one per WebSocket connection)
+//! PoolSupervisor ───── MatchPool             (stranger: only on the node the pool's key is placed on)
 //! ```
 //!
 //! Layers, each importing only those below it (no import circles): `msg` (every actor's
@@ -45,6 +46,7 @@ pub mod session;
 pub mod sessions;
 pub mod stop;
 pub mod store;
+pub mod stranger;
 pub mod sweeper;
 pub mod system;
 mod writer;

@@ -18,6 +18,24 @@ pub(crate) struct RoomShared {
     inner: Mutex<Shared>,
     /// The last incarnation stopped because the room moved, not because it failed.
     pub(crate) moved: std::sync::atomic::AtomicBool,
+    /// A stranger chat's two members, shown as `Stranger` in every frame (set once, by the
+    /// directory, before any incarnation starts).
+    pub(crate) seats: std::sync::OnceLock<confab_schemas::Seats>,
+}
+
+impl RoomShared {
+    /// `frame` as this room shows it (a stranger chat's members masked).
+    pub(crate) fn mask(&self, frame: confab_schemas::ServerFrame) -> confab_schemas::ServerFrame {
+        match self.seats.get() {
+            Some(seats) => seats.mask(frame),
+            None => frame,
+        }
+    }
+
+    /// `frame` masked and encoded.
+    pub(crate) fn encode(&self, frame: confab_schemas::ServerFrame) -> bytes::Bytes {
+        confab_schemas::wire::encode_server_frame(&self.mask(frame))
+    }
 }
 
 /// A room's subscribers and writes in flight, under `RoomShared`'s lock.

@@ -9,6 +9,8 @@
 //!   connection.
 //! - `upload`: N concurrent uploads of S MB while C users chat: throughput, the server's RSS
 //!   before and at its peak, chat latency before and during (`upload.rs`).
+//! - `stranger`: N users enter the match pool's queue over D seconds (10,000 over a minute by
+//!   default): pairs made per second and the wait to be paired (`stranger.rs`).
 //! - `search`: full-text search on a store it fills itself (1,000,000 messages by default), not
 //!   through a node: query p50/p99 and the index's size (`search.rs`).
 //!
@@ -22,6 +24,7 @@ pub(crate) mod net;
 mod report;
 mod rest;
 mod search;
+mod stranger;
 mod track;
 mod upload;
 
@@ -51,6 +54,8 @@ enum BenchCmd {
     Search(search::SearchArgs),
     /// N concurrent uploads of S MB while users chat: throughput, server memory, chat latency.
     Upload(upload::UploadArgs),
+    /// N users enter the stranger chat's queue over D seconds: pairs per second, the wait.
+    Stranger(stranger::StrangerArgs),
 }
 
 /// Where and how to connect.
@@ -189,6 +194,7 @@ pub fn main(args: BenchArgs) -> std::process::ExitCode {
         BenchCmd::Idle(a) => a.conn.threads,
         BenchCmd::Search(_) => None,
         BenchCmd::Upload(a) => a.conn.threads,
+        BenchCmd::Stranger(a) => a.conn.threads,
     };
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
@@ -214,6 +220,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchCmd::Idle(a) => idle::run(&a.conn, a.connections, a.hold, a.users, a.join).await,
         BenchCmd::Search(a) => search::run(&a).await,
         BenchCmd::Upload(a) => upload::run(&a).await,
+        BenchCmd::Stranger(a) => stranger::run(&a).await,
     }
 }
 
