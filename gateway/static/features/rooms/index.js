@@ -106,7 +106,8 @@ function registerFrames() {
       r.joining = false;
       r.member = true;
       r.online = new Map((f.online || []).map((/** @type {any} */ u) => [u.id, u.username]));
-      if (me) r.online.set(me.id, me.username); // the list leaves out the joiner
+      const self = r.you || me; // in a stranger chat, one's alias there
+      if (self) r.online.set(self.id, self.username); // the list leaves out the joiner
       r.onlineExtra = Math.max(0, (f.online_count || 0) - r.online.size);
     });
   });
