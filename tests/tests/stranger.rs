@@ -154,7 +154,8 @@ async fn next_and_leaving_end_a_chat_and_a_reported_chat_is_kept_while_others_ar
     let left = bob.ws.recv_where("stranger left", |f| f["type"] == "system" && f["event"]["op"] == "member_left").await;
     assert_eq!(left["event"]["user"]["username"], "Stranger", "{left}");
     assert!(!left.to_string().contains(&alice.api.username), "{left}");
-    bob.ws.send(json!({"type": "next", "interests": ["go"], "fewer": true})).await;
+    // Bob's chat is over once the stranger left: `match` enters the queue again.
+    bob.ws.send(json!({"type": "match", "interests": ["go"], "fewer": true})).await;
     bob.ws.recv_type("waiting").await;
     let mut carol = person(&node, "carol").await;
     let mut dave = person(&node, "dave").await;

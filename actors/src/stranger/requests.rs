@@ -3,7 +3,8 @@
 //!
 //! - `match`: interests normalised (`invalid`, `too_many_interests`); muted users refused
 //!   (`muted`; banned ones cannot connect); someone in a stranger chat gets its `matched` again
-//!   (how a client that reconnects finds its chat); someone in the queue has their row renewed
+//!   (how a client that reconnects finds its chat), unless the stranger left it (then they leave
+//!   it too and enter); someone in the queue has their row renewed
 //!   (a client may send `match` again at any time, keeping its place); anyone else enters,
 //!   at most `enters_per_minute` times a minute (`rate_limited`).
 //! - `next`: leaves the chat (the other side sees `Stranger` leave), at most `nexts_per_minute`
@@ -97,8 +98,13 @@ async fn enter(
         limit(ctx, "next", user, cfg.nexts_per_minute).await?;
         leave_chat(ctx, user).await?;
     } else if let Some(chat) = ctx.store.stranger_seat(user.id).await.map_err(storage)? {
-        let _ = out.push(encode_server_frame(&matched(&chat, user)));
-        return Ok(());
+        let other = usize::from(chat.seats.0[0] == user.id);
+        if chat.left[other].is_none() {
+            let _ = out.push(encode_server_frame(&matched(&chat, user)));
+            return Ok(());
+        }
+        // The stranger left: this chat is over for them too.
+        leave_chat(ctx, user).await?;
     }
     let now = now_ms();
     let waiting = ctx.store.queue_entry(user.id).await.map_err(storage)?;
