@@ -60,6 +60,8 @@ pub struct SystemConfig {
     pub media: crate::media::MediaSigner,
     /// An upload no message claimed within this time is gone (the sweeper deletes it).
     pub upload_orphan_ttl: Duration,
+    /// The match pool's tunables (`crate::stranger`).
+    pub stranger: crate::stranger::StrangerConfig,
 }
 
 impl Default for SystemConfig {
@@ -87,6 +89,7 @@ impl Default for SystemConfig {
             cache_disk_bytes: 256 << 20,
             media: crate::media::MediaSigner::default(),
             upload_orphan_ttl: Duration::from_secs(24 * 3600),
+            stranger: Default::default(),
         }
     }
 }
@@ -109,6 +112,10 @@ pub(crate) struct Ctx {
     pub(crate) mod_settings: crate::moderation::settings::SettingsCache,
     /// Whether storage takes writes now (`crate::storage_health`).
     pub(crate) storage: Arc<crate::storage_health::StorageHealth>,
+    /// This node's sessions waiting for a stranger (`crate::stranger`).
+    pub(crate) stranger: crate::stranger::Desk,
+    /// The match pool's supervisor on this node (set once it runs).
+    pub(crate) match_pool: OnceLock<ActorRef<crate::stranger::PoolSupMsg>>,
 }
 
 impl Ctx {

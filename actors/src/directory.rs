@@ -13,7 +13,7 @@ use crate::msg::room::{InboxHandle, RoomHandle};
 use crate::remote::{RemoteArgs, RemoteRoom};
 use crate::room::{RoomActor, RoomArgs, RoomShared};
 use crate::stop::StopReason;
-use confab_schemas::{ErrorCode, Refusal, RoomId, RoomRow};
+use confab_schemas::{ErrorCode, Refusal, RoomId, RoomKind, RoomRow};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -124,8 +124,18 @@ impl DirState {
                 Ok(None) => return Err(Refusal::new(ErrorCode::UnknownRoom, format!("there is no room {id}"))),
                 Err(e) => return Err(storage_refusal(e)),
             };
-            self.rooms
-                .insert(id, RoomEntry { row, actor: None, remote: None, shared: Arc::default(), moderation: None });
+            let shared = Arc::new(RoomShared::default());
+            // A stranger chat shows its two people only as `Stranger`, from its first frame.
+            if row.kind == RoomKind::Stranger {
+                match self.ctx.store.stranger_chat(id).await {
+                    Ok(Some(chat)) => {
+                        let _ = shared.seats.set(chat.seats);
+                    }
+                    Ok(None) => return Err(Refusal::new(ErrorCode::UnknownRoom, format!("there is no room {id}"))),
+                    Err(e) => return Err(storage_refusal(e)),
+                }
+            }
+            self.rooms.insert(id, RoomEntry { row, actor: None, remote: None, shared, moderation: None });
         }
         self.start_room(me, id).await.map_err(|e| {
             warn!(room = %id, err = %e, "room failed to start");

@@ -10,6 +10,7 @@
 //!                  └─ ModerationQueue(room)  (moderation: one per room sequenced here, beside it: reports, held
 //!                                             messages, flags and decisions; a release gets its seq from the room)
 //! SessionSupervisor ── SessionActor(conn)    (sessions, session: one per WebSocket connection)
+//! PoolSupervisor ───── MatchPool             (stranger: only on the node the pool's key is placed on)
 //! ```
 //!
 //! Layers, each importing only those below it (no import circles): `msg` (every actor's
@@ -47,6 +48,7 @@ pub mod sessions;
 pub mod stop;
 pub mod storage_health;
 pub mod store;
+pub mod stranger;
 pub mod sweeper;
 pub mod system;
 mod writer;

@@ -18,6 +18,27 @@ const COMMIT_BUCKETS_US: [u64; 14] =
 const FANOUT_BUCKETS_US: [u64; 14] =
     [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 15_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, u64::MAX];
 
+/// Upper bounds (µs) of the stranger-chat wait histogram buckets.
+const WAIT_BUCKETS_US: [u64; 14] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    15_000_000,
+    20_000_000,
+    30_000_000,
+    60_000_000,
+    120_000_000,
+    300_000_000,
+    u64::MAX,
+];
+/// Interests named in `confab_stranger_waiting_by_interest` (the others add up under `_other`),
+/// so a label's values stay few whatever people type.
+pub const STRANGER_INTEREST_LABELS: usize = 10;
+
 /// A histogram of durations over the buckets `bounds_us` its owner passes, rendered in seconds.
 #[derive(Debug, Default)]
 struct Histogram {
@@ -94,6 +115,18 @@ pub struct Metrics {
     pub sweeper_files_deleted: AtomicU64,
     pub sweeper_bytes_deleted: AtomicU64,
     pub sweeper_errors: AtomicU64,
+    /// Stranger chats the match pool made here, how long each of their people waited, who
+    /// waits (as the pool last read its queue; zero on nodes not running the pool) and, of them,
+    /// how many named each of the most named interests (`STRANGER_INTEREST_LABELS`).
+    pub stranger_matches: AtomicU64,
+    stranger_wait: Histogram,
+    pub stranger_waiting: AtomicI64,
+    pub stranger_waiting_by_interest: std::sync::Mutex<Vec<(String, u64)>>,
+    /// Stranger chats deleted after both left.
+    pub stranger_chats_deleted: AtomicU64,
+    pub match_pool_restarts: AtomicU64,
+    /// 1 on the node running the match pool.
+    pub match_pool_running: AtomicI64,
 }
 
 impl Metrics {
@@ -108,6 +141,11 @@ impl Metrics {
     /// Records one fan-out whose oldest message became durable `lag` ago.
     pub fn record_fanout_lag(&self, lag: Duration) {
         self.fanout_lag.observe_us(&FANOUT_BUCKETS_US, lag.as_micros().min(u64::MAX as u128) as u64);
+    }
+
+    /// Records how long someone waited for a stranger.
+    pub fn record_stranger_wait(&self, wait: Duration) {
+        self.stranger_wait.observe_us(&WAIT_BUCKETS_US, wait.as_micros().min(u64::MAX as u128) as u64);
     }
 
     /// Prometheus text exposition format.
@@ -247,6 +285,7 @@ impl Metrics {
             ("session", &self.session_restarts),
             ("writer", &self.writer_restarts),
             ("moderation", &self.moderation_restarts),
+            ("match_pool", &self.match_pool_restarts),
         ] {
             let _ = writeln!(out, "confab_actor_restarts_total{{kind=\"{kind}\"}} {}", v.load(Relaxed));
         }
@@ -277,6 +316,35 @@ impl Metrics {
             "confab_fanout_lag_seconds",
             "Time committed messages waited before their room sent them to its subscribers.",
         );
+        self.stranger_wait.render(
+            &WAIT_BUCKETS_US,
+            &mut out,
+            "confab_stranger_wait_seconds",
+            "How long people waited in the match pool's queue before being paired.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP confab_stranger_matches_total Stranger chats the match pool made on this node.\n\
+             # TYPE confab_stranger_matches_total counter\nconfab_stranger_matches_total {}\n\
+             # HELP confab_stranger_chats_deleted_total Stranger chats deleted after both people left.\n\
+             # TYPE confab_stranger_chats_deleted_total counter\nconfab_stranger_chats_deleted_total {}\n\
+             # HELP confab_stranger_waiting People waiting for a stranger (on the node running the pool).\n\
+             # TYPE confab_stranger_waiting gauge\nconfab_stranger_waiting {}\n\
+             # HELP confab_stranger_waiting_by_interest People waiting, by interest (the most named; the rest as _other).\n\
+             # TYPE confab_stranger_waiting_by_interest gauge\n\
+             # HELP confab_match_pool_running 1 on the node that runs the match pool.\n\
+             # TYPE confab_match_pool_running gauge\nconfab_match_pool_running {}",
+            self.stranger_matches.load(Relaxed),
+            self.stranger_chats_deleted.load(Relaxed),
+            self.stranger_waiting.load(Relaxed),
+            self.match_pool_running.load(Relaxed),
+        );
+        if let Ok(by) = self.stranger_waiting_by_interest.lock() {
+            for (interest, n) in by.iter() {
+                // Interests hold no quote nor backslash (`stranger::interests`).
+                let _ = writeln!(out, "confab_stranger_waiting_by_interest{{interest=\"{interest}\"}} {n}");
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP confab_build_info The running build of confab.\n# TYPE confab_build_info gauge\n\

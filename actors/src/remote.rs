@@ -270,7 +270,7 @@ impl RemoteState {
                     let rows =
                         self.ctx.store.messages_between(self.room, head + 1, seq - 1, (seq - 1 - head) as u32).await?;
                     for row in rows {
-                        self.fan_out(encode_server_frame(&ServerFrame::event(&row, &self.ctx.config.media)), row.seq);
+                        self.fan_out(self.shared.encode(ServerFrame::event(&row, &self.ctx.config.media)), row.seq);
                     }
                 }
                 let leaving = leaving_user(&frame);
@@ -348,7 +348,7 @@ impl RemoteState {
         for sub in sh.subs.iter_mut().filter(|s| s.replay == 0) {
             let after = sub.last_seq;
             for row in rows.iter().filter(|r| r.seq > after) {
-                let frame = encode_server_frame(&ServerFrame::event(row, &self.ctx.config.media));
+                let frame = self.shared.encode(ServerFrame::event(row, &self.ctx.config.media));
                 if sub.s.out.push_messages(self.room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;
@@ -371,7 +371,8 @@ impl RemoteState {
         let head = *self.head.get_or_insert(info.head);
         let (from, resync) = replay::replay_from(head, since, self.ctx.config.max_replay);
         let room = self.room;
-        let joined = ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count };
+        let joined =
+            self.shared.mask(ServerFrame::Joined { room, head, online: info.online, online_count: info.online_count });
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         let after = match replay::queue_joined(&sub, joined, head, from, resync) {

@@ -99,6 +99,7 @@ impl Actor for SessionActor {
         for room in st.rooms.values() {
             room.leave(st.id);
         }
+        crate::stranger::session_closed(&st.ctx, st.id, &st.user);
         Ok(())
     }
 
@@ -231,6 +232,7 @@ impl SessionState {
             ClientFrame::Ping => {
                 let _ = self.out.push(encode_server_frame(&ServerFrame::Pong));
             }
+            ClientFrame::Stranger(f) => crate::stranger::handle(&self.ctx, self.id, &self.user, &self.out, f).await,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct ActorSystem {
     rooms: ActorRef<DirMsg>,
     sessions: ActorRef<SessSupMsg>,
     sampler: tokio::task::JoinHandle<()>,
+    /// The match pool's supervisor and this node's desk (`crate::stranger`).
+    match_pool: ActorRef<crate::stranger::PoolSupMsg>,
+    desk: tokio::task::JoinHandle<()>,
 }
 
 impl ActorSystem {
@@ -77,6 +80,8 @@ impl ActorSystem {
             mutes: Default::default(),
             mod_settings: Default::default(),
             storage: Default::default(),
+            stranger: Default::default(),
+            match_pool: OnceLock::new(),
             config,
         });
         let node = ctx.config.node_id.clone();
@@ -107,6 +112,12 @@ impl ActorSystem {
             Actor::spawn(Some(format!("{node}/writer-sup")), WriterSupervisor, sup_args).await.map_err(spawn_err)?;
         let (sessions, _) =
             Actor::spawn(Some(format!("{node}/sessions")), SessionSupervisor, ctx.clone()).await.map_err(spawn_err)?;
+        let (match_pool, _) =
+            Actor::spawn(Some(format!("{node}/match-pool")), crate::stranger::PoolSupervisor, ctx.clone())
+                .await
+                .map_err(spawn_err)?;
+        let _ = ctx.match_pool.set(match_pool.clone());
+        let desk = tokio::spawn(crate::stranger::run_desk(ctx.clone()));
         let sampler = tokio::spawn(async move {
             let mut last = metrics.messages_committed.load(Relaxed);
             let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -117,7 +128,7 @@ impl ActorSystem {
                 last = now;
             }
         });
-        Ok(ActorSystem { ctx, writer_sup, rooms, sessions, sampler })
+        Ok(ActorSystem { ctx, writer_sup, rooms, sessions, sampler, match_pool, desk })
     }
 
     /// The shared context (for the crate's tests, which drive actors through their handles).
@@ -370,6 +381,7 @@ impl ActorSystem {
     /// Membership changed: rooms whose owner changed move.
     pub fn view_changed(&self) {
         let _ = self.rooms.cast(DirMsg::ViewChanged);
+        let _ = self.match_pool.cast(crate::stranger::PoolSupMsg::Check);
     }
 
     /// The connection to `node` closed.
@@ -449,6 +461,8 @@ impl ActorSystem {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         self.ctx.writer.sync().await;
+        self.desk.abort();
+        let _ = self.match_pool.stop_and_wait(None, Some(Duration::from_secs(5))).await;
         let _ = self.rooms.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         let _ = self.sessions.stop_and_wait(StopReason::Shutdown.reason(), Some(Duration::from_secs(10))).await;
         let _ = ractor::call_t!(self.writer_sup, WriterSupMsg::Shutdown, 30_000);

@@ -55,8 +55,10 @@ pub(crate) fn dm_members_json(members: &[DmMember]) -> Value {
 
 /// A direct conversation has no owner and no one to add, remove or hand it to.
 fn not_a_dm(room: &RoomRow) -> Result<(), ApiError> {
-    if room.kind == RoomKind::Dm {
-        return Err(ApiError::new(ErrorCode::Forbidden, "a direct conversation has nothing to manage"));
+    match room.kind {
+        RoomKind::Dm => return Err(ApiError::new(ErrorCode::Forbidden, "a direct conversation has nothing to manage")),
+        RoomKind::Stranger => return Err(ApiError::new(ErrorCode::Forbidden, "a stranger chat has nothing to manage")),
+        RoomKind::Room => {}
     }
     Ok(())
 }
@@ -494,6 +496,16 @@ async fn room_route(
     let store = state.system.store();
     let members = match room.kind {
         RoomKind::Dm => dm_members_json(&store.dm_members(room.id).await?),
+        // Two strangers, as each sees the other: no id, no name.
+        RoomKind::Stranger => match store.stranger_chat(room.id).await? {
+            Some(chat) => confab_schemas::stranger::STRANGER_SEATS
+                .iter()
+                .zip(chat.seats.0)
+                .filter(|(_, u)| chat.left[usize::from(*u != chat.seats.0[0])].is_none())
+                .map(|(alias, _)| json!({"id": alias, "username": confab_schemas::stranger::STRANGER_NAME}))
+                .collect(),
+            None => json!([]),
+        },
         RoomKind::Room => store
             .room_members(room.id)
             .await?
@@ -504,7 +516,7 @@ async fn room_route(
     let head = store.head_seq(room.id).await?;
     let my_role = match room.kind {
         RoomKind::Room => store.standing(room.id, user.id).await?.and_then(|s| s.room_role()),
-        RoomKind::Dm => None,
+        RoomKind::Dm | RoomKind::Stranger => None,
     };
     let mut v = room_json(&room);
     if let Some(o) = v.as_object_mut() {
@@ -584,19 +596,49 @@ async fn messages_route(
     }
     // A user reads their own inbox's history like a room's (after a `resync`; one not made yet
     // reads as empty).
-    let room = if RoomId(id) == RoomId::inbox_of(user.id) {
-        RoomId(id)
+    let (room, kind) = if RoomId(id) == RoomId::inbox_of(user.id) {
+        (RoomId(id), RoomKind::Room)
     } else {
-        visible_room(&state, &user, RoomId(id)).await?.id
+        let row = visible_room(&state, &user, RoomId(id)).await?;
+        (row.id, row.kind)
+    };
+    // A stranger chat's people are shown as `Stranger` (as its frames show them).
+    let seats = match kind {
+        RoomKind::Stranger => state.system.store().stranger_chat(room).await?.map(|c| c.seats),
+        _ => None,
     };
     let page = match q.around {
         Some(around) => state.system.folded_around(room, around, limit).await?,
         None => state.system.folded_history(room, q.before, q.after, limit).await?,
     };
     let urls = &state.system.config().media;
-    let messages: Vec<Value> = page.messages.iter().map(|m| message_json(m, urls)).collect();
-    let events: Vec<Value> =
-        page.events.iter().map(|e| serde_json::to_value(ServerFrame::event(e, urls)).unwrap_or(Value::Null)).collect();
+    let messages: Vec<Value> = page
+        .messages
+        .iter()
+        .map(|m| match (&seats, seats.as_ref().and_then(|s| s.alias(m.sender))) {
+            (Some(_), Some(alias)) => {
+                let shown = MessageRow {
+                    sender: alias,
+                    sender_name: confab_schemas::stranger::STRANGER_NAME.into(),
+                    ..m.clone()
+                };
+                message_json(&shown, urls)
+            }
+            _ => message_json(m, urls),
+        })
+        .collect();
+    let events: Vec<Value> = page
+        .events
+        .iter()
+        .map(|e| {
+            let frame = ServerFrame::event(e, urls);
+            let frame = match &seats {
+                Some(s) => s.mask(frame),
+                None => frame,
+            };
+            serde_json::to_value(frame).unwrap_or(Value::Null)
+        })
+        .collect();
     let mut out = json!({"messages": messages, "events": events, "has_more": page.has_more});
     if q.around.is_some() {
         out["has_more_after"] = json!(page.has_more_after);

@@ -17,8 +17,9 @@ import search from './features/search/index.js';
 import people from './features/people/index.js';
 import dms from './features/dms/index.js';
 import moderation from './features/moderation/index.js';
+import stranger from './features/stranger/index.js';
 
-await startFeatures([rooms, chat, files, search, notifications, people, dms, moderation, auth]);
+await startFeatures([rooms, chat, files, search, notifications, people, dms, moderation, stranger, auth]);
 
 // Features loaded only for the users they concern (`when: (me) => …`). The admin panel is a page
 // of its own (/admin, admin/admin.js); `moderation` shows its link to admins.

@@ -230,6 +230,10 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub uploads: crate::upload_args::UploadArgs,
+    /// The stranger chat's match pool (`--stranger-*`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub stranger: crate::stranger_args::StrangerArgs,
     /// Blob storage of attachments (`--blob-store`, `--s3-*`).
     #[command(flatten)]
     #[serde(flatten)]
@@ -240,6 +244,7 @@ macro_rules! merge {
     ($hi:expr, $lo:expr, $($f:ident),*) => { ServeArgs {
         config: $hi.config.clone(),
         uploads: $hi.uploads.over(&$lo.uploads),
+        stranger: $hi.stranger.over(&$lo.stranger),
         storage: $hi.storage.over(&$lo.storage),
         $($f: $hi.$f.clone().or($lo.$f.clone())),*
     } };
@@ -438,6 +443,7 @@ impl NodeConfig {
         let system = SystemConfig {
             media: confab_actors::media::MediaSigner::new(&secret, uploads.media_url_ttl),
             upload_orphan_ttl: uploads.orphan_ttl,
+            stranger: a.stranger.resolve()?,
             ..system
         };
         let allowed_origins: Vec<String> = a.allowed_origins.clone().unwrap_or_default();

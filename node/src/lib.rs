@@ -13,6 +13,7 @@ pub mod http;
 pub mod logs;
 pub mod revocations;
 pub mod storage_args;
+pub mod stranger_args;
 pub mod tls;
 pub mod upload_args;
 

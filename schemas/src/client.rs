@@ -65,6 +65,10 @@ pub enum ClientFrame {
         seq: u64,
     },
     Ping,
+    /// A request to the match pool (`crate::stranger`); parsed beside the others, never by the
+    /// derive.
+    #[serde(skip)]
+    Stranger(crate::stranger::StrangerFrame),
 }
 
 /// A user as the protocol names one.
@@ -229,6 +233,24 @@ pub enum ServerFrame {
         head: u64,
     },
     Pong,
+    /// In the match pool's queue (answer to `match`, `next`, and again now and then): how many
+    /// people wait, and the interests one entered with (normalised).
+    Waiting {
+        waiting: u64,
+        interests: Vec<String>,
+    },
+    /// Paired with a stranger in the stranger chat `room` (join it like a room); `shared` are
+    /// the interests both entered with, `you` how one is shown in it.
+    Matched {
+        room: RoomId,
+        shared: Vec<String>,
+        you: UserRef,
+    },
+    /// Out of the queue and out of any stranger chat (answer to `unmatch` and `stranger_report`).
+    Unmatched {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
+    },
     /// The access token expires in `expires_in` seconds: refresh it and send a new `auth` frame.
     Reauth {
         expires_in: i64,
@@ -452,6 +474,10 @@ pub enum ErrorCode {
     BannedWord,
     /// The same message sent too many times in a short while.
     Repeated,
+    /// More interests than a `match` takes (`stranger::MAX_INTERESTS`).
+    TooManyInterests,
+    /// `next` or `stranger_report` from someone in no stranger chat.
+    NoStrangerChat,
 }
 
 impl ErrorCode {
@@ -501,6 +527,8 @@ impl ErrorCode {
             ErrorCode::Muted => "muted",
             ErrorCode::BannedWord => "banned_word",
             ErrorCode::Repeated => "repeated",
+            ErrorCode::TooManyInterests => "too_many_interests",
+            ErrorCode::NoStrangerChat => "no_stranger_chat",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod node;
 mod parse;
 pub mod rows;
+pub mod stranger;
 pub mod wire;
 
 pub use attachments::{Attachment, AttachmentKind, AttachmentView, MediaUrls};
@@ -19,6 +20,7 @@ pub use client::{ClientFrame, ErrorCode, Refusal, ServerFrame, SystemEvent, User
 pub use draft::Draft;
 pub use ids::{RoomId, UserId};
 pub use rows::{EventKind, MessageRow, Role, RoomKind, RoomRow, UserRow, Visibility};
+pub use stranger::{Seats, StrangerFrame};
 
 /// Version of the client WebSocket protocol spoken on `/ws`. Version 2: a room's seqs number
 /// all its events (`message`, `edited`, `deleted`), not only messages; clients of version 1 keep

@@ -14,8 +14,20 @@ use std::fmt;
 
 /// Parses a client frame and classifies a failure into the protocol's error codes.
 pub fn parse_client_frame(text: &[u8]) -> Result<ClientFrame, Refusal> {
-    let fields = serde_json::from_slice::<Fields>(text).map_err(|e| classify(e.to_string()))?;
-    fields.into_frame().map_err(classify)
+    let parsed = serde_json::from_slice::<Fields>(text)
+        .map_err(|e| classify(e.to_string()))
+        .and_then(|fields| fields.into_frame().map_err(classify));
+    match parsed {
+        // Not a chat frame: perhaps one of the match pool's (rare, so read by the derive).
+        Err(r) if r.code == ErrorCode::UnknownType => {
+            match serde_json::from_slice::<crate::stranger::StrangerFrame>(text) {
+                Ok(f) => Ok(ClientFrame::Stranger(f)),
+                Err(e) if e.to_string().starts_with("unknown variant") => Err(r),
+                Err(e) => Err(classify(e.to_string())),
+            }
+        }
+        other => other,
+    }
 }
 
 fn classify(msg: String) -> Refusal {
@@ -282,6 +294,20 @@ mod tests {
             let ours = parse_client_frame(text.as_bytes()).map_err(|r| r.code);
             assert_eq!(ours, derived(text), "{text}");
         }
+    }
+
+    #[test]
+    fn reads_the_match_pools_frames() {
+        use crate::stranger::StrangerFrame;
+        let f = parse_client_frame(br#"{"type":"match","interests":["Cats"],"fewer":true}"#).unwrap();
+        assert_eq!(f, ClientFrame::Stranger(StrangerFrame::Match { interests: vec!["Cats".into()], fewer: true }));
+        let f = parse_client_frame(br#"{"type":"unmatch"}"#).unwrap();
+        assert_eq!(f, ClientFrame::Stranger(StrangerFrame::Unmatch));
+        let bad = parse_client_frame(br#"{"type":"match","interests":"cats"}"#).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BadFrame);
+        let bad = parse_client_frame(br#"{"type":"next","colour":1}"#).unwrap_err();
+        assert_eq!(bad.code, ErrorCode::BadFrame);
+        assert_eq!(parse_client_frame(br#"{"type":"dance"}"#).unwrap_err().code, ErrorCode::UnknownType);
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub enum RoomKind {
     #[default]
     Room,
     Dm,
+    /// A chat of two strangers the match pool paired (`crate::stranger`).
+    Stranger,
 }
 
 impl RoomKind {
@@ -84,6 +86,7 @@ impl RoomKind {
         match self {
             RoomKind::Room => "room",
             RoomKind::Dm => "dm",
+            RoomKind::Stranger => "stranger",
         }
     }
 
@@ -91,6 +94,7 @@ impl RoomKind {
         match s {
             "room" => Some(RoomKind::Room),
             "dm" => Some(RoomKind::Dm),
+            "stranger" => Some(RoomKind::Stranger),
             _ => None,
         }
     }

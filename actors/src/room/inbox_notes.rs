@@ -110,7 +110,8 @@ impl RoomState {
 
     /// Sequences `notes` in the inboxes they name, wherever those are (not waiting for them).
     pub(super) fn tell_inboxes(&self, by: &UserRef, notes: Vec<(UserId, SystemEvent)>) {
-        if notes.is_empty() {
+        // A stranger chat tells no inbox anything (it would name the stranger).
+        if notes.is_empty() || self.room.kind == RoomKind::Stranger {
             return;
         }
         let ctx = self.ctx.clone();
@@ -124,8 +125,9 @@ impl RoomState {
 
     /// Sends the coalesced `activity` of the last tick to the inboxes of the members.
     pub(super) fn flush_activity(&mut self) {
-        // Nothing to tell: no message and no new name since the last flush.
-        if self.activity.messages == 0 && self.activity.name.is_none() {
+        // Nothing to tell: no message and no new name since the last flush; nothing ever of a
+        // stranger chat (its preview would name the stranger).
+        if (self.activity.messages == 0 && self.activity.name.is_none()) || self.room.kind == RoomKind::Stranger {
             return;
         }
         let a = std::mem::take(&mut self.activity);

@@ -328,7 +328,7 @@ impl RoomState {
         let room = self.room_id();
         // The joiner first: they are online in this room from now on.
         let (online_list, online_count) = self.online_list(&sub.user);
-        let joined = ServerFrame::Joined { room, head, online: online_list, online_count };
+        let joined = self.shared.mask(ServerFrame::Joined { room, head, online: online_list, online_count });
         let shared = self.shared.clone();
         let mut sh = shared.lock();
         let after = match replay::queue_joined(&sub, joined, head, from, resync) {
@@ -392,7 +392,7 @@ impl RoomState {
         if !held.is_empty() {
             let sh = self.shared.lock();
             for (user, online) in held {
-                let frame = encode_server_frame(&ServerFrame::Presence { room: self.room.id, user, online });
+                let frame = self.shared.encode(ServerFrame::Presence { room: self.room.id, user, online });
                 self.broadcast_ephemeral(&sh, frame, Except::Nobody);
             }
         }

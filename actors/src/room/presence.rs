@@ -29,7 +29,7 @@ impl RoomState {
         }
         if first && self.presence.change(user, true) {
             let frame =
-                encode_server_frame(&ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
+                self.shared.encode(ServerFrame::Presence { room: self.room.id, user: user.clone(), online: true });
             self.broadcast_ephemeral(sh, frame, except);
         }
     }
@@ -43,7 +43,7 @@ impl RoomState {
                 self.user_presence(false);
                 self.typing_at.remove(&user);
                 if self.presence.change(user_ref, false) {
-                    let frame = encode_server_frame(&ServerFrame::Presence {
+                    let frame = self.shared.encode(ServerFrame::Presence {
                         room: self.room.id,
                         user: user_ref.clone(),
                         online: false,
@@ -94,7 +94,7 @@ impl RoomState {
         if !joined {
             return;
         }
-        let frame = encode_server_frame(&ServerFrame::Typing { room: self.room.id, user, on });
+        let frame = self.shared.encode(ServerFrame::Typing { room: self.room.id, user, on });
         self.broadcast_ephemeral(&sh, frame, from);
     }
 }

@@ -44,7 +44,7 @@ impl RoomState {
             let after = sub.last_seq;
             let rows = older.iter().chain(tail.iter()).filter(|r| r.seq > after && r.seq <= head);
             for row in rows {
-                let frame = encode_server_frame(&ServerFrame::event(row, &self.ctx.config.media));
+                let frame = self.shared.encode(ServerFrame::event(row, &self.ctx.config.media));
                 if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
                     lagging.push(sub.s.session);
                     break;

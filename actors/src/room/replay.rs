@@ -17,7 +17,6 @@ use crate::history::PAGE;
 use crate::msg::room::Subscriber;
 use crate::msg::session::SessionMsg;
 use crate::outbound::Refused;
-use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{RoomId, ServerFrame};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -111,7 +110,7 @@ async fn run(ctx: Arc<Ctx>, shared: Arc<RoomShared>, room: RoomId, session: u64,
             if row.seq != pos + 1 {
                 break;
             }
-            let frame = encode_server_frame(&ServerFrame::event(row, &ctx.config.media));
+            let frame = shared.encode(ServerFrame::event(row, &ctx.config.media));
             if out.push_replayed(room, row.seq, frame).await.is_err() {
                 // Gone, closing, or no longer in the room.
                 return;

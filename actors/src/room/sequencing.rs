@@ -354,7 +354,7 @@ impl RoomState {
             }
             p.row.id = id;
             self.head = seq;
-            self.held.push((seq, encode_server_frame(&ServerFrame::event(&p.row, &self.ctx.config.media))));
+            self.held.push((seq, self.shared.encode(ServerFrame::event(&p.row, &self.ctx.config.media))));
             if p.row.kind == EventKind::System
                 && let Ok(event) = serde_json::from_str::<SystemEvent>(&p.row.body)
             {

@@ -22,6 +22,24 @@ pub(crate) struct RoomShared {
     /// The room's moderation queue while the room is sequenced here (set by the directory,
     /// which restarts it apart from the room).
     queue: Mutex<Option<ModerationHandle>>,
+    /// A stranger chat's two members, shown as `Stranger` in every frame (set once, by the
+    /// directory, before any incarnation starts).
+    pub(crate) seats: std::sync::OnceLock<confab_schemas::Seats>,
+}
+
+impl RoomShared {
+    /// `frame` as this room shows it (a stranger chat's members masked).
+    pub(crate) fn mask(&self, frame: confab_schemas::ServerFrame) -> confab_schemas::ServerFrame {
+        match self.seats.get() {
+            Some(seats) => seats.mask(frame),
+            None => frame,
+        }
+    }
+
+    /// `frame` masked and encoded.
+    pub(crate) fn encode(&self, frame: confab_schemas::ServerFrame) -> bytes::Bytes {
+        confab_schemas::wire::encode_server_frame(&self.mask(frame))
+    }
 }
 
 /// A room's subscribers and writes in flight, under `RoomShared`'s lock.

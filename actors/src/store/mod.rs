@@ -23,6 +23,7 @@ mod revocations;
 mod room_moderation;
 mod rows;
 mod search;
+mod stranger;
 mod uploads;
 
 pub use admin_rooms::{AdminRoom, RoomSort};
@@ -38,6 +39,7 @@ pub use room_moderation::{NewItem, QueueFilter, QueueItem, RoomSanction, RoomSan
 pub use search::{
     MAX_QUERY_CHARS, MAX_QUERY_WORDS, QueryError, SearchFilter, SearchHit, SearchQuery, Segment, snippet,
 };
+pub use stranger::{Pairing, QueueEntry, StrangerChat};
 pub use uploads::{ClaimRefusal, Tombstone, UploadRow, UploadUsage};
 
 use crate::error::{Error, Result};
@@ -903,6 +905,7 @@ macro_rules! rooms_page_sql {
              FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 \
                LEFT JOIN read_cursors c ON c.room_id = r.id AND c.user_id = $1 \
              WHERE (r.visibility = 'public' OR m.user_id IS NOT NULL) AND r.id > $2 AND r.id < $3 AND r.id > 0 \
+               AND r.kind <> 'stranger' \
              ORDER BY r.id ",
             $order,
             " LIMIT $4"

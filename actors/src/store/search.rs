@@ -213,7 +213,8 @@ pub struct SearchHit {
     pub body: String,
 }
 
-/// The SQLite search: FTS5 `MATCH` and `bm25` (lower is better) over the user's rooms, the
+/// The SQLite search: FTS5 `MATCH` and `bm25` (lower is better) over the user's rooms (never a
+/// stranger chat: its results would name the stranger), the
 /// page ranked first, then the page's current bodies (the latest edit's) and names. `CROSS JOIN`
 /// keeps the index as the outer loop: left to itself the planner walked the user's rooms'
 /// messages and ran the `MATCH` once per row, 20 times slower on a phrase (`confab bench search`).
@@ -228,6 +229,7 @@ const SQLITE_SEARCH: &str = "SELECT h.id, m.room_id, m.seq, m.sender_id, COALESC
            CROSS JOIN room_members rm ON rm.room_id = m.room_id AND rm.user_id = $1 \
            WHERE messages_fts MATCH $2 AND m.kind = 0 AND m.deleted_at IS NULL \
              AND ($3 IS NULL OR m.room_id = $3) \
+             AND NOT EXISTS (SELECT 1 FROM rooms sr WHERE sr.id = m.room_id AND sr.kind = 'stranger') \
              AND ($4 IS NULL OR m.sender_id = (SELECT id FROM users WHERE username_lower = $4)) \
              AND ($5 IS NULL OR m.created_at < $5) \
            ORDER BY score, messages_fts.rowid DESC LIMIT $6 OFFSET $7) h \
@@ -250,6 +252,7 @@ const PG_SEARCH: &str = "WITH q AS (SELECT {QUERY} AS q), \
                  ORDER BY e.seq DESC LIMIT 1), m.body) AS body \
      FROM (SELECT h.id, ts_rank(h.search, q.q) AS score FROM q, hits h \
            JOIN room_members rm ON rm.room_id = h.room_id AND rm.user_id = $1 \
+           WHERE NOT EXISTS (SELECT 1 FROM rooms sr WHERE sr.id = h.room_id AND sr.kind = 'stranger') \
            ORDER BY score DESC, h.id DESC LIMIT $5 OFFSET $6) h \
      JOIN messages m ON m.id = h.id JOIN rooms r ON r.id = m.room_id LEFT JOIN users u ON u.id = m.sender_id \
      ORDER BY h.score DESC, h.id DESC";

@@ -94,8 +94,9 @@ export const currentRoom = () => {
   return s.current == null ? null : s.rooms.get(s.current) || null;
 };
 
-/** @param {{id: number} | null | undefined} user */
-export const isMe = (user) => !!store.state.me && !!user && user.id === store.state.me.id;
+/** @param {{id: number} | null | undefined} user  Oneself (in a stranger chat, one's alias there). */
+export const isMe = (user) => !!store.state.me && !!user
+  && (user.id === store.state.me.id || (user.id < 0 && user.id === currentRoom()?.you?.id));
 
 /**
  * Opens the room `id` (the views that show rooms follow `current`).

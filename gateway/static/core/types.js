@@ -52,13 +52,14 @@
 
 /**
  * A room of the list: the REST fields plus what this client tracks (see `roomFrom`). `kind` is
- * `dm` for a direct message (then `members` are its people and `name` is empty), else `room`.
+ * `dm` for a direct message (then `members` are its people and `name` is empty), `stranger` for a
+ * stranger chat (`you`: how one is shown there), else `room`.
  * @typedef {{id: number, name: string, kind?: string, description?: string, visibility?: string,
  *   owner_id?: number | null, system?: boolean, created_at?: number | string, member?: boolean,
  *   head_seq?: number, listed_head?: number, read_seq?: number, unread?: number, mentions?: number,
  *   last?: Message | null, members?: Array<User & {role?: string}>,
  *   seen: number, joined: boolean, joining: boolean, online: Map<number, string>,
- *   onlineExtra: number}} Room
+ *   onlineExtra: number, you?: User}} Room
  */
 
 /** @typedef {'connecting' | 'online' | 'reconnecting' | 'offline'} Status */

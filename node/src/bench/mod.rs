@@ -14,6 +14,8 @@
 //!   (`storm.rs`, clients in `resume.rs`).
 //! - `soak`: a long run at a steady load while members connect, leave and resume all the time;
 //!   the server's memory and descriptors sampled, their slope reported (`soak.rs`).
+//! - `stranger`: N users enter the match pool's queue over D seconds (10,000 over a minute by
+//!   default): pairs made per second and the wait to be paired (`stranger.rs`).
 //! - `search`: full-text search on a store it fills itself (1,000,000 messages by default), not
 //!   through a node: query p50/p99 and the index's size (`search.rs`).
 //!
@@ -30,6 +32,7 @@ mod resume;
 mod search;
 pub mod soak;
 mod storm;
+mod stranger;
 mod track;
 mod upload;
 
@@ -63,6 +66,8 @@ enum BenchCmd {
     Search(search::SearchArgs),
     /// N concurrent uploads of S MB while users chat: throughput, server memory, chat latency.
     Upload(upload::UploadArgs),
+    /// N users enter the stranger chat's queue over D seconds: pairs per second, the wait.
+    Stranger(stranger::StrangerArgs),
 }
 
 /// Where and how to connect.
@@ -203,6 +208,7 @@ pub fn main(args: BenchArgs) -> std::process::ExitCode {
         BenchCmd::Soak(a) => a.threads(),
         BenchCmd::Search(_) => None,
         BenchCmd::Upload(a) => a.conn.threads,
+        BenchCmd::Stranger(a) => a.conn.threads,
     };
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let runtime = if threads <= 1 {
@@ -230,6 +236,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<bool> {
         BenchCmd::Soak(a) => soak::run(&a).await,
         BenchCmd::Search(a) => search::run(&a).await,
         BenchCmd::Upload(a) => upload::run(&a).await,
+        BenchCmd::Stranger(a) => stranger::run(&a).await,
     }
 }
 

@@ -71,7 +71,8 @@ export async function loadRooms() {
       if (r.id === current || older) Object.assign(known, { unread, mentions, listed_head });
       else Object.assign(known, { unread: r.unread || 0, mentions: r.mentions || 0, listed_head: head });
     }
-    for (const id of rooms.keys()) if (!ids.has(id)) rooms.delete(id);
+    // A stranger chat is in no list: the stranger feature keeps it (features/stranger).
+    for (const [id, r] of rooms) if (!ids.has(id) && r.kind !== 'stranger') rooms.delete(id);
   });
   const { current, rooms } = store.state;
   if (current != null && !rooms.has(current)) openFirstRoom(); // it went away meanwhile
@@ -105,7 +106,8 @@ function registerFrames() {
       r.joining = false;
       r.member = true;
       r.online = new Map((f.online || []).map((/** @type {any} */ u) => [u.id, u.username]));
-      if (me) r.online.set(me.id, me.username); // the list leaves out the joiner
+      const self = r.you || me; // in a stranger chat, one's alias there
+      if (self) r.online.set(self.id, self.username); // the list leaves out the joiner
       r.onlineExtra = Math.max(0, (f.online_count || 0) - r.online.size);
     });
   });

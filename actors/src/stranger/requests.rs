@@ -1,0 +1,177 @@
+//! What a session does with the match pool's frames. Each answers the session (`waiting`,
+//! `matched`, `unmatched`) or refuses with an `error` frame:
+//!
+//! - `match`: interests normalised (`invalid`, `too_many_interests`); muted users refused
+//!   (`muted`; banned ones cannot connect); someone in a stranger chat gets its `matched` again
+//!   (how a client that reconnects finds its chat), unless the stranger left it (then they leave
+//!   it too and enter); someone in the queue has their row renewed
+//!   (a client may send `match` again at any time, keeping its place); anyone else enters,
+//!   at most `enters_per_minute` times a minute (`rate_limited`).
+//! - `next`: leaves the chat (the other side sees `Stranger` leave), at most `nexts_per_minute`
+//!   a minute, then enters as `match` does.
+//! - `unmatch`: out of the queue and out of the chat.
+//! - `stranger_report`: files a report on the chat in its room's moderation queue (the chat is
+//!   then kept), keeps the two apart, and leaves the chat (`no_stranger_chat` without one).
+
+use super::interests;
+use crate::ctx::Ctx;
+use crate::outbound::Outbound;
+use crate::store::{QueueEntry, StrangerChat};
+use confab_schemas::stranger::{STRANGER_NAME, StrangerFrame};
+use confab_schemas::wire::encode_server_frame;
+use confab_schemas::{ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::warn;
+
+/// Longest report reason, in characters.
+const MAX_REASON_CHARS: usize = 1000;
+/// How long a report waits for the room's moderation queue.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Handles one frame of the session `session` of `user`, answering on `out`.
+pub(crate) async fn handle(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound, frame: StrangerFrame) {
+    let res = match frame {
+        StrangerFrame::Match { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, false).await,
+        StrangerFrame::Next { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, true).await,
+        StrangerFrame::Unmatch => unmatch(ctx, user, out).await,
+        StrangerFrame::StrangerReport { reason } => report(ctx, user, out, reason).await,
+    };
+    if let Err(r) = res {
+        ctx.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = out.push(encode_server_frame(&r.frame(None)));
+    }
+}
+
+/// A session closed: the user leaves the queue if this session put them there.
+pub(crate) fn session_closed(ctx: &Arc<Ctx>, session: u64, user: &UserRef) {
+    if ctx.stranger.unregister(user.id, session) {
+        let ctx = ctx.clone();
+        let user = user.id;
+        tokio::spawn(async move {
+            if let Err(e) = ctx.store.leave_queue_of_session(user, &ctx.config.node_id, session).await {
+                warn!(%user, err = %e, "leaving the match queue failed");
+            }
+        });
+    }
+}
+
+fn storage(e: crate::error::Error) -> Refusal {
+    warn!(err = %e, "stranger chat storage error");
+    Refusal::new(ErrorCode::Internal, "storage error; try again")
+}
+
+/// The `matched` frame of `chat` for `user`.
+fn matched(chat: &StrangerChat, user: &UserRef) -> ServerFrame {
+    let you = UserRef { id: chat.seats.alias(user.id).unwrap_or(user.id), username: STRANGER_NAME.into() };
+    ServerFrame::Matched { room: chat.room, shared: chat.shared.clone(), you }
+}
+
+async fn limit(ctx: &Ctx, what: &str, user: &UserRef, per_minute: u32) -> Result<(), Refusal> {
+    let key = format!("stranger-{what}:user:{}", user.id);
+    match ctx.store.take_rate(&key, per_minute, 60_000).await.map_err(storage)? {
+        Ok(_) => Ok(()),
+        Err(l) => Err(Refusal::new(
+            ErrorCode::RateLimited,
+            format!("too many tries; wait {} s", (l.retry_after_ms + 999) / 1000),
+        )),
+    }
+}
+
+async fn enter(
+    ctx: &Arc<Ctx>,
+    session: u64,
+    user: &UserRef,
+    out: &Outbound,
+    raw: &[String],
+    fewer: bool,
+    next: bool,
+) -> Result<(), Refusal> {
+    let interests = interests::normalise(raw)?;
+    ctx.mutes.refresh(&ctx.store).await;
+    if let Some(muted) = ctx.mutes.refusal(user.id) {
+        return Err(muted);
+    }
+    let cfg = &ctx.config.stranger;
+    if next {
+        limit(ctx, "next", user, cfg.nexts_per_minute).await?;
+        leave_chat(ctx, user).await?;
+    } else if let Some(chat) = ctx.store.stranger_seat(user.id).await.map_err(storage)? {
+        let other = usize::from(chat.seats.0[0] == user.id);
+        if chat.left[other].is_none() {
+            let _ = out.push(encode_server_frame(&matched(&chat, user)));
+            return Ok(());
+        }
+        // The stranger left: this chat is over for them too.
+        leave_chat(ctx, user).await?;
+    }
+    let now = now_ms();
+    let waiting = ctx.store.queue_entry(user.id).await.map_err(storage)?;
+    if waiting.is_none() {
+        limit(ctx, "enter", user, cfg.enters_per_minute).await?;
+    }
+    let entry = QueueEntry {
+        user: user.id,
+        interests: interests.clone(),
+        fewer,
+        entered_at: waiting.map_or(now, |w| w.entered_at),
+        seen_at: now,
+        node: ctx.config.node_id.clone(),
+        session,
+    };
+    ctx.store.enter_queue(&entry).await.map_err(storage)?;
+    ctx.stranger.register(user.id, session, out.clone(), interests.clone());
+    if let Some(pool) = ctx.match_pool.get() {
+        let _ = pool.cast(super::PoolSupMsg::Nudge);
+    }
+    let frame = ServerFrame::Waiting { waiting: ctx.stranger.count(1), interests };
+    let _ = out.push(encode_server_frame(&frame));
+    Ok(())
+}
+
+/// Takes `user` out of their stranger chat, if any, and tells the room (its other side sees
+/// `Stranger` leave). The chat, if there was one.
+async fn leave_chat(ctx: &Arc<Ctx>, user: &UserRef) -> Result<Option<StrangerChat>, Refusal> {
+    let Some((chat, _seat)) = ctx.store.leave_stranger_chat(user.id).await.map_err(storage)? else {
+        return Ok(None);
+    };
+    let (ctx2, by, room) = (ctx.clone(), user.clone(), chat.room);
+    tokio::spawn(async move {
+        let event = SystemEvent::MemberLeft { user: by.clone() };
+        if let Err(r) = ctx2.announce(room, by, event).await {
+            warn!(%room, err = %r, "announcing a stranger's leaving failed");
+        }
+    });
+    Ok(Some(chat))
+}
+
+async fn unmatch(ctx: &Arc<Ctx>, user: &UserRef, out: &Outbound) -> Result<(), Refusal> {
+    ctx.store.leave_queue(user.id).await.map_err(storage)?;
+    ctx.stranger.unregister_user(user.id);
+    let chat = leave_chat(ctx, user).await?;
+    let _ = out.push(encode_server_frame(&ServerFrame::Unmatched { room: chat.map(|c| c.room) }));
+    Ok(())
+}
+
+async fn report(ctx: &Arc<Ctx>, user: &UserRef, out: &Outbound, reason: String) -> Result<(), Refusal> {
+    let reason = reason.trim();
+    if reason.chars().count() > MAX_REASON_CHARS || reason.contains('\0') {
+        return Err(Refusal::new(ErrorCode::Invalid, format!("reason: at most {MAX_REASON_CHARS} characters, no NUL")));
+    }
+    let reason = if reason.is_empty() { "reported from a stranger chat".to_owned() } else { reason.to_owned() };
+    let Some(chat) = ctx.store.stranger_seat(user.id).await.map_err(storage)? else {
+        return Err(Refusal::new(ErrorCode::NoStrangerChat, "you are in no stranger chat"));
+    };
+    // Through the room's moderation queue, on the node that sequences the chat.
+    let command = crate::moderation::Command::Report { seq: None, reason };
+    match tokio::time::timeout(REPORT_TIMEOUT, ctx.command(chat.room, user.clone(), &command)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(r)) => return Err(r),
+        Err(_) => return Err(Refusal::new(ErrorCode::Retry, "the node is busy; try again")),
+    }
+    let until = now_ms() + ctx.config.stranger.avoid_reported.as_millis() as i64;
+    ctx.store.report_stranger_chat(&chat, until).await.map_err(storage)?;
+    leave_chat(ctx, user).await?;
+    let _ = out.push(encode_server_frame(&ServerFrame::Unmatched { room: Some(chat.room) }));
+    Ok(())
+}
