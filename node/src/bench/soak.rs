@@ -433,6 +433,13 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
 
 pub(crate) async fn run(a: &SoakArgs) -> anyhow::Result<bool> {
     let (nodes, sources) = prepare(&a.conn, a.rooms * a.members)?;
+    if a.duration > 840.0 {
+        eprintln!(
+            "warning: the benchmark users' access tokens expire (the server's --access-ttl-secs, 900 by default) \
+             and the soak does not refresh them: start the server with --access-ttl-secs above {:.0}",
+            a.duration + 300.0
+        );
+    }
     if a.conn.server_pid.is_none() {
         eprintln!("warning: without --server-pid the soak cannot sample the server's memory and descriptors");
     }
