@@ -1,8 +1,8 @@
 #!/bin/bash
 # run.sh SERVER_BIN PORT SCENARIO [bench flags…]: a fresh server on core 0, the generator
-# (confab-after's bench) on core 1.
+# ($GEN, by default the same binary) on core 1.
 BIN=$1; PORT=$2; SC=$3; shift 3
-GEN=${GEN:-/root/storm-bin/confab-after}
+GEN=${GEN:-$BIN}   # the generator binary (the runs in BENCHMARKS.md used one build for every run)
 D=/tmp/storm/data-$PORT; rm -rf $D; mkdir -p $D
 nice -n ${PRIO:-0} taskset -c 0 $BIN serve --listen 127.0.0.1:$PORT --data-dir $D --rate-burst 1000000 --rate-per-sec 1000000 \
   --max-connections-per-ip 0 --max-tcp-connections-per-ip 0 --signups-per-ip-per-hour 0 --rooms-per-user-per-hour 0 \
