@@ -836,6 +836,23 @@ impl Checks {
     }
 }
 
+/// Ends the run (members stop reading, senders stop) and checks what every member received.
+pub(crate) async fn finish(
+    fleet: &Fleet,
+    members: Vec<tokio::task::JoinHandle<MemberOut>>,
+    send_loops: Vec<tokio::task::JoinHandle<()>>,
+) -> Checks {
+    fleet.stop.cancel();
+    for s in send_loops {
+        let _ = s.await;
+    }
+    let mut outs = Vec::with_capacity(members.len());
+    for m in members {
+        outs.push(m.await.unwrap_or_default());
+    }
+    Checks::of(fleet, &outs)
+}
+
 /// Spawns every sender's loop and every member (member k of room k / members; the first
 /// `senders_per_room` of a room send), waits until all are connected (or failed), and returns
 /// the members' tasks, the sender loops and how many connected.

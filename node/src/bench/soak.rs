@@ -12,7 +12,7 @@
 //! checks over every resume. `tests/tests/soak.rs` runs it for 45 s against an in-process node.
 
 use super::report::{Latency, r3, rss_kib};
-use super::resume::{self, Checks, Churn, Fleet};
+use super::resume::{self, Churn, Fleet};
 use super::{ConnArgs, Setup, prepare, rest, run_id, users};
 use anyhow::bail;
 use clap::Args;
@@ -392,15 +392,7 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
     fleet.settle.cancel();
     fleet.sending.cancel();
     let drained = fleet.drain(Instant::now() + spec.drain).await;
-    fleet.stop.cancel();
-    for s in send_loops {
-        let _ = s.await;
-    }
-    let mut outs = Vec::with_capacity(total);
-    for m in members {
-        outs.push(m.await.unwrap_or_default());
-    }
-    let checks = Checks::of(&fleet, &outs);
+    let checks = resume::finish(&fleet, members, send_loops).await;
     let warm = spec.warmup.as_secs_f64();
     let steady: Vec<&Sample> = samples.iter().filter(|s| s.at_s >= warm).collect();
     let rss: Vec<(f64, f64)> = steady.iter().filter_map(|s| Some((s.at_s / 3600.0, s.rss_kib? as f64))).collect();
@@ -441,6 +433,13 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
 
 pub(crate) async fn run(a: &SoakArgs) -> anyhow::Result<bool> {
     let (nodes, sources) = prepare(&a.conn, a.rooms * a.members)?;
+    if a.duration > 840.0 {
+        eprintln!(
+            "warning: the benchmark users' access tokens expire (the server's --access-ttl-secs, 900 by default) \
+             and the soak does not refresh them: start the server with --access-ttl-secs above {:.0}",
+            a.duration + 300.0
+        );
+    }
     if a.conn.server_pid.is_none() {
         eprintln!("warning: without --server-pid the soak cannot sample the server's memory and descriptors");
     }

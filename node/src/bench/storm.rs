@@ -12,7 +12,7 @@
 
 use super::body;
 use super::report::{Latency, cpu_seconds, r3};
-use super::resume::{self, Checks, Churn, Fleet};
+use super::resume::{self, Churn, Fleet};
 use super::{ConnArgs, Setup, net, prepare, rest, run_id, users};
 use anyhow::bail;
 use clap::Args;
@@ -187,15 +187,7 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
     let drain_start = Instant::now();
     let drained = fleet.drain(drain_start + Duration::from_secs_f64(a.drain)).await;
     let drain_secs = drain_start.elapsed().as_secs_f64();
-    fleet.stop.cancel();
-    for s in send_loops {
-        let _ = s.await;
-    }
-    let mut outs = Vec::with_capacity(total);
-    for m in members {
-        outs.push(m.await.unwrap_or_default());
-    }
-    let checks = Checks::of(&fleet, &outs);
+    let checks = resume::finish(&fleet, members, send_loops).await;
     let storm_secs = (storm_end - drop_at).as_secs_f64();
     let cpu_pct = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / storm_secs * 100.0);
     let lat: Vec<Latency> = fleet.live.iter().map(|s| Latency::of(&s.merged())).collect();
