@@ -110,7 +110,8 @@ fn reference(mut data: &[u8], max: usize) -> (Vec<Message>, ReadError) {
         if ((data.len() - body) as u64) < len {
             return (out, ReadError::Eof);
         }
-        let payload: Vec<u8> = data[body..body + len as usize].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+        let payload: Vec<u8> =
+            data[body..body + len as usize].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
         data = &data[body + len as usize..];
         let whole = match opcode {
             0 => match partial.as_mut() {
@@ -134,7 +135,10 @@ fn reference(mut data: &[u8], max: usize) -> (Vec<Message>, ReadError) {
                     1 => return (out, ReadError::Protocol("close frame with a one-byte body")),
                     _ => {
                         let code = u16::from_be_bytes([payload[0], payload[1]]);
-                        if !(1000..=1003).contains(&code) && !(1007..=1014).contains(&code) && !(3000..=4999).contains(&code) {
+                        if !(1000..=1003).contains(&code)
+                            && !(1007..=1014).contains(&code)
+                            && !(3000..=4999).contains(&code)
+                        {
                             return (out, ReadError::Protocol("close frame with an invalid status code"));
                         }
                         if std::str::from_utf8(&payload[2..]).is_err() {

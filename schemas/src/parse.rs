@@ -4,7 +4,10 @@
 //! into a tree of its own, allocating for every key and string, and then reads the variant out
 //! of that tree. Nearly every frame a busy server parses is a `send`, so the frame is read here
 //! field by field straight into its variant's values. The result, and the error codes, are the
-//! derive's: the equivalence test below compares the two on valid and invalid frames.
+//! derive's: the equivalence test below compares the two on valid and invalid frames. Fuzzing
+//! against the derive (fuzz/fuzz_targets/client_frame.rs) found where the codes part: a frame
+//! wrong in two ways (the derive may name the other fault first), input that is no complete JSON,
+//! and a JSON array, which the derive reads as a tagged enum and the parser refuses.
 
 use crate::client::{ClientFrame, ErrorCode, Refusal};
 use crate::ids::RoomId;
@@ -293,6 +296,34 @@ mod tests {
         for text in frames {
             let ours = parse_client_frame(text.as_bytes()).map_err(|r| r.code);
             assert_eq!(ours, derived(text), "{text}");
+        }
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/client_frame.rs): serde's derive reads a JSON array
+    /// as an internally tagged enum, tag first; a frame is an object, so the parser refuses it.
+    #[test]
+    fn an_array_is_no_frame() {
+        for text in [r#"["send",1,"c","hi"]"#, r#"[",iqgytcide[","r"}"#, r#"["ping"]"#] {
+            let err = parse_client_frame(text.as_bytes()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadFrame, "{text}");
+        }
+        assert!(serde_json::from_str::<ClientFrame>(r#"["send",1,"c","hi"]"#).is_ok(), "the derive would take it");
+    }
+
+    /// Found by fuzzing: an object missing `type` followed by bytes that make the input no JSON
+    /// at all is a `bad_frame` (the derive reports the missing field first).
+    #[test]
+    fn bytes_after_the_object_make_a_bad_frame_whatever_it_lacks() {
+        let text = b"{\"ty)e\":\"leave\",\"ro!m\":4}\xff\xff";
+        assert_eq!(parse_client_frame(text).unwrap_err().code, ErrorCode::BadFrame);
+    }
+
+    /// Found by fuzzing: a frame cut short is refused, whatever its type (the code may be
+    /// `unknown_type` where the type came first, as with the derive).
+    #[test]
+    fn a_truncated_frame_is_refused() {
+        for text in [r#"{"type":""#, r#"{"type":"dance""#, r#"{"type":"send","room":1"#] {
+            assert!(parse_client_frame(text.as_bytes()).is_err(), "{text}");
         }
     }
 

@@ -26,10 +26,8 @@ impl PgServer {
         if as_postgres {
             run("chown", &["-R", "postgres:postgres", &path(dir.path())])?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         let server = PgServer { dir, bin, port, as_postgres };
         let data = server.data();
         server.pg("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])?;

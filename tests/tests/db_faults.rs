@@ -338,11 +338,18 @@ async fn check_stored(api: &Api, room: i64, prefix: &str, acks: &HashMap<String,
         .filter_map(|(cid, ack)| {
             let body = format!("{prefix} #{}", cid.rsplit('-').next().unwrap());
             let stored = by_body.get(body.as_str()).copied();
-            (stored != ack["seq"].as_u64()).then(|| format!("{cid} acked as seq {} but stored as {stored:?}", ack["seq"]))
+            (stored != ack["seq"].as_u64())
+                .then(|| format!("{cid} acked as seq {} but stored as {stored:?}", ack["seq"]))
         })
         .collect();
     wrong.sort();
-    assert!(wrong.is_empty(), "{} of {} acks are not what is stored ({} rows): {wrong:?}", wrong.len(), acks.len(), rows.len());
+    assert!(
+        wrong.is_empty(),
+        "{} of {} acks are not what is stored ({} rows): {wrong:?}",
+        wrong.len(),
+        acks.len(),
+        rows.len()
+    );
     let flood_acked = rows.iter().filter(|m| m["body"].as_str().unwrap().starts_with("flood")).count();
     assert_eq!(rows.len(), acks.len() + flood_acked, "a message nobody was told of is stored");
     println!("stored {} messages, seqs 1..={}, {} acks checked", rows.len(), rows.len(), acks.len());
@@ -565,7 +572,8 @@ async fn sqlite_read_only() {
         return;
     }
     let device = sh("findmnt", &["-no", "SOURCE", &mnt]).expect("the loop device");
-    let trigger: PathBuf = Path::new("/sys/fs/ext4").join(Path::new(&device).file_name().unwrap()).join("trigger_fs_error");
+    let trigger: PathBuf =
+        Path::new("/sys/fs/ext4").join(Path::new(&device).file_name().unwrap()).join("trigger_fs_error");
     if !trigger.exists() {
         println!("skipped: the kernel has no {}", trigger.display());
         return;
