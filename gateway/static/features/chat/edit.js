@@ -9,7 +9,7 @@ import { el, newCid, humanError, count, showText } from '../../core/dom.js';
 import { confirmAction } from '../../core/confirm.js';
 import { socket } from '../../core/session.js';
 import { keepJoinedWhile, syncJoins } from '../../core/membership.js';
-import { store } from '../../core/store.js';
+import { store, isMe } from '../../core/store.js';
 import * as view from './messages.js';
 
 /** @typedef {import('../../core/types.js').Message} Message */
@@ -117,7 +117,7 @@ function check(text) {
  * @param {Message} m
  */
 export async function confirmDelete(m) {
-  const own = store.state.me?.id === m.from?.id;
+  const own = isMe(m.from);
   const yes = await confirmAction({
     title: 'Delete this message?',
     text: own
