@@ -199,10 +199,22 @@ impl Browser {
         v.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("element id").to_owned()
     }
 
-    /// Clicks the element as a user would (WebDriver's pointer click).
+    /// Clicks the element as a user would (WebDriver's pointer click). When the page replaced
+    /// the element between finding and clicking it (a list drawn again as results come in), the
+    /// one shown now is found and clicked, as a user clicks what is on the screen.
     pub async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.post(&format!("/element/{id}/click"), json!({})).await;
+        for _ in 0..20 {
+            let id = self.element(css).await;
+            let url = format!("{}/element/{id}/click", self.url);
+            let resp = self.http.post(&url).json(&json!({})).send().await.unwrap_or_else(|e| panic!("webdriver {url}: {e}"));
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return;
+            }
+            assert_eq!(v["value"]["error"], "stale element reference", "webdriver POST {url} answered {status}: {v}");
+        }
+        panic!("{css} was replaced 20 times in a row before it could be clicked");
     }
 
     /// Types `text` into the element as key presses (`\u{E007}` is Enter, `\u{E008}` Shift).
