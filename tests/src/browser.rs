@@ -206,7 +206,8 @@ impl Browser {
         for _ in 0..20 {
             let id = self.element(css).await;
             let url = format!("{}/element/{id}/click", self.url);
-            let resp = self.http.post(&url).json(&json!({})).send().await.unwrap_or_else(|e| panic!("webdriver {url}: {e}"));
+            let resp =
+                self.http.post(&url).json(&json!({})).send().await.unwrap_or_else(|e| panic!("webdriver {url}: {e}"));
             let status = resp.status();
             let v: Value = resp.json().await.unwrap_or(Value::Null);
             if status.is_success() {
