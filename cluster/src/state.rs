@@ -6,7 +6,8 @@
 //! otherwise still count a majority), it must not have just woken from a pause (its view is
 //! stale: `WAKE_GRACE`), and its leases must have been renewed recently. A lease is taken from
 //! another node at once only when that node has been dead in the view for `DEAD_STABLE`, no link
-//! to it is alive, and this node is not in its wake grace; otherwise the lease must lapse first.
+//! to it is alive, this node is not in its wake grace, and it has held its majority for a lease
+//! ttl (it did not just regain it: `healing`); otherwise the lease must lapse first.
 
 use crate::membership::{Status, View};
 use crate::room_owner;
@@ -61,10 +62,8 @@ struct Clock {
     /// Whether this node had a majority at the last tick, and whether it ever had one.
     quorum: bool,
     had_quorum: bool,
-    /// When it last lost its majority.
-    lost_at: Option<Instant>,
-    /// When it last regained a majority after losing it for a lease ttl or more, with a node
-    /// still dead in its view (a long partition healed).
+    /// When it last regained a majority after losing it (a partition healed, links back after
+    /// a stall).
     healed_at: Option<Instant>,
     last_tick: Instant,
     woken_at: Option<Instant>,
@@ -112,7 +111,6 @@ impl ClusterState {
                 woken_at: None,
                 quorum: false,
                 had_quorum: false,
-                lost_at: None,
                 healed_at: None,
             }),
             pauses: AtomicU64::new(0),
@@ -123,17 +121,13 @@ impl ClusterState {
     /// if this tick came after one. A pause voids the lease renewals made before it.
     pub fn tick(&self) -> Option<Duration> {
         let quorum = self.has_quorum();
-        // Healed from a long partition: a majority again, after a lease ttl or more without one,
-        // while the view still counts a node dead. Not a node starting up (none dead yet), nor a
-        // majority lost for a moment when a peer dies (its rooms fail over at once as before).
-        let some_dead = !self.view().dead.is_empty();
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if !quorum && c.quorum {
-            c.lost_at = Some(now);
-        }
-        let long = c.lost_at.is_some_and(|l| now - l >= self.lease_ttl);
-        if quorum && !c.quorum && c.had_quorum && some_dead && long {
+        // A majority again after losing it, however long the loss (not a node starting up: it
+        // never had one). Gossip revives peers and links come back one at a time, and a peer
+        // just revived can flap dead again until its failure detector has samples: for a while
+        // this node's view of who is dead is not one a majority shares.
+        if quorum && !c.quorum && c.had_quorum {
             c.healed_at = Some(now);
         }
         c.quorum = quorum;
@@ -151,9 +145,9 @@ impl ClusterState {
     }
 
     /// This node regained a majority within a lease ttl, after losing it: its view may still
-    /// count as dead a node it has not reconnected to yet, and hold others' rooms as its own. It
-    /// takes no unexpired lease from anyone until then (a holder that really died lets its
-    /// lease lapse within the ttl anyway).
+    /// count as dead a node it has not reconnected to yet (or one that flaps dead just after
+    /// coming back), and hold others' rooms as its own. It takes no unexpired lease from anyone
+    /// until then (a holder that really died lets its lease lapse within the ttl anyway).
     pub fn healing(&self) -> bool {
         let c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         c.healed_at.is_some_and(|h| h.elapsed() < self.lease_ttl)
@@ -298,7 +292,18 @@ impl ClusterHooks for ClusterState {
             return true;
         }
         let since = self.dead_since.lock().unwrap_or_else(|p| p.into_inner()).get(node).copied();
-        since.is_none_or(|at| at.elapsed() < DEAD_STABLE)
+        let live = since.is_none_or(|at| at.elapsed() < DEAD_STABLE);
+        if !live {
+            let view = self.view();
+            tracing::info!(
+                node,
+                dead_for_ms = since.map_or(0, |at| at.elapsed().as_millis() as u64),
+                live = ?view.live.keys().collect::<Vec<_>>(),
+                dead = ?view.dead,
+                "a lease holder counts as not live"
+            );
+        }
+        live
     }
 
     fn may_sequence(&self) -> bool {
