@@ -256,7 +256,7 @@ async fn renew_loop(state: Arc<ClusterState>, system: Arc<ActorSystem>) {
     let ttl = state.lease_ttl;
     loop {
         let at = Instant::now();
-        if state.has_quorum() && !state.waking() {
+        if state.quorum_now() && !state.waking() {
             match system.store().renew_leases(&state.node_id, ttl.as_millis() as i64).await {
                 Ok(_) => state.renewed(at),
                 Err(e) => warn!(err = %e, "lease renewal failed"),

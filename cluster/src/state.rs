@@ -120,18 +120,9 @@ impl ClusterState {
     /// Called by the clock task every few tens of milliseconds: returns the length of a pause
     /// if this tick came after one. A pause voids the lease renewals made before it.
     pub fn tick(&self) -> Option<Duration> {
-        let quorum = self.has_quorum();
+        self.quorum_now();
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        // A majority again after losing it, however long the loss (not a node starting up: it
-        // never had one). Gossip revives peers and links come back one at a time, and a peer
-        // just revived can flap dead again until its failure detector has samples: for a while
-        // this node's view of who is dead is not one a majority shares.
-        if quorum && !c.quorum && c.had_quorum {
-            c.healed_at = Some(now);
-        }
-        c.quorum = quorum;
-        c.had_quorum |= quorum;
         let gap = now - c.last_tick;
         c.last_tick = now;
         if gap < PAUSE {
@@ -144,11 +135,30 @@ impl ClusterState {
         Some(gap)
     }
 
+    /// `has_quorum`, noting when a majority comes back after a loss. Every decision that rests
+    /// on the majority asks through here, so a room started the instant a link returns (before
+    /// the clock's next tick) already sees the heal.
+    pub fn quorum_now(&self) -> bool {
+        let quorum = self.has_quorum();
+        let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        // A majority again after losing it, however long the loss (not a node starting up: it
+        // never had one). Gossip revives peers and links come back one at a time, and a peer
+        // just revived can flap dead again until its failure detector has samples: for a while
+        // this node's view of who is dead is not one a majority shares.
+        if quorum && !c.quorum && c.had_quorum {
+            c.healed_at = Some(Instant::now());
+        }
+        c.quorum = quorum;
+        c.had_quorum |= quorum;
+        quorum
+    }
+
     /// This node regained a majority within a lease ttl, after losing it: its view may still
     /// count as dead a node it has not reconnected to yet (or one that flaps dead just after
     /// coming back), and hold others' rooms as its own. It takes no unexpired lease from anyone
     /// until then (a holder that really died lets its lease lapse within the ttl anyway).
     pub fn healing(&self) -> bool {
+        self.quorum_now();
         let c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         c.healed_at.is_some_and(|h| h.elapsed() < self.lease_ttl)
     }
@@ -307,7 +317,7 @@ impl ClusterHooks for ClusterState {
     }
 
     fn may_sequence(&self) -> bool {
-        !self.waking() && self.has_quorum() && self.leases_fresh()
+        !self.waking() && self.quorum_now() && self.leases_fresh()
     }
 
     fn broadcast(&self, frame: NodeFrame) {
