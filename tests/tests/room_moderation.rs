@@ -163,6 +163,39 @@ async fn every_room_staff_and_admin_route_refuses_users_and_moderators_of_other_
     let (s, _) =
         owner.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": admin.username, "kind": "ban"})).await;
     assert_eq!(s, 403, "not on site staff");
+
+    // A private room: its staff routes refuse the same callers (they cannot even see it), and a
+    // site moderator who is not a member is its staff all the same.
+    let secret = owner.create_room(&unique("secret"), "private").await;
+    let (s, b) = owner.post(&format!("/api/rooms/{secret}/members"), json!({"username": v})).await;
+    assert!((200..300).contains(&s), "{b}");
+    let mut in_secret = member(&node, &victim, secret).await;
+    let said = send(&mut in_secret, secret, "secret first").await;
+    assert_eq!(said["type"], "ack", "{said}");
+    let (s, report) =
+        victim.post(&format!("/api/rooms/{secret}/reports"), json!({"seq": said["seq"], "reason": "x"})).await;
+    assert_eq!(s, 201, "{report}");
+    let item = report["id"].as_i64().unwrap();
+    let private_routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/rooms/{secret}/queue"), None),
+        (Method::POST, format!("/api/rooms/{secret}/queue/{item}/decision"), Some(json!({"action": "dismiss"}))),
+        (Method::POST, format!("/api/rooms/{secret}/queue/{item}/decision"), Some(json!({"action": "mute"}))),
+        (Method::POST, format!("/api/rooms/{secret}/sanctions"), Some(json!({"username": v, "kind": "ban"}))),
+        (Method::GET, format!("/api/rooms/{secret}/sanctions"), None),
+        (Method::GET, format!("/api/rooms/{secret}/moderation"), None),
+    ];
+    for (method, path, body) in &private_routes {
+        for (who, caller) in [("user", &user), ("moderator of another room", &other_mod)] {
+            let (status, answer) = caller.call(method.clone(), path, body.clone()).await;
+            assert_eq!(status, 403, "{who} {method} {path}: {answer}");
+            assert!(matches!(code(&answer), Some("forbidden" | "not_member")), "{who} {method} {path}: {answer}");
+        }
+    }
+    let (_, q) = owner.get(&format!("/api/rooms/{secret}/queue")).await;
+    assert_eq!(q["items"][0]["status"], "open", "nothing changed: {q}");
+    let site_mod = node.user_with_role("sitemod", Role::Moderator).await;
+    let (s, q) = site_mod.get(&format!("/api/rooms/{secret}/queue")).await;
+    assert_eq!((s, &q["items"][0]["id"]), (200, &json!(item)), "{q}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,7 +777,7 @@ async fn flags_and_reports_reach_the_rooms_staff_live() {
         assert_eq!(q["item"]["body"], "two", "{q}");
         let ctx: Vec<&str> =
             q["item"]["context"].as_array().unwrap().iter().filter_map(|c| c["body"].as_str()).collect();
-        assert_eq!(ctx, ["one", "two"], "{q}");
+        assert!(ctx.starts_with(&["one", "two"]), "{q}");
     }
     // Members who are not staff get none: a message sent after them reaches them with no
     // `queued` frame before it (the room tells its staff in order with its messages).
@@ -768,17 +801,20 @@ async fn site_staff_decide_in_private_rooms_they_are_not_in() {
     let (s, b) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": sender.username})).await;
     assert!(s == 200 || s == 201 || s == 204, "{s} {b}");
     let mut sender_ws = member(&node, &sender, room).await;
-    assert_eq!(send(&mut sender_ws, room, "first").await["seq"], 1);
+    let first = send(&mut sender_ws, room, "first").await;
+    assert_eq!(first["type"], "ack", "{first}");
     let (s, m) =
         owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
     assert_eq!(s, 200, "{m}");
-    let mut held = Vec::new();
+    let (mut held, mut held_cids) = (Vec::new(), Vec::new());
     for body in ["held one", "held two", "held three"] {
         let answer = send(&mut sender_ws, room, body).await;
         assert_eq!(answer["type"], "held", "{answer}");
         held.push(answer["item"].as_i64().unwrap());
+        held_cids.push(answer["cid"].clone());
     }
-    let (s, report) = owner.post(&format!("/api/rooms/{room}/reports"), json!({"seq": 1, "reason": "check"})).await;
+    let (s, report) =
+        owner.post(&format!("/api/rooms/{room}/reports"), json!({"seq": first["seq"], "reason": "check"})).await;
     assert_eq!(s, 201, "{report}");
     let decision = |item: i64| format!("/api/rooms/{room}/queue/{item}/decision");
 
@@ -794,8 +830,8 @@ async fn site_staff_decide_in_private_rooms_they_are_not_in() {
     assert_eq!((s, q["items"].as_array().map(Vec::len)), (200, Some(4)), "{q}");
     let (s, item) = site_mod.post(&decision(held[0]), json!({"action": "release"})).await;
     assert_eq!((s, &item["status"]), (200, &json!("released")), "{item}");
-    let ack = sender_ws.recv_where("the release's ack", |v| v["type"] == "ack" && v["seq"] == 2).await;
-    assert_eq!(ack["room"], room, "{ack}");
+    let ack = sender_ws.recv_where("the release's ack", |v| v["type"] == "ack" && v["cid"] == held_cids[0]).await;
+    assert_eq!(ack["seq"], first["seq"].as_u64().unwrap() + 1, "the next seq: {ack}");
     let (s, item) = admin.post(&decision(held[1]), json!({"action": "reject", "reason": "off topic"})).await;
     assert_eq!((s, &item["status"]), (200, &json!("rejected")), "{item}");
     let (s, item) = site_mod.post(&decision(report["id"].as_i64().unwrap()), json!({"action": "dismiss"})).await;
@@ -856,7 +892,7 @@ async fn a_reject_carries_its_reason_to_the_sender_and_the_audit_log() {
         .unwrap()
         .iter()
         .filter(|e| e["room"] == room)
-        .map(|e| serde_json::from_str(e["detail"].as_str().unwrap_or("{}")).unwrap_or(e["detail"].clone()))
+        .map(|e| e["detail"].clone())
         .collect();
     assert_eq!(details.len(), 2, "{audit}");
     assert!(details.iter().any(|d| d["reason"] == "not here, please" && d["item"] == with["item"]), "{details:?}");
@@ -868,7 +904,9 @@ async fn the_admins_room_search_ignores_case_beyond_ascii() {
     let node = TestNode::start(NodeOpts::default()).await;
     let admin = node.user_with_role("admin", Role::Admin).await;
     let owner = node.user(&unique("owner")).await;
-    let tag = unique("t");
+    // No digit in the names, so a search for the owner's id could match only the key's prefix.
+    let tag: String =
+        unique("t").chars().map(|c| if c.is_ascii_digit() { (b'a' + (c as u8 - b'0')) as char } else { c }).collect();
     let public = format!("Ärger {tag}");
     let private = format!("ÖL Straße {tag}");
     owner.create_room(&public, "public").await;
@@ -888,7 +926,7 @@ async fn the_admins_room_search_ignores_case_beyond_ascii() {
     assert_eq!(names(format!("ÄRGER {tag}")).await, [public.clone()]);
     assert_eq!(names(format!("öl straße {tag}")).await, [private.clone()]);
     assert_eq!(names(format!("Öl STRASSE {tag}")).await, Vec::<String>::new(), "ß is no ss");
-    assert_eq!(names(tag.to_uppercase()).await, [private.clone(), public.clone()]);
+    assert_eq!(names(tag.to_uppercase()).await, [public.clone(), private.clone()]);
     // A private room's key holds its owner's id: a search for the id finds no room by it.
     assert_eq!(names(format!("{}", owner.user_id)).await.iter().filter(|n| n.ends_with(&tag)).count(), 0);
     assert_eq!(names("%".into()).await.iter().filter(|n| n.ends_with(&tag)).count(), 0);
