@@ -922,9 +922,9 @@ async fn the_admins_room_search_ignores_case_beyond_ascii() {
             names
         }
     };
-    assert_eq!(names(format!("ärger {tag}")).await, [public.clone()]);
-    assert_eq!(names(format!("ÄRGER {tag}")).await, [public.clone()]);
-    assert_eq!(names(format!("öl straße {tag}")).await, [private.clone()]);
+    assert_eq!(names(format!("ärger {tag}")).await, vec![public.clone()]);
+    assert_eq!(names(format!("ÄRGER {tag}")).await, vec![public.clone()]);
+    assert_eq!(names(format!("öl straße {tag}")).await, vec![private.clone()]);
     assert_eq!(names(format!("Öl STRASSE {tag}")).await, Vec::<String>::new(), "ß is no ss");
     assert_eq!(names(tag.to_uppercase()).await, [public.clone(), private.clone()]);
     // A private room's key holds its owner's id: a search for the id finds no room by it.
