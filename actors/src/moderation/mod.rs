@@ -14,7 +14,11 @@
 //! - **decisions** (dismiss, delete, mute, ban; release and reject for a held message), which the
 //!   gateway's staff routes (having checked the caller's standing) send to the room's owner as
 //!   a command (`Command::Decide`), and the room hands to its queue. The queue takes one decision
-//!   per item at a time, and writes each to the audit log (who, whom, what, why).
+//!   per item at a time, and writes each to the audit log (who, whom, what, why). The command is
+//!   sent again when its answer is slow (`Ctx::command`, after 10 s): the queue knows it by its
+//!   cid and answers it with its decision's outcome, never `conflict`;
+//! - **announcing** each new item to the room's staff joined to it (`queued`, through the room,
+//!   which knows who is joined on every node): held messages, flags and reports alike.
 //!
 //! The queue never gives a seq: a release (and a delete) goes through the room, the room's only
 //! sequencer, which sequences the held message under its sender's cid (the next seq then; the
