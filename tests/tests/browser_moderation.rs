@@ -357,8 +357,9 @@ async fn decide(b: &Browser, kind: &str, text: &str, action: &str) {
 /// Olive owns a public room; in its info panel she makes Mia a room moderator and turns
 /// pre-moderation on. Pete's sends are held: his app shows each as waiting for review; Olive's
 /// queue gets them live; the one she releases reaches everyone with the next seq (Pete's own
-/// pending copy becomes it), the one she rejects is marked rejected in Pete's app and never
-/// shows for the others. Then she mutes Pete for 15 minutes with a reason, through the sanction
+/// pending copy becomes it), the one she rejects (with a reason, through the dialog) is marked
+/// rejected in Pete's app with her reason and never shows for the others; Mia's report of the
+/// released one shows in Olive's queue as it is filed. Then she mutes Pete for 15 minutes with a reason, through the sanction
 /// dialog, and the room's sanctions list shows both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_staff_appoint_a_moderator_and_decide_held_messages() {
@@ -407,17 +408,36 @@ async fn room_staff_appoint_a_moderator_and_decide_held_messages() {
     assert_eq!(released["own"], true);
     let on_mia = wait_message(&m, "first, to be released").await;
     assert_eq!(on_mia["seq"], released["seq"]);
+    // A reject asks a reason, which Pete reads with the rejection.
     decide(&o, "held", "second, to be rejected", "reject").await;
+    o.wait_visible("#sanction-dialog").await;
+    let label = o.text("#sanction-reason-label").await;
+    assert!(label.contains("shown to the sender"), "{label}");
+    o.exec("document.querySelector('#sanction-reason').value = arguments[0];", json!(["off topic here"])).await;
+    o.click("#sanction-ok").await;
     p.wait_for(
-        "the second send marked rejected",
+        "the second send marked rejected, with the reason",
         "const li = [...document.querySelectorAll('#messages .msg.rejected')].find((x) => x.querySelector('.body').textContent === arguments[0]); \
-         return !!li && /Rejected/.test(li.textContent);",
+         return !!li && /Rejected/.test(li.textContent) && /off topic here/i.test(li.textContent);",
         json!(["second, to be rejected"]),
     )
     .await;
     p.screenshot("rejected-message").await;
     let bodies: Vec<String> = confab_tests::chat_page::shown(&m).await.into_iter().map(|s| s.body).collect();
     assert!(!bodies.iter().any(|b| b == "second, to be rejected"), "a rejected message reaches no one: {bodies:?}");
+
+    // Mia reports the released message: it shows in Olive's open queue at once, no reload.
+    message_action(&m, on_mia["seq"].as_u64().expect("seq"), "act-report").await;
+    m.wait_visible("#report-reason").await;
+    m.type_into("#report-reason", "second thoughts").await;
+    m.click("#report-send").await;
+    o.wait_for(
+        "the report in Olive's queue, live",
+        "return [...document.querySelectorAll('#staff-queue .queue-item')].some((x) => x.dataset.kind === 'report' && \
+           x.dataset.status === 'open' && x.textContent.includes(arguments[0]) && x.textContent.includes(arguments[1]));",
+        json!(["first, to be released", "second thoughts"]),
+    )
+    .await;
 
     // Olive mutes Pete for 15 minutes with a reason, through the sanction dialog.
     member_button(&o, &pete, "staff-mute").await;

@@ -163,6 +163,39 @@ async fn every_room_staff_and_admin_route_refuses_users_and_moderators_of_other_
     let (s, _) =
         owner.post(&format!("/api/rooms/{room}/sanctions"), json!({"username": admin.username, "kind": "ban"})).await;
     assert_eq!(s, 403, "not on site staff");
+
+    // A private room: its staff routes refuse the same callers (they cannot even see it), and a
+    // site moderator who is not a member is its staff all the same.
+    let secret = owner.create_room(&unique("secret"), "private").await;
+    let (s, b) = owner.post(&format!("/api/rooms/{secret}/members"), json!({"username": v})).await;
+    assert!((200..300).contains(&s), "{b}");
+    let mut in_secret = member(&node, &victim, secret).await;
+    let said = send(&mut in_secret, secret, "secret first").await;
+    assert_eq!(said["type"], "ack", "{said}");
+    let (s, report) =
+        victim.post(&format!("/api/rooms/{secret}/reports"), json!({"seq": said["seq"], "reason": "x"})).await;
+    assert_eq!(s, 201, "{report}");
+    let item = report["id"].as_i64().unwrap();
+    let private_routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/rooms/{secret}/queue"), None),
+        (Method::POST, format!("/api/rooms/{secret}/queue/{item}/decision"), Some(json!({"action": "dismiss"}))),
+        (Method::POST, format!("/api/rooms/{secret}/queue/{item}/decision"), Some(json!({"action": "mute"}))),
+        (Method::POST, format!("/api/rooms/{secret}/sanctions"), Some(json!({"username": v, "kind": "ban"}))),
+        (Method::GET, format!("/api/rooms/{secret}/sanctions"), None),
+        (Method::GET, format!("/api/rooms/{secret}/moderation"), None),
+    ];
+    for (method, path, body) in &private_routes {
+        for (who, caller) in [("user", &user), ("moderator of another room", &other_mod)] {
+            let (status, answer) = caller.call(method.clone(), path, body.clone()).await;
+            assert_eq!(status, 403, "{who} {method} {path}: {answer}");
+            assert!(matches!(code(&answer), Some("forbidden" | "not_member")), "{who} {method} {path}: {answer}");
+        }
+    }
+    let (_, q) = owner.get(&format!("/api/rooms/{secret}/queue")).await;
+    assert_eq!(q["items"][0]["status"], "open", "nothing changed: {q}");
+    let site_mod = node.user_with_role("sitemod", Role::Moderator).await;
+    let (s, q) = site_mod.get(&format!("/api/rooms/{secret}/queue")).await;
+    assert_eq!((s, &q["items"][0]["id"]), (200, &json!(item)), "{q}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -707,4 +740,198 @@ async fn a_held_message_keeps_its_file_from_the_sweeper_until_decided() {
     })
     .await;
     assert!(file_of(&kept).exists(), "the released message's file stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_and_reports_reach_the_rooms_staff_live() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let site_mod = node.user_with_role("sitemod", Role::Moderator).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let reporter = node.user(&unique("reporter")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut owner_ws = member(&node, &owner, room).await;
+    let mut site_ws = member(&node, &site_mod, room).await;
+    let mut sender_ws = member(&node, &sender, room).await;
+    let mut reporter_ws = member(&node, &reporter, room).await;
+    assert_eq!(send(&mut sender_ws, room, "one").await["seq"], 1);
+    assert_eq!(send(&mut sender_ws, room, "two").await["seq"], 2);
+    set_flags(&owner, room, json!({"banned_words": {"words": ["spam"], "action": "refuse"}})).await;
+
+    // An automatic flag: the owner and the site moderator joined see it without reloading.
+    assert_eq!(send(&mut sender_ws, room, "buy spam").await["code"], "banned_word");
+    for ws in [&mut owner_ws, &mut site_ws] {
+        let q = ws.recv_where("the flag queued", |v| v["type"] == "queued" && v["item"]["kind"] == "flag").await;
+        assert_eq!(q["room"], room, "{q}");
+        assert_eq!(q["item"]["body"], "buy spam", "{q}");
+        assert_eq!(q["item"]["sender"]["username"], json!(sender.username), "{q}");
+        assert_eq!(q["item"]["status"], "open", "{q}");
+    }
+    // A member's report, with the messages around the reported one.
+    let (s, report) = reporter.post(&format!("/api/rooms/{room}/reports"), json!({"seq": 2, "reason": "rude"})).await;
+    assert_eq!(s, 201, "{report}");
+    for ws in [&mut owner_ws, &mut site_ws] {
+        let q = ws.recv_where("the report queued", |v| v["type"] == "queued" && v["item"]["id"] == report["id"]).await;
+        assert_eq!(q["item"]["kind"], "report", "{q}");
+        assert_eq!(q["item"]["reporter"]["username"], json!(reporter.username), "{q}");
+        assert_eq!(q["item"]["body"], "two", "{q}");
+        let ctx: Vec<&str> =
+            q["item"]["context"].as_array().unwrap().iter().filter_map(|c| c["body"].as_str()).collect();
+        assert!(ctx.starts_with(&["one", "two"]), "{q}");
+    }
+    // Members who are not staff get none: a message sent after them reaches them with no
+    // `queued` frame before it (the room tells its staff in order with its messages).
+    assert_eq!(send(&mut owner_ws, room, "after").await["type"], "ack");
+    for ws in [&mut sender_ws, &mut reporter_ws] {
+        ws.recv_where("the later message", |v| v["type"] == "message" && v["body"] == "after").await;
+        assert!(!ws.backlog.iter().any(|v| v["type"] == "queued"), "{:?}", ws.backlog);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_staff_decide_in_private_rooms_they_are_not_in() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let site_mod = node.user_with_role("sitemod", Role::Moderator).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let other_mod = node.user(&unique("othermod")).await;
+    let room = owner.create_room(&unique("secret"), "private").await;
+    let _theirs = other_mod.create_room(&unique("theirs"), "public").await;
+    let (s, b) = owner.post(&format!("/api/rooms/{room}/members"), json!({"username": sender.username})).await;
+    assert!(s == 200 || s == 201 || s == 204, "{s} {b}");
+    let mut sender_ws = member(&node, &sender, room).await;
+    let first = send(&mut sender_ws, room, "first").await;
+    assert_eq!(first["type"], "ack", "{first}");
+    let (s, m) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
+    assert_eq!(s, 200, "{m}");
+    let (mut held, mut held_cids) = (Vec::new(), Vec::new());
+    for body in ["held one", "held two", "held three"] {
+        let answer = send(&mut sender_ws, room, body).await;
+        assert_eq!(answer["type"], "held", "{answer}");
+        held.push(answer["item"].as_i64().unwrap());
+        held_cids.push(answer["cid"].clone());
+    }
+    let (s, report) =
+        owner.post(&format!("/api/rooms/{room}/reports"), json!({"seq": first["seq"], "reason": "check"})).await;
+    assert_eq!(s, 201, "{report}");
+    let decision = |item: i64| format!("/api/rooms/{room}/queue/{item}/decision");
+
+    // Neither a plain user nor a moderator of another room sees or decides anything here.
+    for (who, caller) in [("user", &sender), ("moderator of another room", &other_mod)] {
+        let (s, b) = caller.post(&decision(held[0]), json!({"action": "release"})).await;
+        assert_eq!(s, 403, "{who}: {b}");
+        let (s, b) = caller.get(&format!("/api/rooms/{room}/queue")).await;
+        assert_eq!(s, 403, "{who}: {b}");
+    }
+    // A site moderator who is no member lists the queue and decides; an admin too.
+    let (s, q) = site_mod.get(&format!("/api/rooms/{room}/queue")).await;
+    assert_eq!((s, q["items"].as_array().map(Vec::len)), (200, Some(4)), "{q}");
+    let (s, item) = site_mod.post(&decision(held[0]), json!({"action": "release"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("released")), "{item}");
+    let ack = sender_ws.recv_where("the release's ack", |v| v["type"] == "ack" && v["cid"] == held_cids[0]).await;
+    assert_eq!(ack["seq"], first["seq"].as_u64().unwrap() + 1, "the next seq: {ack}");
+    let (s, item) = admin.post(&decision(held[1]), json!({"action": "reject", "reason": "off topic"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("rejected")), "{item}");
+    let (s, item) = site_mod.post(&decision(report["id"].as_i64().unwrap()), json!({"action": "dismiss"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("dismissed")), "{item}");
+    // Still no member, and bad input still gets its clear answer.
+    let (_, r) = owner.get(&format!("/api/rooms/{room}")).await;
+    assert!(!r["members"].to_string().contains(&site_mod.username), "{r}");
+    let (s, b) = site_mod.post(&decision(held[2]), json!({"action": "dismiss"})).await;
+    assert_eq!((s, code(&b)), (400, Some("invalid")), "{b}");
+    let (s, b) = site_mod.post(&decision(999_999), json!({"action": "release"})).await;
+    assert_eq!((s, code(&b)), (404, Some("not_found")), "{b}");
+    let (s, b) =
+        site_mod.post(&format!("/api/rooms/999999/queue/{}/decision", held[2]), json!({"action": "release"})).await;
+    assert_eq!(s, 404, "{b}");
+    let (_, audit) = admin.get("/api/admin/audit?action=room.queue_released").await;
+    assert_eq!(audit["entries"][0]["room"], room, "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reject_carries_its_reason_to_the_sender_and_the_audit_log() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let owner = node.user(&unique("owner")).await;
+    let sender = node.user(&unique("sender")).await;
+    let room = owner.create_room(&unique("room"), "public").await;
+    let mut sender_ws = member(&node, &sender, room).await;
+    let (s, m) =
+        owner.call(Method::PATCH, &format!("/api/rooms/{room}/moderation"), Some(json!({"premod": true}))).await;
+    assert_eq!(s, 200, "{m}");
+    let with = send(&mut sender_ws, room, "with a reason").await;
+    let without = send(&mut sender_ws, room, "without one").await;
+    assert_eq!((&with["type"], &without["type"]), (&json!("held"), &json!("held")));
+    let decision = |held: &Value| format!("/api/rooms/{room}/queue/{}/decision", held["item"]);
+
+    // Bad input: a reason too long, or not text.
+    let (s, b) = owner.post(&decision(&with), json!({"action": "reject", "reason": "x".repeat(501)})).await;
+    assert_eq!((s, code(&b)), (400, Some("invalid")), "{b}");
+    let (s, b) = owner.post(&decision(&with), json!({"action": "reject", "reason": 5})).await;
+    assert_eq!(s, 400, "{b}");
+
+    let (s, item) = owner.post(&decision(&with), json!({"action": "reject", "reason": "  not here, please  "})).await;
+    assert_eq!((s, &item["status"], &item["decision_reason"]), (200, &json!("rejected"), &json!("not here, please")));
+    let r = sender_ws.recv_where("rejected", |v| v["type"] == "rejected" && v["cid"] == with["cid"]).await;
+    assert_eq!(r["reason"], "not here, please", "{r}");
+    // A resend of its cid is told the same reason.
+    sender_ws.send(json!({"type": "send", "room": room, "cid": with["cid"], "body": "with a reason"})).await;
+    let r = sender_ws.recv_where("rejected again", |v| v["type"] == "rejected" && v["cid"] == with["cid"]).await;
+    assert_eq!(r["reason"], "not here, please", "{r}");
+    // No reason: the sender is told it was rejected, with no moderator's words.
+    let (s, item) = owner.post(&decision(&without), json!({"action": "reject"})).await;
+    assert_eq!((s, &item["status"]), (200, &json!("rejected")), "{item}");
+    let r = sender_ws.recv_where("rejected", |v| v["type"] == "rejected" && v["cid"] == without["cid"]).await;
+    assert_eq!(r["reason"], "a moderator rejected this message", "{r}");
+
+    let (_, audit) = admin.get("/api/admin/audit?action=room.queue_rejected").await;
+    let details: Vec<Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["room"] == room)
+        .map(|e| e["detail"].clone())
+        .collect();
+    assert_eq!(details.len(), 2, "{audit}");
+    assert!(details.iter().any(|d| d["reason"] == "not here, please" && d["item"] == with["item"]), "{details:?}");
+    assert!(details.iter().any(|d| d["reason"] == "" && d["item"] == without["item"]), "{details:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admins_room_search_ignores_case_beyond_ascii() {
+    let node = TestNode::start(NodeOpts::default()).await;
+    let admin = node.user_with_role("admin", Role::Admin).await;
+    let owner = node.user(&unique("owner")).await;
+    // No digit in the names, so a search for the owner's id could match only the key's prefix.
+    let tag: String =
+        unique("t").chars().map(|c| if c.is_ascii_digit() { (b'a' + (c as u8 - b'0')) as char } else { c }).collect();
+    let public = format!("Ärger {tag}");
+    let private = format!("ÖL Straße {tag}");
+    owner.create_room(&public, "public").await;
+    owner.create_room(&private, "private").await;
+    let names = |q: String| {
+        let admin = &admin;
+        async move {
+            let (s, b) = admin.get(&format!("/api/admin/rooms?q={}", urlencode(&q))).await;
+            assert_eq!(s, 200, "{b}");
+            let mut names: Vec<String> =
+                b["rooms"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_owned()).collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(names(format!("ärger {tag}")).await, vec![public.clone()]);
+    assert_eq!(names(format!("ÄRGER {tag}")).await, vec![public.clone()]);
+    assert_eq!(names(format!("öl straße {tag}")).await, vec![private.clone()]);
+    assert_eq!(names(format!("Öl STRASSE {tag}")).await, Vec::<String>::new(), "ß is no ss");
+    assert_eq!(names(tag.to_uppercase()).await, [public.clone(), private.clone()]);
+    // A private room's key holds its owner's id: a search for the id finds no room by it.
+    assert_eq!(names(format!("{}", owner.user_id)).await.iter().filter(|n| n.ends_with(&tag)).count(), 0);
+    assert_eq!(names("%".into()).await.iter().filter(|n| n.ends_with(&tag)).count(), 0);
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

@@ -14,7 +14,11 @@
 //! - **decisions** (dismiss, delete, mute, ban; release and reject for a held message), which the
 //!   gateway's staff routes (having checked the caller's standing) send to the room's owner as
 //!   a command (`Command::Decide`), and the room hands to its queue. The queue takes one decision
-//!   per item at a time, and writes each to the audit log (who, whom, what, why).
+//!   per item at a time, and writes each to the audit log (who, whom, what, why). The command is
+//!   sent again when its answer is slow (`Ctx::command`, after 10 s): the queue knows it by its
+//!   cid and answers it with its decision's outcome, never `conflict`;
+//! - **announcing** each new item to the room's staff joined to it (`queued`, through the room,
+//!   which knows who is joined on every node): held messages, flags and reports alike.
 //!
 //! The queue never gives a seq: a release (and a delete) goes through the room, the room's only
 //! sequencer, which sequences the held message under its sender's cid (the next seq then; the
@@ -26,10 +30,12 @@
 mod decide;
 pub(crate) mod flags;
 pub mod settings;
+#[cfg(test)]
+mod tests;
 
 use crate::ctx::Ctx;
 use crate::msg::room::ReplyTo;
-use crate::store::{ClaimRefusal, NewItem, QueueItem, RoomSanctionKind};
+use crate::store::{ClaimRefusal, NewItem, QueueItem, RoomSanctionKind, Store};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{AttachmentView, now_ms};
 use confab_schemas::{ErrorCode, MediaUrls, MessageRow, Refusal, RoomId, ServerFrame, UserId, UserRef};
@@ -37,7 +43,7 @@ use ractor::rpc::CallResult;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -191,8 +197,13 @@ pub(crate) enum ModerationMsg {
         reply: ReplyTo,
         cid: Arc<str>,
     },
-    /// A decision's task finished (item id).
-    Decided(i64),
+    /// A decision's task finished: its item, decider, command cid and answer.
+    Decided {
+        item: i64,
+        by: UserId,
+        cid: Arc<str>,
+        res: Result<i64, Refusal>,
+    },
 }
 
 /// The typed handle in front of a room's queue. Cheap to clone.
@@ -247,9 +258,19 @@ pub(crate) struct ModerationQueue;
 pub(crate) struct QueueState {
     room: RoomId,
     ctx: Arc<Ctx>,
-    /// Items with a decision under way: another decision of one is refused meanwhile.
-    deciding: HashSet<i64>,
+    /// Items with a decision under way, with the cid of the command that asked it: another
+    /// decision of one is refused meanwhile (`retry`: it may yet fail).
+    deciding: HashMap<i64, Arc<str>>,
+    /// Who asked again for a decision under way, by its command's cid: the command is sent
+    /// again when its answer is slow (`Ctx::command`), and the same decision is not another one.
+    waiting: HashMap<Arc<str>, Vec<ReplyTo>>,
+    /// The answers of the last decisions by their command's cid (at most `ANSWERS_KEPT`): a
+    /// command sent again after its decision was taken gets the same answer, not `conflict`.
+    answered: VecDeque<(Arc<str>, Result<i64, Refusal>)>,
 }
+
+/// How many decisions' answers a queue keeps for commands sent again.
+const ANSWERS_KEPT: usize = 64;
 
 impl Actor for ModerationQueue {
     type Msg = ModerationMsg;
@@ -261,7 +282,13 @@ impl Actor for ModerationQueue {
         _me: ActorRef<ModerationMsg>,
         args: ModerationArgs,
     ) -> Result<QueueState, ActorProcessingErr> {
-        Ok(QueueState { room: args.room, ctx: args.ctx, deciding: HashSet::new() })
+        Ok(QueueState {
+            room: args.room,
+            ctx: args.ctx,
+            deciding: HashMap::new(),
+            waiting: HashMap::new(),
+            answered: VecDeque::new(),
+        })
     }
 
     async fn handle(
@@ -273,6 +300,9 @@ impl Actor for ModerationQueue {
         match msg {
             ModerationMsg::Report { by, seq, reason, reply, cid } => {
                 let res = st.report(by.id, seq, &reason).await;
+                if let Ok(id) = res {
+                    st.announce(id);
+                }
                 answer(st.room, &reply, by.id, cid, res);
             }
             ModerationMsg::Hold { held, reply } => {
@@ -280,6 +310,15 @@ impl Actor for ModerationQueue {
             }
             ModerationMsg::Flag(f) => st.flag(f).await,
             ModerationMsg::Decide { by, decision, reply, cid } => {
+                // The same command again (its answer was slow): the same decision, not another.
+                if let Some((_, res)) = st.answered.iter().find(|(c, _)| *c == cid) {
+                    answer(st.room, &reply, by.id, cid, res.clone());
+                    return Ok(());
+                }
+                if st.deciding.values().any(|c| *c == cid) {
+                    st.waiting.entry(cid).or_default().push(reply);
+                    return Ok(());
+                }
                 let item = match st.check(&decision).await {
                     Ok(item) => item,
                     Err(refusal) => {
@@ -287,17 +326,23 @@ impl Actor for ModerationQueue {
                         return Ok(());
                     }
                 };
-                st.deciding.insert(item.id);
+                st.deciding.insert(item.id, cid.clone());
+                st.waiting.insert(cid.clone(), vec![reply]);
                 let ctx = st.ctx.clone();
-                let room = st.room;
                 tokio::spawn(async move {
-                    let res = decide::carry_out(&ctx, &by, &item, &decision).await;
-                    answer(room, &reply, by.id, cid, res.map(|()| item.id));
-                    let _ = me.cast(ModerationMsg::Decided(item.id));
+                    let res = decide::carry_out(&ctx, &by, &item, &decision).await.map(|()| item.id);
+                    let _ = me.cast(ModerationMsg::Decided { item: item.id, by: by.id, cid, res });
                 });
             }
-            ModerationMsg::Decided(item) => {
+            ModerationMsg::Decided { item, by, cid, res } => {
                 st.deciding.remove(&item);
+                for reply in st.waiting.remove(&cid).unwrap_or_default() {
+                    answer(st.room, &reply, by, cid.clone(), res.clone());
+                }
+                if st.answered.len() == ANSWERS_KEPT {
+                    st.answered.pop_front();
+                }
+                st.answered.push_back((cid, res));
             }
         }
         Ok(())
@@ -324,6 +369,27 @@ impl QueueState {
         let detail = format!("report {id} seq {seq:?}: {reason}");
         self.ctx.store.audit(Some(reporter), "report", Some(self.room), &detail).await.map_err(internal)?;
         Ok(id)
+    }
+
+    /// Tells the room's staff joined to it of a new item (`queued`), through the room, which
+    /// knows who is joined here and on other nodes; not waited for (the room may be waiting on
+    /// this queue to hold a message).
+    fn announce(&self, id: i64) {
+        let (ctx, room) = (self.ctx.clone(), self.room);
+        tokio::spawn(async move {
+            let item = match ctx.store.queue_item(id).await {
+                Ok(item) => item,
+                Err(e) => {
+                    warn!(%room, item = id, err = %e, "reading a new queue item failed");
+                    None
+                }
+            };
+            let Some(item) = item else { return };
+            match ctx.activate(room).await {
+                Ok(handle) => handle.queued(item),
+                Err(refusal) => warn!(%room, item = id, %refusal, "a new queue item could not be announced"),
+            }
+        });
     }
 
     async fn hold(&self, held: Held) -> Result<QueueItem, Refusal> {
@@ -370,8 +436,9 @@ impl QueueState {
             reply_to: None,
             attachments: &[],
         };
-        if let Err(e) = self.ctx.store.add_queue_item(item).await {
-            warn!(room = %self.room, err = %e, "storing a flag failed");
+        match self.ctx.store.add_queue_item(item).await {
+            Ok(id) => self.announce(id),
+            Err(e) => warn!(room = %self.room, err = %e, "storing a flag failed"),
         }
         if let Some(until) = f.mute_until {
             let mute = self.ctx.store.put_room_sanction(
@@ -411,8 +478,9 @@ impl QueueState {
         if item.status != "open" {
             return Err(Refusal::new(ErrorCode::Conflict, format!("this item was decided already ({})", item.status)));
         }
-        if self.deciding.contains(&item.id) {
-            return Err(Refusal::new(ErrorCode::Conflict, "another decision on this item is under way"));
+        if self.deciding.contains_key(&item.id) {
+            // Not `conflict`: that decision may yet fail and leave the item open.
+            return Err(Refusal::new(ErrorCode::Retry, "another decision on this item is under way; try again"));
         }
         if matches!(d.action, Action::Mute | Action::Ban) && item.sender.is_none() {
             return Err(Refusal::new(ErrorCode::Invalid, "this item names no sender to sanction"));
@@ -446,8 +514,24 @@ pub fn item_json(item: &QueueItem, context: &[MessageRow], urls: &dyn MediaUrls)
         "reporter": person(&item.reporter), "sender": person(&item.sender), "reason": item.reason, "body": body,
         "context": context, "status": item.status, "created_at": item.created_at,
         "decided_by": person(&item.decided_by), "decided_at": item.decided_at,
+        "decision_reason": item.decision_reason,
         "attachments": AttachmentView::all(&item.attachments, urls),
     })
+}
+
+/// Messages shown on each side of a reported one.
+pub const CONTEXT: u64 = 2;
+
+/// `item_json` with its context: the messages around the one it is about (`CONTEXT` each side).
+pub async fn item_with_context(store: &Store, item: &QueueItem, urls: &(dyn MediaUrls + Sync)) -> crate::Result<Value> {
+    let context = match item.seq {
+        Some(seq) => {
+            let from = seq.saturating_sub(CONTEXT).max(1);
+            store.messages_between(item.room, from, seq + CONTEXT, (2 * CONTEXT + 1) as u32).await?
+        }
+        None => Vec::new(),
+    };
+    Ok(item_json(item, &context, urls))
 }
 
 /// Why uploads could not be claimed, as the sender reads it.

@@ -136,6 +136,9 @@ pub(crate) enum RoomMsg {
     ReleaseHeld,
     /// For an inbox: a frame for its subscribers that is not an event (`activity`).
     Ephemeral(Bytes),
+    /// From the room's moderation queue: an item it stored (a flag, a report), for the room's
+    /// staff joined to it (`queued`, as a held message is announced).
+    Queued(Box<crate::store::QueueItem>),
 }
 
 /// The writer answers a room through a reference derived from the room's (`get_derived`), so
@@ -249,6 +252,11 @@ impl RoomHandle {
     /// The room's committed head seq (`None`: the actor did not answer).
     pub async fn head(&self) -> Option<u64> {
         ractor::call_t!(self.actor, RoomMsg::Head, HEAD_CALL_TIMEOUT.as_millis() as u64).ok()
+    }
+
+    /// A new queue item of the room, for its staff joined to it (`queued`).
+    pub(crate) fn queued(&self, item: crate::store::QueueItem) {
+        let _ = self.actor.cast(RoomMsg::Queued(Box::new(item)));
     }
 
     pub(crate) fn member_added(&self, user: UserId) {

@@ -277,6 +277,7 @@ impl RoomState {
             RoomMsg::MemberAdded(user) => {
                 st.members.insert(user);
             }
+            RoomMsg::Queued(item) => st.tell_staff(&item).await,
             RoomMsg::Announce { by, event, cid, reply } => st.announce(&by, event, cid, reply).await?,
             RoomMsg::Command { by, draft, reply } => st.send_all(0, &by, &reply, vec![draft]).await?,
             RoomMsg::WriterRestarted => {

@@ -10,9 +10,14 @@
 
 use super::*;
 use crate::moderation::flags::{Verdict, has_link};
-use crate::moderation::{Command, Flagged, Held, ModerationHandle, item_json};
+use crate::moderation::{Command, Flagged, Held, ModerationHandle, item_json, item_with_context};
 use crate::msg::room::TO_USER;
 use crate::store::{QueueItem, RoomSanctionKind};
+
+/// What the sender of a rejected message reads: the moderator's reason, if one was given.
+fn rejection(reason: &str) -> String {
+    if reason.is_empty() { "a moderator rejected this message".to_owned() } else { reason.to_owned() }
+}
 
 /// A released held message, while its write is in flight: who released it, under which cid.
 pub(crate) struct Released {
@@ -101,9 +106,11 @@ impl RoomState {
         let stored = queue.hold(held).await?;
         let room = self.room_id();
         let answer = match stored.status.as_str() {
-            "rejected" => {
-                ServerFrame::Rejected { room, cid: cid.to_string(), reason: "a moderator rejected this message".into() }
-            }
+            "rejected" => ServerFrame::Rejected {
+                room,
+                cid: cid.to_string(),
+                reason: rejection(stored.decision_reason.as_deref().unwrap_or("")),
+            },
             _ => ServerFrame::Held { room, cid: cid.to_string(), item: stored.id },
         };
         reply.answer(room, user.id, cid.clone(), encode_server_frame(&answer));
@@ -141,8 +148,9 @@ impl RoomState {
         }
     }
 
-    /// `queued` to the room's staff joined to it, on every node.
-    async fn tell_staff(&self, item: &QueueItem) {
+    /// `queued` to the room's staff joined to it, on every node (site staff are the staff of
+    /// every room): a held message as it is held, a flag or a report as the queue stores it.
+    pub(super) async fn tell_staff(&self, item: &QueueItem) {
         let staff: HashSet<UserId> = match self.ctx.store.room_staff(self.room_id()).await {
             Ok(s) => s.into_iter().collect(),
             Err(e) => {
@@ -150,7 +158,13 @@ impl RoomState {
                 return;
             }
         };
-        let item = item_json(item, &[], &self.ctx.config.media);
+        let item = match item_with_context(&self.ctx.store, item, &self.ctx.config.media).await {
+            Ok(item) => item,
+            Err(e) => {
+                warn!(room = %self.room.id, err = %e, "reading a queue item's context failed");
+                item_json(item, &[], &self.ctx.config.media)
+            }
+        };
         let frame = encode_server_frame(&ServerFrame::Queued { room: self.room_id(), item });
         self.tell_users(&staff, &frame);
     }
@@ -256,7 +270,18 @@ impl RoomState {
             .map_err(internal)?
             .filter(|i| i.room == self.room_id() && i.kind == "held")
             .ok_or_else(|| Refusal::new(ErrorCode::NotFound, format!("no held message {item_id} in this room")))?;
+        let room = self.room_id();
         if item.status != "open" {
+            // The queue decides an item once at a time, so a reject found done by the one who
+            // asks it is this command sent again (its answer was slow): done, not `conflict`.
+            let again = matches!(command, Command::Reject { .. })
+                && item.status == "rejected"
+                && item.decided_by.as_ref().is_some_and(|(who, _)| *who == by.id);
+            if again {
+                let done = ServerFrame::Ack { cid: cmd_cid.clone(), room, seq: 0, id: item.id, ts: now_ms() };
+                reply.answer(room, by.id, cmd_cid, encode_server_frame(&done));
+                return Ok(());
+            }
             return Err(Refusal::new(ErrorCode::Conflict, format!("this message was {} already", item.status)));
         }
         let (Some((sender, sender_name)), Some(cid)) = (item.sender.clone(), item.cid.clone()) else {
@@ -274,7 +299,10 @@ impl RoomState {
                     reply.answer(self.room_id(), by.id, cmd_cid, encode_server_frame(&ack));
                     Ok(())
                 }
-                Some(Recent::Pending) => Err(Refusal::new(ErrorCode::Conflict, "this message is being released")),
+                // Its write is in flight (this command sent again): not decided yet, nor refused.
+                Some(Recent::Pending) => {
+                    Err(Refusal::new(ErrorCode::Retry, "this message is being released; try again"))
+                }
                 None => {
                     let draft = Draft {
                         cid,
@@ -295,9 +323,7 @@ impl RoomState {
                 if !self.ctx.store.decide_item(item.id, "rejected", Some(by.id), &reason).await.map_err(internal)? {
                     return Err(Refusal::new(ErrorCode::Conflict, "this message was decided already"));
                 }
-                let room = self.room_id();
-                let reason = if reason.is_empty() { "a moderator rejected this message".to_owned() } else { reason };
-                let frame = ServerFrame::Rejected { room, cid: cid.to_string(), reason };
+                let frame = ServerFrame::Rejected { room, cid: cid.to_string(), reason: rejection(&reason) };
                 self.tell_users(&HashSet::from([sender]), &encode_server_frame(&frame));
                 let done = ServerFrame::Ack { cid: cmd_cid.clone(), room, seq: 0, id: item.id, ts: now_ms() };
                 reply.answer(room, by.id, cmd_cid, encode_server_frame(&done));

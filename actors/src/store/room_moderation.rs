@@ -96,6 +96,8 @@ pub struct QueueItem {
     pub created_at: i64,
     pub decided_by: Option<(UserId, String)>,
     pub decided_at: Option<i64>,
+    /// The reason its decider gave (a rejected message's is shown to its sender).
+    pub decision_reason: Option<String>,
     /// A held message's attachments (claimed for it when it was held).
     pub attachments: Vec<Attachment>,
 }
@@ -142,7 +144,7 @@ macro_rules! queue_sql {
             "SELECT q.id, q.room_id, r.name AS room_name, q.kind, q.seq, q.reporter_id, ru.username AS reporter_name, \
                COALESCE(q.sender_id, msg.sender_id) AS sender_id, su.username AS sender_name, q.reason, q.body, q.body_key, \
                q.cid, q.reply_to, q.status, q.created_at, q.decided_by, du.username AS decided_name, q.decided_at, \
-               q.attachments \
+               q.decision_reason, q.attachments \
              FROM reports q LEFT JOIN rooms r ON r.id = q.room_id \
                LEFT JOIN messages msg ON q.kind = 'report' AND msg.room_id = q.room_id AND msg.seq = q.seq \
                LEFT JOIN users ru ON ru.id = q.reporter_id \
@@ -193,6 +195,7 @@ where
         created_at: r.try_get("created_at")?,
         decided_by: named(r.try_get("decided_by")?, r.try_get("decided_name")?),
         decided_at: r.try_get("decided_at")?,
+        decision_reason: r.try_get("decision_reason")?,
         attachments: match r.try_get::<Option<String>, _>("attachments")? {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| crate::Error::Invalid(format!("the attachments of queue item {room}: {e}")))?,

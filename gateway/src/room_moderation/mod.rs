@@ -30,9 +30,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .merge(settings::routes())
 }
 
-/// The caller's standing in a room of chat (not a direct conversation) they may see.
+/// The caller's standing in a room of chat (not a direct conversation) they may see; site
+/// staff (moderators and admins) see every room of chat, private ones they are not in too.
 async fn standing_in(state: &AppState, user: &UserRow, id: i64) -> Result<(RoomRow, Standing), ApiError> {
-    let room = visible_room(state, user, RoomId(id)).await?;
+    let room = match site_staff_room(state, user, RoomId(id)).await? {
+        Some(room) => room,
+        None => visible_room(state, user, RoomId(id)).await?,
+    };
     if room.kind == RoomKind::Dm {
         return Err(ApiError::new(ErrorCode::Forbidden, "a direct conversation has no moderation"));
     }
@@ -43,6 +47,15 @@ async fn standing_in(state: &AppState, user: &UserRow, id: i64) -> Result<(RoomR
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::Forbidden, "no such user"))?;
     Ok((room, standing))
+}
+
+/// The room of chat `id`, if the caller is site staff and it is one (whatever its visibility);
+/// `None` for anyone else, and for a direct conversation or a stranger chat.
+async fn site_staff_room(state: &AppState, user: &UserRow, id: RoomId) -> Result<Option<RoomRow>, ApiError> {
+    if user.role.rank() < Role::Moderator.rank() || id.is_inbox() {
+        return Ok(None);
+    }
+    Ok(state.system.store().room_by_id(id).await?.filter(|r| r.kind == RoomKind::Room))
 }
 
 /// The room, if the caller is its staff; 403 otherwise.

@@ -15,7 +15,7 @@ use crate::rooms::user_ref;
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use confab_actors::moderation::{Action, Decision, item_json};
+use confab_actors::moderation::{Action, Decision, item_with_context};
 use confab_actors::store::{QueueFilter, QueueItem};
 use confab_schemas::{ErrorCode, RoomId};
 use serde::Deserialize;
@@ -23,8 +23,6 @@ use serde_json::{Value, json};
 
 const PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
-/// Messages shown on each side of a reported one.
-const CONTEXT: u64 = 2;
 const MAX_MINUTES: u32 = 30 * 24 * 60;
 
 pub(super) fn routes() -> Router<AppState> {
@@ -57,14 +55,7 @@ fn filter(q: &QueueQuery, room: Option<RoomId>) -> Result<QueueFilter, ApiError>
 
 /// An item with the messages around the one it is about.
 async fn with_context(state: &AppState, item: &QueueItem) -> Result<Value, ApiError> {
-    let context = match item.seq {
-        Some(seq) => {
-            let from = seq.saturating_sub(CONTEXT).max(1);
-            state.system.store().messages_between(item.room, from, seq + CONTEXT, (2 * CONTEXT + 1) as u32).await?
-        }
-        None => Vec::new(),
-    };
-    Ok(item_json(item, &context, &state.system.config().media))
+    Ok(item_with_context(state.system.store(), item, &state.system.config().media).await?)
 }
 
 async fn page(state: &AppState, f: QueueFilter) -> Result<Json<Value>, ApiError> {

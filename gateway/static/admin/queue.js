@@ -1,7 +1,7 @@
 // @ts-check
 // queue.js — the moderation queue across rooms (GET /api/admin/queue): reports, held messages
 // and automatic flags, open ones or all, each decided in place (a mute or ban with a reason and
-// how long, through the panel's dialog).
+// how long, a reject with a reason for its sender, through the panel's dialog).
 
 import { api } from '../core/api.js';
 import { $, field, showText } from '../core/dom.js';

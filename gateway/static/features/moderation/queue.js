@@ -2,8 +2,8 @@
 // queue.js — a moderation queue item as staff see it (the admin panel's queue across rooms and a
 // room's own queue in its info panel): what was reported, held or flagged, by and about whom,
 // the context around it, its status, and the decisions left to take on an open one
-// (POST /api/rooms/{room}/queue/{item}/decision; a mute or ban asks a reason and how long
-// through the page's own dialog, `ask`). A held message's attachments are listed as links.
+// (POST /api/rooms/{room}/queue/{item}/decision; a mute or ban asks a reason and how long, a
+// reject a reason for the sender, through the page's own dialog, `ask`). A held message's attachments are listed as links.
 // Names and bodies are text only.
 
 import { api } from '../../core/api.js';
@@ -13,9 +13,9 @@ import { el, fullDate, humanError } from '../../core/dom.js';
  * @typedef {{id: number, kind: string, room: number, room_name?: string, seq?: number | null,
  *   reporter?: string | {username: string} | null, sender?: string | {username: string} | null,
  *   reason?: string, body?: string | null, context?: Array<{seq: number, sender?: string | {username: string}, body?: string}>,
- *   status: string, created_at: number, decided_by?: string | {username: string} | null, decided_at?: number | null,
+ *   status: string, created_at: number, decided_by?: string | {username: string} | null, decided_at?: number | null, decision_reason?: string | null,
  *   attachments?: Array<{id: string, name: string, url: string, mime?: string, size?: number}>}} QueueItem
- * @typedef {(what: {title: string, ok: string, kind: 'mute' | 'ban',
+ * @typedef {(what: {title: string, ok: string, kind: 'mute' | 'ban' | 'reject',
  *   run: (a: {reason: string, minutes: number | null}) => Promise<unknown>}) => Promise<boolean>} AskSanction
  */
 
@@ -68,7 +68,7 @@ export function queueItem(item, decided, ask) {
     li.append(ctx);
   }
   if (item.status !== 'open') {
-    if (item.decided_by) li.append(el('div', 'note', `${item.status} by ${nameOf(item.decided_by)}${item.decided_at ? `, ${fullDate(item.decided_at)}` : ''}`));
+    if (item.decided_by) li.append(el('div', 'note', `${item.status} by ${nameOf(item.decided_by)}${item.decided_at ? `, ${fullDate(item.decided_at)}` : ''}${item.decision_reason ? `: ${item.decision_reason}` : ''}`));
     return li;
   }
   const acts = el('div', 'q-acts');
@@ -85,6 +85,16 @@ export function queueItem(item, decided, ask) {
       decided({ ...item, ...updated });
     };
     b.addEventListener('click', async () => {
+      if (action === 'reject') {
+        const who = nameOf(item.sender) || 'the sender';
+        await ask({
+          title: `Reject this message of ${who}? It is never posted; ${who} is told, with your reason if you give one.`,
+          ok: 'Reject',
+          kind: 'reject',
+          run: ({ reason }) => decide({ reason: reason || undefined }),
+        });
+        return;
+      }
       if (action === 'mute' || action === 'ban') {
         const who = nameOf(item.sender) || 'the sender';
         const where = item.room_name ? `#${item.room_name}` : 'this room';

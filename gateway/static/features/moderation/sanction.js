@@ -1,14 +1,15 @@
 // @ts-check
 // sanction.js — the room staff's one dialog for a sanction that needs more than a click: a
 // reason (kept in the audit log, shown with the sanction) and how long (a mute: 15 minutes to
-// 30 days; a ban: the same, or until lifted). `askSanction` opens it and runs the action with
+// 30 days; a ban: the same, or until lifted); a held message's reject asks only a reason, which
+// its sender is shown. `askSanction` opens it and runs the action with
 // the answer; a refusal is shown in the dialog, which stays open; it answers whether it was done.
 
 import { $, field, humanError, showText } from '../../core/dom.js';
 
 /**
  * @typedef {{reason: string, minutes: number | null}} SanctionAnswer
- * @typedef {{title: string, ok: string, kind: 'mute' | 'ban' | 'remove',
+ * @typedef {{title: string, ok: string, kind: 'mute' | 'ban' | 'remove' | 'reject',
  *   run: (a: SanctionAnswer) => Promise<unknown>}} SanctionAsk
  */
 
@@ -30,7 +31,10 @@ export function askSanction(a) {
   $('sanction-title').textContent = a.title;
   $('sanction-ok').textContent = a.ok;
   field('sanction-reason').value = '';
-  const timed = a.kind !== 'remove';
+  $('sanction-reason-label').textContent = a.kind === 'reject'
+    ? 'Reason (optional: shown to the sender, kept in the audit log)'
+    : 'Reason (kept in the audit log)';
+  const timed = a.kind === 'mute' || a.kind === 'ban';
   $('sanction-for').hidden = !timed;
   $('sanction-for-label').hidden = !timed;
   // A ban lasts until lifted unless said otherwise; a mute an hour.
@@ -46,7 +50,8 @@ async function submit() {
   const a = asking;
   if (!a) return;
   const chosen = field('sanction-for').value;
-  const answer = { reason: field('sanction-reason').value.trim(), minutes: a.kind === 'remove' || !chosen ? null : Number(chosen) };
+  const timed = a.kind === 'mute' || a.kind === 'ban';
+  const answer = { reason: field('sanction-reason').value.trim(), minutes: !timed || !chosen ? null : Number(chosen) };
   const ok = /** @type {HTMLButtonElement} */ ($('sanction-ok'));
   ok.disabled = true;
   try {

@@ -3,8 +3,8 @@
 // and for site staff (`my_role` of GET /api/rooms/{id}, and the site role): appoint and remove
 // room moderators (owner and site admins), mute, ban or remove a member, the sanctions in force
 // (each can be lifted; a mute, ban or removal asks a reason and how long: sanction.js), the
-// room's moderation queue with its decisions (kept current by `queued`
-// frames), and the pre-moderation switch. The server decides: a refusal is shown, not hidden.
+// room's moderation queue with its decisions (kept current by `queued` frames: held messages,
+// automatic flags and reports as they happen), and the pre-moderation switch. The server decides: a refusal is shown, not hidden.
 
 import { api } from '../../core/api.js';
 import { $, el, field, humanError, showText } from '../../core/dom.js';
@@ -144,9 +144,13 @@ export function startStaff() {
       fail(humanError(e.code, e.message));
     }
   });
+  // A held message as it is held, a flag or a report as it is filed (an item shown already is
+  // drawn again in its place).
   onFrame('queued', (f) => {
     if (infoRoom() !== f.room || $('staff-box').hidden) return;
-    $('staff-queue').prepend(item(f.room, f.item));
+    const shown = $('staff-queue').querySelector(`li.queue-item[data-item="${Number(f.item?.id)}"]`);
+    if (shown) shown.replaceWith(item(f.room, f.item));
+    else $('staff-queue').prepend(item(f.room, f.item));
     $('staff-queue-empty').hidden = true;
   });
 }
