@@ -6,8 +6,8 @@
 //! otherwise still count a majority), it must not have just woken from a pause (its view is
 //! stale: `WAKE_GRACE`), and its leases must have been renewed recently. A lease is taken from
 //! another node at once only when that node has been dead in the view for `DEAD_STABLE`, no link
-//! to it is alive, this node is not in its wake grace, and it has held its majority for a lease
-//! ttl (it did not just regain it: `healing`); otherwise the lease must lapse first.
+//! to it is alive, this node is not in its wake grace, and it is not just back from a long
+//! partition (`healing`); otherwise the lease must lapse first.
 
 use crate::membership::{Status, View};
 use crate::room_owner;
@@ -62,8 +62,11 @@ struct Clock {
     /// Whether this node had a majority at the last tick, and whether it ever had one.
     quorum: bool,
     had_quorum: bool,
-    /// When it last regained a majority after losing it (a partition healed, links back after
-    /// a stall).
+    /// When it last lost its majority, and whether its view counted a node dead since then.
+    lost_at: Option<Instant>,
+    dead_during_loss: bool,
+    /// When it last regained a majority after losing it for a lease ttl or more while its view
+    /// counted a node dead (a long partition healed).
     healed_at: Option<Instant>,
     last_tick: Instant,
     woken_at: Option<Instant>,
@@ -111,6 +114,8 @@ impl ClusterState {
                 woken_at: None,
                 quorum: false,
                 had_quorum: false,
+                lost_at: None,
+                dead_during_loss: false,
                 healed_at: None,
             }),
             pauses: AtomicU64::new(0),
@@ -139,14 +144,25 @@ impl ClusterState {
     /// on the majority asks through here, so a room started the instant a link returns (before
     /// the clock's next tick) already sees the heal.
     pub fn quorum_now(&self) -> bool {
-        let quorum = self.has_quorum();
+        // Under the clock's lock, so two callers cannot record the transitions out of order.
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
-        // A majority again after losing it, however long the loss (not a node starting up: it
-        // never had one). Gossip revives peers and links come back one at a time, and a peer
-        // just revived can flap dead again until its failure detector has samples: for a while
-        // this node's view of who is dead is not one a majority shares.
-        if quorum && !c.quorum && c.had_quorum {
-            c.healed_at = Some(Instant::now());
+        let quorum = self.has_quorum();
+        let some_dead = !self.view().dead.is_empty();
+        let now = Instant::now();
+        if !quorum && c.quorum {
+            c.lost_at = Some(now);
+            c.dead_during_loss = false;
+        }
+        c.dead_during_loss |= !quorum && some_dead;
+        // Healed from a long partition: a majority again after a lease ttl or more without one,
+        // during which the view counted a node dead (gossip may have revived it since, before
+        // its link is back, and a peer just revived can flap dead again until its failure
+        // detector has samples). Not a node starting up (it never had a majority, or lost one
+        // only as members appeared in its view), nor a majority lost for a moment when a peer
+        // dies (its rooms fail over at once as before).
+        let long = c.lost_at.is_some_and(|l| now - l >= self.lease_ttl);
+        if quorum && !c.quorum && c.had_quorum && c.dead_during_loss && long {
+            c.healed_at = Some(now);
         }
         c.quorum = quorum;
         c.had_quorum |= quorum;
