@@ -95,6 +95,13 @@ impl Actor for SessionActor {
         })
     }
 
+    /// Before the first frame: where the user was with the match pool (a chat, a place in the
+    /// queue) is told to this new connection.
+    async fn post_start(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        crate::stranger::session_opened(&st.ctx, st.id, &st.user, &st.out).await;
+        Ok(())
+    }
+
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
         for room in st.rooms.values() {
             room.leave(st.id);
