@@ -18,18 +18,20 @@
 //!
 //! Connections come and go: a session that closes while waiting hands its queue row to another
 //! waiting session of the user on this node, or detaches it (the pool skips it) for
-//! `reconnect_grace`; a new session of the user (`session_opened`, before it reads any frame) is
+//! `reconnect_grace`; a new session of the user (`session_opened`, beside its first frames) is
 //! told `matched` with the chat they sit in (whether or not the stranger is still there: the
 //! room's history says), or takes their queue row over and is told `waiting`. So a socket that
 //! drops and comes back, on any node, keeps its place or finds its chat without asking.
 
 use super::interests;
 use crate::ctx::Ctx;
+use crate::msg::session::SessionMsg;
 use crate::outbound::Outbound;
 use crate::store::{QueueEntry, StrangerChat};
 use confab_schemas::stranger::{STRANGER_NAME, StrangerFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef, now_ms};
+use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -68,27 +70,54 @@ pub(crate) fn session_closed(ctx: &Arc<Ctx>, session: u64, user: &UserRef) {
     }
 }
 
-/// How long a new session waits for storage to say where its user was.
-const RESUME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new session's look-up of where its user was may take.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A session of `user` opened: tells it `matched` with the chat they sit in, or takes their
-/// queue row over and tells it `waiting` (see the module doc); nothing for anyone else.
-pub(crate) async fn session_opened(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound) {
-    match tokio::time::timeout(RESUME_TIMEOUT, resume(ctx, session, user, out)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(user = %user.id, err = %e, "finding a stranger chat or queue place failed"),
-        Err(_) => warn!(user = %user.id, "finding a stranger chat or queue place timed out"),
-    }
+/// A session of `user` opened: in a task, tells it `matched` with the chat they sit in, or
+/// takes their queue row over and has the session wait (`SessionMsg::StrangerPlace`; a session
+/// gone meanwhile gives the row up again); nothing for anyone else (see the module doc).
+pub(crate) fn session_opened(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound, me: ActorRef<SessionMsg>) {
+    let (ctx, user, out) = (ctx.clone(), user.clone(), out.clone());
+    tokio::spawn(async move {
+        match tokio::time::timeout(RESUME_TIMEOUT, resume(&ctx, session, &user, &out, me)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(user = %user.id, err = %e, "finding a stranger chat or queue place failed"),
+            Err(_) => warn!(user = %user.id, "finding a stranger chat or queue place timed out"),
+        }
+    });
 }
 
-async fn resume(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound) -> crate::error::Result<()> {
+async fn resume(
+    ctx: &Ctx,
+    session: u64,
+    user: &UserRef,
+    out: &Outbound,
+    me: ActorRef<SessionMsg>,
+) -> crate::error::Result<()> {
     if let Some(chat) = ctx.store.stranger_seat(user.id).await? {
         let _ = out.push(encode_server_frame(&matched(&chat, user)));
         return Ok(());
     }
     let since = now_ms() - ctx.config.stranger.reconnect_grace.as_millis() as i64;
-    let Some(entry) = ctx.store.take_over_queue(user.id, &ctx.config.node_id, session, since).await? else {
-        return Ok(());
+    let node = &ctx.config.node_id;
+    if ctx.store.take_over_queue(user.id, node, session, since).await?.is_some()
+        && me.cast(SessionMsg::StrangerPlace).is_err()
+    {
+        ctx.store.release_queue_session(user.id, node, session, None).await?;
+    }
+    Ok(())
+}
+
+/// The session `session` was given its user's place in the queue: it waits, if the place is
+/// still its own (the client may have sent `unmatch` or `match` since).
+pub(crate) async fn place_taken(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound) {
+    let entry = match ctx.store.queue_entry(user.id).await {
+        Ok(Some(e)) if e.session == session && e.node == ctx.config.node_id => e,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(user = %user.id, err = %e, "reading a match queue place failed");
+            return;
+        }
     };
     ctx.stranger.register(user.id, session, out.clone(), entry.interests.clone());
     if let Some(pool) = ctx.match_pool.get() {
@@ -96,7 +125,6 @@ async fn resume(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound) ->
     }
     let frame = ServerFrame::Waiting { waiting: ctx.stranger.count(1), interests: entry.interests };
     let _ = out.push(encode_server_frame(&frame));
-    Ok(())
 }
 
 fn storage(e: crate::error::Error) -> Refusal {
