@@ -43,8 +43,9 @@ pub enum StrangerFrame {
         #[serde(default)]
         fewer: bool,
     },
-    /// Leave the queue, and the chat one is in.
-    Unmatch,
+    /// Leave the queue, and the chat one is in. (Field-less variants are written `{}` so that
+    /// unknown fields are refused as in the others: serde ignores them on a unit variant.)
+    Unmatch {},
     /// Leave the chat one is in and enter the queue again.
     Next {
         #[serde(default)]
@@ -59,7 +60,7 @@ pub enum StrangerFrame {
     },
     /// Block the stranger of the chat one is in (the two are never paired again; neither learns
     /// who the other is) and leave it.
-    StrangerBlock,
+    StrangerBlock {},
 }
 
 /// The two members of a stranger chat, in seat order.

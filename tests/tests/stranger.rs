@@ -262,6 +262,13 @@ async fn bad_requests_get_clear_errors() {
     alice.ws.expect_error("bad_frame").await;
     alice.ws.send(json!({"type": "stranger_report", "reason": "x"})).await;
     alice.ws.expect_error("no_stranger_chat").await;
+    alice.ws.send(json!({"type": "stranger_block"})).await;
+    alice.ws.expect_error("no_stranger_chat").await;
+    // Unknown fields are refused on the field-less frames too (no user to name a stranger by).
+    alice.ws.send(json!({"type": "stranger_block", "user": 7})).await;
+    alice.ws.expect_error("bad_frame").await;
+    alice.ws.send(json!({"type": "unmatch", "room": 1})).await;
+    alice.ws.expect_error("bad_frame").await;
     // Entering is rate limited (sending `match` again while waiting is not entering again).
     for _ in 0..2 {
         assert_eq!(alice.enter(&["a"], false).await["type"], "waiting");

@@ -46,9 +46,9 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &O
     let res = match frame {
         StrangerFrame::Match { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, false).await,
         StrangerFrame::Next { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, true).await,
-        StrangerFrame::Unmatch => unmatch(ctx, user, out).await,
+        StrangerFrame::Unmatch {} => unmatch(ctx, user, out).await,
         StrangerFrame::StrangerReport { reason } => report(ctx, user, out, reason).await,
-        StrangerFrame::StrangerBlock => block(ctx, user, out).await,
+        StrangerFrame::StrangerBlock {} => block(ctx, user, out).await,
     };
     if let Err(r) = res {
         ctx.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
