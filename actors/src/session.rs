@@ -95,6 +95,13 @@ impl Actor for SessionActor {
         })
     }
 
+    /// Where the user was with the match pool (a chat, a place in the queue) is told to this
+    /// new connection, without holding up its frames.
+    async fn post_start(&self, me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
+        crate::stranger::session_opened(&st.ctx, st.id, &st.user, &st.out, me);
+        Ok(())
+    }
+
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
         for room in st.rooms.values() {
             room.leave(st.id);
@@ -131,6 +138,7 @@ impl Actor for SessionActor {
                 }
             }
             SessionMsg::RoomRestarted { room, crashed } => st.resend(&me, room, crashed).await,
+            SessionMsg::StrangerPlace => crate::stranger::place_taken(&st.ctx, st.id, &st.user, &st.out).await,
             SessionMsg::RoomDown { room } => {
                 let n = st.in_flight.get(&room).map_or(0, VecDeque::len);
                 st.fail_in_flight(room, 0..n, ErrorCode::Retry, "storage is unavailable; send again shortly");

@@ -30,6 +30,10 @@ pub struct StrangerArgs {
     /// Times a user may say "next" per minute [default: 20].
     #[arg(long, env = "CONFAB_STRANGER_NEXTS_PER_MINUTE")]
     pub stranger_nexts_per_minute: Option<u32>,
+    /// Seconds someone whose connection dropped while waiting keeps their place in the queue
+    /// (a new connection within them is told `waiting`) [default: 20].
+    #[arg(long, env = "CONFAB_STRANGER_RECONNECT_GRACE_SECS")]
+    pub stranger_reconnect_grace_secs: Option<f64>,
 }
 
 macro_rules! merge_stranger {
@@ -47,7 +51,8 @@ impl StrangerArgs {
             stranger_retention_secs,
             stranger_avoid_secs,
             stranger_enters_per_minute,
-            stranger_nexts_per_minute
+            stranger_nexts_per_minute,
+            stranger_reconnect_grace_secs
         )
     }
 
@@ -89,6 +94,11 @@ impl StrangerArgs {
                 self.stranger_nexts_per_minute,
                 d.nexts_per_minute,
                 "stranger-nexts-per-minute",
+            )?,
+            reconnect_grace: secs(
+                self.stranger_reconnect_grace_secs,
+                d.reconnect_grace,
+                "stranger-reconnect-grace-secs",
             )?,
             ..d
         })

@@ -246,7 +246,8 @@ pub enum ServerFrame {
         shared: Vec<String>,
         you: UserRef,
     },
-    /// Out of the queue and out of any stranger chat (answer to `unmatch` and `stranger_report`).
+    /// Out of the queue and out of any stranger chat (answer to `unmatch`, `stranger_report` and
+    /// `stranger_block`).
     Unmatched {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         room: Option<RoomId>,
@@ -476,7 +477,7 @@ pub enum ErrorCode {
     Repeated,
     /// More interests than a `match` takes (`stranger::MAX_INTERESTS`).
     TooManyInterests,
-    /// `next` or `stranger_report` from someone in no stranger chat.
+    /// `stranger_report` or `stranger_block` from someone in no stranger chat.
     NoStrangerChat,
 }
 

@@ -5,8 +5,10 @@
 //! Frames (client → server): `{"type":"match","interests":[…],"fewer":true}` enters the queue
 //! (or, for someone in a chat already, answers `matched` again), `{"type":"unmatch"}` leaves the
 //! queue and the chat, `{"type":"next","interests":[…]}` leaves the chat and enters the queue,
-//! `{"type":"stranger_report","reason":"…"}` reports the chat to moderators and leaves it.
-//! Server → client: `waiting`, `matched`, `unmatched` (see `ServerFrame`).
+//! `{"type":"stranger_report","reason":"…"}` reports the chat to moderators and leaves it,
+//! `{"type":"stranger_block"}` blocks the stranger of the chat (never paired again) and leaves it.
+//! Server → client: `waiting`, `matched`, `unmatched` (see `ServerFrame`); a new connection of
+//! someone waiting or in a chat is told `waiting` or `matched` without asking.
 //!
 //! In a stranger chat each side is shown as `Stranger`: its two members get the aliases
 //! `STRANGER_SEATS` (negative ids, never a user's) in every frame and history page, so neither
@@ -41,8 +43,9 @@ pub enum StrangerFrame {
         #[serde(default)]
         fewer: bool,
     },
-    /// Leave the queue, and the chat one is in.
-    Unmatch,
+    /// Leave the queue, and the chat one is in. (Field-less variants are written `{}` so that
+    /// unknown fields are refused as in the others: serde ignores them on a unit variant.)
+    Unmatch {},
     /// Leave the chat one is in and enter the queue again.
     Next {
         #[serde(default)]
@@ -55,6 +58,9 @@ pub enum StrangerFrame {
         #[serde(default)]
         reason: String,
     },
+    /// Block the stranger of the chat one is in (the two are never paired again; neither learns
+    /// who the other is) and leave it.
+    StrangerBlock {},
 }
 
 /// The two members of a stranger chat, in seat order.

@@ -2,7 +2,8 @@
 //! node: two users who share an interest enter from the dialog (chips, a waiting state with how
 //! many wait), are paired into a chat where each sees the other only as "Stranger" and the
 //! interest they share, chat, send a voice note recorded from Chromium's fake microphone, and
-//! "Next" leaves the chat (the other side is told) and waits again. Without chromedriver it fails.
+//! "Next" leaves the chat (the other side is told) and waits again; "Block" (confirmed) leaves the
+//! chat for good. Without chromedriver it fails.
 
 use confab_tests::browser::{Browser, Driver, FAKE_MEDIA};
 use confab_tests::chat_page::{open_room, send, shown, sign_up, wait_message};
@@ -100,6 +101,16 @@ async fn two_strangers_who_share_an_interest_chat_send_a_voice_note_and_move_on(
         json!([]),
     )
     .await;
+    // Alice blocks the stranger: asked first, then out of the chat (that they are never paired
+    // again is `stranger.rs`'s).
+    a.click("#stranger-block").await;
+    a.wait_visible("#confirm-dialog").await;
+    assert_eq!(a.text("#confirm-yes").await, "Block");
+    a.click("#confirm-yes").await;
+    a.wait_for("the chat closed", "return document.querySelector('#stranger-bar').hidden;", json!([])).await;
+    let store = node.system().store();
+    let ua = store.user_by_name(&alice).await.unwrap().expect("alice").id;
+    assert!(store.stranger_seat(ua).await.unwrap().is_none(), "alice left the chat");
     a.assert_clean_console(&[]).await;
     b.assert_clean_console(&[]).await;
     a.quit().await;

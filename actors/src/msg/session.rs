@@ -26,4 +26,7 @@ pub(crate) enum SessionMsg {
     /// A room actor stopped and cannot start again for now (its storage takes no writes): its
     /// unanswered sends are refused with `retry`, and the client sends them again.
     RoomDown { room: RoomId },
+    /// The user's place in the match queue was given to this session (a new connection of
+    /// someone who waited): it waits here from now on (`crate::stranger`).
+    StrangerPlace,
 }

@@ -1,5 +1,6 @@
 //! Moderation in the sequencer: whether a message may pass (room bans on joining; the automatic
-//! flags and pre-moderation on sending, for members who are not room staff), holding a message
+//! flags and pre-moderation on sending, for members who are not room staff, in rooms and in
+//! stranger chats, where a flag also keeps the chat for moderators as a report does), holding a message
 //! (the room's `ModerationQueue` claims its uploads and stores it before its sender hears
 //! `held`, so it survives a kill or a failover; the room's staff joined to it get `queued`), and
 //! the commands that reach the room's owner: a staff decision or a report is handed to the
@@ -61,7 +62,8 @@ impl RoomState {
         draft: Sending<'_>,
     ) -> Result<Pass, Refusal> {
         let Sending { cid, body, reply_to, uploads } = draft;
-        if self.room.kind != RoomKind::Room || self.room.id.is_inbox() {
+        // Rooms and stranger chats (which have no settings of their own: the site's flags).
+        if !matches!(self.room.kind, RoomKind::Room | RoomKind::Stranger) || self.room.id.is_inbox() {
             return Ok(Pass::Yes);
         }
         self.ctx.mod_settings.ensure(&self.ctx).await;
@@ -84,6 +86,9 @@ impl RoomState {
                 store.user_by_id(uid).await.ok().flatten().map(|u| now_ms() - u.created_at)
             })
             .await;
+        if !matches!(verdict, Verdict::Pass) {
+            self.keep_stranger_chat();
+        }
         let reason = match verdict {
             Verdict::Pass if settings.premod => "pre-moderation".to_owned(),
             Verdict::Pass => return Ok(Pass::Yes),
@@ -118,6 +123,20 @@ impl RoomState {
             self.tell_staff(&stored).await;
         }
         Ok(Pass::Held)
+    }
+
+    /// A flag fired in a stranger chat: like a report, the chat is kept for moderators instead
+    /// of being deleted once both left (not waited for).
+    fn keep_stranger_chat(&self) {
+        if self.room.kind != RoomKind::Stranger {
+            return;
+        }
+        let (store, room) = (self.ctx.store.clone(), self.room_id());
+        tokio::spawn(async move {
+            if let Err(e) = store.keep_stranger_chat(room).await {
+                warn!(%room, err = %e, "keeping a flagged stranger chat failed");
+            }
+        });
     }
 
     /// The room's moderation queue (started beside the room by the directory).

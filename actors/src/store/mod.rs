@@ -39,7 +39,7 @@ pub use room_moderation::{NewItem, QueueFilter, QueueItem, RoomSanction, RoomSan
 pub use search::{
     MAX_QUERY_CHARS, MAX_QUERY_WORDS, QueryError, SearchFilter, SearchHit, SearchQuery, Segment, snippet,
 };
-pub use stranger::{Pairing, QueueEntry, StrangerChat};
+pub use stranger::{DETACHED, Pairing, QueueEntry, StrangerChat};
 pub use uploads::{ClaimRefusal, Tombstone, UploadRow, UploadUsage};
 
 use crate::error::{Error, Result};

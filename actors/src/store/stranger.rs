@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use confab_schemas::{RoomId, RoomRow, Seats, UserId, now_ms};
 use sqlx::Row;
 
+/// The session id of a queue row whose connection closed (session ids start at 1).
+pub const DETACHED: u64 = 0;
+
 /// Someone waiting in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEntry {
@@ -24,6 +27,7 @@ pub struct QueueEntry {
     /// When their session last said they still wait.
     pub seen_at: i64,
     pub node: String,
+    /// `DETACHED` while its connection is gone (the pool skips it).
     pub session: u64,
 }
 
@@ -123,18 +127,76 @@ impl Store {
         })
     }
 
-    /// Takes `user` out of the queue if the session `session` of `node` put them there (their
-    /// connection closed); a later session's entry stays.
-    pub async fn leave_queue_of_session(&self, user: UserId, node: &str, session: u64) -> Result<bool> {
+    /// The session `session` of `node` that put `user` in the queue closed: their row is handed
+    /// to `next`, another session of theirs on `node` that waits too, or else detached (session
+    /// 0, `seen_at` now): the pool skips it, a new connection of theirs within the grace takes it
+    /// over (`take_over_queue`), and `prune_queue` deletes it after. A row another session took
+    /// over already is left alone. True if the row was this session's.
+    pub async fn release_queue_session(
+        &self,
+        user: UserId,
+        node: &str,
+        session: u64,
+        next: Option<u64>,
+    ) -> Result<bool> {
         on_pool!(self, write, |p| {
-            let done = sqlx::query("DELETE FROM match_queue WHERE user_id = $1 AND node_id = $2 AND session_id = $3")
-                .bind(user.0)
-                .bind(node)
-                .bind(session as i64)
-                .execute(p)
-                .await?;
+            let done = sqlx::query(
+                "UPDATE match_queue SET session_id = $4, seen_at = $5 \
+                 WHERE user_id = $1 AND node_id = $2 AND session_id = $3",
+            )
+            .bind(user.0)
+            .bind(node)
+            .bind(session as i64)
+            .bind(next.unwrap_or(DETACHED) as i64)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
             Ok(done.rows_affected() > 0)
         })
+    }
+
+    /// Gives `user`'s queue row, if any, to the session `session` of `node` (a new connection of
+    /// theirs), keeping their interests and place; a detached row only if it was detached after
+    /// `detached_since` (else it is deleted). The row as it is now.
+    pub async fn take_over_queue(
+        &self,
+        user: UserId,
+        node: &str,
+        session: u64,
+        detached_since: i64,
+    ) -> Result<Option<QueueEntry>> {
+        let Some(mut entry) = self.queue_entry(user).await? else { return Ok(None) };
+        let now = now_ms();
+        on_pool!(self, write, |p| {
+            if entry.session == DETACHED && entry.seen_at < detached_since {
+                sqlx::query("DELETE FROM match_queue WHERE user_id = $1 AND session_id = $2 AND seen_at = $3")
+                    .bind(user.0)
+                    .bind(DETACHED as i64)
+                    .bind(entry.seen_at)
+                    .execute(p)
+                    .await?;
+                return Ok(None);
+            }
+            // Only the row as read (`entered_at` is its identity: a later entry is another).
+            let done = sqlx::query(
+                "UPDATE match_queue SET node_id = $2, session_id = $3, seen_at = $4 \
+                 WHERE user_id = $1 AND entered_at = $5",
+            )
+            .bind(user.0)
+            .bind(node)
+            .bind(session as i64)
+            .bind(now)
+            .bind(entry.entered_at)
+            .execute(p)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok(None);
+            }
+        });
+        entry.node = node.to_owned();
+        entry.session = session;
+        entry.seen_at = now;
+        Ok(Some(entry))
     }
 
     /// Whether `user` waits in the queue.
@@ -173,11 +235,12 @@ impl Store {
         })
     }
 
-    /// How many wait (seen since `seen_since`).
+    /// How many wait (seen since `seen_since`, connected).
     pub async fn queue_len(&self, seen_since: i64) -> Result<u64> {
         on_pool!(self, read, |p| {
-            let n: i64 = sqlx::query("SELECT COUNT(*) FROM match_queue WHERE seen_at >= $1")
+            let n: i64 = sqlx::query("SELECT COUNT(*) FROM match_queue WHERE seen_at >= $1 AND session_id <> $2")
                 .bind(seen_since)
+                .bind(DETACHED as i64)
                 .fetch_one(p)
                 .await?
                 .get(0);
@@ -185,10 +248,16 @@ impl Store {
         })
     }
 
-    /// Deletes queue rows not seen since `before` (their sessions are gone); how many.
-    pub async fn prune_queue(&self, before: i64) -> Result<u64> {
+    /// Deletes queue rows not seen since `before` (their sessions are gone), and detached rows
+    /// detached before `detached_before` (nobody came back for them); how many.
+    pub async fn prune_queue(&self, before: i64, detached_before: i64) -> Result<u64> {
         on_pool!(self, write, |p| {
-            let done = sqlx::query("DELETE FROM match_queue WHERE seen_at < $1").bind(before).execute(p).await?;
+            let done = sqlx::query("DELETE FROM match_queue WHERE seen_at < $1 OR (session_id = $3 AND seen_at < $2)")
+                .bind(before)
+                .bind(detached_before)
+                .bind(DETACHED as i64)
+                .execute(p)
+                .await?;
             Ok(done.rows_affected())
         })
     }
@@ -403,7 +472,21 @@ impl Store {
         })
     }
 
-    /// Keeps `a` and `b` apart until `until` (blocked each other, found at a pairing).
+    /// Keeps a stranger chat for moderators (a flag fired in it): marked as reported, without
+    /// keeping its two people apart.
+    pub async fn keep_stranger_chat(&self, room: RoomId) -> Result<()> {
+        on_pool!(self, write, |p| {
+            sqlx::query("UPDATE stranger_chats SET reported_at = $2 WHERE room_id = $1 AND reported_at IS NULL")
+                .bind(room.0)
+                .bind(now_ms())
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Keeps `a` and `b` apart until `until` (blocked each other, found at a pairing; or one
+    /// blocked the other in a stranger chat: `i64::MAX`, for good).
     pub async fn avoid_pair(&self, a: UserId, b: UserId, until: i64) -> Result<()> {
         on_pool!(self, write, |p| {
             async {

@@ -38,17 +38,19 @@ impl Desk {
         list.push(Waiter { session, out, interests });
     }
 
-    /// Forgets a session; true if it waited.
-    pub(crate) fn unregister(&self, user: UserId, session: u64) -> bool {
+    /// Forgets a session. `None` if it did not wait; else another session of the user that
+    /// still waits here, if any.
+    pub(crate) fn unregister(&self, user: UserId, session: u64) -> Option<Option<u64>> {
         let mut w = self.waiting.lock().expect("desk lock");
-        let Some(list) = w.get_mut(&user) else { return false };
+        let list = w.get_mut(&user)?;
         let before = list.len();
         list.retain(|x| x.session != session);
         let was = list.len() < before;
+        let next = list.last().map(|x| x.session);
         if list.is_empty() {
             w.remove(&user);
         }
-        was
+        was.then_some(next)
     }
 
     /// Forgets every session of `user` (they left the queue).

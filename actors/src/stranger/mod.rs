@@ -5,8 +5,10 @@
 //! Desk (every node, a task)                  (this node's waiting sessions: tells them `matched`)
 //! ```
 //!
-//! - `requests`: what a session does with `match`, `unmatch`, `next` and `stranger_report`
-//!   (checks, rate limits, the queue row, leaving a chat).
+//! - `requests`: what a session does with `match`, `unmatch`, `next`, `stranger_report` and
+//!   `stranger_block` (checks, rate limits, the queue row, leaving a chat), and what a new
+//!   connection is told (`waiting` or `matched`) and a closed one leaves behind (a place kept for
+//!   `reconnect_grace`).
 //! - `pool`: the `MatchPool` actor, placed in the cluster by its own key like a room (rendezvous
 //!   hashing of `MATCH_POOL` over the ready nodes) and fenced by the `match-pool` task lease; its
 //!   supervisor on every node starts it where the view says and restarts it when it fails. Each
@@ -17,7 +19,7 @@
 //!
 //! Nothing a SIGKILL can lose lives in memory: the queue is in the database (each session's node
 //! renews its rows; rows of dead nodes' sessions go stale and are skipped, and a client that
-//! reconnects elsewhere sends `match` again, keeping its place), so a new owner of the pool
+//! reconnects elsewhere takes its row over on connecting, keeping its place), so a new owner of the pool
 //! carries on with everyone who waited. The database also holds the invariants: a pairing takes
 //! both queue rows or nothing, and a user's seat is a primary key (one stranger chat each) even
 //! if two nodes run a pool for a moment. No node-to-node frame is needed.
@@ -34,7 +36,7 @@ mod requests;
 
 pub(crate) use desk::{Desk, run_desk};
 pub(crate) use pool::{PoolSupMsg, PoolSupervisor};
-pub(crate) use requests::{handle, session_closed};
+pub(crate) use requests::{handle, place_taken, session_closed, session_opened};
 
 use std::time::Duration;
 
@@ -59,6 +61,10 @@ pub struct StrangerConfig {
     pub nexts_per_minute: u32,
     /// A queue row its session's node has not renewed for this long is skipped (the node died).
     pub stale_after: Duration,
+    /// Someone whose connection dropped while waiting keeps their place this long: a new
+    /// connection of theirs within it takes the place over (and is told `waiting`); after it,
+    /// they are out of the queue.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for StrangerConfig {
@@ -72,6 +78,7 @@ impl Default for StrangerConfig {
             enters_per_minute: 30,
             nexts_per_minute: 20,
             stale_after: Duration::from_secs(30),
+            reconnect_grace: Duration::from_secs(20),
         }
     }
 }

@@ -243,7 +243,7 @@ impl PoolState {
             .queue(now - cfg.stale_after.as_millis() as i64)
             .await?
             .into_iter()
-            .filter(|e| ctx.cluster().is_live(&e.node))
+            .filter(|e| e.session != crate::store::DETACHED && ctx.cluster().is_live(&e.node))
             .collect();
         record_waiting(ctx, &queue);
         if queue.len() < 2 {
@@ -278,7 +278,10 @@ impl PoolState {
     async fn sweep(&mut self) -> Result<(), ActorProcessingErr> {
         let ctx = &self.ctx;
         let before = now_ms() - ctx.config.stranger.retention.as_millis() as i64;
-        ctx.store.prune_queue(now_ms() - 4 * ctx.config.stranger.stale_after.as_millis() as i64).await?;
+        let cfg = &ctx.config.stranger;
+        let now = now_ms();
+        let stale = now - 4 * cfg.stale_after.as_millis() as i64;
+        ctx.store.prune_queue(stale, now - cfg.reconnect_grace.as_millis() as i64).await?;
         for room in ctx.store.stranger_chats_ended_before(before, SWEEP_BATCH).await? {
             ctx.store.delete_room(room).await?;
             ctx.store.forget_stranger_chat(room).await?;

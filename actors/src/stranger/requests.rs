@@ -12,14 +12,26 @@
 //! - `unmatch`: out of the queue and out of the chat.
 //! - `stranger_report`: files a report on the chat in its room's moderation queue (the chat is
 //!   then kept), keeps the two apart, and leaves the chat (`no_stranger_chat` without one).
+//! - `stranger_block`: keeps the two apart for good (a `stranger_avoid` row per direction that
+//!   never expires; not the account's block list, which would show the stranger's name), and
+//!   leaves the chat like `unmatch` (`no_stranger_chat` without one).
+//!
+//! Connections come and go: a session that closes while waiting hands its queue row to another
+//! waiting session of the user on this node, or detaches it (the pool skips it) for
+//! `reconnect_grace`; a new session of the user (`session_opened`, beside its first frames) is
+//! told `matched` with the chat they sit in (whether or not the stranger is still there: the
+//! room's history says), or takes their queue row over and is told `waiting`. So a socket that
+//! drops and comes back, on any node, keeps its place or finds its chat without asking.
 
 use super::interests;
 use crate::ctx::Ctx;
+use crate::msg::session::SessionMsg;
 use crate::outbound::Outbound;
 use crate::store::{QueueEntry, StrangerChat};
 use confab_schemas::stranger::{STRANGER_NAME, StrangerFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef, now_ms};
+use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -34,8 +46,9 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &O
     let res = match frame {
         StrangerFrame::Match { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, false).await,
         StrangerFrame::Next { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, true).await,
-        StrangerFrame::Unmatch => unmatch(ctx, user, out).await,
+        StrangerFrame::Unmatch {} => unmatch(ctx, user, out).await,
         StrangerFrame::StrangerReport { reason } => report(ctx, user, out, reason).await,
+        StrangerFrame::StrangerBlock {} => block(ctx, user, out).await,
     };
     if let Err(r) = res {
         ctx.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -43,17 +56,75 @@ pub(crate) async fn handle(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &O
     }
 }
 
-/// A session closed: the user leaves the queue if this session put them there.
+/// A session closed: if it waited, the user's queue row goes to another of their sessions
+/// waiting here, or is detached for the grace (see the module doc).
 pub(crate) fn session_closed(ctx: &Arc<Ctx>, session: u64, user: &UserRef) {
-    if ctx.stranger.unregister(user.id, session) {
+    if let Some(next) = ctx.stranger.unregister(user.id, session) {
         let ctx = ctx.clone();
         let user = user.id;
         tokio::spawn(async move {
-            if let Err(e) = ctx.store.leave_queue_of_session(user, &ctx.config.node_id, session).await {
-                warn!(%user, err = %e, "leaving the match queue failed");
+            if let Err(e) = ctx.store.release_queue_session(user, &ctx.config.node_id, session, next).await {
+                warn!(%user, err = %e, "releasing a match queue row failed");
             }
         });
     }
+}
+
+/// How long a new session's look-up of where its user was may take.
+const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A session of `user` opened: in a task, tells it `matched` with the chat they sit in, or
+/// takes their queue row over and has the session wait (`SessionMsg::StrangerPlace`; a session
+/// gone meanwhile gives the row up again); nothing for anyone else (see the module doc).
+pub(crate) fn session_opened(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound, me: ActorRef<SessionMsg>) {
+    let (ctx, user, out) = (ctx.clone(), user.clone(), out.clone());
+    tokio::spawn(async move {
+        match tokio::time::timeout(RESUME_TIMEOUT, resume(&ctx, session, &user, &out, me)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(user = %user.id, err = %e, "finding a stranger chat or queue place failed"),
+            Err(_) => warn!(user = %user.id, "finding a stranger chat or queue place timed out"),
+        }
+    });
+}
+
+async fn resume(
+    ctx: &Ctx,
+    session: u64,
+    user: &UserRef,
+    out: &Outbound,
+    me: ActorRef<SessionMsg>,
+) -> crate::error::Result<()> {
+    if let Some(chat) = ctx.store.stranger_seat(user.id).await? {
+        let _ = out.push(encode_server_frame(&matched(&chat, user)));
+        return Ok(());
+    }
+    let since = now_ms() - ctx.config.stranger.reconnect_grace.as_millis() as i64;
+    let node = &ctx.config.node_id;
+    if ctx.store.take_over_queue(user.id, node, session, since).await?.is_some()
+        && me.cast(SessionMsg::StrangerPlace).is_err()
+    {
+        ctx.store.release_queue_session(user.id, node, session, None).await?;
+    }
+    Ok(())
+}
+
+/// The session `session` was given its user's place in the queue: it waits, if the place is
+/// still its own (the client may have sent `unmatch` or `match` since).
+pub(crate) async fn place_taken(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound) {
+    let entry = match ctx.store.queue_entry(user.id).await {
+        Ok(Some(e)) if e.session == session && e.node == ctx.config.node_id => e,
+        Ok(_) => return,
+        Err(e) => {
+            warn!(user = %user.id, err = %e, "reading a match queue place failed");
+            return;
+        }
+    };
+    ctx.stranger.register(user.id, session, out.clone(), entry.interests.clone());
+    if let Some(pool) = ctx.match_pool.get() {
+        let _ = pool.cast(super::PoolSupMsg::Nudge);
+    }
+    let frame = ServerFrame::Waiting { waiting: ctx.stranger.count(1), interests: entry.interests };
+    let _ = out.push(encode_server_frame(&frame));
 }
 
 fn storage(e: crate::error::Error) -> Refusal {
@@ -153,15 +224,30 @@ async fn unmatch(ctx: &Arc<Ctx>, user: &UserRef, out: &Outbound) -> Result<(), R
     Ok(())
 }
 
+/// The chat `user` sits in, or `no_stranger_chat`.
+async fn seat_of(ctx: &Ctx, user: &UserRef) -> Result<StrangerChat, Refusal> {
+    match ctx.store.stranger_seat(user.id).await.map_err(storage)? {
+        Some(chat) => Ok(chat),
+        None => Err(Refusal::new(ErrorCode::NoStrangerChat, "you are in no stranger chat")),
+    }
+}
+
+async fn block(ctx: &Arc<Ctx>, user: &UserRef, out: &Outbound) -> Result<(), Refusal> {
+    let chat = seat_of(ctx, user).await?;
+    let other = chat.seats.0[usize::from(chat.seats.0[0] == user.id)];
+    ctx.store.avoid_pair(user.id, other, i64::MAX).await.map_err(storage)?;
+    leave_chat(ctx, user).await?;
+    let _ = out.push(encode_server_frame(&ServerFrame::Unmatched { room: Some(chat.room) }));
+    Ok(())
+}
+
 async fn report(ctx: &Arc<Ctx>, user: &UserRef, out: &Outbound, reason: String) -> Result<(), Refusal> {
     let reason = reason.trim();
     if reason.chars().count() > MAX_REASON_CHARS || reason.contains('\0') {
         return Err(Refusal::new(ErrorCode::Invalid, format!("reason: at most {MAX_REASON_CHARS} characters, no NUL")));
     }
     let reason = if reason.is_empty() { "reported from a stranger chat".to_owned() } else { reason.to_owned() };
-    let Some(chat) = ctx.store.stranger_seat(user.id).await.map_err(storage)? else {
-        return Err(Refusal::new(ErrorCode::NoStrangerChat, "you are in no stranger chat"));
-    };
+    let chat = seat_of(ctx, user).await?;
     // Through the room's moderation queue, on the node that sequences the chat.
     let command = crate::moderation::Command::Report { seq: None, reason };
     match tokio::time::timeout(REPORT_TIMEOUT, ctx.command(chat.room, user.clone(), &command)).await {

@@ -4,11 +4,13 @@
 // kind `stranger` opened in the chat view like any room (messages, typing, files, voice notes),
 // where both people are "Stranger" (`matched.you` says which alias is one's own); and its bar:
 // the interests both share, "Next" (leave and wait for someone else), "Report" (to the
-// moderators; leaves the chat) and "Leave".
+// moderators; leaves the chat), "Block" (never paired with this stranger again; leaves the chat)
+// and "Leave".
 //
-// The server keeps one's place in the queue and one's chat; after a reconnect this client sends
-// `match` again (answered `waiting`, or `matched` with the chat it is in), so a dropped socket
-// or a server that changed never leaves anyone waiting for nothing.
+// The server keeps one's place in the queue (for a short grace after a socket drops) and one's
+// chat, and tells a new connection `waiting` or `matched` by itself: after a reconnect or a
+// reload this client shows what it is told. A client that was waiting also sends `match` again
+// (it keeps its place; past the grace it enters anew), so nobody waits for nothing.
 
 import { $, el, showText, humanError } from '../../core/dom.js';
 import { store, roomFrom, selectRoom, currentRoom } from '../../core/store.js';
@@ -32,6 +34,8 @@ const state = {
   /** @type {string[]} */
   shared: [],
   gone: false,
+  /** Connected anew and not acted since: a `waiting` the server sends by itself is adopted. */
+  resumed: false,
 };
 
 const dialog = () => /** @type {HTMLDialogElement} */ ($('stranger-dialog'));
@@ -75,6 +79,7 @@ function openDialog() {
 
 /** Sends `match` (or `next`) with the chosen interests. @param {'match' | 'next'} type */
 function enter(type) {
+  state.resumed = false;
   state.fewer = /** @type {HTMLInputElement} */ ($('stranger-fewer')).checked;
   if (!socket.send({ type, interests: state.interests, fewer: state.fewer })) {
     showText('stranger-error', 'Not connected; trying again…');
@@ -136,6 +141,7 @@ export default {
       enter('match');
     });
     $('stranger-cancel').addEventListener('click', () => {
+      state.resumed = false;
       if (state.phase === 'waiting') socket.send({ type: 'unmatch' });
       state.phase = state.room != null ? 'chat' : 'idle';
       dialog().close();
@@ -146,6 +152,7 @@ export default {
       enter('next');
     });
     $('stranger-leave').addEventListener('click', () => {
+      state.resumed = false;
       socket.send({ type: 'unmatch' });
       state.phase = 'idle';
       dropRoom();
@@ -158,7 +165,24 @@ export default {
       });
       if (yes) socket.send({ type: 'stranger_report', reason: 'reported from the stranger chat' });
     });
+    $('stranger-block').addEventListener('click', async () => {
+      const yes = await confirmAction({
+        title: 'Block this stranger?',
+        text: 'You will never be paired with them again (neither of you learns who the other is), and you leave the chat.',
+        action: 'Block',
+      });
+      if (yes) {
+        state.resumed = false;
+        socket.send({ type: 'stranger_block' });
+      }
+    });
     onFrame('waiting', (f) => {
+      // After a reconnect or a reload, the server says this user still waits.
+      if (state.phase === 'idle' && state.resumed && state.room == null) {
+        state.phase = 'waiting';
+        state.interests = f.interests || [];
+        openDialog();
+      }
       if (state.phase !== 'waiting') return;
       showText('stranger-waiting', `Looking for a stranger… ${f.waiting} ${f.waiting === 1 ? 'person is' : 'people are'} waiting.`);
     });
@@ -179,9 +203,11 @@ export default {
       showText('stranger-error', humanError(f.code, f.message));
       if (state.phase === 'waiting') { state.phase = 'idle'; renderDialog(); }
     });
-    // After a reconnect: where was this client? The server answers `waiting` or `matched`.
+    // After a reconnect: the server tells `waiting` or `matched` by itself; a client that was
+    // waiting asks too, in case the grace was over.
     onFrame('hello', () => {
-      if (state.phase !== 'idle') socket.send({ type: 'match', interests: state.interests, fewer: state.fewer });
+      state.resumed = true;
+      if (state.phase === 'waiting') socket.send({ type: 'match', interests: state.interests, fewer: state.fewer });
     });
     store.subscribe(['current', 'rooms'], renderBar);
   },
