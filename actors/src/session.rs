@@ -95,13 +95,6 @@ impl Actor for SessionActor {
         })
     }
 
-    /// Where the user was with the match pool (a chat, a place in the queue) is told to this
-    /// new connection, without holding up its frames.
-    async fn post_start(&self, me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
-        crate::stranger::session_opened(&st.ctx, st.id, &st.user, &st.out, me);
-        Ok(())
-    }
-
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
         for room in st.rooms.values() {
             room.leave(st.id);
@@ -240,7 +233,7 @@ impl SessionState {
             ClientFrame::Ping => {
                 let _ = self.out.push(encode_server_frame(&ServerFrame::Pong));
             }
-            ClientFrame::Stranger(f) => crate::stranger::handle(&self.ctx, self.id, &self.user, &self.out, f).await,
+            ClientFrame::Stranger(f) => crate::stranger::handle(&self.ctx, self.id, &self.user, &self.out, me, f).await,
         }
     }
 

@@ -361,6 +361,8 @@ mod tests {
         let f = parse_client_frame(br#"{"type":"stranger_block"}"#).unwrap();
         assert_eq!(f, ClientFrame::Stranger(StrangerFrame::StrangerBlock {}));
         assert_eq!(parse_client_frame(br#"{"type":"stranger_block","who":1}"#).unwrap_err().code, ErrorCode::BadFrame);
+        let f = parse_client_frame(br#"{"type":"stranger_resume"}"#).unwrap();
+        assert_eq!(f, ClientFrame::Stranger(StrangerFrame::StrangerResume {}));
         let bad = parse_client_frame(br#"{"type":"match","interests":"cats"}"#).unwrap_err();
         assert_eq!(bad.code, ErrorCode::BadFrame);
         let bad = parse_client_frame(br#"{"type":"next","colour":1}"#).unwrap_err();

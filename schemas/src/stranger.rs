@@ -6,9 +6,9 @@
 //! (or, for someone in a chat already, answers `matched` again), `{"type":"unmatch"}` leaves the
 //! queue and the chat, `{"type":"next","interests":[…]}` leaves the chat and enters the queue,
 //! `{"type":"stranger_report","reason":"…"}` reports the chat to moderators and leaves it,
-//! `{"type":"stranger_block"}` blocks the stranger of the chat (never paired again) and leaves it.
-//! Server → client: `waiting`, `matched`, `unmatched` (see `ServerFrame`); a new connection of
-//! someone waiting or in a chat is told `waiting` or `matched` without asking.
+//! `{"type":"stranger_block"}` blocks the stranger of the chat (never paired again) and leaves it,
+//! `{"type":"stranger_resume"}` (after a reconnect or reload) asks where one was.
+//! Server → client: `waiting`, `matched`, `unmatched` (see `ServerFrame`).
 //!
 //! In a stranger chat each side is shown as `Stranger`: its two members get the aliases
 //! `STRANGER_SEATS` (negative ids, never a user's) in every frame and history page, so neither
@@ -61,6 +61,10 @@ pub enum StrangerFrame {
     /// Block the stranger of the chat one is in (the two are never paired again; neither learns
     /// who the other is) and leave it.
     StrangerBlock {},
+    /// Where am I? Sent by a client that reconnects or reloads while it was waiting or in a
+    /// chat: answered `matched` with the chat one sits in, `waiting` (the queue place, kept for
+    /// the reconnect grace, taken over by this connection), or `unmatched` (neither).
+    StrangerResume {},
 }
 
 /// The two members of a stranger chat, in seat order.

@@ -425,8 +425,9 @@ async fn a_dropped_connection_keeps_its_place_in_the_queue_or_finds_its_chat() {
     let mut bob = person(&node, "bob").await;
     bob.enter(&["reconnect"], false).await;
     never_matched(&mut bob.ws, Duration::from_millis(500), "bob").await;
-    // She comes back: told `waiting` unasked, with her place, and paired with bob.
+    // She comes back and asks where she was: told `waiting`, with her place, and paired with bob.
     let mut ws = alice.api.ws(&node.ws_url).await;
+    ws.send(json!({"type": "stranger_resume"})).await;
     let waiting = ws.recv_where("waiting", |f| f["type"] == "waiting" || f["type"] == "matched").await;
     assert_eq!(waiting["type"], "waiting", "{waiting}");
     assert_eq!(waiting["interests"], json!(["reconnect"]));
@@ -434,9 +435,10 @@ async fn a_dropped_connection_keeps_its_place_in_the_queue_or_finds_its_chat() {
     assert_eq!(room_of(&bob.matched().await), room_of(&m));
     let chat = store.stranger_chat(confab_schemas::RoomId(room_of(&m))).await.unwrap().expect("the chat");
     assert!(chat.created_at >= entered);
-    // In a chat: a new connection is told `matched` with it, unasked.
+    // In a chat: a new connection that asks is told `matched` with it.
     ws.close().await;
     let mut ws = alice.api.ws(&node.ws_url).await;
+    ws.send(json!({"type": "stranger_resume"})).await;
     let again = ws.recv_type("matched").await;
     assert_eq!((room_of(&again), &again["you"]), (room_of(&m), &m["you"]));
     ws.join(room_of(&m), None).await;
@@ -445,6 +447,7 @@ async fn a_dropped_connection_keeps_its_place_in_the_queue_or_finds_its_chat() {
     let mut dave = person(&node, "dave").await;
     dave.enter(&["two tabs"], false).await;
     let mut second = dave.api.ws(&node.ws_url).await;
+    second.send(json!({"type": "stranger_resume"})).await;
     assert_eq!(second.recv_type("waiting").await["interests"], json!(["two tabs"]));
     second.close().await;
     let did = confab_schemas::UserId(dave.api.user_id);
@@ -456,7 +459,8 @@ async fn a_dropped_connection_keeps_its_place_in_the_queue_or_finds_its_chat() {
     erin.enter(&["two tabs"], false).await;
     assert_eq!(room_of(&dave.matched().await), room_of(&erin.matched().await));
 
-    // Past the grace the place is gone: a new connection is told nothing.
+    // Past the grace the place is gone: a new connection that asks is told `unmatched`, and one
+    // that does not ask is told nothing (the server looks nothing up for it).
     let mut carol = person(&node, "carol").await;
     carol.enter(&["lonely"], false).await;
     carol.ws.close().await;
@@ -464,8 +468,14 @@ async fn a_dropped_connection_keeps_its_place_in_the_queue_or_finds_its_chat() {
     eventually("carol out of the queue", || async { store.queue_entry(cid).await.unwrap().is_none().then_some(()) })
         .await;
     let mut ws = carol.api.ws(&node.ws_url).await;
-    ws.ping().await;
-    assert!(ws.backlog.iter().all(|f| f["type"] != "waiting" && f["type"] != "matched"), "{:?}", ws.backlog);
+    ws.send(json!({"type": "stranger_resume"})).await;
+    let none = ws
+        .recv_where("unmatched", |f| ["unmatched", "waiting", "matched"].contains(&f["type"].as_str().unwrap_or("")))
+        .await;
+    assert_eq!(none, json!({"type": "unmatched"}));
+    let mut quiet = alice.api.ws(&node.ws_url).await;
+    quiet.ping().await;
+    assert!(quiet.backlog.iter().all(|f| f["type"] != "waiting" && f["type"] != "matched"), "{:?}", quiet.backlog);
     node.stop().await;
 }
 

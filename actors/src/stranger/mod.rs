@@ -36,7 +36,7 @@ mod requests;
 
 pub(crate) use desk::{Desk, run_desk};
 pub(crate) use pool::{PoolSupMsg, PoolSupervisor};
-pub(crate) use requests::{handle, place_taken, session_closed, session_opened};
+pub(crate) use requests::{handle, place_taken, session_closed};
 
 use std::time::Duration;
 

@@ -18,10 +18,10 @@
 //!
 //! Connections come and go: a session that closes while waiting hands its queue row to another
 //! waiting session of the user on this node, or detaches it (the pool skips it) for
-//! `reconnect_grace`; a new session of the user (`session_opened`, beside its first frames) is
-//! told `matched` with the chat they sit in (whether or not the stranger is still there: the
-//! room's history says), or takes their queue row over and is told `waiting`. So a socket that
-//! drops and comes back, on any node, keeps its place or finds its chat without asking.
+//! `reconnect_grace`; a new session that sends `stranger_resume` is told `matched` with the chat
+//! its user sits in (whether or not the stranger is still there: the room's history says), or
+//! takes their queue row over and is told `waiting`, or `unmatched`. So a socket that drops and
+//! comes back, on any node, keeps its place or finds its chat by asking once.
 
 use super::interests;
 use crate::ctx::Ctx;
@@ -42,13 +42,24 @@ const MAX_REASON_CHARS: usize = 1000;
 const REPORT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Handles one frame of the session `session` of `user`, answering on `out`.
-pub(crate) async fn handle(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound, frame: StrangerFrame) {
+pub(crate) async fn handle(
+    ctx: &Arc<Ctx>,
+    session: u64,
+    user: &UserRef,
+    out: &Outbound,
+    me: &ActorRef<SessionMsg>,
+    frame: StrangerFrame,
+) {
     let res = match frame {
         StrangerFrame::Match { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, false).await,
         StrangerFrame::Next { interests, fewer } => enter(ctx, session, user, out, &interests, fewer, true).await,
         StrangerFrame::Unmatch {} => unmatch(ctx, user, out).await,
         StrangerFrame::StrangerReport { reason } => report(ctx, user, out, reason).await,
         StrangerFrame::StrangerBlock {} => block(ctx, user, out).await,
+        StrangerFrame::StrangerResume {} => {
+            resume_asked(ctx, session, user, out, me.clone()).await;
+            Ok(())
+        }
     };
     if let Err(r) = res {
         ctx.metrics.protocol_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -70,42 +81,49 @@ pub(crate) fn session_closed(ctx: &Arc<Ctx>, session: u64, user: &UserRef) {
     }
 }
 
-/// How long a new session's look-up of where its user was may take.
+/// How long the look-up of where a user was may take.
 const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A session of `user` opened: in a task, tells it `matched` with the chat they sit in, or
-/// takes their queue row over and has the session wait (`SessionMsg::StrangerPlace`; a session
-/// gone meanwhile gives the row up again); nothing for anyone else (see the module doc).
-pub(crate) fn session_opened(ctx: &Arc<Ctx>, session: u64, user: &UserRef, out: &Outbound, me: ActorRef<SessionMsg>) {
-    let (ctx, user, out) = (ctx.clone(), user.clone(), out.clone());
-    tokio::spawn(async move {
-        match tokio::time::timeout(RESUME_TIMEOUT, resume(&ctx, session, &user, &out, me)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(user = %user.id, err = %e, "finding a stranger chat or queue place failed"),
-            Err(_) => warn!(user = %user.id, "finding a stranger chat or queue place timed out"),
+/// `stranger_resume`: tells the session `matched` with the chat its user sits in, or takes
+/// their queue row over and has the session wait (`SessionMsg::StrangerPlace`; a session gone
+/// meanwhile gives the row up again), or `unmatched` when they are in neither. Asked by the
+/// client, not done for every connection: most connections have nothing to resume, and a
+/// reconnect storm must not cost the database a read and a write per socket.
+async fn resume_asked(ctx: &Ctx, session: u64, user: &UserRef, out: &Outbound, me: ActorRef<SessionMsg>) {
+    match tokio::time::timeout(RESUME_TIMEOUT, resume(ctx, session, user, out, me)).await {
+        Ok(Ok(true)) => return,
+        Ok(Ok(false)) => {
+            let _ = out.push(encode_server_frame(&ServerFrame::Unmatched { room: None }));
+            return;
         }
-    });
+        Ok(Err(e)) => warn!(user = %user.id, err = %e, "finding a stranger chat or queue place failed"),
+        Err(_) => warn!(user = %user.id, "finding a stranger chat or queue place timed out"),
+    }
+    let retry = Refusal::new(ErrorCode::Retry, "could not look up the stranger chat; ask again shortly");
+    let _ = out.push(encode_server_frame(&retry.frame(None)));
 }
 
+/// True when the session was told `matched` or will wait in the user's place.
 async fn resume(
     ctx: &Ctx,
     session: u64,
     user: &UserRef,
     out: &Outbound,
     me: ActorRef<SessionMsg>,
-) -> crate::error::Result<()> {
+) -> crate::error::Result<bool> {
     if let Some(chat) = ctx.store.stranger_seat(user.id).await? {
         let _ = out.push(encode_server_frame(&matched(&chat, user)));
-        return Ok(());
+        return Ok(true);
     }
     let since = now_ms() - ctx.config.stranger.reconnect_grace.as_millis() as i64;
     let node = &ctx.config.node_id;
-    if ctx.store.take_over_queue(user.id, node, session, since).await?.is_some()
-        && me.cast(SessionMsg::StrangerPlace).is_err()
-    {
+    if ctx.store.take_over_queue(user.id, node, session, since).await?.is_none() {
+        return Ok(false);
+    }
+    if me.cast(SessionMsg::StrangerPlace).is_err() {
         ctx.store.release_queue_session(user.id, node, session, None).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The session `session` was given its user's place in the queue: it waits, if the place is

@@ -8,9 +8,10 @@
 // and "Leave".
 //
 // The server keeps one's place in the queue (for a short grace after a socket drops) and one's
-// chat, and tells a new connection `waiting` or `matched` by itself: after a reconnect or a
-// reload this client shows what it is told. A client that was waiting also sends `match` again
-// (it keeps its place; past the grace it enters anew), so nobody waits for nothing.
+// chat. After a reconnect, or a reload while this tab was waiting or chatting (a mark in
+// localStorage), this client asks where it was (`stranger_resume`) and shows what it is told; a
+// client that was waiting sends `match` again instead (it keeps its place; past the grace it
+// enters anew), so nobody waits for nothing.
 
 import { $, el, showText, humanError } from '../../core/dom.js';
 import { store, roomFrom, selectRoom, currentRoom } from '../../core/store.js';
@@ -37,6 +38,19 @@ const state = {
   /** Connected anew and not acted since: a `waiting` the server sends by itself is adopted. */
   resumed: false,
 };
+
+/** Set while this browser waits or chats with a stranger, so that a reload asks where it was. */
+const ACTIVE = 'confab.stranger.active';
+
+/** @param {boolean} on */
+function remember(on) {
+  try { if (on) localStorage.setItem(ACTIVE, '1'); else localStorage.removeItem(ACTIVE); } catch { /* no storage */ }
+}
+
+/** Whether a page before this one left the mark. */
+function remembered() {
+  try { return localStorage.getItem(ACTIVE) === '1'; } catch { return false; }
+}
 
 const dialog = () => /** @type {HTMLDialogElement} */ ($('stranger-dialog'));
 const input = () => /** @type {HTMLInputElement} */ ($('stranger-interest'));
@@ -85,6 +99,7 @@ function enter(type) {
     showText('stranger-error', 'Not connected; trying again…');
   }
   state.phase = 'waiting';
+  remember(true);
   renderDialog();
 }
 
@@ -115,6 +130,7 @@ function matched(f) {
   if (state.room === f.room) return;
   dropRoom();
   state.phase = 'chat';
+  remember(true);
   state.room = f.room;
   state.shared = f.shared || [];
   state.gone = false;
@@ -144,6 +160,7 @@ export default {
       state.resumed = false;
       if (state.phase === 'waiting') socket.send({ type: 'unmatch' });
       state.phase = state.room != null ? 'chat' : 'idle';
+      if (state.phase === 'idle') remember(false);
       dialog().close();
     });
     $('stranger-next').addEventListener('click', () => {
@@ -189,6 +206,7 @@ export default {
     onFrame('matched', matched);
     onFrame('unmatched', () => {
       if (state.room != null) toast('You left the stranger chat.');
+      remember(false);
       state.phase = 'idle';
       dropRoom();
     });
@@ -203,11 +221,13 @@ export default {
       showText('stranger-error', humanError(f.code, f.message));
       if (state.phase === 'waiting') { state.phase = 'idle'; renderDialog(); }
     });
-    // After a reconnect: the server tells `waiting` or `matched` by itself; a client that was
-    // waiting asks too, in case the grace was over.
+    // After a reconnect or a reload: a client that was waiting enters again (keeping its place;
+    // past the grace it enters anew); one that was in a chat, or a page that finds the mark of
+    // an earlier one, asks where it was (`waiting`, `matched` or `unmatched` follows).
     onFrame('hello', () => {
       state.resumed = true;
       if (state.phase === 'waiting') socket.send({ type: 'match', interests: state.interests, fewer: state.fewer });
+      else if (state.phase === 'chat' || remembered()) socket.send({ type: 'stranger_resume' });
     });
     store.subscribe(['current', 'rooms'], renderBar);
   },
