@@ -147,13 +147,13 @@ impl ClusterState {
         // Under the clock's lock, so two callers cannot record the transitions out of order.
         let mut c = self.clock.lock().unwrap_or_else(|p| p.into_inner());
         let quorum = self.has_quorum();
-        let some_dead = !self.view().dead.is_empty();
         let now = Instant::now();
         if !quorum && c.quorum {
             c.lost_at = Some(now);
             c.dead_during_loss = false;
         }
-        c.dead_during_loss |= !quorum && some_dead;
+        // The view is read only while the majority is lost (this runs on every send's check).
+        c.dead_during_loss |= !quorum && !self.view().dead.is_empty();
         // Healed from a long partition: a majority again after a lease ttl or more without one,
         // during which the view counted a node dead (gossip may have revived it since, before
         // its link is back, and a peer just revived can flap dead again until its failure
