@@ -29,6 +29,9 @@ pub struct SystemConfig {
     pub http_addr: String,
     pub max_body_chars: usize,
     pub max_rooms_per_session: usize,
+    /// A session idle this long (no frame, no room notice, nothing in flight) parks: its actor
+    /// stops and its state waits in its `SessionRef` for the next message. Zero: never.
+    pub session_park_after: Duration,
     pub outbound_capacity: usize,
     pub tail_len: usize,
     /// Largest gap replayed on join; a larger one gets `resync`.
@@ -71,6 +74,7 @@ impl Default for SystemConfig {
             http_addr: String::new(),
             max_body_chars: 4000,
             max_rooms_per_session: 100,
+            session_park_after: Duration::from_secs(1),
             outbound_capacity: 1024,
             tail_len: 512,
             max_replay: 10_000,

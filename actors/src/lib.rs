@@ -9,7 +9,8 @@
 //!                  ├─ RemoteRoom(room)       (remote: one per active room owned by another node, a proxy)
 //!                  └─ ModerationQueue(room)  (moderation: one per room sequenced here, beside it: reports, held
 //!                                             messages, flags and decisions; a release gets its seq from the room)
-//! SessionSupervisor ── SessionActor(conn)    (sessions, session: one per WebSocket connection)
+//! SessionSupervisor ── SessionActor(conn)    (sessions, session: one per WebSocket connection, none while
+//!                                             it is parked: `msg::session::SessionRef` keeps its state)
 //! PoolSupervisor ───── MatchPool             (stranger: only on the node the pool's key is placed on)
 //! ```
 //!

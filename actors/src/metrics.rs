@@ -85,6 +85,8 @@ pub struct Metrics {
     fanout_lag: Histogram,
     pub room_restarts: AtomicU64,
     pub session_restarts: AtomicU64,
+    /// Sessions parked now (idle, no running actor: `crate::session`).
+    pub sessions_parked: AtomicU64,
     pub writer_restarts: AtomicU64,
     pub moderation_restarts: AtomicU64,
     pub sessions_closed_lagging: AtomicU64,
@@ -155,6 +157,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         };
         gauge("confab_connections", "Open WebSocket connections.", "gauge", self.connections.load(Relaxed) as i128);
+        gauge(
+            "confab_sessions_parked",
+            "Sessions parked: idle, their state kept without a running actor.",
+            "gauge",
+            self.sessions_parked.load(Relaxed) as i128,
+        );
         gauge(
             "confab_active_rooms",
             "Room actors running on this node.",

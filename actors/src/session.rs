@@ -18,10 +18,16 @@
 //! A session actor is not restarted in place: its state *is* the connection. When it fails or is
 //! killed, its supervisor sends the client a `reconnect` frame and closes the socket; the client
 //! resumes with `join … since`, which replays exactly what it missed.
+//!
+//! Parking: a session with nothing in flight that got no message for `session_park_after` hands
+//! its state to its `SessionRef` and stops (an idle connection then costs no running actor); the
+//! next message for it starts a new actor with that state (`SessionStart::Resume`). Rooms write to
+//! the connection's outbound queue directly, so a parked session still gets every message of its
+//! rooms.
 
 use crate::ctx::Ctx;
 use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
-use crate::msg::session::SessionMsg;
+use crate::msg::session::{ParkedState, SessionMsg, SessionRef, WeakSessionRef};
 use crate::outbound::Outbound;
 use crate::stop::StopReason;
 use crate::store::CursorWrite;
@@ -31,7 +37,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Frames a reader may hand over before waiting for the session to catch up.
 pub const INBOUND_PERMITS: usize = 64;
@@ -62,6 +68,13 @@ pub(crate) struct SessionArgs {
     pub(crate) out: Outbound,
 }
 
+/// How a session actor starts: for a new connection, or again with a parked session's state.
+pub(crate) enum SessionStart {
+    /// A new connection's, with the session's address (its actor hands it to rooms).
+    New(SessionArgs, SessionRef),
+    Resume(ParkedState),
+}
+
 pub(crate) struct SessionActor;
 
 pub(crate) struct SessionState {
@@ -69,37 +82,62 @@ pub(crate) struct SessionState {
     id: u64,
     user: UserRef,
     out: Outbound,
-    rooms: HashMap<RoomId, RoomHandle, foldhash::fast::RandomState>,
+    rooms: Joined,
     /// Per room, the sends not answered yet, oldest first.
     in_flight: HashMap<RoomId, VecDeque<InFlight>, foldhash::fast::RandomState>,
     closing: bool,
     /// cids made up for edits and deletes that came without one.
     made_up: u64,
+    /// The session's address; weak, since a parked state lives in it.
+    me: WeakSessionRef,
+    /// Messages handled that came through `me` (see `SessionRef::park`).
+    received: u64,
+    /// When the last of them was handled.
+    last_active: Instant,
+    /// A `Park` is on a timer.
+    park_armed: bool,
+    /// This actor handed its state over and stops: `post_stop` leaves the rooms alone.
+    parked: bool,
 }
 
 impl Actor for SessionActor {
     type Msg = SessionMsg;
     type State = SessionState;
-    type Arguments = SessionArgs;
+    type Arguments = SessionStart;
 
-    async fn pre_start(&self, _me: ActorRef<SessionMsg>, a: SessionArgs) -> Result<SessionState, ActorProcessingErr> {
-        Ok(SessionState {
-            ctx: a.ctx,
-            id: a.id,
-            user: a.user,
-            out: a.out,
-            rooms: HashMap::default(),
-            in_flight: HashMap::default(),
-            closing: false,
-            made_up: 0,
-        })
+    async fn pre_start(&self, me: ActorRef<SessionMsg>, start: SessionStart) -> Result<SessionState, ActorProcessingErr> {
+        let mut st = match start {
+            SessionStart::New(a, me) => SessionState {
+                ctx: a.ctx,
+                id: a.id,
+                user: a.user,
+                out: a.out,
+                rooms: Joined::default(),
+                in_flight: HashMap::default(),
+                closing: false,
+                made_up: 0,
+                me: me.downgrade(),
+                received: 0,
+                last_active: Instant::now(),
+                park_armed: false,
+                parked: false,
+            },
+            SessionStart::Resume(state) => match state.downcast::<SessionState>() {
+                Ok(st) => {
+                    st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
+                    *st
+                }
+                Err(_) => return Err("a parked session's state is not a session's".into()),
+            },
+        };
+        st.arm_park(&me);
+        Ok(st)
     }
 
     async fn post_stop(&self, _me: ActorRef<SessionMsg>, st: &mut SessionState) -> Result<(), ActorProcessingErr> {
-        for room in st.rooms.values() {
-            room.leave(st.id);
+        if !st.parked {
+            st.retire();
         }
-        crate::stranger::session_closed(&st.ctx, st.id, &st.user);
         Ok(())
     }
 
@@ -109,8 +147,19 @@ impl Actor for SessionActor {
         msg: SessionMsg,
         st: &mut SessionState,
     ) -> Result<(), ActorProcessingErr> {
+        if !matches!(msg, SessionMsg::Park) {
+            st.received += 1;
+            st.last_active = Instant::now();
+        }
         match msg {
-            SessionMsg::Frames(frames, _permits) => st.frames(&me, frames).await,
+            SessionMsg::Park => {
+                st.park_armed = false;
+                if st.try_park(&me) {
+                    return Ok(());
+                }
+            }
+            SessionMsg::Disconnected => me.stop(StopReason::Disconnected.reason()),
+            SessionMsg::Frames(frames, _permits) => st.frames(frames).await,
             // The queue's cursor for `room` is `last_seq`: the last message queued to it.
             SessionMsg::Lagging { room, last_seq } => {
                 tracing::debug!(session = st.id, %room, last_seq, "fell behind a room; closing with a resume cursor");
@@ -130,18 +179,128 @@ impl Actor for SessionActor {
                     st.close(&me, "lagging", true);
                 }
             }
-            SessionMsg::RoomRestarted { room, crashed } => st.resend(&me, room, crashed).await,
+            SessionMsg::RoomRestarted { room, crashed } => st.resend(room, crashed).await,
             SessionMsg::StrangerPlace => crate::stranger::place_taken(&st.ctx, st.id, &st.user, &st.out).await,
             SessionMsg::RoomDown { room } => {
                 let n = st.in_flight.get(&room).map_or(0, VecDeque::len);
                 st.fail_in_flight(room, 0..n, ErrorCode::Retry, "storage is unavailable; send again shortly");
             }
         }
+        st.arm_park(&me);
         Ok(())
     }
 }
 
+/// The rooms a session joined: a vector, grown one at a time (most connections join a few
+/// rooms, and an idle connection's memory counts: a map took 116 bytes for one room).
+#[derive(Default)]
+struct Joined(Vec<RoomHandle>);
+
+impl Joined {
+    fn get(&self, room: &RoomId) -> Option<&RoomHandle> {
+        self.0.iter().find(|h| h.room() == *room)
+    }
+
+    fn contains_key(&self, room: &RoomId) -> bool {
+        self.get(room).is_some()
+    }
+
+    fn insert(&mut self, room: RoomId, handle: RoomHandle) {
+        debug_assert_eq!(handle.room(), room);
+        match self.0.iter_mut().find(|h| h.room() == room) {
+            Some(h) => *h = handle,
+            None => {
+                self.0.reserve_exact(1);
+                self.0.push(handle);
+            }
+        }
+    }
+
+    fn remove(&mut self, room: &RoomId) -> Option<RoomHandle> {
+        let i = self.0.iter().position(|h| h.room() == *room)?;
+        Some(self.0.swap_remove(i))
+    }
+
+    fn keys(&self) -> impl Iterator<Item = RoomId> + '_ {
+        self.0.iter().map(RoomHandle::room)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &RoomHandle> {
+        self.0.iter()
+    }
+}
+
+/// Ends a parked session whose connection closed: what a running one's `post_stop` does.
+pub(crate) fn retire_parked(state: ParkedState) {
+    if let Ok(mut st) = state.downcast::<SessionState>() {
+        st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
+        st.retire();
+    }
+}
+
 impl SessionState {
+    /// The connection is over: leave the rooms and the match queue.
+    fn retire(&mut self) {
+        for room in self.rooms.values() {
+            room.leave(self.id);
+        }
+        crate::stranger::session_closed(&self.ctx, self.id, &self.user);
+    }
+
+    /// Nothing waits for an answer: the session may park.
+    fn idle(&self) -> bool {
+        !self.closing && self.in_flight.values().all(VecDeque::is_empty)
+    }
+
+    /// Keeps one `Park` on a timer while the session is idle and parking is on.
+    fn arm_park(&mut self, me: &ActorRef<SessionMsg>) {
+        let after = self.ctx.config.session_park_after;
+        if self.park_armed || after.is_zero() || !self.idle() {
+            return;
+        }
+        self.park_armed = true;
+        let wait = after.saturating_sub(self.last_active.elapsed()).max(Duration::from_millis(1));
+        me.send_after(wait, || SessionMsg::Park);
+    }
+
+    /// Parks the session if it has been idle for `session_park_after`: its state goes to its
+    /// `SessionRef` and this actor stops. False when it stays (it re-arms the timer then).
+    fn try_park(&mut self, me: &ActorRef<SessionMsg>) -> bool {
+        let after = self.ctx.config.session_park_after;
+        if after.is_zero() || !self.idle() || self.last_active.elapsed() < after {
+            return false;
+        }
+        let Some(cell) = self.me.upgrade() else { return false };
+        let parked = cell.park(me.get_id(), self.received, || {
+            Box::new(SessionState {
+                ctx: self.ctx.clone(),
+                id: self.id,
+                user: self.user.clone(),
+                out: self.out.clone(),
+                rooms: std::mem::take(&mut self.rooms),
+                in_flight: std::mem::take(&mut self.in_flight),
+                closing: false,
+                made_up: self.made_up,
+                me: self.me.clone(),
+                received: 0,
+                last_active: self.last_active,
+                park_armed: false,
+                parked: false,
+            })
+        });
+        if parked {
+            self.parked = true;
+            self.ctx.metrics.sessions_parked.fetch_add(1, Relaxed);
+            me.stop(StopReason::Parked.reason());
+        }
+        parked
+    }
+
+    /// This session's address, for rooms and the match pool.
+    fn me_ref(&self) -> Option<SessionRef> {
+        self.me.upgrade()
+    }
+
     fn error(&self, code: ErrorCode, message: impl Into<String>, reference: Option<String>) {
         self.refuse(ServerFrame::error(code, message, reference));
     }
@@ -158,7 +317,7 @@ impl SessionState {
 
     /// Handles frames in order. Sends wait until the next frame of another kind, or the end,
     /// and then go to each room in one message.
-    async fn frames(&mut self, me: &ActorRef<SessionMsg>, frames: Vec<ClientFrame>) {
+    async fn frames(&mut self, frames: Vec<ClientFrame>) {
         // Per room with queued sends, the in-flight index of the first.
         let mut queued: Vec<(RoomId, usize)> = Vec::new();
         // Not while storage takes no writes: the sends are refused anyway, and the read could
@@ -173,22 +332,22 @@ impl SessionState {
                 break;
             }
             self.ctx.metrics.frames_in.fetch_add(1, Relaxed);
-            self.frame(me, frame, &mut queued).await;
+            self.frame(frame, &mut queued).await;
         }
-        self.forward_queued(me, &mut queued).await;
+        self.forward_queued(&mut queued).await;
     }
 
-    async fn forward_queued(&mut self, me: &ActorRef<SessionMsg>, queued: &mut Vec<(RoomId, usize)>) {
+    async fn forward_queued(&mut self, queued: &mut Vec<(RoomId, usize)>) {
         for (room, first) in std::mem::take(queued) {
             let end = self.in_flight.get(&room).map_or(0, VecDeque::len);
-            self.forward(me, room, first..end).await;
+            self.forward(room, first..end).await;
         }
     }
 
     /// Handles one frame: a send joins `queued`; any other frame first forwards what is queued.
-    async fn frame(&mut self, me: &ActorRef<SessionMsg>, frame: ClientFrame, queued: &mut Vec<(RoomId, usize)>) {
+    async fn frame(&mut self, frame: ClientFrame, queued: &mut Vec<(RoomId, usize)>) {
         if !matches!(frame, ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. }) {
-            self.forward_queued(me, queued).await;
+            self.forward_queued(queued).await;
         }
         let frame = match frame.into_draft(|kind| self.made_up_cid(kind)) {
             Ok((room, draft)) => {
@@ -205,7 +364,7 @@ impl SessionState {
             // Drafts, queued above.
             ClientFrame::Send { .. } | ClientFrame::Edit { .. } | ClientFrame::Delete { .. } => {}
             ClientFrame::Auth { .. } => self.error(ErrorCode::Invalid, "already authenticated", None),
-            ClientFrame::Join { room, since } => self.join(me, room, since).await,
+            ClientFrame::Join { room, since } => self.join(room, since).await,
             ClientFrame::Leave { room } => {
                 if let Some(actor) = self.rooms.remove(&room) {
                     // Answers to sends already made still arrive; they are just not resent.
@@ -238,12 +397,14 @@ impl SessionState {
             // queries and the moderation queue's commands) would add about 17 KiB to every idle
             // connection (`confab bench idle`: 29.7 KiB each instead of 12.4).
             ClientFrame::Stranger(f) => {
-                Box::pin(crate::stranger::handle(&self.ctx, self.id, &self.user, &self.out, me, f)).await
+                if let Some(me) = self.me_ref() {
+                    Box::pin(crate::stranger::handle(&self.ctx, self.id, &self.user, &self.out, &me, f)).await
+                }
             }
         }
     }
 
-    async fn join(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, since: Option<u64>) {
+    async fn join(&mut self, room: RoomId, since: Option<u64>) {
         // The user's own inbox does not count toward the rooms a connection may join.
         let joined = self.rooms.keys().filter(|r| !r.is_inbox()).count();
         if !self.rooms.contains_key(&room) && !room.is_inbox() && joined >= self.ctx.config.max_rooms_per_session {
@@ -254,6 +415,7 @@ impl SessionState {
                 room,
             );
         }
+        let Some(me_ref) = self.me_ref() else { return };
         // Several tries: a room that passivates, restarts or moves to another node between lookup
         // and join answers no call.
         for attempt in 0..20 {
@@ -271,7 +433,7 @@ impl SessionState {
                 session: self.id,
                 user: self.user.clone(),
                 out: self.out.clone(),
-                session_ref: me.clone(),
+                session_ref: me_ref.clone(),
                 ticket,
             };
             match actor.join(sub, since, JOIN_CALL_TIMEOUT).await {
@@ -350,7 +512,7 @@ impl SessionState {
 
     /// Casts the in-flight sends `range` of `room` to the room actor, looking the actor up again
     /// when the one we knew is gone.
-    async fn forward(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, range: std::ops::Range<usize>) {
+    async fn forward(&mut self, room: RoomId, range: std::ops::Range<usize>) {
         for attempt in 0..2 {
             let actor = match (attempt, self.rooms.get(&room)) {
                 (0, Some(a)) => a.clone(),
@@ -364,7 +526,8 @@ impl SessionState {
             };
             let Some(q) = self.in_flight.get(&room) else { return };
             let sends = q.range(range.clone()).map(|f| f.draft.clone()).collect();
-            if actor.send(self.id, self.user.clone(), ReplyTo::Session(me.clone()), sends) {
+            let Some(me_ref) = self.me_ref() else { return };
+            if actor.send(self.id, self.user.clone(), ReplyTo::Session(me_ref), sends) {
                 return;
             }
             // The room actor was replaced: its subscribers survived, only the reference changed.
@@ -385,7 +548,7 @@ impl SessionState {
 
     /// After a room actor restart, every unanswered send goes to the new one, in the original
     /// order. Ones that did commit are recognised by their cid and just acked again.
-    async fn resend(&mut self, me: &ActorRef<SessionMsg>, room: RoomId, crashed: bool) {
+    async fn resend(&mut self, room: RoomId, crashed: bool) {
         if !self.rooms.contains_key(&room) {
             return;
         }
@@ -414,7 +577,7 @@ impl SessionState {
         }
         let n = self.in_flight.get(&room).map_or(0, VecDeque::len);
         if n > 0 {
-            self.forward(me, room, 0..n).await;
+            self.forward(room, 0..n).await;
         }
     }
 

@@ -1,11 +1,12 @@
-//! The sessions of one node: `SessionSupervisor` (starts a session actor per connection,
-//! closes sessions by user or login family, hands a failed session's client a resume hint) and
-//! `SessionHandle`, what a connection's socket reader holds.
+//! The sessions of one node: `SessionSupervisor` (starts a session actor per connection, and
+//! again when a parked session wakes; closes sessions by user or login family, parked ones
+//! included; hands a failed session's client a resume hint) and `SessionHandle`, what a
+//! connection's socket reader holds.
 
 use crate::ctx::Ctx;
-use crate::msg::session::SessionMsg;
+use crate::msg::session::{ParkedState, SessionMsg, SessionRef, Waker};
 use crate::outbound::Outbound;
-use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs};
+use crate::session::{INBOUND_PERMITS, SessionActor, SessionArgs, SessionStart};
 use crate::stop::StopReason;
 use confab_schemas::wire::{close_frame, encode_server_frame};
 use confab_schemas::{ClientFrame, ServerFrame, UserId};
@@ -37,7 +38,12 @@ pub enum CloseTarget {
 }
 
 pub(crate) enum SessSupMsg {
-    Spawn(SessionArgs, RpcReplyPort<Result<ActorRef<SessionMsg>, String>>),
+    /// Starts the session of a new connection (its `me` is not started yet).
+    Spawn(SessionArgs, RpcReplyPort<Result<SessionRef, String>>),
+    /// Starts a parked session again (a message came for it).
+    Wake(SessionRef, ParkedState),
+    /// A parked session's connection closed.
+    Ended(u64),
     /// Close sessions, with a reconnect hint or for good.
     Close {
         target: CloseTarget,
@@ -54,13 +60,53 @@ pub(crate) enum SessSupMsg {
 
 pub(crate) struct SessionSupervisor;
 
-/// A live session as its supervisor tracks it: the actor, its user, its login family, its queue,
-/// and when it started (ms since the epoch).
-type SessionEntry = (ActorRef<SessionMsg>, UserId, Option<Arc<str>>, Outbound, i64);
+/// A live session as its supervisor tracks it, running or parked: its address, its user, its
+/// login family, its queue, and when it started (ms since the epoch).
+type SessionEntry = (SessionRef, UserId, Option<Arc<str>>, Outbound, i64);
 
 pub(crate) struct SessSupState {
     ctx: Arc<Ctx>,
-    sessions: HashMap<ActorId, SessionEntry>,
+    /// By session id.
+    sessions: HashMap<u64, SessionEntry>,
+    /// The running actors' sessions.
+    actors: HashMap<ActorId, u64>,
+    /// Wakes a parked session through this supervisor.
+    waker: Waker,
+}
+
+impl SessSupState {
+    /// Starts an actor for session `me` and hands it what came meanwhile.
+    async fn start(&mut self, sup: &ActorRef<SessSupMsg>, me: &SessionRef, start: SessionStart) -> Result<(), String> {
+        let (actor, _) =
+            Actor::spawn_linked(None, SessionActor, start, sup.get_cell()).await.map_err(|e| e.to_string())?;
+        self.actors.insert(actor.get_id(), me.id());
+        if !me.started(actor.clone()) {
+            actor.stop(StopReason::Disconnected.reason());
+        }
+        Ok(())
+    }
+
+    /// A session failed or was killed: the connection is the session's state, so the client
+    /// gets a resume hint and the socket closes.
+    fn restart_hint(&self, out: &Outbound) {
+        self.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
+        let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: out.seal() };
+        let _ = out.push(encode_server_frame(&hint));
+        let _ = out.push(close_frame(1011, "session restart"));
+    }
+
+    /// Kills session `id`'s actor, or ends it if parked (a kill's effect: hint and close).
+    fn kill(&mut self, id: u64) {
+        let Some((me, ..)) = self.sessions.get(&id) else { return };
+        if let Some(actor) = me.actor() {
+            actor.kill();
+        } else if me.gone() {
+            self.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
+            if let Some((_, _, _, out, _)) = self.sessions.remove(&id) {
+                self.restart_hint(&out);
+            }
+        }
+    }
 }
 
 impl Actor for SessionSupervisor {
@@ -68,8 +114,16 @@ impl Actor for SessionSupervisor {
     type State = SessSupState;
     type Arguments = Arc<Ctx>;
 
-    async fn pre_start(&self, _me: ActorRef<SessSupMsg>, ctx: Arc<Ctx>) -> Result<SessSupState, ActorProcessingErr> {
-        Ok(SessSupState { ctx, sessions: HashMap::new() })
+    async fn pre_start(&self, me: ActorRef<SessSupMsg>, ctx: Arc<Ctx>) -> Result<SessSupState, ActorProcessingErr> {
+        let metrics = ctx.metrics.clone();
+        let waker: Waker = Arc::new(move |session: SessionRef, state: ParkedState| {
+            // Only while the node stops: the state is dropped with the message.
+            if me.cast(SessSupMsg::Wake(session.clone(), state)).is_err() {
+                session.gone();
+                metrics.sessions_parked.fetch_sub(1, Relaxed);
+            }
+        });
+        Ok(SessSupState { ctx, sessions: HashMap::new(), actors: HashMap::new(), waker })
     }
 
     async fn handle(
@@ -80,16 +134,30 @@ impl Actor for SessionSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SessSupMsg::Spawn(args, reply) => {
-                let (user, family, out) = (args.user.id, args.family.clone(), args.out.clone());
-                let res = Actor::spawn_linked(None, SessionActor, args, me.get_cell()).await;
-                let res = res.map(|(actor, _)| {
-                    st.sessions.insert(actor.get_id(), (actor.clone(), user, family, out, confab_schemas::now_ms()));
-                    actor
+                let (id, user, family, out) = (args.id, args.user.id, args.family.clone(), args.out.clone());
+                let wake = (!st.ctx.config.session_park_after.is_zero()).then(|| st.waker.clone());
+                let session = SessionRef::starting(id, wake);
+                let res = st.start(&me, &session, SessionStart::New(args, session.clone())).await.map(|()| {
+                    st.sessions.insert(id, (session.clone(), user, family, out, confab_schemas::now_ms()));
+                    session
                 });
-                let _ = reply.send(res.map_err(|e| e.to_string()));
+                let _ = reply.send(res);
+            }
+            SessSupMsg::Wake(session, state) => {
+                if let Err(err) = st.start(&me, &session, SessionStart::Resume(state)).await {
+                    warn!(%err, "a parked session could not start again");
+                    session.gone();
+                    st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
+                    if let Some((_, _, _, out, _)) = st.sessions.remove(&session.id()) {
+                        st.restart_hint(&out);
+                    }
+                }
+            }
+            SessSupMsg::Ended(id) => {
+                st.sessions.remove(&id);
             }
             SessSupMsg::Close { target, reason, reconnect } => {
-                for (actor, uid, family, _, started) in st.sessions.values() {
+                for (session, uid, family, _, started) in st.sessions.values() {
                     let hit = match &target {
                         CloseTarget::All => true,
                         CloseTarget::User(u) => u == uid,
@@ -97,7 +165,7 @@ impl Actor for SessionSupervisor {
                         CloseTarget::Family(f) => family.as_ref() == Some(f),
                     };
                     if hit {
-                        let _ = actor.cast(SessionMsg::Close { reason: reason.clone(), reconnect });
+                        let _ = session.cast(SessionMsg::Close { reason: reason.clone(), reconnect });
                     }
                 }
             }
@@ -105,9 +173,9 @@ impl Actor for SessionSupervisor {
                 let _ = reply.send(st.sessions.len());
             }
             SessSupMsg::KillOne(user, reply) => {
-                let victim = st.sessions.values().find(|(_, u, _, _, _)| *u == user).map(|(a, _, _, _, _)| a.clone());
-                if let Some(a) = &victim {
-                    a.kill();
+                let victim = st.sessions.iter().find(|(_, (_, u, _, _, _))| *u == user).map(|(id, _)| *id);
+                if let Some(id) = victim {
+                    st.kill(id);
                 }
                 let _ = reply.send(victim.is_some());
             }
@@ -117,10 +185,12 @@ impl Actor for SessionSupervisor {
                 }
             }
             SessSupMsg::KillAll(reply) => {
-                for (a, _, _, _, _) in st.sessions.values() {
-                    a.kill();
+                let n = st.sessions.len();
+                let ids: Vec<u64> = st.sessions.keys().copied().collect();
+                for id in ids {
+                    st.kill(id);
                 }
-                let _ = reply.send(st.sessions.len());
+                let _ = reply.send(n);
             }
         }
         Ok(())
@@ -137,18 +207,28 @@ impl Actor for SessionSupervisor {
                 warn!(%err, "session actor failed");
                 (cell, true)
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                (cell, StopReason::of(reason.as_deref()) == Some(StopReason::Killed))
-            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => match StopReason::of(reason.as_deref()) {
+                // Its state waits in its `SessionRef`; the session goes on.
+                Some(StopReason::Parked) => {
+                    st.actors.remove(&cell.get_id());
+                    return Ok(());
+                }
+                why => (cell, why == Some(StopReason::Killed)),
+            },
             _ => return Ok(()),
         };
-        let Some((_, _, _, out, _)) = st.sessions.remove(&cell.get_id()) else { return Ok(()) };
+        let Some(id) = st.actors.remove(&cell.get_id()) else { return Ok(()) };
+        // A newer actor of the same session (started after this one parked) is not this one.
+        let current = st.sessions.get(&id).is_some_and(|(me, ..)| me.actor().is_none_or(|a| a.get_id() == cell.get_id()));
+        if !current {
+            return Ok(());
+        }
+        let Some((me, _, _, out, _)) = st.sessions.remove(&id) else { return Ok(()) };
+        if me.gone() {
+            st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
+        }
         if failed {
-            // The connection is the session's state: hand the client a resume hint and close.
-            st.ctx.metrics.session_restarts.fetch_add(1, Relaxed);
-            let hint = ServerFrame::Reconnect { reason: "session_restart".into(), resume: out.seal() };
-            let _ = out.push(encode_server_frame(&hint));
-            let _ = out.push(close_frame(1011, "session restart"));
+            st.restart_hint(&out);
         }
         Ok(())
     }
@@ -162,14 +242,15 @@ impl Actor for SessionSupervisor {
 /// A connection's session, as its socket reader sees it.
 #[derive(Clone)]
 pub struct SessionHandle {
-    actor: ActorRef<SessionMsg>,
+    session: SessionRef,
+    sup: ActorRef<SessSupMsg>,
     permits: Arc<Semaphore>,
     out: Outbound,
 }
 
 impl SessionHandle {
-    pub(crate) fn new(actor: ActorRef<SessionMsg>, out: Outbound) -> SessionHandle {
-        SessionHandle { actor, permits: Arc::new(Semaphore::new(INBOUND_PERMITS)), out }
+    pub(crate) fn new(session: SessionRef, sup: ActorRef<SessSupMsg>, out: Outbound) -> SessionHandle {
+        SessionHandle { session, sup, permits: Arc::new(Semaphore::new(INBOUND_PERMITS)), out }
     }
 
     /// The connection's outbound queue.
@@ -182,11 +263,14 @@ impl SessionHandle {
     pub async fn deliver(&self, frames: Vec<ClientFrame>) -> bool {
         let n = frames.len().clamp(1, INBOUND_PERMITS) as u32;
         let Ok(permits) = self.permits.clone().acquire_many_owned(n).await else { return false };
-        self.actor.cast(SessionMsg::Frames(frames, Some(permits))).is_ok()
+        self.session.cast(SessionMsg::Frames(frames, Some(permits))).is_ok()
     }
 
-    /// Ends the session (the socket closed).
+    /// Ends the session (the socket closed): stops its actor, or retires it if parked.
     pub fn stop(&self) {
-        self.actor.stop(StopReason::Disconnected.reason());
+        if let Some(parked) = self.session.end(|actor| actor.stop(StopReason::Disconnected.reason())) {
+            crate::session::retire_parked(parked);
+            let _ = self.sup.cast(SessSupMsg::Ended(self.session.id()));
+        }
     }
 }

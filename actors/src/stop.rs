@@ -16,6 +16,8 @@ pub enum StopReason {
     Closed,
     /// A session's socket closed.
     Disconnected,
+    /// An idle session handed its state to its `SessionRef` (it starts again on the next message).
+    Parked,
     /// `ActorRef::kill` (ractor's own reason string).
     Killed,
 }
@@ -30,6 +32,7 @@ impl StopReason {
             StopReason::Shutdown => "shutdown",
             StopReason::Closed => "closed",
             StopReason::Disconnected => "disconnected",
+            StopReason::Parked => "parked",
             StopReason::Killed => "killed",
         }
     }
@@ -41,13 +44,14 @@ impl StopReason {
 
     /// The reason a terminated actor gave, if it is one of ours.
     pub fn of(reason: Option<&str>) -> Option<StopReason> {
-        const ALL: [StopReason; 7] = [
+        const ALL: [StopReason; 8] = [
             StopReason::Moved,
             StopReason::Idle,
             StopReason::Deleted,
             StopReason::Shutdown,
             StopReason::Closed,
             StopReason::Disconnected,
+            StopReason::Parked,
             StopReason::Killed,
         ];
         let reason = reason?;

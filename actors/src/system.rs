@@ -170,7 +170,7 @@ impl ActorSystem {
         let actor = ractor::call_t!(self.sessions, SessSupMsg::Spawn, START_CALL_TIMEOUT_MS, args)
             .map_err(|e| Error::Actor(e.to_string()))?
             .map_err(Error::Actor)?;
-        Ok(SessionHandle::new(actor, out))
+        Ok(SessionHandle::new(actor, self.sessions.clone(), out))
     }
 
     /// Committed history of a room: `after` (ascending from it) or else the page before `before`

@@ -9,6 +9,7 @@
 #           wr-pg  the same on a fresh PostgreSQL database ($PG, default
 #                  postgres://postgres@127.0.0.1:5432), created and dropped here
 # The data directory is fresh and removed after; the server's log is left in /tmp/cbench.
+# GEN=path runs the generator from another binary (the same generator for two server builds).
 set -uo pipefail
 BIN=$1; SC=$2; RATE=$3; DUR=$4; shift 4
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -26,7 +27,7 @@ taskset -c 0 "$BIN" serve --listen 127.0.0.1:$PORT --data-dir "$D" "${DBARGS[@]}
 SPID=$!
 for _ in $(seq 1 600); do curl -sf http://127.0.0.1:$PORT/readyz >/dev/null && break; sleep 0.1; done
 echo "### $SC rate=$RATE secs=$DUR flags=[$*] start=$(date -u +%H:%M:%S) load=$(cut -d' ' -f1 /proc/loadavg)"
-B=(taskset -c 1 "$BIN" bench)
+B=(taskset -c 1 "${GEN:-$BIN}" bench)
 case $SC in
   fo) "${B[@]}" fanout --node 127.0.0.1:$PORT --rooms 100 --members 50 --senders 2 --rate "$RATE" --duration "$DUR" --server-pid $SPID ;;
   hot) "${B[@]}" hot-room --node 127.0.0.1:$PORT --members 2000 --senders 1 --lazy-ack --rate "$RATE" --duration "$DUR" --server-pid $SPID ;;

@@ -253,11 +253,15 @@ async fn start_session(state: &AppState, reader: &mut Reader, out: Outbound, pen
         protocol: PROTOCOL_VERSION,
         inbox: RoomId::inbox_of(user.id),
     };
-    let _ = out.push(encode_server_frame(&hello));
     let user_ref = UserRef { id: user.id, username: user.username.as_str().into() };
     let family: Arc<str> = Arc::from(claims.family.as_str());
     match state.system.spawn_session(user_ref, Some(family), out.clone()).await {
-        Ok(session) => Some(Live { session, user: user.id, expires: claims.expires }),
+        Ok(session) => {
+            // Only once the session is registered: a logout or a ban the client makes after it
+            // reads `hello` must find the session to close.
+            let _ = out.push(encode_server_frame(&hello));
+            Some(Live { session, user: user.id, expires: claims.expires })
+        }
         Err(e) => {
             let _ = out.push(encode_server_frame(&ServerFrame::error(ErrorCode::Retry, e.to_string(), None)));
             let _ = out.push(close_frame(1011, "try again"));
@@ -339,7 +343,10 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
                         }
                     }
                 }
-                if !session.deliver(frames).await {
+                // Boxed: awaited inline, its state (the permits' waiter, the message) made this
+                // future, which every idle connection keeps, about 100 bytes larger, and the
+                // connection's task 128 bytes larger (tokio lays tasks out in 128-byte lines).
+                if !Box::pin(session.deliver(frames)).await {
                     break;
                 }
             }

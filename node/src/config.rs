@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// Most rooms one connection may join [default: 100].
     #[arg(long, env = "CONFAB_MAX_ROOMS_PER_SESSION")]
     pub max_rooms_per_session: Option<usize>,
+    /// Milliseconds without a frame or a room notice after which an idle session parks (its
+    /// actor stops; its state waits for the next message); 0 never parks [default: 1000].
+    #[arg(long, env = "CONFAB_SESSION_PARK_MS")]
+    pub session_park_ms: Option<u64>,
     /// Messages a user may send in a burst, per room [default: 20].
     #[arg(long, env = "CONFAB_RATE_BURST")]
     pub rate_burst: Option<u32>,
@@ -267,6 +271,7 @@ impl ServeArgs {
             max_body_chars,
             max_frame_bytes,
             max_rooms_per_session,
+            session_park_ms,
             max_tcp_connections_per_ip,
             max_unauthenticated_connections,
             header_timeout_secs,
@@ -405,6 +410,7 @@ impl NodeConfig {
                 a.max_rooms_per_session.unwrap_or(d.max_rooms_per_session),
                 "max-rooms-per-session",
             )?,
+            session_park_after: a.session_park_ms.map(Duration::from_millis).unwrap_or(d.session_park_after),
             outbound_capacity: positive(a.outbound_queue.unwrap_or(d.outbound_capacity), "outbound-queue")?,
             rate_burst: positive(a.rate_burst.unwrap_or(d.rate_burst) as usize, "rate-burst")? as u32,
             rate_per_sec: a.rate_per_sec.unwrap_or(d.rate_per_sec),

@@ -2,7 +2,7 @@
 //! and the typed handles in front of it: `RoomHandle` for any room, `InboxHandle` for a user's
 //! inbox. Other crates (the cluster's router) call the handles; only this crate builds `RoomMsg`.
 
-use super::session::SessionMsg;
+use super::session::{SessionMsg, SessionRef};
 use crate::cluster::NodeLink;
 use crate::outbound::{JoinTicket, Outbound};
 use crate::writer::Committed;
@@ -29,7 +29,7 @@ pub(crate) struct Subscriber {
     pub(crate) session: u64,
     pub(crate) user: UserRef,
     pub(crate) out: Outbound,
-    pub(crate) session_ref: ActorRef<SessionMsg>,
+    pub(crate) session_ref: SessionRef,
     /// The join attempt this subscription answers (see `Outbound::begin_join`).
     pub(crate) ticket: JoinTicket,
 }
@@ -37,7 +37,7 @@ pub(crate) struct Subscriber {
 /// Where the answer to a send goes: a local session, or the node a remote session is on.
 #[derive(Clone)]
 pub(crate) enum ReplyTo {
-    Session(ActorRef<SessionMsg>),
+    Session(SessionRef),
     Node(NodeLink),
     /// A task of this node waits for the answer (a system event it announced: `Ctx::announce`).
     Waiter(tokio::sync::mpsc::Sender<Bytes>),

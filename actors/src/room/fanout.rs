@@ -3,6 +3,7 @@
 //! node, with each sender's acks right behind its messages.
 
 use super::*;
+use crate::msg::session::SessionRef;
 
 impl RoomState {
     /// Sends the held messages now, or once the fan-out window since the last fan-out has
@@ -91,7 +92,7 @@ impl RoomState {
             }
             let mut mine = acks
                 .as_mut()
-                .and_then(|(a, index)| index.get(&sub.s.session_ref.get_id()).map(|&i| &mut a[i]))
+                .and_then(|(a, index)| index.get(&sub.s.session_ref.id()).map(|&i| &mut a[i]))
                 .filter(|a| !a.written);
             let out = match &mine {
                 Some(a) => Bytes::from([&frames[..], &a.frames[..]].concat()),
@@ -135,12 +136,12 @@ pub(super) struct HeldAck {
     pub(super) frame: Bytes,
 }
 
-/// An index by actor, with a hash cheap enough to look up every subscriber of a fan-out.
-pub(super) type ByActor = HashMap<ractor::ActorId, usize, foldhash::fast::RandomState>;
+/// An index by session id, with a hash cheap enough to look up every subscriber of a fan-out.
+pub(super) type ByActor = HashMap<u64, usize, foldhash::fast::RandomState>;
 
 /// One fan-out's acks for one local session, answered right after its messages.
 pub(super) struct SessionAcks {
-    session: ActorRef<SessionMsg>,
+    session: SessionRef,
     cids: Vec<Arc<str>>,
     /// Their frames, in one buffer.
     frames: Bytes,
@@ -175,7 +176,7 @@ pub(super) fn group_answers(room: RoomId, answers: Vec<HeldAck>) -> (Vec<Session
     for HeldAck { reply, user, cid, frame } in answers {
         match reply {
             ReplyTo::Session(s) => {
-                let i = *index.entry(s.get_id()).or_insert_with(|| {
+                let i = *index.entry(s.id()).or_insert_with(|| {
                     sessions.push(SessionAcks { session: s, cids: Vec::new(), frames: Bytes::new(), written: false });
                     frames.push(Vec::new());
                     sessions.len() - 1

@@ -5,7 +5,7 @@
 use crate::ActorSystem;
 use crate::ctx::SystemConfig;
 use crate::msg::room::{ReplyTo, RoomHandle, Subscriber};
-use crate::msg::session::SessionMsg;
+use crate::msg::session::{SessionMsg, SessionRef};
 use crate::outbound::{Outbound, OutboundRx};
 use crate::store::{SqliteSync, Store};
 use confab_schemas::{Draft, Role, RoomId, ServerFrame, UserRef, Visibility};
@@ -53,7 +53,7 @@ struct Fixture {
     user: UserRef,
     out: Outbound,
     rx: OutboundRx,
-    probe: ActorRef<SessionMsg>,
+    probe: SessionRef,
     told: mpsc::UnboundedReceiver<SessionMsg>,
     /// Frames queued to the subscriber, in queue order.
     queued: Vec<ServerFrame>,
@@ -99,7 +99,9 @@ async fn fixture(name: &str, tune: impl FnOnce(&mut SystemConfig)) -> Fixture {
     let system = ActorSystem::start(store.clone(), config).await.expect("actor system");
     let (out, rx) = Outbound::channel(1024);
     let (tx, told) = mpsc::unbounded_channel();
-    let (probe, _) = Actor::spawn(None, Probe, tx).await.expect("probe");
+    let (actor, _) = Actor::spawn(None, Probe, tx).await.expect("probe");
+    let probe = SessionRef::starting(SESSION, None);
+    assert!(probe.started(actor));
     let user = UserRef { id: user.id, username: user.username.as_str().into() };
     let fx = Fixture {
         system,

@@ -25,13 +25,12 @@
 
 use super::interests;
 use crate::ctx::Ctx;
-use crate::msg::session::SessionMsg;
+use crate::msg::session::{SessionMsg, SessionRef};
 use crate::outbound::Outbound;
 use crate::store::{QueueEntry, StrangerChat};
 use confab_schemas::stranger::{STRANGER_NAME, StrangerFrame};
 use confab_schemas::wire::encode_server_frame;
 use confab_schemas::{ErrorCode, Refusal, ServerFrame, SystemEvent, UserRef, now_ms};
-use ractor::ActorRef;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
@@ -47,7 +46,7 @@ pub(crate) async fn handle(
     session: u64,
     user: &UserRef,
     out: &Outbound,
-    me: &ActorRef<SessionMsg>,
+    me: &SessionRef,
     frame: StrangerFrame,
 ) {
     let res = match frame {
@@ -89,7 +88,7 @@ const RESUME_TIMEOUT: Duration = Duration::from_secs(10);
 /// meanwhile gives the row up again), or `unmatched` when they are in neither. Asked by the
 /// client, not done for every connection: most connections have nothing to resume, and a
 /// reconnect storm must not cost the database a read and a write per socket.
-async fn resume_asked(ctx: &Ctx, session: u64, user: &UserRef, out: &Outbound, me: ActorRef<SessionMsg>) {
+async fn resume_asked(ctx: &Ctx, session: u64, user: &UserRef, out: &Outbound, me: SessionRef) {
     match tokio::time::timeout(RESUME_TIMEOUT, resume(ctx, session, user, out, me)).await {
         Ok(Ok(true)) => return,
         Ok(Ok(false)) => {
@@ -109,7 +108,7 @@ async fn resume(
     session: u64,
     user: &UserRef,
     out: &Outbound,
-    me: ActorRef<SessionMsg>,
+    me: SessionRef,
 ) -> crate::error::Result<bool> {
     if let Some(chat) = ctx.store.stranger_seat(user.id).await? {
         let _ = out.push(encode_server_frame(&matched(&chat, user)));
