@@ -369,9 +369,11 @@ struct Expiry {
 
 impl Expiry {
     fn new(expires: i64) -> Expiry {
-        let (now, left) = (Instant::now(), expires - now_secs());
-        let lead = (left / 2).clamp(0, 60);
-        let after = |secs: i64| now + Duration::from_secs(secs.max(0) as u64);
+        // In milliseconds: counted in whole seconds, a token with a second or two left could be
+        // asked to re-authenticate and be closed at the same instant.
+        let (now, left) = (Instant::now(), expires * 1000 - confab_schemas::now_ms());
+        let lead = (left / 2).clamp(0, 60_000);
+        let after = |ms: i64| now + Duration::from_millis(ms.max(0) as u64);
         Expiry { expires, reauth_at: Some(after(left - lead)), close_at: after(left) }
     }
 

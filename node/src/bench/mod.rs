@@ -92,6 +92,10 @@ struct ConnArgs {
     /// The server's process id: report its CPU (and, for idle, its memory).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// More server processes whose CPU adds to `--server-pid`'s (the other nodes of a cluster);
+    /// repeat for each.
+    #[arg(long)]
+    also_pid: Vec<u32>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -335,7 +339,9 @@ async fn load(
         explicit_users: load.users.is_some(),
         connect_concurrency: conn.connect_concurrency.max(1),
         sources,
-        server_pid: conn.server_pid.map(|p| p.to_string()),
+        server_pid: conn
+            .server_pid
+            .map(|p| std::iter::once(p).chain(conn.also_pid.iter().copied()).map(|p| p.to_string()).collect::<Vec<_>>().join(",")),
         run_id: run,
         lazy_ack: conn.lazy_ack,
     };

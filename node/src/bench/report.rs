@@ -187,10 +187,11 @@ fn num(x: f64) -> Value {
     if x.is_finite() { json!(r3(x)) } else { Value::Null }
 }
 
-/// CPU time (user + system) of a process, in seconds, from `/proc/<pid>/stat`.
+/// CPU time (user + system) of a process, or of several separated by commas, in seconds, from
+/// `/proc/<pid>/stat`.
 pub(crate) fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat_cpu(&stat)
+    // Several processes (`--also-pid`): their sum.
+    pid.split(',').map(|p| parse_stat_cpu(&std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?)).sum()
 }
 
 /// utime + stime of a `/proc/<pid>/stat` line, at USER_HZ = 100 (fixed in Linux's ABI).
