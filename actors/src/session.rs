@@ -105,7 +105,11 @@ impl Actor for SessionActor {
     type State = SessionState;
     type Arguments = SessionStart;
 
-    async fn pre_start(&self, me: ActorRef<SessionMsg>, start: SessionStart) -> Result<SessionState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        me: ActorRef<SessionMsg>,
+        start: SessionStart,
+    ) -> Result<SessionState, ActorProcessingErr> {
         let mut st = match start {
             SessionStart::New(a, me) => SessionState {
                 ctx: a.ctx,

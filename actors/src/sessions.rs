@@ -219,7 +219,8 @@ impl Actor for SessionSupervisor {
         };
         let Some(id) = st.actors.remove(&cell.get_id()) else { return Ok(()) };
         // A newer actor of the same session (started after this one parked) is not this one.
-        let current = st.sessions.get(&id).is_some_and(|(me, ..)| me.actor().is_none_or(|a| a.get_id() == cell.get_id()));
+        let current =
+            st.sessions.get(&id).is_some_and(|(me, ..)| me.actor().is_none_or(|a| a.get_id() == cell.get_id()));
         if !current {
             return Ok(());
         }

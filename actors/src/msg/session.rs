@@ -82,7 +82,10 @@ enum Run {
     /// An actor is being started; these messages wait for it.
     Starting(Vec<SessionMsg>),
     /// `sent` messages went to `actor` through this cell.
-    Active { actor: ActorRef<SessionMsg>, sent: u64 },
+    Active {
+        actor: ActorRef<SessionMsg>,
+        sent: u64,
+    },
     Parked(ParkedState),
     Gone,
 }

@@ -103,13 +103,7 @@ async fn resume_asked(ctx: &Ctx, session: u64, user: &UserRef, out: &Outbound, m
 }
 
 /// True when the session was told `matched` or will wait in the user's place.
-async fn resume(
-    ctx: &Ctx,
-    session: u64,
-    user: &UserRef,
-    out: &Outbound,
-    me: SessionRef,
-) -> crate::error::Result<bool> {
+async fn resume(ctx: &Ctx, session: u64, user: &UserRef, out: &Outbound, me: SessionRef) -> crate::error::Result<bool> {
     if let Some(chat) = ctx.store.stranger_seat(user.id).await? {
         let _ = out.push(encode_server_frame(&matched(&chat, user)));
         return Ok(true);

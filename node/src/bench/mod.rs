@@ -339,9 +339,9 @@ async fn load(
         explicit_users: load.users.is_some(),
         connect_concurrency: conn.connect_concurrency.max(1),
         sources,
-        server_pid: conn
-            .server_pid
-            .map(|p| std::iter::once(p).chain(conn.also_pid.iter().copied()).map(|p| p.to_string()).collect::<Vec<_>>().join(",")),
+        server_pid: conn.server_pid.map(|p| {
+            std::iter::once(p).chain(conn.also_pid.iter().copied()).map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        }),
         run_id: run,
         lazy_ack: conn.lazy_ack,
     };
