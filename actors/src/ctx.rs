@@ -74,7 +74,7 @@ impl Default for SystemConfig {
             http_addr: String::new(),
             max_body_chars: 4000,
             max_rooms_per_session: 100,
-            session_park_after: Duration::ZERO,
+            session_park_after: Duration::from_secs(1),
             outbound_capacity: 1024,
             tail_len: 512,
             max_replay: 10_000,

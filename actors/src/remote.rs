@@ -259,7 +259,6 @@ impl RemoteState {
                 self.probe = None;
                 self.head = Some(head);
                 self.catch_up_subscribers(head).await?;
-                self.shared.lock().fanned = head;
             }
             NodeFrame::Event { seq, frame, .. } => {
                 let Some(head) = self.head else { return Ok(()) };
@@ -276,7 +275,6 @@ impl RemoteState {
                 let leaving = leaving_user(&frame);
                 self.fan_out(frame, seq);
                 self.head = Some(seq);
-                self.shared.lock().fanned = seq;
                 if let Some(user) = leaving {
                     self.drop_user(user);
                 }
@@ -337,26 +335,22 @@ impl RemoteState {
         Ok(())
     }
 
-    /// After subscribing: subscribers kept from before get, from storage, what they missed.
+    /// After subscribing: subscribers kept from before get what they missed, read once from
+    /// storage; one whose queue cannot take it all gets the rest at its socket's pace
+    /// (`replay::catch_up`) rather than a close with a resume hint.
     async fn catch_up_subscribers(&mut self, head: u64) -> Result<(), ActorProcessingErr> {
         let oldest = self.shared.lock().subs.iter().filter(|s| s.replay == 0).map(|s| s.last_seq).min();
-        let Some(oldest) = oldest.filter(|o| *o < head) else { return Ok(()) };
-        let rows = self.ctx.store.messages_between(self.room, oldest + 1, head, (head - oldest) as u32).await?;
+        let rows = match oldest.filter(|o| *o < head) {
+            Some(o) => self.ctx.store.messages_between(self.room, o + 1, head, (head - o) as u32).await?,
+            None => Vec::new(),
+        };
+        let media = &self.ctx.config.media;
+        let missed: Vec<_> = rows.iter().map(|r| (r.seq, self.shared.encode(ServerFrame::event(r, media)))).collect();
         let shared = self.shared.clone();
         let mut sh = shared.lock();
-        let mut lagging = Vec::new();
-        for sub in sh.subs.iter_mut().filter(|s| s.replay == 0) {
-            let after = sub.last_seq;
-            for row in rows.iter().filter(|r| r.seq > after) {
-                let frame = self.shared.encode(ServerFrame::event(row, &self.ctx.config.media));
-                if sub.s.out.push_messages(self.room, row.seq, row.seq, frame).is_err() {
-                    lagging.push(sub.s.session);
-                    break;
-                }
-                sub.last_seq = row.seq;
-            }
-        }
-        self.drop_subs(&mut sh.subs, &lagging, true);
+        replay::push_missed(self.room, &mut sh.subs, &missed);
+        sh.fanned = head;
+        replay::catch_up(&self.ctx, &self.shared, self.room, &mut sh.subs, head);
         Ok(())
     }
 
@@ -427,10 +421,12 @@ impl RemoteState {
         }
     }
 
-    /// One committed message to every local subscriber.
+    /// One committed message to every local subscriber; `fanned` moves under the same lock, so
+    /// a replay that reaches it goes live without missing this message.
     fn fan_out(&mut self, frame: bytes::Bytes, seq: u64) {
         let shared = self.shared.clone();
         let mut sh = shared.lock();
+        sh.fanned = seq;
         let (mut lagging, mut gone) = (Vec::new(), Vec::new());
         for sub in sh.subs.iter_mut().filter(|s| s.last_seq < seq && s.replay == 0) {
             match sub.s.out.push_messages(self.room, seq, seq, frame.clone()) {

@@ -128,6 +128,7 @@ impl Actor for SessionActor {
             },
             SessionStart::Resume(state) => match state.downcast::<SessionState>() {
                 Ok(st) => {
+                    tracing::debug!(session = st.id, "woken");
                     st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
                     *st
                 }
@@ -171,12 +172,11 @@ impl Actor for SessionActor {
             }
             SessionMsg::Close { reason, reconnect } => st.close(&me, &reason, reconnect),
             SessionMsg::SendResults { room, cids, frames } => {
+                // One answer settles every send of its cid: a repeat that came while the first
+                // was pending gets no answer of its own (the room sequences a cid once), and
+                // must not wait in the window for one.
                 if let Some(q) = st.in_flight.get_mut(&room) {
-                    for cid in &cids {
-                        if let Some(i) = q.iter().position(|f| f.draft.cid == *cid) {
-                            q.remove(i);
-                        }
-                    }
+                    q.retain(|f| !cids.contains(&f.draft.cid));
                 }
                 // Empty when the room wrote them behind its messages already.
                 if !frames.is_empty() && st.out.push(frames).is_err() {
@@ -293,6 +293,7 @@ impl SessionState {
             })
         });
         if parked {
+            tracing::debug!(session = self.id, "parked");
             self.parked = true;
             self.ctx.metrics.sessions_parked.fetch_add(1, Relaxed);
             me.stop(StopReason::Parked.reason());
@@ -592,6 +593,7 @@ impl SessionState {
         if self.closing {
             return;
         }
+        tracing::debug!(session = self.id, reason, reconnect, "closing the connection");
         self.closing = true;
         let resume: Option<BTreeMap<String, u64>> = reconnect.then(|| self.out.seal());
         let out = self.out.clone();

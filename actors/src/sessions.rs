@@ -213,7 +213,10 @@ impl Actor for SessionSupervisor {
                     st.actors.remove(&cell.get_id());
                     return Ok(());
                 }
-                why => (cell, why == Some(StopReason::Killed)),
+                why => {
+                    tracing::debug!(actor = %cell.get_id(), ?why, "a session actor stopped");
+                    (cell, why == Some(StopReason::Killed))
+                }
             },
             _ => return Ok(()),
         };
@@ -225,6 +228,7 @@ impl Actor for SessionSupervisor {
             return Ok(());
         }
         let Some((me, _, _, out, _)) = st.sessions.remove(&id) else { return Ok(()) };
+        tracing::debug!(session = id, failed, "a session's actor ended: the session is over");
         if me.gone() {
             st.ctx.metrics.sessions_parked.fetch_sub(1, Relaxed);
         }

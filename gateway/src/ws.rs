@@ -295,6 +295,7 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
                 () = &mut timer => {
                     if Instant::now() >= idle_deadline {
                         // A client that sends nothing (not even a ping) for IDLE_TIMEOUT is gone.
+                        debug!("no frame for {IDLE_TIMEOUT:?}; closing the socket");
                         let err = ServerFrame::error(
                             ErrorCode::Invalid,
                             "no frame for too long; send a ping at least every 60 s",
@@ -347,11 +348,15 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
                 // future, which every idle connection keeps, about 100 bytes larger, and the
                 // connection's task 128 bytes larger (tokio lays tasks out in 128-byte lines).
                 if !Box::pin(session.deliver(frames)).await {
+                    debug!("the session is gone; closing the socket");
                     break;
                 }
             }
             Incoming::Handled => {}
-            Incoming::End => break,
+            Incoming::End => {
+                debug!("the client's socket ended");
+                break;
+            }
         }
     }
 }

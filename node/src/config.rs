@@ -48,8 +48,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFAB_MAX_ROOMS_PER_SESSION")]
     pub max_rooms_per_session: Option<usize>,
     /// Milliseconds without a frame or a room notice after which an idle session parks (its
-    /// actor stops; its state waits for the next message); 0 never parks [default: 0: off for now,
-    /// see the README's "What is not there yet"].
+    /// actor stops; its state waits for the next message); 0 never parks [default: 1000].
     #[arg(long, env = "CONFAB_SESSION_PARK_MS")]
     pub session_park_ms: Option<u64>,
     /// Messages a user may send in a burst, per room [default: 20].

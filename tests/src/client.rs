@@ -115,16 +115,22 @@ pub struct Ws {
     stream: Stream,
     /// Frames received but not yet consumed by a `recv_*` call.
     pub backlog: Vec<Value>,
+    /// The last frames read from the socket and how it ended, for a failure's message.
+    recent: std::collections::VecDeque<Value>,
+    ended: Option<String>,
 }
+
+/// How many of the last frames a `Ws` keeps for a failure's message.
+const RECENT: usize = 6;
 
 impl Ws {
     pub async fn connect(req: tokio_tungstenite::tungstenite::handshake::client::Request) -> Ws {
         let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("ws connect");
-        Ws { stream, backlog: Vec::new() }
+        Ws::from_stream(stream)
     }
 
     pub fn from_stream(stream: Stream) -> Ws {
-        Ws { stream, backlog: Vec::new() }
+        Ws { stream, backlog: Vec::new(), recent: Default::default(), ended: None }
     }
 
     /// Connects without any credentials.
@@ -169,8 +175,20 @@ impl Ws {
         self.next_from_socket(wait).await
     }
 
+    /// How the connection ended, once it did: a close frame, the end of the stream or an error.
+    pub fn ended_how(&self) -> &str {
+        self.ended.as_deref().unwrap_or("not ended")
+    }
+
     async fn next_from_socket(&mut self, wait: Duration) -> Option<Value> {
-        self.poll_socket(wait).await.expect("a frame within the deadline")
+        match self.poll_socket(wait).await {
+            Ok(v) => v,
+            Err(()) => panic!(
+                "no frame within {wait:?}; the last frames read: {:?}; {} more waiting unclaimed",
+                self.recent,
+                self.backlog.len()
+            ),
+        }
     }
 
     /// The next frame, `Ok(None)` when the connection closed, `Err(())` when none came within
@@ -185,11 +203,24 @@ impl Ws {
     async fn poll_socket(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
         loop {
             let msg = tokio::time::timeout(wait, self.stream.next()).await.map_err(|_| ())?;
-            return Ok(match msg {
-                Some(Ok(Message::Text(t))) => Some(serde_json::from_str(&t).expect("server sends JSON")),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => None,
+            let ended = match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                    if self.recent.len() == RECENT {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(v.clone());
+                    return Ok(Some(v));
+                }
+                Some(Ok(Message::Close(c))) => {
+                    format!("a close frame {:?}", c.map(|c| (u16::from(c.code), c.reason.to_string())))
+                }
+                None => "the end of the stream".to_owned(),
+                Some(Err(e)) => format!("a read error: {e}"),
                 Some(Ok(_)) => continue,
-            });
+            };
+            self.ended.get_or_insert(ended);
+            return Ok(None);
         }
     }
 
@@ -200,7 +231,11 @@ impl Ws {
         }
         loop {
             let Some(v) = self.next_from_socket(DEADLINE).await else {
-                panic!("connection closed while waiting for {what}")
+                panic!(
+                    "connection closed while waiting for {what} ({}); the last frames read: {:?}",
+                    self.ended.as_deref().unwrap_or("?"),
+                    self.recent
+                )
             };
             if pred(&v) {
                 return v;

@@ -107,7 +107,9 @@ async fn join_and_read(ws: &mut Ws, room: i64, count: usize) -> (Vec<Value>, usi
 /// come back, a client joining through it gets one `joined` and every message once, and the
 /// cut-off node never took a room over.
 async fn long_partition(cut_owner: bool) {
-    let sb = Sandbox::start(BIN, 3).await;
+    // A 256-frame queue is smaller than what the room sends during the cut: the heal's catch-up
+    // must reach a reading client at its pace, not close it as lagging.
+    let sb = Sandbox::start_with(BIN, 3, |_| vec!["--outbound-queue".into(), "256".into()]).await;
     let sender = Api::register(&sb.bases[1], &unique("snd")).await;
     let room = sb.room_owned_by(&sender, "n0").await;
     let isolated = if cut_owner { 0 } else { 2 };
@@ -159,6 +161,25 @@ async fn long_partition(cut_owner: bool) {
     assert!(head_at_heal >= 40, "the majority kept sequencing during the partition: head {head_at_heal}");
     drop(partition);
     let healed = Instant::now();
+    // The island reads its socket from the heal on, as a client does: what the room sent during
+    // the cut (about 1,200 messages in 30 s) comes to it now. A socket nobody read could fill its
+    // queue and be closed with a resume hint, which is the server's backpressure; a reading one
+    // must get everything on the same connection.
+    let (stop_reading, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let island_reader = tokio::spawn(async move {
+        let mut read = Vec::new();
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                f = island.next_or_quiet(Duration::from_millis(200)) => match f {
+                    Ok(Some(f)) => read.push(f),
+                    Ok(None) => break,
+                    Err(()) => {}
+                },
+            }
+        }
+        (island, read)
+    });
     // A client joins through the healed node at once.
     let joiner = Api::register(&sb.bases[majority[0]], &unique("late")).await;
     let mut ws = joiner.ws(&sb.ws_urls[isolated]).await;
@@ -184,21 +205,10 @@ async fn long_partition(cut_owner: bool) {
     }
     assert_eq!(seqs.first(), Some(&1));
     assert!(joined_at - healed < Duration::from_secs(10), "joined long after the heal");
-    // The island reads its socket while the sender finishes, as a client does: a socket nobody
-    // reads for the rest of the run (about 1,300 messages after the heal) can fill its queue and
-    // be closed with a resume hint, which is the server's backpressure, not what this test checks.
-    let mut sending = sending;
-    let mut read = Vec::new();
-    let sent = loop {
-        tokio::select! {
-            r = &mut sending => break r.expect("sender"),
-            f = island.next_or_quiet(Duration::from_millis(200)) => {
-                if let Ok(Some(f)) = f {
-                    read.push(f);
-                }
-            }
-        }
-    };
+    let sent = sending.await.expect("sender");
+    let _ = stop_reading.send(());
+    let (mut island, read) = island_reader.await.expect("the island's reader");
+    println!("the island read {} frames after the heal", read.len());
     island.backlog.extend(read);
     // What the island's session sent again on its own after the heal is acked by now.
     island.ping().await;

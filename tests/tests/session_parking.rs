@@ -128,3 +128,39 @@ async fn a_sender_that_pauses_longer_than_the_park_time_loses_nothing() {
     let seqs: Vec<u64> = got.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
 }
+
+/// A cid sent again while its first send is pending is answered by that send's one ack, and
+/// leaves nothing waiting in the session: it still parks (the repeat once waited in the
+/// session's window for an answer that never comes, keeping the session awake for good).
+#[tokio::test]
+async fn a_cid_repeated_while_pending_is_answered_once_and_the_session_still_parks() {
+    let node = parking_node().await;
+    let a = node.user(&unique("rep")).await;
+    let room = a.create_room(&unique("rep"), "public").await;
+    let mut wa = a.ws(&node.ws_url).await;
+    wa.join(room, Some(0)).await;
+    wait_parked(&node, 1, "the session to park").await;
+
+    let send = |cid: &str, body: &str| json!({"type": "send", "room": room, "cid": cid, "body": body});
+    wa.send_together(&[send("twice", "first"), send("twice", "second"), send("after", "third")]).await;
+    // The room acks in seq order: everything for "twice" comes before the ack of "after".
+    let mut acks = Vec::new();
+    let mut bodies = Vec::new();
+    loop {
+        let f = wa.next().await.expect("the socket stays open");
+        match f["type"].as_str() {
+            Some("ack") => acks.push(f["cid"].as_str().unwrap().to_owned()),
+            Some("message") => bodies.push(f["body"].as_str().unwrap().to_owned()),
+            Some("error") => panic!("refused: {f}"),
+            _ => {}
+        }
+        if acks.last().is_some_and(|c| c == "after") {
+            break;
+        }
+    }
+    assert_eq!(acks, ["twice", "after"]);
+    assert_eq!(bodies, ["first", "third"]);
+    wait_parked(&node, 1, "the session to park with nothing in flight").await;
+    let (_, history) = a.get(&format!("/api/rooms/{room}/messages")).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2, "{history}");
+}

@@ -1,5 +1,6 @@
 //! A room actor's recovery after a restart: which pending writes committed, acks for those,
-//! retries for the others, and a replay to every subscriber of what it missed.
+//! retries for the others, and to every subscriber what it missed (the rest through a paced
+//! replay when its queue cannot take it all).
 
 use super::*;
 
@@ -33,29 +34,23 @@ impl RoomState {
         }
         let head = self.head;
         let room = self.room_id();
-        let mut lagging = Vec::new();
-        let Shared { subs, tail, .. } = &mut *sh;
-        for sub in subs.iter_mut() {
+        for sub in &sh.subs {
             self.online.entry(sub.s.user.id).or_insert((sub.s.user.username.clone(), 0)).1 += 1;
-            if sub.replay != 0 {
-                // Its replay task carries on, up to the new `fanned`.
-                continue;
-            }
-            let after = sub.last_seq;
-            let rows = older.iter().chain(tail.iter()).filter(|r| r.seq > after && r.seq <= head);
-            for row in rows {
-                let frame = self.shared.encode(ServerFrame::event(row, &self.ctx.config.media));
-                if sub.s.out.push_messages(room, row.seq, row.seq, frame).is_err() {
-                    lagging.push(sub.s.session);
-                    break;
-                }
-                sub.last_seq = row.seq;
-            }
         }
+        // What the live subscribers missed, each message encoded once for all of them (a
+        // replaying one's task carries on, up to the new `fanned`).
+        let media = &self.ctx.config.media;
+        let missed: Vec<_> = older
+            .iter()
+            .chain(sh.tail.iter())
+            .filter(|r| r.seq > min_last && r.seq <= head)
+            .map(|r| (r.seq, self.shared.encode(ServerFrame::event(r, media))))
+            .collect();
+        replay::push_missed(room, &mut sh.subs, &missed);
+        // A subscriber whose queue could not take all it missed gets the rest at its socket's
+        // pace, as a joiner does, rather than a close with a resume hint.
         sh.fanned = head;
-        for session in lagging {
-            self.drop_lagging(&mut sh, room, session);
-        }
+        replay::catch_up(&self.ctx, &self.shared, room, &mut sh.subs, head);
         Ok(())
     }
 

@@ -1,5 +1,7 @@
 //! Join replay: what a joiner missed, sent from the history cache page by page at the pace its
-//! own socket drains, then handed over to the room's live fan-out.
+//! own socket drains, then handed over to the room's live fan-out. Subscribers whose queue could
+//! not take what they missed while their room restarted or moved (`catch_up`) get the rest the
+//! same way.
 //!
 //! A replaying subscriber is skipped by the fan-out. Its task reads one page (64 messages) at a
 //! time and queues a message only while the connection's queue is at most half full
@@ -11,12 +13,13 @@
 //! it, so a client resuming after a short absence costs no database read; older history comes
 //! from the history cache (full pages) or the database (`confab_history_reads_total`).
 
-use super::shared::{RoomShared, joined_frames};
+use super::shared::{RoomShared, Sub, joined_frames};
 use crate::ctx::Ctx;
 use crate::history::PAGE;
 use crate::msg::room::Subscriber;
 use crate::msg::session::SessionMsg;
 use crate::outbound::Refused;
+use bytes::Bytes;
 use confab_schemas::{RoomId, ServerFrame};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -56,6 +59,32 @@ pub(crate) fn queue_joined(
             Err(NotQueued::Full)
         }
         Err(Refused::Stale | Refused::Closed) => Err(NotQueued::Stale),
+    }
+}
+
+/// Queues to every live subscriber the messages of `missed` (in seq order, each encoded once
+/// for all) it does not have yet, as far as its queue takes them: what a restart or a new
+/// subscription at the owner left it without. `catch_up` then replays the rest.
+pub(crate) fn push_missed(room: RoomId, subs: &mut [Sub], missed: &[(u64, Bytes)]) {
+    for sub in subs.iter_mut().filter(|s| s.replay == 0) {
+        let after = sub.last_seq;
+        for (seq, frame) in missed.iter().filter(|(seq, _)| *seq > after) {
+            if sub.s.out.push_messages(room, *seq, *seq, frame.clone()).is_err() {
+                break;
+            }
+            sub.last_seq = *seq;
+        }
+    }
+}
+
+/// Subscribers still behind `head` after a restart or a new subscription at the owner (their
+/// queue could not take all they missed) catch up as a joiner does, each through its own paced
+/// replay, so that a backlog larger than a connection's queue (a partition healing) never closes
+/// a socket that is reading. Called under the room's lock, with `fanned` already at `head`.
+pub(crate) fn catch_up(ctx: &Arc<Ctx>, shared: &Arc<RoomShared>, room: RoomId, subs: &mut [Sub], head: u64) {
+    for sub in subs.iter_mut().filter(|s| s.replay == 0 && s.last_seq < head) {
+        sub.replay = sub.s.ticket.attempt.max(1);
+        start(ctx.clone(), shared.clone(), room, sub.s.session, sub.replay, sub.last_seq);
     }
 }
 
