@@ -21,12 +21,19 @@ pub enum Error {
     Actor(String),
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// One failure answered to several callers (a read made for all of them).
+    #[error("{0}")]
+    Shared(std::sync::Arc<Error>),
 }
 
 impl Error {
     /// True when a unique constraint refused the write.
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, Error::Database(sqlx::Error::Database(db)) if db.is_unique_violation())
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            Error::Shared(e) => e.is_unique_violation(),
+            _ => false,
+        }
     }
 }
 

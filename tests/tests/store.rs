@@ -56,6 +56,47 @@ async fn suite(db: &TestDb) {
     store.revoke_user_families(ann.id, "test").await.unwrap();
     assert!(store.family_user("fam3").await.unwrap().is_none());
 
+    // Token checks made at once are read together (more than one batch of 256) and each gets
+    // its own family's answer; a check made after a revocation never sees the family.
+    let (cat, dan) = (
+        store.create_user("cat", "hash-c", Role::User).await.unwrap(),
+        store.create_user("dan", "hash-d", Role::User).await.unwrap(),
+    );
+    store.create_family("famc", cat.id, "c1", i64::MAX).await.unwrap();
+    store.create_family("famd", dan.id, "d1", i64::MAX).await.unwrap();
+    store.create_family("famx", cat.id, "x1", i64::MAX).await.unwrap();
+    store.revoke_family("famx", "test").await.unwrap();
+    store.ban_user(dan.id, bob.id, "spam", None).await.unwrap();
+    let families = ["famc", "famd", "famx", "nope"];
+    let checks: Vec<_> = (0..600)
+        .map(|k| {
+            let (store, family) = (store.clone(), families[k % 4]);
+            tokio::spawn(async move { (family, store.family_user_and_ban(family).await.unwrap()) })
+        })
+        .collect();
+    for check in checks {
+        match check.await.unwrap() {
+            ("famc", Some((user, None))) => assert_eq!(user.id, cat.id),
+            ("famd", Some((user, Some(ban)))) => assert_eq!((user.id, ban.reason.as_str()), (dan.id, "spam")),
+            ("famx" | "nope", None) => {}
+            other => panic!("a token check got another's answer: {other:?}"),
+        }
+    }
+    let (revoke, check) = (store.clone(), store.clone());
+    let burst: Vec<_> = (0..50)
+        .map(|_| {
+            tokio::spawn({
+                let store = check.clone();
+                async move { store.family_user_and_ban("famc").await.unwrap().is_some() }
+            })
+        })
+        .collect();
+    revoke.revoke_family("famc", "test").await.unwrap();
+    assert!(store.family_user_and_ban("famc").await.unwrap().is_none(), "a check after the revocation");
+    for b in burst {
+        b.await.unwrap();
+    }
+
     // Email codes: a few pending per address, each guess reserved against every live one,
     // single use.
     assert!(store.put_email_code("a@x.io", "h1", i64::MAX, 5, 2).await.unwrap());

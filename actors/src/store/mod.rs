@@ -14,6 +14,7 @@ pub mod backup;
 mod batch;
 mod cipher;
 mod dms;
+mod families;
 mod gin_cleaner;
 mod inbox;
 mod limits;
@@ -67,6 +68,8 @@ pub struct Store {
     cipher: Option<Arc<Cipher>>,
     /// The writer indexes messages for search (`search.rs`; never with `cipher`).
     search: bool,
+    /// Token checks waiting to be read together (`families.rs`).
+    families: Arc<families::FamilyReads>,
 }
 
 #[derive(Clone, Debug)]
@@ -124,7 +127,7 @@ impl Store {
             let pool =
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
             confab_schemas::POSTGRES_MIGRATOR.run(&pool).await?;
-            Store { inner: Inner::Postgres(pool), cipher: None, search: true }
+            Store { inner: Inner::Postgres(pool), cipher: None, search: true, families: Default::default() }
         } else {
             let opts = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -161,7 +164,7 @@ impl Store {
             confab_schemas::SQLITE_MIGRATOR.run(&write).await?;
             let read_opts = opts.read_only(true).thread_name(|n| format!("sqlite-read-{n}"));
             let read = SqlitePoolOptions::new().max_connections(4).connect_with(read_opts).await?;
-            Store { inner: Inner::Sqlite { read, write }, cipher: None, search: true }
+            Store { inner: Inner::Sqlite { read, write }, cipher: None, search: true, families: Default::default() }
         };
         Ok(store)
     }

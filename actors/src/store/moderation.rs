@@ -5,9 +5,9 @@
 //! Nothing here decides who may do what: the gateway checks the caller's role (read from the
 //! database on every request) before it calls any of these.
 
-use super::{Inner, Store, on_pool, rows};
+use super::{Inner, Store, on_pool};
 use crate::error::Result;
-use confab_schemas::{Role, RoomId, UserId, UserRow, now_ms};
+use confab_schemas::{Role, RoomId, UserId, now_ms};
 use sqlx::Row;
 
 /// A ban in force.
@@ -173,7 +173,7 @@ macro_rules! broadcast_sql {
 
 /// The ban columns `banned`, `ban_reason`, `ban_by`, `ban_at`, `ban_expires` of a row that
 /// left-joined the ban in force.
-fn ban_of<R>(r: &R) -> Result<Option<Ban>>
+pub(super) fn ban_of<R>(r: &R) -> Result<Option<Ban>>
 where
     R: Row,
     for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -330,25 +330,6 @@ impl Store {
                 })
             })
             .transpose()
-        })
-    }
-
-    /// The user of a login family that is not revoked, with their ban in force: what every
-    /// authenticated request reads, in one query.
-    pub async fn family_user_and_ban(&self, family: &str) -> Result<Option<(UserRow, Option<Ban>)>> {
-        on_pool!(self, read, |p| {
-            let row = sqlx::query(
-                "SELECT u.id, u.username, u.role, u.created_at, u.password_hash, (b.user_id IS NOT NULL) AS banned, \
-                   b.reason AS ban_reason, b.by_id AS ban_by, b.created_at AS ban_at, b.expires_at AS ban_expires \
-                 FROM auth_families f JOIN users u ON u.id = f.user_id \
-                   LEFT JOIN user_bans b ON b.user_id = u.id AND (b.expires_at IS NULL OR b.expires_at > $2) \
-                 WHERE f.id = $1 AND f.revoked_at IS NULL",
-            )
-            .bind(family)
-            .bind(now_ms())
-            .fetch_optional(p)
-            .await?;
-            row.map(|r| Ok((rows::user(&r)?, ban_of(&r)?))).transpose()
         })
     }
 
