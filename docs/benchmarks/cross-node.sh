@@ -2,15 +2,21 @@
 # Issue 27's cross-node cost: the server CPU of a delivery when the members of each room sit on
 # three nodes, against one node holding them all.
 #
-#   docs/benchmarks/cross-node.sh BIN one|three RATE SECONDS
+#   docs/benchmarks/cross-node.sh BIN one|three|owner|remote RATE SECONDS
 #
-# one    one node (PostgreSQL, like the cluster), every connection on it
-# three  three nodes of a cluster on one PostgreSQL and one S3 bucket, connections spread over
-#        them round-robin (so most of a room's members are on a node that does not own it)
+# one     one node (PostgreSQL, like the cluster), every connection on it
+# three   three nodes of a cluster on one PostgreSQL and one S3 bucket, connections spread over
+#         them round-robin (so most of a room's members are on a node that does not own it)
+# owner   the same three nodes, every member of a room (senders too) on the node that owns it:
+#         every delivery local (`confab bench fanout --placement owner`)
+# remote  the same three nodes, every member of a room on the two nodes that do not own it:
+#         every send and every delivery crosses a node-to-node link (`--placement remote`)
 # Every node is pinned to core 0, the generator to core 1; `--server-pid`/`--also-pid` sum the
 # nodes' CPU over the sending window. The fanout scenario of bench.sh (100 rooms × 50 members,
 # 2 senders each). Needs PostgreSQL ($PG, default postgres://postgres@127.0.0.1:5432) and, for
-# three, the CONFAB_TEST_S3_* variables of `.ci/garage.sh start DIR` (`. DIR/env`).
+# the three-node modes, the CONFAB_TEST_S3_* variables of `.ci/garage.sh start DIR` (`. DIR/env`); a
+# cluster refuses to start without shared blob storage, but this scenario uploads nothing, so any
+# endpoint will do when no S3 server runs.
 set -uo pipefail
 BIN=$1; MODE=$2; RATE=$3; DUR=$4
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
@@ -20,7 +26,8 @@ DB=xnode_$(free_port)
 psql -q "$PG/postgres" -c "create database $DB" >/dev/null
 head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$W/auth-secret"
 "$BIN" cluster init --out "$W/cluster.key" >/dev/null
-N=1; [ "$MODE" = three ] && N=3
+N=3; PLACE=spread
+case $MODE in one) N=1 ;; three) ;; owner|remote) PLACE=$MODE ;; *) echo "unknown mode $MODE" >&2; exit 2 ;; esac
 declare -a HTTP GOSSIP CLUSTER PIDS
 for i in $(seq 0 $((N - 1))); do HTTP[$i]=$(free_port); GOSSIP[$i]=$(free_port); CLUSTER[$i]=$(free_port); done
 for i in $(seq 0 $((N - 1))); do
@@ -56,7 +63,7 @@ echo "### cross-node $MODE rate=$RATE secs=$DUR start=$(date -u +%H:%M:%S) load=
 NODES=(); for i in $(seq 0 $((N - 1))); do NODES+=(--node "127.0.0.1:${HTTP[$i]}"); done
 ALSO=(); for i in $(seq 1 $((N - 1))); do ALSO+=(--also-pid "${PIDS[$i]}"); done
 taskset -c 1 "$BIN" bench fanout "${NODES[@]}" --rooms 100 --members 50 --senders 2 --rate "$RATE" --duration "$DUR" \
-  --server-pid "${PIDS[0]}" "${ALSO[@]}"
+  --placement "$PLACE" --server-pid "${PIDS[0]}" "${ALSO[@]}"
 rc=$?
 echo "rc=$rc"
 kill "${PIDS[@]}"; wait "${PIDS[@]}" 2>/dev/null

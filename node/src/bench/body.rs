@@ -1,8 +1,11 @@
 //! What a benchmark message carries, and how the receiving side reads server frames without a
 //! JSON parser: `message` frames are scanned for `"seq":` and `"body":"bench|`, `ack` frames for
-//! `"cid":"`. Only error frames (rare) go through serde_json.
+//! `"cid":"` (with `memchr`'s SIMD substring search: at 2M deliveries a second the scan was a
+//! third of the generator's core with a byte-by-byte one). Only error frames (rare) go through
+//! serde_json.
 
-use std::sync::OnceLock;
+use memchr::memmem::Finder;
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The marker a benchmark body starts with, as it appears inside a server `message` frame.
@@ -104,7 +107,7 @@ pub(crate) fn scan(payload: &[u8]) -> Scanned<'_> {
         };
     }
     if payload.starts_with(b"{\"type\":\"ack\"") {
-        return match find(payload, b"\"cid\":\"") {
+        return match CID.find(payload) {
             Some(at) => {
                 let rest = &payload[at + 7..];
                 let end = rest.iter().position(|&b| b == b'"').unwrap_or(rest.len());
@@ -124,9 +127,9 @@ pub(crate) fn scan(payload: &[u8]) -> Scanned<'_> {
 
 /// Reads seq and the benchmark body out of a `message` frame.
 pub(crate) fn parse_message(payload: &[u8]) -> Option<BenchMsg> {
-    let at = find(payload, b"\"seq\":")?;
+    let at = SEQ.find(payload)?;
     let (seq, _) = parse_u64(&payload[at + 6..])?;
-    let at = find(payload, BODY_MARKER)?;
+    let at = BODY.find(payload)?;
     let (sender, counter, sent_nanos) = parse_body_fields(&payload[at + BODY_MARKER.len()..])?;
     Some(BenchMsg { seq, sender: sender as u32, counter, sent_nanos })
 }
@@ -160,26 +163,12 @@ pub(crate) fn parse_u64(s: &[u8]) -> Option<(u64, usize)> {
 
 /// The first position of `needle` in `hay`.
 pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let last_start = hay.len() - needle.len();
-    let mut i = 0;
-    while i <= last_start {
-        match hay[i..=last_start].iter().position(|&b| b == first) {
-            None => return None,
-            Some(p) => {
-                i += p;
-                if &hay[i..i + needle.len()] == needle {
-                    return Some(i);
-                }
-                i += 1;
-            }
-        }
-    }
-    None
+    memchr::memmem::find(hay, needle)
 }
+
+static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"seq\":"));
+static BODY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(BODY_MARKER));
+static CID: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"cid\":\""));
 
 /// The code and ref of an error frame (serde_json: errors are rare).
 pub(crate) fn parse_error(payload: &[u8]) -> (String, Option<String>) {

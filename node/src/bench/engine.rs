@@ -3,6 +3,7 @@
 
 use super::body::{self, Scanned};
 use super::net::{self, ConnectError, WsRead, WsWrite};
+use super::placement::RoomNodes;
 use super::report::{Latency, WriterDelta, WriterScrape, cpu_seconds, new_histogram, r3};
 use super::track::{Bitmap, SenderTrack, SeqTrack};
 use super::{Setup, rest};
@@ -369,6 +370,14 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
         let name = format!("{}-r{r}", spec.label);
         rooms.push(rest::create_room(setup.nodes[r % setup.nodes.len()], owner, &name).await?);
     }
+    let placed = RoomNodes::resolve(setup.placement, &setup.nodes, owner, &rooms).await?;
+    if setup.nodes.len() > 1 {
+        let mut per_node = vec![0usize; setup.nodes.len()];
+        for k in 0..spec.rooms * spec.members {
+            per_node[placed.node(k / spec.members, k % spec.members, k)] += 1;
+        }
+        eprintln!("placement {:?}: connections per node {per_node:?}", setup.placement);
+    }
     let ctx = Arc::new(Ctx {
         acked_per_room: (0..spec.rooms).map(|_| AtomicU64::new(0)).collect(),
         spec: spec.clone(),
@@ -437,7 +446,7 @@ pub(crate) async fn run(setup: &Setup, spec: RunSpec) -> anyhow::Result<RunRepor
             ctx: ctx.clone(),
             k,
             room_idx,
-            addr: setup.nodes[k % setup.nodes.len()],
+            addr: setup.nodes[placed.node(room_idx, pos, k)],
             source: setup.sources[k % setup.sources.len()],
             token: setup.tokens[user].clone(),
             sender: sender_arc,

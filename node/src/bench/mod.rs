@@ -26,6 +26,7 @@ mod body;
 mod engine;
 mod idle;
 pub(crate) mod net;
+mod placement;
 mod report;
 mod rest;
 mod resume;
@@ -79,8 +80,8 @@ struct ConnArgs {
     /// Runtime worker threads (default: the CPUs this process may run on).
     #[arg(long)]
     threads: Option<usize>,
-    /// Bind client sockets to this many loopback sources (127.0.0.2, …); by default, one more per
-    /// 25,000 connections when more are needed.
+    /// Bind client sockets to this many loopback sources (127.0.0.2, …); by default none up to
+    /// 5,000 connections and one per 2,500 above that.
     #[arg(long)]
     source_addrs: Option<usize>,
     /// Connections being set up at once.
@@ -133,6 +134,11 @@ struct LoadArgs {
     /// The most ramp steps.
     #[arg(long, default_value_t = 12)]
     max_steps: usize,
+    /// Which node each room's members connect to: round-robin (`spread`), the room's owner
+    /// (`owner`: every delivery local) or the other nodes (`remote`: every send and delivery
+    /// crosses a node-to-node link).
+    #[arg(long, value_enum, default_value_t)]
+    placement: placement::Placement,
 }
 
 #[derive(Args, Debug)]
@@ -200,6 +206,8 @@ pub(crate) struct Setup {
     pub run_id: String,
     /// Member sockets ask for delayed ACKs (`--lazy-ack`).
     pub lazy_ack: bool,
+    /// Which node each room's members connect to (`--placement`).
+    pub placement: placement::Placement,
 }
 
 /// Runs `confab bench …`.
@@ -257,7 +265,10 @@ fn prepare(conn: &ConnArgs, connections: usize) -> anyhow::Result<(Vec<SocketAdd
             "warning: the open-file limit is {limit}; {connections} connections need about {needed} (raise `ulimit -Hn`)"
         );
     }
-    let n_sources = conn.source_addrs.unwrap_or(if connections > 25_000 { connections.div_ceil(25_000) } else { 0 });
+    // The kernel picks a connection's local port by probing the ephemeral range for a free
+    // one; with 20,000 connections from one address each connect probed so long that the
+    // generator spent two thirds of a reconnect storm there and was the storm's limit.
+    let n_sources = conn.source_addrs.unwrap_or(if connections > 5_000 { connections.div_ceil(2_500) } else { 0 });
     let sources = if n_sources == 0 {
         vec![None]
     } else {
@@ -344,6 +355,7 @@ async fn load(
         }),
         run_id: run,
         lazy_ack: conn.lazy_ack,
+        placement: load.placement,
     };
     let spec = |step: usize, rate: f64| RunSpec {
         rooms,

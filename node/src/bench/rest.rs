@@ -1,4 +1,4 @@
-//! The REST calls the benchmark needs: register (or log in), create a room.
+//! The REST calls the benchmark needs: register (or log in), create a room, read a JSON resource.
 
 use super::net::http;
 use anyhow::{anyhow, bail};
@@ -30,4 +30,13 @@ pub(crate) async fn create_room(addr: SocketAddr, token: &str, name: &str) -> an
     }
     let v: Value = serde_json::from_str(&body)?;
     v.get("id").and_then(Value::as_i64).ok_or_else(|| anyhow!("no room id in {body}"))
+}
+
+/// `GET path` with the bearer `token`; the JSON body of a 200.
+pub(crate) async fn get_json(addr: SocketAddr, token: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, body) = http(addr, "GET", path, Some(token), None).await?;
+    if status != 200 {
+        bail!("GET {path} on {addr}: HTTP {status}: {body}");
+    }
+    Ok(serde_json::from_str(&body)?)
 }

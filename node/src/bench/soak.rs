@@ -347,6 +347,7 @@ pub async fn run_soak(spec: &SoakSpec) -> anyhow::Result<SoakReport> {
         server_pid: spec.server_pid.map(|p| p.to_string()),
         run_id: run.clone(),
         lazy_ack: false,
+        placement: Default::default(),
     };
     let mut rooms = Vec::with_capacity(spec.rooms);
     for r in 0..spec.rooms {

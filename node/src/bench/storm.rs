@@ -131,6 +131,7 @@ pub(crate) async fn run(a: &StormArgs) -> anyhow::Result<bool> {
         server_pid: a.conn.server_pid.map(|p| p.to_string()),
         run_id: run.clone(),
         lazy_ack: false,
+        placement: Default::default(),
     };
     let setup_start = Instant::now();
     let mut rooms = Vec::with_capacity(a.rooms);
