@@ -15,7 +15,8 @@
 //! block of slots per connection for its whole life).
 
 use bytes::Bytes;
-use confab_schemas::RoomId;
+use confab_schemas::wire::{close_frame, encode_server_frame};
+use confab_schemas::{RoomId, ServerFrame};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +42,9 @@ struct Queue {
     finished: bool,
     /// A `reconnect` hint is on its way: no more messages, the cursors are final.
     sealed: bool,
+    /// A frame that must not be lost found the queue full: the hint and the close went behind
+    /// what is queued (see [`Outbound::push`]).
+    overflowed: bool,
     /// Per room, the client's position (a few rooms per connection: a vector is fastest).
     cursors: Vec<Cursor>,
     /// The last join attempt handed out.
@@ -62,6 +66,12 @@ struct Cursor {
 }
 
 impl Queue {
+    /// The client's cursor in every room it joined: what a `reconnect` hint tells it to resume
+    /// from.
+    fn resume(&self) -> BTreeMap<String, u64> {
+        self.cursors.iter().filter(|c| c.joined).map(|c| (c.room.to_string(), c.seq)).collect()
+    }
+
     fn cursor(&mut self, room: RoomId) -> Option<&mut Cursor> {
         self.cursors.iter_mut().find(|c| c.room == room)
     }
@@ -175,6 +185,7 @@ impl Outbound {
                 receiver_gone: false,
                 finished: false,
                 sealed: false,
+                overflowed: false,
                 cursors: Vec::new(),
                 attempts: 0,
             }),
@@ -200,9 +211,36 @@ impl Outbound {
         Ok(())
     }
 
-    /// Enqueues a frame that must not be lost (message, ack, error, control).
+    /// Enqueues a frame that must not be lost (message, ack, error, control). When the queue is
+    /// full, the frame is refused and the connection ends there: a `reconnect` hint with the
+    /// client's cursors and a close frame go behind what is queued (beyond the capacity, once),
+    /// so an answer the client waits for is never dropped without the client being told to
+    /// reconnect and send again (a client that sends without reading meets this).
     pub fn push(&self, frame: Bytes) -> Result<(), Refused> {
-        self.push_within(frame, self.shared.capacity)
+        match self.push_within(frame, self.shared.capacity) {
+            Err(Refused::Full) => {
+                self.overflow();
+                Err(Refused::Full)
+            }
+            other => other,
+        }
+    }
+
+    /// The queue could not take a frame that must not be lost: seals it, then queues the hint
+    /// and the close (once).
+    fn overflow(&self) {
+        let mut q = self.shared.lock();
+        if q.overflowed || q.receiver_gone {
+            return;
+        }
+        q.overflowed = true;
+        q.sealed = true;
+        let resume = q.resume();
+        let reason = "lagging";
+        q.frames.push_back(encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));
+        q.frames.push_back(close_frame(1012, reason));
+        drop(q);
+        self.shared.arrived.notify_one();
     }
 
     /// Enqueues a sheddable frame (typing, presence) only while the queue is at most half full.
@@ -214,7 +252,7 @@ impl Outbound {
     pub async fn push_wait(&self, frame: Bytes) -> Result<(), Refused> {
         loop {
             let drained = self.shared.drained.notified();
-            match self.push(frame.clone()) {
+            match self.push_within(frame.clone(), self.shared.capacity) {
                 Err(Refused::Full) => drained.await,
                 other => return other,
             }
@@ -349,7 +387,7 @@ impl Outbound {
     pub fn seal(&self) -> BTreeMap<String, u64> {
         let mut q = self.shared.lock();
         q.sealed = true;
-        q.cursors.iter().filter(|c| c.joined).map(|c| (c.room.to_string(), c.seq)).collect()
+        q.resume()
     }
 }
 
@@ -447,6 +485,25 @@ mod tests {
         tokio::task::yield_now().await;
         finisher.finish();
         assert_eq!(waiting.await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_lost_frame_ends_the_connection_with_a_resume_hint() {
+        let (out, rx) = Outbound::channel(2);
+        let room = RoomId(7);
+        let ticket = out.begin_join(room);
+        out.push_joined(ticket, 4, Bytes::from_static(b"j")).unwrap();
+        out.push(Bytes::from_static(b"a")).unwrap();
+        // Full: refused, and the hint and the close are queued behind, once.
+        assert_eq!(out.push(Bytes::from_static(b"lost")), Err(Refused::Full));
+        assert_eq!(out.push(Bytes::from_static(b"lost too")), Err(Refused::Full));
+        assert!(out.push_messages(room, 5, 5, Bytes::from_static(b"m")).is_err(), "sealed");
+        let frames: Vec<Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(frames.len(), 4, "{frames:?}");
+        assert_eq!(frames[1], Bytes::from_static(b"a"));
+        let hint = String::from_utf8_lossy(&frames[2]);
+        assert!(hint.contains(r#""type":"reconnect""#) && hint.contains(r#""7":4"#), "{hint}");
+        assert_eq!(frames[3], close_frame(1012, "lagging"));
     }
 
     #[tokio::test]

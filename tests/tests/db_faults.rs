@@ -51,6 +51,8 @@ const RESEND_AFTER: Duration = Duration::from_millis(100);
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// Sends of the flood during a fault.
 const FLOOD: usize = 3000;
+/// Most answers the flood leaves unread (far below a connection's queue of 1,024 frames).
+const FLOOD_UNREAD: usize = 500;
 /// Most the node's resident memory may grow during a fault and its flood.
 const RSS_GROWTH_MAX: u64 = 48 << 20;
 
@@ -260,22 +262,28 @@ async fn flooder(api: &Api, url: &str, room: i64) -> Ws {
 }
 
 /// Sends `FLOOD` messages on `ws` as fast as the socket takes them and waits for an answer to
-/// each: the codes of the refusals, and how many were acked.
+/// each: the codes of the refusals, and how many were acked. It reads as it sends, leaving at
+/// most `FLOOD_UNREAD` answers unread (a client that sends without reading is closed with a
+/// resume hint once its queue is full: `Outbound::push`).
 async fn flood(mut ws: Ws, room: i64) -> (HashMap<String, usize>, usize) {
     let prefix = unique("flood");
-    for chunk in (0..FLOOD).collect::<Vec<_>>().chunks(100) {
-        let frames: Vec<Value> = chunk
-            .iter()
-            .map(|i| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("flood #{i}")}))
-            .collect();
-        ws.send_together(&frames).await;
-    }
     let (mut codes, mut acked, mut answered) = (HashMap::new(), 0, HashSet::new());
+    let mut sent = 0;
     let deadline = Instant::now() + DEADLINE;
     while answered.len() < FLOOD {
         assert!(Instant::now() < deadline, "the flood got {} answers of {FLOOD}", answered.len());
-        let Ok(Some(f)) = ws.next_or_quiet(Duration::from_secs(5)).await else {
-            panic!("the flood's connection closed or went quiet after {} answers", answered.len())
+        if sent < FLOOD && sent - answered.len() + 100 <= FLOOD_UNREAD {
+            let frames: Vec<Value> = (sent..(sent + 100).min(FLOOD))
+                .map(|i| json!({"type": "send", "room": room, "cid": format!("{prefix}-{i}"), "body": format!("flood #{i}")}))
+                .collect();
+            sent += frames.len();
+            ws.send_together(&frames).await;
+            continue;
+        }
+        let f = match ws.next_or_quiet(Duration::from_secs(5)).await {
+            Ok(Some(f)) => f,
+            Ok(None) => panic!("the flood's connection closed after {} answers: {}", answered.len(), ws.ended_how()),
+            Err(()) => panic!("no answer to the flood for 5 s after {} answers of {sent}", answered.len()),
         };
         let cid = f["cid"].as_str().or(f["ref"].as_str()).unwrap_or_default().to_owned();
         if !cid.starts_with(&prefix) || !answered.insert(cid) {
@@ -291,22 +299,37 @@ async fn flood(mut ws: Ws, room: i64) -> (HashMap<String, usize>, usize) {
     (codes, acked)
 }
 
+/// `GET /readyz`'s status and body (0 and null when it did not answer).
+async fn readyz_answer(base: &str) -> (u16, Value) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    match http.get(format!("{base}/readyz")).send().await {
+        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+        Err(_) => (0, Value::Null),
+    }
+}
+
 /// `GET /readyz`'s status.
 async fn readyz(base: &str) -> u16 {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    http.get(format!("{base}/readyz")).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    readyz_answer(base).await.0
+}
+
+/// Waits until `/readyz`'s answer satisfies `ok` (`what` names it in the failure); returns when
+/// it did.
+async fn readyz_until(base: &str, what: &str, within: Duration, ok: impl Fn(u16, &Value) -> bool) -> Instant {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) = readyz_answer(base).await;
+        if ok(status, &body) {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "/readyz did not {what} within {within:?}: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Waits until `/readyz` answers `status`; returns when it did.
 async fn readyz_becomes(base: &str, status: u16, within: Duration) -> Instant {
-    let deadline = Instant::now() + within;
-    loop {
-        if readyz(base).await == status {
-            return Instant::now();
-        }
-        assert!(Instant::now() < deadline, "/readyz did not answer {status} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    readyz_until(base, &format!("answer {status}"), within, |s, _| s == status).await
 }
 
 /// Every stored message of `room`, oldest first, through the REST history.
@@ -355,11 +378,25 @@ async fn check_stored(api: &Api, room: i64, prefix: &str, acks: &HashMap<String,
     println!("stored {} messages, seqs 1..={}, {} acks checked", rows.len(), rows.len(), acks.len());
 }
 
-/// The fault's middle, the same for every fault: once `/readyz` says 503, no ack (when
-/// `acks_stop`: nothing can commit), sends are refused with `retry` promptly, and a flood is
-/// refused with the node's memory flat.
+/// Waits until `/readyz` answers 503 because of the writer (a failed or stalled commit: what
+/// makes the node refuse sends), not because its own read timed out (a lock on `messages`
+/// times that read out about when the writer's commit starts to count as stalled, and sends
+/// made before that wait for the commit); returns when it did.
+async fn refusing_sends(base: &str, within: Duration) -> Instant {
+    readyz_until(base, "name the writer", within, |status, body| {
+        status == 503
+            && body["reason"].as_str().is_some_and(|why| {
+                why.starts_with("the last write failed") || why.starts_with("a commit has been running")
+            })
+    })
+    .await
+}
+
+/// The fault's middle, the same for every fault: once `/readyz` says the writer refuses, no
+/// ack (when `acks_stop`: nothing can commit), sends are refused with `retry` promptly, and a
+/// flood is refused with the node's memory flat.
 async fn during_fault(node: &NodeProcess, flooder: Ws, room: i64, sender: &Sender, hold: Duration, acks_stop: bool) {
-    let unready = readyz_becomes(&node.base, 503, Duration::from_secs(15)).await;
+    let unready = refusing_sends(&node.base, Duration::from_secs(15)).await;
     let rss_before = node.rss_bytes();
     let (codes, flood_acked) = flood(flooder, room).await;
     println!("flood during the fault: {codes:?}, {flood_acked} acked");
