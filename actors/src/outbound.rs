@@ -259,6 +259,12 @@ impl Outbound {
         }
     }
 
+    /// A frame that must not be lost found the queue full: the connection is ending (its hint
+    /// and close are queued), and nothing more it is sent reaches the client.
+    pub fn overflowed(&self) -> bool {
+        self.shared.lock().overflowed
+    }
+
     pub fn is_closed(&self) -> bool {
         self.shared.lock().receiver_gone
     }
@@ -495,7 +501,9 @@ mod tests {
         out.push_joined(ticket, 4, Bytes::from_static(b"j")).unwrap();
         out.push(Bytes::from_static(b"a")).unwrap();
         // Full: refused, and the hint and the close are queued behind, once.
+        assert!(!out.overflowed());
         assert_eq!(out.push(Bytes::from_static(b"lost")), Err(Refused::Full));
+        assert!(out.overflowed());
         assert_eq!(out.push(Bytes::from_static(b"lost too")), Err(Refused::Full));
         assert!(out.push_messages(room, 5, 5, Bytes::from_static(b"m")).is_err(), "sealed");
         let frames: Vec<Bytes> = std::iter::from_fn(|| rx.try_recv().ok()).collect();

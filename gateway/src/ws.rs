@@ -41,6 +41,10 @@ use tracing::debug;
 const WRITE_BATCH: usize = 256;
 /// How long a connection may stay silent (clients ping every 25–30 s).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Once a connection's reader is done, how long its last frames (an error, a resume hint, the
+/// close) may take to be written: a client that reads nothing does not hold the connection (its
+/// task, buffers and its IP's slot) beyond that.
+const LAST_WRITES: Duration = Duration::from_secs(30);
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/ws", get(ws_route))
@@ -157,8 +161,10 @@ async fn run_socket(state: AppState, fut: UpgradeFut, pending: Box<Pending>, _sl
         _ = &mut writer => true,
     };
     finisher.finish();
-    if !writer_done {
-        let _ = writer.await;
+    // Boxed: a timer laid out in this future would be carried by every idle connection.
+    if !writer_done && Box::pin(tokio::time::timeout(LAST_WRITES, &mut writer)).await.is_err() {
+        debug!("the last frames were not written within {LAST_WRITES:?}; dropping the socket");
+        writer.abort();
     }
     state.system.metrics().connections.fetch_sub(1, Relaxed);
 }
@@ -282,6 +288,11 @@ async fn serve(state: &AppState, reader: &mut Reader, live: Live) {
     // What the last batch of frames stopped at, to handle next.
     let mut carried: Option<Box<Incoming>> = None;
     loop {
+        if session.out().overflowed() {
+            // The queue took its resume hint and close: nothing read from now on is answered.
+            debug!("the client reads too slowly: its queue overflowed; closing the socket");
+            break;
+        }
         let deadline = idle_deadline.min(expiry.next_step());
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
@@ -510,5 +521,30 @@ mod tests {
         let expected: Vec<u8> =
             [ws_frame(Opcode::Text, b"a"), ws_frame(Opcode::Text, b"b"), close_frame(1000, "")].concat();
         assert_eq!(sink, expected);
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_that_keeps_reading_gets_everything() {
+        // 64 bytes of socket buffer, read 32 at a time: every write waits for the reader.
+        let (mut client, server) = tokio::io::duplex(64);
+        let (out, rx) = Outbound::channel(64);
+        let frames: Vec<Bytes> = (0..20).map(|i| ws_frame(Opcode::Text, &[b'a' + i; 100])).collect();
+        for f in &frames {
+            out.push(f.clone()).unwrap();
+        }
+        out.push(close_frame(1000, "")).unwrap();
+        let writer = tokio::spawn(write_loop(server, rx));
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 32];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut client, &mut chunk).await.unwrap() {
+                0 => break,
+                n => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+        writer.await.unwrap();
+        let expected: Vec<u8> =
+            frames.iter().flat_map(|f| f.iter().copied()).chain(close_frame(1000, "").iter().copied()).collect();
+        assert_eq!(got, expected);
     }
 }
