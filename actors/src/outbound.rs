@@ -17,9 +17,12 @@
 use bytes::Bytes;
 use confab_schemas::wire::{close_frame, encode_server_frame};
 use confab_schemas::{RoomId, ServerFrame};
+use futures::task::AtomicWaker;
 use std::collections::{BTreeMap, VecDeque};
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use tokio::sync::Notify;
 
 /// Frames a drained queue may keep room for; a larger buffer is given back.
@@ -28,8 +31,10 @@ const KEEP_SLOTS: usize = 8;
 struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
-    /// Wakes the receiver (a frame arrived, or the last sender left).
-    arrived: Notify,
+    /// Wakes the receiver (a frame arrived, or the last sender left): one waiter at most, so a
+    /// waker slot rather than a wait list (cheaper on the fan-out's path, and the receiver's
+    /// pending future is a reference).
+    arrived: AtomicWaker,
     /// Wakes a sender waiting for room.
     drained: Notify,
     senders: AtomicUsize,
@@ -131,7 +136,7 @@ impl Clone for Outbound {
 impl Drop for Outbound {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.arrived.notify_one();
+            self.shared.arrived.wake();
         }
     }
 }
@@ -146,6 +151,18 @@ impl Drop for OutboundRx {
         self.shared.lock().receiver_gone = true;
         self.shared.drained.notify_one();
     }
+}
+
+/// Frames taken from the queue together, to be written with one call.
+pub struct Batch {
+    pub bytes: Bytes,
+    /// It ends with a close frame: nothing is written after it.
+    pub closing: bool,
+}
+
+/// Whether a pre-encoded frame is a close frame (FIN and opcode 8).
+pub fn is_close(frame: &[u8]) -> bool {
+    frame.first() == Some(&0x88)
 }
 
 /// Why a frame was not enqueued.
@@ -168,7 +185,7 @@ pub struct Finisher {
 impl Finisher {
     pub fn finish(self) {
         self.shared.lock().finished = true;
-        self.shared.arrived.notify_one();
+        self.shared.arrived.wake();
     }
 }
 
@@ -190,7 +207,7 @@ impl Outbound {
                 attempts: 0,
             }),
             capacity: capacity.max(2),
-            arrived: Notify::new(),
+            arrived: AtomicWaker::new(),
             drained: Notify::new(),
             senders: AtomicUsize::new(1),
         });
@@ -207,7 +224,7 @@ impl Outbound {
         }
         q.frames.push_back(frame);
         drop(q);
-        self.shared.arrived.notify_one();
+        self.shared.arrived.wake();
         Ok(())
     }
 
@@ -240,7 +257,7 @@ impl Outbound {
         q.frames.push_back(encode_server_frame(&ServerFrame::Reconnect { reason: reason.to_owned(), resume }));
         q.frames.push_back(close_frame(1012, reason));
         drop(q);
-        self.shared.arrived.notify_one();
+        self.shared.arrived.wake();
     }
 
     /// Enqueues a sheddable frame (typing, presence) only while the queue is at most half full.
@@ -294,7 +311,7 @@ impl Outbound {
         }
         q.frames.push_back(frames);
         drop(q);
-        self.shared.arrived.notify_one();
+        self.shared.arrived.wake();
         Ok(Queued::Yes)
     }
 
@@ -316,7 +333,7 @@ impl Outbound {
                         c.seq = seq;
                         q.frames.push_back(frame);
                         drop(q);
-                        self.shared.arrived.notify_one();
+                        self.shared.arrived.wake();
                         return Ok(());
                     }
                     // Left or closed meanwhile.
@@ -379,7 +396,7 @@ impl Outbound {
         let after = c.seq;
         q.frames.push_back(frames);
         drop(q);
-        self.shared.arrived.notify_one();
+        self.shared.arrived.wake();
         Ok(after)
     }
 
@@ -401,37 +418,77 @@ impl OutboundRx {
     /// The next frame; `None` once the queue is empty and every sender is gone or the
     /// [`Finisher`] said so.
     pub async fn recv(&mut self) -> Option<Bytes> {
-        loop {
-            let arrived = self.shared.arrived.notified();
-            if let Some(next) = self.next() {
-                return next;
+        self.recv_with(|rx, q| rx.pop(q)).await
+    }
+
+    /// Waits for frames, then takes what is queued, up to `max` frames or a close frame, as one
+    /// buffer to write with one call (one lock for the lot). `None`: the queue is over.
+    pub async fn recv_batch(&mut self, max: usize) -> Option<Batch> {
+        self.recv_with(|rx, q| rx.pop_batch(q, max)).await
+    }
+
+    /// Waits until `take` finds something under the lock, or the queue is over (`None`).
+    async fn recv_with<T>(&mut self, take: impl Fn(&Self, &mut Queue) -> Option<T>) -> Option<T> {
+        // Something, the end (`Some(None)`), or nothing yet (`None`).
+        let attempt = |rx: &Self| {
+            let mut q = rx.shared.lock();
+            if let Some(found) = take(rx, &mut q) {
+                return Some(Some(found));
             }
-            arrived.await;
-        }
+            // Under the lock: a last sender pushes before it leaves, so its frame is seen.
+            (q.finished || rx.shared.senders.load(Ordering::Acquire) == 0).then_some(None)
+        };
+        poll_fn(|cx| {
+            if let Some(next) = attempt(self) {
+                return Poll::Ready(next);
+            }
+            // Registered, then a second look: a frame pushed in between wakes this waker.
+            self.shared.arrived.register(cx.waker());
+            match attempt(self) {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
-    /// A frame, the end (`Some(None)`), or nothing yet (`None`).
-    fn next(&self) -> Option<Option<Bytes>> {
-        let mut q = self.shared.lock();
-        if let Some(frame) = self.pop(&mut q) {
-            return Some(Some(frame));
-        }
-        // Under the lock: a last sender pushes before it leaves, so its frame is seen.
-        (q.finished || self.shared.senders.load(Ordering::Acquire) == 0).then_some(None)
+    fn pop_batch(&self, q: &mut Queue, max: usize) -> Option<Batch> {
+        let first = q.frames.pop_front()?;
+        let batch = match q.frames.front() {
+            Some(next) if !is_close(&first) => {
+                let mut buf = Vec::with_capacity(first.len() + next.len());
+                buf.extend_from_slice(&first);
+                let (mut frames, mut closing) = (1, false);
+                while frames < max && !closing {
+                    let Some(next) = q.frames.pop_front() else { break };
+                    closing = is_close(&next);
+                    buf.extend_from_slice(&next);
+                    frames += 1;
+                }
+                Batch { bytes: Bytes::from(buf), closing }
+            }
+            _ => Batch { closing: is_close(&first), bytes: first },
+        };
+        self.release_if_drained(q);
+        Some(batch)
     }
 
-    /// The next frame if one is queued.
     pub fn try_recv(&self) -> Result<Bytes, Empty> {
         self.pop(&mut self.shared.lock()).ok_or(Empty)
     }
 
     fn pop(&self, q: &mut Queue) -> Option<Bytes> {
         let frame = q.frames.pop_front()?;
+        self.release_if_drained(q);
+        Some(frame)
+    }
+
+    /// Frames were taken: gives a drained burst's buffer back and wakes a sender waiting for room.
+    fn release_if_drained(&self, q: &mut Queue) {
         if q.frames.is_empty() && q.frames.capacity() > KEEP_SLOTS {
             q.frames = VecDeque::new();
         }
         self.shared.drained.notify_one();
-        Some(frame)
     }
 
     /// A handle that ends this receiver once the queue is drained.
@@ -475,6 +532,36 @@ mod tests {
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"b"));
         assert_eq!(rx.recv().await.unwrap(), Bytes::from_static(b"c"));
         assert_eq!(rx.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_queued_up_to_its_cap_or_a_close() {
+        let (out, mut rx) = Outbound::channel(16);
+        for f in [&b"a"[..], b"b", b"c"] {
+            out.push(Bytes::copy_from_slice(f)).unwrap();
+        }
+        let b = rx.recv_batch(2).await.unwrap();
+        assert_eq!((&b.bytes[..], b.closing), (&b"ab"[..], false));
+        let close = close_frame(1000, "");
+        out.push(close.clone()).unwrap();
+        out.push(Bytes::from_static(b"after")).unwrap();
+        let b = rx.recv_batch(8).await.unwrap();
+        assert_eq!((b.bytes, b.closing), (Bytes::from([&b"c"[..], &close[..]].concat()), true));
+        let b = rx.recv_batch(8).await.unwrap();
+        assert_eq!((&b.bytes[..], b.closing), (&b"after"[..], false));
+        // A close alone is a batch of its own.
+        out.push(close.clone()).unwrap();
+        let b = rx.recv_batch(8).await.unwrap();
+        assert_eq!((b.bytes, b.closing), (close, true));
+        // A waiting receiver is woken by the next frame, and ends with the last sender.
+        let waiting = tokio::spawn(async move {
+            let first = rx.recv_batch(8).await.map(|b| b.bytes);
+            (first, rx.recv_batch(8).await.is_none())
+        });
+        tokio::task::yield_now().await;
+        out.push(Bytes::from_static(b"late")).unwrap();
+        drop(out);
+        assert_eq!(waiting.await.unwrap(), (Some(Bytes::from_static(b"late")), true));
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ pub mod uploads;
 pub mod web;
 pub mod ws;
 mod ws_read;
+mod ws_socket;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -16,12 +16,12 @@ use crate::error::ApiError;
 use crate::security::origin_allowed;
 use crate::tokens::{Claims, now_secs};
 use crate::ws_read::{FrameReader, Message, ReadError};
+use crate::ws_socket::{self, WriteSide};
 use axum::Router;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use confab_actors::outbound::{Outbound, OutboundRx};
 use confab_actors::session::INBOUND_PERMITS;
 use confab_actors::sessions::SessionHandle;
@@ -143,12 +143,16 @@ async fn run_socket(state: AppState, fut: UpgradeFut, pending: Box<Pending>, _sl
         Err(e) => return debug!(err = %e, "upgrade failed"),
     };
     state.system.metrics().connections.fetch_add(1, Relaxed);
-    let (read_half, write_half) = tokio::io::split(ws.into_inner());
-    let mut reader = FrameReader::new(read_half, state.config.max_frame_bytes);
+    let (read_half, write_half, early) = ws_socket::split(ws.into_inner());
+    let mut reader = FrameReader::with_buffered(read_half, state.config.max_frame_bytes, &early);
+    drop(early);
 
     let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
     let finisher = rx.finisher();
-    let mut writer = state.writers.spawn(write_loop(write_half, rx));
+    let mut writer = match write_half {
+        WriteSide::Tcp(w) => state.writers.spawn(write_loop(w, rx)),
+        WriteSide::Other(w) => state.writers.spawn(write_loop(w, rx)),
+    };
     // Whichever ends first ends the connection: a closed socket, or a close frame written.
     // Held until the connection ends: the TCP connection counts against its IP until then.
     let _admitted = pending.admitted.clone();
@@ -169,7 +173,7 @@ async fn run_socket(state: AppState, fut: UpgradeFut, pending: Box<Pending>, _sl
     state.system.metrics().connections.fetch_sub(1, Relaxed);
 }
 
-type Reader = FrameReader<tokio::io::ReadHalf<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
+type Reader = FrameReader<ws_socket::ReadSide>;
 
 /// What the reader made of one WebSocket message.
 enum Incoming {
@@ -467,47 +471,18 @@ async fn authenticate_by_frame(
 /// Writes queued frames, batching whatever is already queued into one write, until a close frame
 /// is written, the queue closes, the socket fails, or the reader is done and the queue drained.
 async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: OutboundRx) {
-    loop {
-        let Some(first) = rx.recv().await else { break };
-        let mut closing = is_close(&first);
-        let second = if closing { None } else { rx.try_recv().ok() };
-        let res = match second {
-            None => w.write_all(&first).await,
-            Some(mut next) => {
-                // More is queued: gather it into one write. The buffer lives for this write only,
-                // so a connection holds none between bursts.
-                let mut buf = Vec::with_capacity(first.len() + next.len());
-                buf.extend_from_slice(&first);
-                let mut frames = 1;
-                loop {
-                    closing = is_close(&next);
-                    buf.extend_from_slice(&next);
-                    frames += 1;
-                    if closing || frames >= WRITE_BATCH {
-                        break;
-                    }
-                    match rx.try_recv() {
-                        Ok(f) => next = f,
-                        Err(_) => break,
-                    }
-                }
-                w.write_all(&buf).await
-            }
-        };
-        if res.is_err() || closing {
+    while let Some(batch) = rx.recv_batch(WRITE_BATCH).await {
+        if w.write_all(&batch.bytes).await.is_err() || batch.closing {
             break;
         }
     }
     let _ = w.shutdown().await;
 }
 
-fn is_close(frame: &Bytes) -> bool {
-    frame.first() == Some(&(0x80 | Opcode::Close as u8))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[tokio::test]
     async fn writer_batches_and_stops_after_close() {

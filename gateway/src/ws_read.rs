@@ -74,8 +74,15 @@ struct Frame {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader with nothing read yet (the tests' and the fuzz target's).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn new(io: R, max_message: usize) -> FrameReader<R> {
-        FrameReader { io, buf: Vec::new(), pos: 0, need: 2, max_message, partial: None }
+        FrameReader::with_buffered(io, max_message, &[])
+    }
+
+    /// A reader whose first bytes were already read from the socket (by the HTTP layer).
+    pub(crate) fn with_buffered(io: R, max_message: usize, early: &[u8]) -> FrameReader<R> {
+        FrameReader { io, buf: early.to_vec(), pos: 0, need: 2, max_message, partial: None }
     }
 
     /// The next complete message; fragments are joined and control frames between them returned
@@ -398,6 +405,22 @@ mod tests {
         assert_eq!(r.read_message().await, Ok(Message::Text(b"second".to_vec())));
         assert_eq!(r.buf.capacity(), 0);
         assert_eq!(r.read_message().await, Err(ReadError::Eof));
+    }
+
+    #[tokio::test]
+    async fn bytes_read_before_the_reader_come_first() {
+        // What the HTTP layer read past the upgrade request: a whole frame and half the next,
+        // whose rest comes from the socket.
+        let mut bytes = frame(0x81, b"early");
+        bytes.extend(frame(0x81, b"split across"));
+        let cut = frame(0x81, b"early").len() + 4;
+        for step in [1, usize::MAX] {
+            let rest = Trickle { data: bytes[cut..].to_vec(), at: 0, step };
+            let mut r = FrameReader::with_buffered(rest, 100, &bytes[..cut]);
+            assert_eq!(r.read_message().await, Ok(Message::Text(b"early".to_vec())));
+            assert_eq!(r.read_message().await, Ok(Message::Text(b"split across".to_vec())));
+            assert_eq!(r.read_message().await, Err(ReadError::Eof));
+        }
     }
 
     #[tokio::test]
