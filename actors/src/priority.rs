@@ -57,6 +57,15 @@ pub fn init(writer_nice: i32) {
     }
 }
 
+/// Makes the calling thread a batch thread (`SCHED_BATCH`, same nice value): waking it does not
+/// preempt the thread that woke it, so it runs when that thread blocks or its time slice ends.
+/// For the socket writers: a fan-out or a burst of handshakes wakes one writer task after another,
+/// and each wake of an idle writer thread was otherwise two context switches on a shared core.
+/// A failure is logged and changes nothing else.
+pub fn set_current_batch() {
+    report(imp::set_current_batch(), 0, "batch");
+}
+
 /// Gives the calling thread the nice value [`init`] chose for the threads that do not commit;
 /// meant for a runtime's `on_thread_start`.
 pub fn set_other_thread() {
@@ -109,6 +118,22 @@ mod imp {
         Ok(rustix::process::getpriority_process(Some(rustix::thread::gettid()))?)
     }
 
+    pub(super) fn set_current_batch() -> io::Result<()> {
+        use thread_priority::{
+            NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityValue, ThreadSchedulePolicy,
+            set_thread_priority_and_policy, thread_native_id,
+        };
+        let batch = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch);
+        // The crate sets a normal policy's nice value too, from a 0–99 scale: the point of that
+        // scale that is this thread's nice value keeps it.
+        let nice = get_current()?;
+        let keep = (0..=99u8)
+            .filter_map(|p| ThreadPriorityValue::try_from(p).ok().map(ThreadPriority::Crossplatform))
+            .find(|p| p.to_posix(batch).ok() == Some(nice))
+            .ok_or_else(|| io::Error::other(format!("no priority keeps the nice value {nice}")))?;
+        set_thread_priority_and_policy(thread_native_id(), keep, batch).map_err(|e| io::Error::other(format!("{e:?}")))
+    }
+
     pub(super) fn set_named(name: &str, nice: i32) -> io::Result<()> {
         let mut found = false;
         for task in std::fs::read_dir("/proc/self/task")? {
@@ -137,6 +162,10 @@ mod imp {
     }
 
     pub(super) fn get_current() -> io::Result<i32> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub(super) fn set_current_batch() -> io::Result<()> {
         Err(io::ErrorKind::Unsupported.into())
     }
 

@@ -27,7 +27,10 @@ impl SocketWriters {
         let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("socket-writer")
-            .on_thread_start(confab_actors::priority::set_other_thread)
+            .on_thread_start(|| {
+                confab_actors::priority::set_other_thread();
+                confab_actors::priority::set_current_batch();
+            })
             .enable_all()
             .build();
         match built {
