@@ -63,7 +63,9 @@ pub fn init(writer_nice: i32) {
 /// and each wake of an idle writer thread was otherwise two context switches on a shared core.
 /// A failure is logged and changes nothing else.
 pub fn set_current_batch() {
-    report(imp::set_current_batch(), 0, "batch");
+    if let Err(e) = imp::set_current_batch() {
+        tracing::debug!("a socket writer thread stays a normal thread: {e}");
+    }
 }
 
 /// Gives the calling thread the nice value [`init`] chose for the threads that do not commit;
