@@ -15,7 +15,7 @@
 //! block of slots per connection for its whole life).
 
 use bytes::Bytes;
-use confab_schemas::wire::{close_frame, encode_server_frame};
+use confab_schemas::wire::{Opcode, close_frame, encode_server_frame};
 use confab_schemas::{RoomId, ServerFrame};
 use futures::task::AtomicWaker;
 use std::collections::{BTreeMap, VecDeque};
@@ -162,7 +162,7 @@ pub struct Batch {
 
 /// Whether a pre-encoded frame is a close frame (FIN and opcode 8).
 pub fn is_close(frame: &[u8]) -> bool {
-    frame.first() == Some(&0x88)
+    frame.first() == Some(&(0x80 | Opcode::Close as u8))
 }
 
 /// Why a frame was not enqueued.
@@ -473,6 +473,7 @@ impl OutboundRx {
         Some(batch)
     }
 
+    /// The next frame if one is queued.
     pub fn try_recv(&self) -> Result<Bytes, Empty> {
         self.pop(&mut self.shared.lock()).ok_or(Empty)
     }

@@ -145,6 +145,7 @@ async fn run_socket(state: AppState, fut: UpgradeFut, pending: Box<Pending>, _sl
     state.system.metrics().connections.fetch_add(1, Relaxed);
     let (read_half, write_half, early) = ws_socket::split(ws.into_inner());
     let mut reader = FrameReader::with_buffered(read_half, state.config.max_frame_bytes, &early);
+    // hyper's read buffer: not carried in this future for the connection's life.
     drop(early);
 
     let (out, rx) = Outbound::channel(state.system.config().outbound_capacity);
